@@ -1,0 +1,122 @@
+"""Argument checks shared by both backends, so pynn.ops and pynn.reference refuse the same
+bad input with the same exception before any arithmetic runs (and before C is entered).
+
+TypeError for a wrong type or dtype, ValueError for a wrong shape or value; messages say
+what was expected, what was received, and how to fix it.
+"""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(x, name, ndim=None, min_ndim=None):
+    """Return `x` as a float32/float64 ndarray safe for C: aligned and native byte order.
+
+    Only a copy where strides cannot express the data (unaligned, byte-swapped).
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, "
+                        f"received {type(x).__name__}; convert with np.asarray({name}, np.float32)")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, received {x.dtype}; "
+                        f"convert with {name}.astype(np.float32)")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, received shape {x.shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), received shape {x.shape}")
+    if not x.flags.aligned or not x.dtype.isnative:
+        x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+    return x
+
+
+def same_dtype(dtype, **arrays):
+    for name, a in arrays.items():
+        if a is not None and a.dtype != dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but the other inputs are {dtype}; "
+                            f"pass arrays of one dtype")
+
+
+def same_shape(shape, **arrays):
+    for name, a in arrays.items():
+        if a is not None and a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, received {a.shape}")
+
+
+def contiguous(x):
+    """C-contiguous view or copy (kernels that do not take strides)."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def _same_layout(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)
+
+
+def out_array(out, shape, dtype, name="out", inputs=(), allow_inplace=False):
+    """Check or allocate an output buffer.
+
+    out must be a writeable, aligned, C-contiguous ndarray of exactly `shape` and `dtype`.
+    It may not overlap any array in `inputs`, except that with allow_inplace=True it may *be*
+    one of them (same memory, same layout): elementwise kernels may run in place.
+    """
+    shape = tuple(shape)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, received {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, received {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array")
+    if not out.flags.c_contiguous or not out.flags.aligned:
+        raise ValueError(f"{name} must be C-contiguous and aligned; pass np.empty({shape}, dtype)")
+    for a in inputs:
+        if a is None or not np.may_share_memory(out, a):
+            continue
+        if allow_inplace and _same_layout(out, a):
+            continue
+        raise ValueError(f"{name} overlaps an input array; pass a separate buffer"
+                         + (" or the input itself for in-place" if allow_inplace else ""))
+    return out
+
+
+def finite_scalar(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A Python float in [low, high] (or open ends); ValueError otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, received {value!r}") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, received {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, received {value!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, received {value!r}")
+    return v
+
+
+def int_labels(labels, n, num_classes, name="labels"):
+    """Integer class labels of shape (n,) in [0, num_classes) as a contiguous int64 array.
+
+    Float labels are accepted only when they hold exact integers (Keras passes float
+    labels around); NaN, fractions and out-of-range classes raise ValueError.
+    """
+    if not isinstance(labels, np.ndarray):
+        labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), received {labels.shape}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)):
+            raise ValueError(f"{name} contain NaN or infinity")
+        if not np.all(labels == np.floor(labels)):
+            raise ValueError(f"{name} must be whole numbers, received fractional values")
+    elif labels.dtype.kind not in "iub":
+        raise TypeError(f"{name} must be integers, received dtype {labels.dtype}")
+    if n:
+        lo, hi = labels.min(), labels.max()
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"{name} must be in [0, {num_classes}) for {num_classes} classes, "
+                             f"received values from {lo} to {hi}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
