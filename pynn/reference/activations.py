@@ -1,0 +1,2 @@
+"""activations kernels: NumPy reference (to be filled)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""dense kernels: NumPy reference (to be filled)."""
+__all__ = []

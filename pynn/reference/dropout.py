@@ -1,0 +1,2 @@
+"""dropout kernels: NumPy reference (to be filled)."""
+__all__ = []

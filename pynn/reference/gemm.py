@@ -1,0 +1,2 @@
+"""gemm kernels: NumPy reference (to be filled)."""
+__all__ = []

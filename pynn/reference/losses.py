@@ -1,0 +1,2 @@
+"""losses kernels: NumPy reference (to be filled)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""optim kernels: NumPy reference (to be filled)."""
+__all__ = []
