@@ -18,6 +18,7 @@ import tempfile
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE_CFLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-fno-trapping-math", "-Wall",
@@ -98,7 +99,19 @@ extensions = [
     for p in sorted(glob.glob("pynn/_ext/*.pyx"))
 ]
 
+
+
+class BuildExt(build_ext):
+    """build_ext that first builds the csrc/ static libraries (also for --inplace)."""
+
+    def run(self):
+        if self.distribution.has_c_libraries():
+            self.run_command("build_clib")
+        super().run()
+
+
 setup(
+    cmdclass={"build_ext": BuildExt},
     libraries=libraries,
     ext_modules=cythonize(extensions, compiler_directives=directives,
                           compile_time_env={"PYNN_CYTHON_DEBUG": debug}),
