@@ -1,0 +1,113 @@
+"""Runtime: threads, threadpoolctl, fork safety, concurrent calls, arch switch, config."""
+import concurrent.futures
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pynn
+from helpers import C, REF
+
+BIG = (600, 700)  # large enough that kernels use every thread
+OPENMP = pynn._config._runtime().have_openmp()
+needs_openmp = pytest.mark.skipif(not OPENMP, reason="serial build (no OpenMP)")
+
+
+@needs_openmp
+def test_set_and_get_num_threads():
+    with pynn.num_threads(1):
+        assert pynn.get_num_threads() == 1
+    with pynn.num_threads(2):
+        assert pynn.get_num_threads() == 2
+
+
+@needs_openmp
+def test_threadpoolctl_limits_are_honoured():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with pynn.num_threads(2):
+        with threadpoolctl.threadpool_limits(1):
+            assert pynn.get_num_threads() == 1
+        assert pynn.get_num_threads() == 2
+
+
+def _run(code, **env):
+    e = dict(os.environ)
+    e.update(env)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@needs_openmp
+def test_default_threads_follow_omp_num_threads():
+    assert _run("import pynn; print(pynn.get_num_threads())", OMP_NUM_THREADS="1") == "1"
+    assert _run("import pynn; print(pynn._config.default_num_threads())",
+                OMP_NUM_THREADS="3") == "3"
+
+
+def test_pynn_arch_environment_and_switch():
+    assert _run("import pynn; print(pynn.get_arch())", PYNN_ARCH="generic") == "generic"
+    with pytest.raises(ValueError, match="unknown arch"):
+        pynn.set_arch("sse9")
+    with pynn.arch("generic"):
+        assert pynn.get_arch() == "generic"
+    assert pynn.get_arch() == pynn._config._runtime().cpu_isa()
+
+
+def _child_kernel(q):
+    x = np.arange(BIG[0] * BIG[1], dtype=np.float64).reshape(BIG) % 7
+    q.put(float(C.column_sum(x).sum()))
+
+
+def test_forked_child_does_not_hang():
+    x = np.arange(BIG[0] * BIG[1], dtype=np.float64).reshape(BIG) % 7
+    with pynn.num_threads(2):
+        expected = float(C.column_sum(x).sum())  # parent has started OpenMP threads
+        ctx = multiprocessing.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_child_kernel, args=(q,))
+        p.start()
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+            pytest.fail("child forked after OpenMP use hung in a kernel")
+        assert p.exitcode == 0
+        assert q.get(timeout=5) == expected
+
+
+def test_concurrent_python_threads_are_safe():
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(BIG) for _ in range(8)]
+    expected = [REF.column_sum(x) for x in xs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(C.column_sum, xs))
+            for g, e in zip(got, expected):
+                np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+def test_memory_mapped_input(tmp_path):
+    path = tmp_path / "x.dat"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(37, 11))
+    mm[...] = np.arange(37 * 11).reshape(37, 11)
+    mm.flush()
+    ro = np.memmap(path, dtype=np.float32, mode="r", shape=(37, 11))
+    np.testing.assert_array_equal(C.column_sum(ro), REF.column_sum(np.array(ro)))
+
+
+def test_show_config_reports_build_and_runtime(capsys):
+    info = pynn.show_config()
+    out = capsys.readouterr().out
+    for key in ("OpenMP", "threads", "ISA in use", "build flags", "CPU best ISA"):
+        assert key in info and key in out
+    assert "-march=native" not in info["build flags"]
+
+
+def test_bad_thread_counts_raise_even_without_openmp():
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="integer >= 1"):
+            pynn.set_num_threads(bad)
