@@ -7,6 +7,8 @@ one C call with the GIL released. Forward returns L as a Python float; backward 
 dL/d(prediction) into `out` (allocated when None; it may be the prediction itself).
 B == 0 gives 0.0 and an empty gradient without entering C.
 """
+import math
+
 import numpy as np
 from cython cimport floating
 from libc.stdint cimport int64_t
@@ -305,7 +307,7 @@ def _dense_args(x, y_true, sample_weight, name, categorical):
     y_true = _checks.float_array(y_true, "y_true")
     _checks.same_dtype(x.dtype, y_true=y_true)
     _checks.same_shape(x.shape, y_true=y_true)
-    B, D = x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))
+    B, D = x.shape[0], math.prod(x.shape[1:])
     if D == 0:
         raise ValueError(f"{name} must hold at least one value per sample, received shape "
                          f"{x.shape}")

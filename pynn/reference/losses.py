@@ -19,6 +19,8 @@ magnitude 1e4 give finite, exact-to-rounding values.
 Checks: dtypes (TypeError), shapes, NaN/inf in targets or weights, labels out of range,
 NaN or fractional (ValueError), the same in both backends (pynn/_checks.py).
 """
+import math
+
 import numpy as np
 
 from .. import _checks
@@ -55,7 +57,7 @@ def _dense_args(x, y_true, sample_weight, name, categorical):
     y_true = _checks.float_array(y_true, "y_true")
     _checks.same_dtype(x.dtype, y_true=y_true)
     _checks.same_shape(x.shape, y_true=y_true)
-    B, D = x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))
+    B, D = x.shape[0], math.prod(x.shape[1:])
     if D == 0:
         raise ValueError(f"{name} must hold at least one value per sample, received shape "
                          f"{x.shape}")
