@@ -97,6 +97,12 @@ def finite_scalar(value, name, low=None, high=None, low_open=False, high_open=Fa
     return v
 
 
+def finite(x, name):
+    """ValueError if the array x holds NaN or infinity (targets, weights)."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinity; clean or mask those entries first")
+
+
 def int_labels(labels, n, num_classes, name="labels"):
     """Integer class labels of shape (n,) in [0, num_classes) as a contiguous int64 array.
 
