@@ -44,6 +44,7 @@ static void pynn_dropout_apply_##SUF(T *out, const T *x, pynn_idx n, double rate
     const uint64_t thr = (uint64_t)ceil(rate * (double)(1ULL << (64 - SHIFT)));             \
     const T scale = (T)(1.0 / (1.0 - rate));                                                \
     int nt = pynn_threads_for(ctx, 8.0 * (double)n);                                        \
+    (void)nt; /* unused in a serial build */                                                \
     if (x) {                                                                                \
         _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
         for (pynn_idx i = 0; i < n; i++) {                                                  \

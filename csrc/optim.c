@@ -147,6 +147,7 @@ static ATTR double pynn_sumsq_range_##SUF##_##ISA(const T *restrict x, pynn_idx 
     do {                                                                                    \
         int nt_ = pynn_threads_for(ctx, (work));                                            \
         int isa_ = (ctx).isa;                                                               \
+        (void)nt_; /* unused in a serial build */                                           \
         pynn_idx nch_ = ((n) + PYNN_OPT_CHUNK - 1) / PYNN_OPT_CHUNK;                        \
         _Pragma("omp parallel num_threads(nt_) if(nt_ > 1)")                                \
         {                                                                                   \
@@ -215,15 +216,17 @@ void pynn_adagrad_update_##SUF(T *param, T *accum, const T *grad, pynn_idx n, do
 static double pynn_sumsq_##SUF(const T *x, pynn_idx n, double sc, pynn_ctx ctx) {           \
     /* sum (x (n) sc)^2 over PYNN_NORM_BLOCKS blocks whose bounds depend on n only */       \
     double part[PYNN_NORM_BLOCKS];                                                          \
-    int nb = (int)PYNN_MIN((pynn_idx)PYNN_NORM_BLOCKS, (n + PYNN_OPT_CHUNK - 1) / PYNN_OPT_CHUNK); \
+    pynn_idx nch = (n + PYNN_OPT_CHUNK - 1) / PYNN_OPT_CHUNK;                               \
+    int nb = (int)PYNN_MIN((pynn_idx)PYNN_NORM_BLOCKS, nch);                                \
     int nt = pynn_threads_for(ctx, 4.0 * (double)n);                                        \
     int isa = ctx.isa;                                                                      \
+    (void)nt;                                                                               \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
     for (int b = 0; b < nb; b++) {                                                          \
-        pynn_idx i0 = n * b / nb, i1 = n * (b + 1) / nb;                                    \
-        if (isa >= PYNN_ISA_AVX512) part[b] = pynn_sumsq_range_##SUF##_avx512(x + i0, i1 - i0, sc); \
-        else if (isa >= PYNN_ISA_AVX2) part[b] = pynn_sumsq_range_##SUF##_avx2(x + i0, i1 - i0, sc); \
-        else part[b] = pynn_sumsq_range_##SUF##_generic(x + i0, i1 - i0, sc);               \
+        pynn_idx i0 = n * b / nb, len = n * (b + 1) / nb - i0;                              \
+        if (isa >= PYNN_ISA_AVX512) part[b] = pynn_sumsq_range_##SUF##_avx512(x + i0, len, sc); \
+        else if (isa >= PYNN_ISA_AVX2) part[b] = pynn_sumsq_range_##SUF##_avx2(x + i0, len, sc); \
+        else part[b] = pynn_sumsq_range_##SUF##_generic(x + i0, len, sc);                   \
     }                                                                                       \
     double s = 0.0;                                                                         \
     for (int b = 0; b < nb; b++) s += part[b];                                              \
@@ -254,7 +257,7 @@ double pynn_clip_by_global_norm_##SUF(T *grad, pynn_idx n, double max_norm, pynn
     double norm = pynn_global_norm_##SUF(grad, n, ctx);                                     \
     if (norm > max_norm && !isinf(norm)) {                                                  \
         T s = (T)(max_norm / norm);                                                         \
-        PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s);   \
+        PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s);    \
     }                                                                                       \
     return norm;                                                                            \
 }
