@@ -34,29 +34,63 @@ static inline uint64_t pynn_dropout_key(uint64_t seed, uint64_t step) {
     return pynn_sm64_mix(pynn_sm64_mix(seed + PYNN_SM64_G) ^ (step * PYNN_SM64_G));
 }
 
-/* SHIFT: 40 (float32, 24 bits kept) or 11 (float64, 53 bits kept);
- * x == NULL writes the mask itself (scale or 0). */
+#define PYNN_DROPOUT_CHUNK 4096   /* elements per scheduling unit */
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PYNN_DTGT_AVX2 __attribute__((target("avx2")))
+#define PYNN_DTGT_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
+#else
+#define PYNN_DTGT_AVX2
+#define PYNN_DTGT_AVX512
+#endif
+
+/* One chunk of elements [i0, i0 + n), compiled per ISA (AVX-512DQ multiplies 64-bit lanes).
+ * SHIFT: 40 (float32, 24 bits kept) or 11 (float64, 53 bits kept); x == NULL writes the
+ * mask itself (scale or 0). */
+#define PYNN_DROPOUT_RANGE(T, SUF, SHIFT, ISA, ATTR)                                        \
+static ATTR void pynn_dropout_range_##SUF##_##ISA(T *out, const T *x, pynn_idx i0,          \
+                                                  pynn_idx n, uint64_t key, uint64_t thr,   \
+                                                  T scale) {                                \
+    /* out (n) = x (n) * keep(key, i0 + i) * scale, or the mask when x is NULL */           \
+    const uint64_t base = key + (uint64_t)(i0 + 1) * PYNN_SM64_G;                           \
+    if (x) {                                                                                \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            uint64_t b = pynn_sm64_mix(base + (uint64_t)i * PYNN_SM64_G);                   \
+            out[i] = (b >> SHIFT) >= thr ? x[i] * scale : (T)0;                             \
+        }                                                                                   \
+    } else {                                                                                \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            uint64_t b = pynn_sm64_mix(base + (uint64_t)i * PYNN_SM64_G);                   \
+            out[i] = (b >> SHIFT) >= thr ? scale : (T)0;                                    \
+        }                                                                                   \
+    }                                                                                       \
+}
+
 #define PYNN_DROPOUT_FAMILY(T, SUF, SHIFT)                                                  \
+PYNN_DROPOUT_RANGE(T, SUF, SHIFT, generic, )                                                \
+PYNN_DROPOUT_RANGE(T, SUF, SHIFT, avx2, PYNN_DTGT_AVX2)                                     \
+PYNN_DROPOUT_RANGE(T, SUF, SHIFT, avx512, PYNN_DTGT_AVX512)                                 \
+                                                                                            \
 static void pynn_dropout_apply_##SUF(T *out, const T *x, pynn_idx n, double rate,           \
                                      uint64_t seed, uint64_t step, pynn_ctx ctx) {          \
     /* out (n) = x (n) * keep(seed, step, i) / (1 - rate); mask alone when x is NULL */     \
     const uint64_t key = pynn_dropout_key(seed, step);                                      \
     const uint64_t thr = (uint64_t)ceil(rate * (double)(1ULL << (64 - SHIFT)));             \
     const T scale = (T)(1.0 / (1.0 - rate));                                                \
+    const pynn_idx nch = (n + PYNN_DROPOUT_CHUNK - 1) / PYNN_DROPOUT_CHUNK;                 \
+    const int isa = ctx.isa;                                                                \
     int nt = pynn_threads_for(ctx, 8.0 * (double)n);                                        \
     (void)nt; /* unused in a serial build */                                                \
-    if (x) {                                                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
-        for (pynn_idx i = 0; i < n; i++) {                                                  \
-            uint64_t b = pynn_sm64_mix(key + (uint64_t)(i + 1) * PYNN_SM64_G);              \
-            out[i] = (b >> SHIFT) >= thr ? x[i] * scale : (T)0;                             \
-        }                                                                                   \
-    } else {                                                                                \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
-        for (pynn_idx i = 0; i < n; i++) {                                                  \
-            uint64_t b = pynn_sm64_mix(key + (uint64_t)(i + 1) * PYNN_SM64_G);              \
-            out[i] = (b >> SHIFT) >= thr ? scale : (T)0;                                    \
-        }                                                                                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
+    for (pynn_idx c = 0; c < nch; c++) {                                                    \
+        pynn_idx i0 = c * PYNN_DROPOUT_CHUNK, len = PYNN_MIN(PYNN_DROPOUT_CHUNK, n - i0);   \
+        const T *xc = x ? x + i0 : NULL;                                                    \
+        if (isa >= PYNN_ISA_AVX512)                                                         \
+            pynn_dropout_range_##SUF##_avx512(out + i0, xc, i0, len, key, thr, scale);      \
+        else if (isa >= PYNN_ISA_AVX2)                                                      \
+            pynn_dropout_range_##SUF##_avx2(out + i0, xc, i0, len, key, thr, scale);        \
+        else                                                                                \
+            pynn_dropout_range_##SUF##_generic(out + i0, xc, i0, len, key, thr, scale);     \
     }                                                                                       \
 }                                                                                           \
                                                                                             \
