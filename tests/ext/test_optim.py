@@ -110,6 +110,21 @@ def test_random_sizes(n, case, dtype):
     check_trajectory(opt, names, kw, (n,), dtype, steps=2, seed=n)
 
 
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_grad_layouts_accepted(be):
+    """grad is only read: read-only and unaligned C-ordered grads give the same update."""
+    rng = np.random.default_rng(9)
+    p0, g = rand(rng, (5, 7), np.float32), rand(rng, (5, 7), np.float32)
+    want = p0.copy()
+    be.adam_update(want, g, np.zeros_like(p0), np.zeros_like(p0), 0.01)
+    for name, gv in layouts(g):
+        if name in ("f", "strided"):
+            continue  # refused: see test_bad_input
+        p = p0.copy()
+        be.adam_update(p, gv, np.zeros_like(p0), np.zeros_like(p0), 0.01)
+        np.testing.assert_array_equal(p, want, err_msg=name)
+
+
 # ---- hand-worked single steps (float64, values worked out on paper) ----
 
 @pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
