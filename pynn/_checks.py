@@ -126,3 +126,61 @@ def int_labels(labels, n, num_classes, name="labels"):
             raise ValueError(f"{name} must be in [0, {num_classes}) for {num_classes} classes, "
                              f"received values from {lo} to {hi}")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def int_scalar(value, name, low=0, high=2**63):
+    """A Python int in [low, high) (bool and floats are a TypeError); ValueError outside."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, received {value!r}")
+    v = int(value)
+    if v < low or v >= high:
+        raise ValueError(f"{name} must be in [{low}, {high}), received {v}")
+    return v
+
+
+def state_array(a, name, like=None):
+    """An array updated in place by a kernel: float32/float64 ndarray, C-contiguous, aligned,
+    writeable, with the shape and dtype of `like` when given. Never copied."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, "
+                        f"received {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, received {a.dtype}")
+    if like is not None:
+        if a.dtype != like.dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but param is {like.dtype}; "
+                            f"pass arrays of one dtype")
+        if a.shape != like.shape:
+            raise ValueError(f"{name} must have shape {like.shape} like param, received {a.shape}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} is read-only; it is updated in place, pass a writeable array")
+    if not a.flags.c_contiguous or not a.flags.aligned or not a.dtype.isnative:
+        raise ValueError(f"{name} must be C-contiguous and aligned (it is updated in place); "
+                         f"keep it in a buffer made by np.zeros/np.empty")
+    return a
+
+
+def no_overlap(**arrays):
+    """ValueError when two of the (non-None) arrays share memory."""
+    items = [(n, a) for n, a in arrays.items() if a is not None]
+    for i, (na, a) in enumerate(items):
+        for nb, b in items[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{na} and {nb} share memory; each needs its own buffer")
+
+
+def shape_dtype(shape, dtype):
+    """A shape as a tuple of non-negative ints and a float32/float64 numpy dtype."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(int_scalar(s, "shape entries", 0, 2**62) for s in shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of non-negative integers, received {shape!r}") from None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, received {dtype!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, received {dtype}")
+    return shape, dtype

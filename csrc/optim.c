@@ -1,0 +1,272 @@
+/* optim.c - fused in-place optimizer updates (SGD, Adam/AdamW, RMSprop, Adagrad) and
+ * global-norm clipping over one flat parameter buffer (llm.c style), Keras 3 formulas.
+ *
+ * Each update is one pass: param, state and grad element i are read once and written once.
+ * Decoupled weight decay comes first inside the same pass: p -= lr * weight_decay * p.
+ * Scalars are rounded to T once, then all arithmetic is in T, in the order of the NumPy
+ * twin (pynn/reference/optim.py), so the portable path matches it to the last bit or two.
+ *
+ * Subnormals: the moments of weights whose gradient is always zero decay geometrically into
+ * subnormal floats, on which x86 arithmetic is ~50x slower. Every update and the clip scaling
+ * run under PYNN_FTZ_BEGIN/END (flush-to-zero + denormals-are-zero, set and restored on each
+ * thread), so such state becomes exactly 0 and a late step costs what an early one does.
+ * global_norm does not: DAZ would read subnormal inputs as 0.
+ *
+ * Parallel split: the buffer is cut into chunks of PYNN_OPT_CHUNK elements, handed out
+ * schedule(static); each chunk runs a vectorizable loop compiled for the ISA in ctx (GCC
+ * target attributes; no ISA flags on this file). Updates are elementwise, so one thread
+ * writes each element. global_norm sums a fixed number of blocks whose bounds depend on n
+ * only, each in index order with 8 fixed lanes, then adds the block sums in block order:
+ * the bits do not depend on the thread count. */
+#include <math.h>
+
+#include "optim.h"
+
+#define PYNN_OPT_CHUNK 4096   /* elements per scheduling unit of the updates */
+#define PYNN_NORM_BLOCKS 64   /* partial sums of global_norm: a fixed-size stack array */
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PYNN_TGT_AVX2 __attribute__((target("avx2,fma")))
+#define PYNN_TGT_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#else
+#define PYNN_TGT_AVX2
+#define PYNN_TGT_AVX512
+#endif
+
+/* The per-chunk loops, compiled once per ISA. decay != 0: apply weight decay lwd. */
+#define PYNN_OPTIM_RANGES(T, SUF, ISA, ATTR, SQRT)                                          \
+static ATTR void pynn_sgd_range_##SUF##_##ISA(T *restrict p, T *restrict vel,               \
+        const T *restrict g, pynn_idx n, T lr, T mom, int nesterov, T lwd, int decay) {     \
+    /* p (n) -= lr g, or v (n) = mom v - lr g; p += v (nesterov: p += mom v - lr g) */      \
+    if (!vel) {                                                                             \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            T pi = p[i];                                                                    \
+            if (decay) pi = pi - lwd * pi;                                                  \
+            p[i] = pi - lr * g[i];                                                          \
+        }                                                                                   \
+    } else if (nesterov) {                                                                  \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            T pi = p[i], gi = g[i];                                                         \
+            if (decay) pi = pi - lwd * pi;                                                  \
+            T vi = mom * vel[i] - lr * gi;                                                  \
+            vel[i] = vi;                                                                    \
+            p[i] = pi + (mom * vi - lr * gi);                                               \
+        }                                                                                   \
+    } else {                                                                                \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            T pi = p[i];                                                                    \
+            if (decay) pi = pi - lwd * pi;                                                  \
+            T vi = mom * vel[i] - lr * g[i];                                                \
+            vel[i] = vi;                                                                    \
+            p[i] = pi + vi;                                                                 \
+        }                                                                                   \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static ATTR void pynn_adam_range_##SUF##_##ISA(T *restrict p, T *restrict m,                \
+        T *restrict v, const T *restrict g, pynn_idx n, T b1, T c1, T b2, T c2, T alpha,    \
+        T eps, T lwd, int decay) {                                                          \
+    /* m (n) = b1 m + c1 g; v (n) = b2 v + c2 g^2; p (n) -= alpha m / (sqrt(v) + eps) */    \
+    for (pynn_idx i = 0; i < n; i++) {                                                      \
+        T gi = g[i], pi = p[i];                                                             \
+        T mi = b1 * m[i] + c1 * gi;                                                         \
+        T vi = b2 * v[i] + c2 * (gi * gi);                                                  \
+        m[i] = mi;                                                                          \
+        v[i] = vi;                                                                          \
+        if (decay) pi = pi - lwd * pi;                                                      \
+        p[i] = pi - (alpha * mi) / (SQRT(vi) + eps);                                        \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static ATTR void pynn_rmsprop_range_##SUF##_##ISA(T *restrict p, T *restrict sq,            \
+        T *restrict vel, T *restrict mg, const T *restrict g, pynn_idx n, T lr, T rho,      \
+        T c, T eps, T mom, T lwd, int decay) {                                              \
+    /* sq (n) = rho sq + (1-rho) g^2; [mg = rho mg + (1-rho) g]; inc = lr g / sqrt(sq       \
+     * [- mg^2] + eps); [vel = mom vel + inc; p -= vel] or p -= inc */                      \
+    for (pynn_idx i = 0; i < n; i++) {                                                      \
+        T gi = g[i], pi = p[i];                                                             \
+        T si = rho * sq[i] + c * (gi * gi);                                                 \
+        T den;                                                                              \
+        sq[i] = si;                                                                         \
+        if (mg) {                                                                           \
+            T ai = rho * mg[i] + c * gi;                                                    \
+            mg[i] = ai;                                                                     \
+            den = si - ai * ai + eps;                                                       \
+        } else {                                                                            \
+            den = si + eps;                                                                 \
+        }                                                                                   \
+        T inc = lr * gi / SQRT(den);                                                        \
+        if (decay) pi = pi - lwd * pi;                                                      \
+        if (vel) {                                                                          \
+            T wi = mom * vel[i] + inc;                                                      \
+            vel[i] = wi;                                                                    \
+            p[i] = pi - wi;                                                                 \
+        } else {                                                                            \
+            p[i] = pi - inc;                                                                \
+        }                                                                                   \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static ATTR void pynn_adagrad_range_##SUF##_##ISA(T *restrict p, T *restrict acc,           \
+        const T *restrict g, pynn_idx n, T lr, T eps, T lwd, int decay) {                   \
+    /* acc (n) += g^2; p (n) -= lr g / sqrt(acc + eps) */                                   \
+    for (pynn_idx i = 0; i < n; i++) {                                                      \
+        T gi = g[i], pi = p[i];                                                             \
+        T ai = acc[i] + gi * gi;                                                            \
+        acc[i] = ai;                                                                        \
+        if (decay) pi = pi - lwd * pi;                                                      \
+        p[i] = pi - lr * gi / SQRT(ai + eps);                                               \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static ATTR void pynn_scale_range_##SUF##_##ISA(T *restrict x, pynn_idx n, T s) {           \
+    /* x (n) *= s */                                                                        \
+    for (pynn_idx i = 0; i < n; i++) x[i] = x[i] * s;                                       \
+}                                                                                           \
+                                                                                            \
+static ATTR double pynn_sumsq_range_##SUF##_##ISA(const T *restrict x, pynn_idx n,          \
+                                                  double sc) {                              \
+    /* sum over i of (x[i] sc)^2 in double: 8 lanes, lane j takes i = j mod 8, fixed tree */ \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                               \
+    pynn_idx i = 0;                                                                         \
+    for (; i + 8 <= n; i += 8)                                                              \
+        for (int j = 0; j < 8; j++) {                                                       \
+            double t = (double)x[i + j] * sc;                                               \
+            acc[j] += t * t;                                                                \
+        }                                                                                   \
+    for (int j = 0; i < n; i++, j++) {                                                      \
+        double t = (double)x[i] * sc;                                                       \
+        acc[j] += t * t;                                                                    \
+    }                                                                                       \
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])); \
+}
+
+/* Runs NAME on every chunk [i0, i0 + len) in parallel under flush-to-zero; the variadic
+ * arguments are NAME's, written in terms of i0 and len. */
+#define PYNN_OPT_RUN(NAME, SUF, ctx, n, work, ...)                                          \
+    do {                                                                                    \
+        int nt_ = pynn_threads_for(ctx, (work));                                            \
+        int isa_ = (ctx).isa;                                                               \
+        (void)nt_; /* unused in a serial build */                                           \
+        pynn_idx nch_ = ((n) + PYNN_OPT_CHUNK - 1) / PYNN_OPT_CHUNK;                        \
+        _Pragma("omp parallel num_threads(nt_) if(nt_ > 1)")                                \
+        {                                                                                   \
+            PYNN_FTZ_BEGIN;                                                                 \
+            _Pragma("omp for schedule(static)")                                             \
+            for (pynn_idx c_ = 0; c_ < nch_; c_++) {                                        \
+                pynn_idx i0 = c_ * PYNN_OPT_CHUNK, len = PYNN_MIN(PYNN_OPT_CHUNK, (n) - i0); \
+                if (isa_ >= PYNN_ISA_AVX512) NAME##_##SUF##_avx512(__VA_ARGS__);            \
+                else if (isa_ >= PYNN_ISA_AVX2) NAME##_##SUF##_avx2(__VA_ARGS__);           \
+                else NAME##_##SUF##_generic(__VA_ARGS__);                                   \
+            }                                                                               \
+            PYNN_FTZ_END;                                                                   \
+        }                                                                                   \
+    } while (0)
+
+#define PYNN_OFF(ptr) ((ptr) ? (ptr) + i0 : NULL)
+
+#define PYNN_OPTIM_FAMILY(T, SUF)                                                           \
+void pynn_sgd_update_##SUF(T *param, T *velocity, const T *grad, pynn_idx n, double lr,     \
+                           double momentum, int nesterov, double weight_decay,              \
+                           pynn_ctx ctx) {                                                  \
+    /* param (n), velocity (n) or NULL, updated in place from grad (n) */                   \
+    T lr_ = (T)lr, mom = (T)momentum, lwd = (T)(lr * weight_decay);                         \
+    int decay = weight_decay != 0.0;                                                        \
+    PYNN_OPT_RUN(pynn_sgd_range, SUF, ctx, n, 12.0 * (double)n,                             \
+                 param + i0, PYNN_OFF(velocity), grad + i0, len, lr_, mom, nesterov, lwd,   \
+                 decay);                                                                    \
+}                                                                                           \
+                                                                                            \
+void pynn_adam_update_##SUF(T *param, T *m, T *v, const T *grad, pynn_idx n, double lr,     \
+                            double beta_1, double beta_2, double epsilon, int64_t step,     \
+                            double weight_decay, pynn_ctx ctx) {                            \
+    /* param, m, v (n) updated in place from grad (n); step t >= 1 for bias correction */   \
+    double t = (double)step;                                                                \
+    T alpha = (T)(lr * sqrt(1.0 - pow(beta_2, t)) / (1.0 - pow(beta_1, t)));                \
+    T b1 = (T)beta_1, c1 = (T)(1.0 - beta_1), b2 = (T)beta_2, c2 = (T)(1.0 - beta_2);       \
+    T eps = (T)epsilon, lwd = (T)(lr * weight_decay);                                       \
+    int decay = weight_decay != 0.0;                                                        \
+    PYNN_OPT_RUN(pynn_adam_range, SUF, ctx, n, 28.0 * (double)n,                            \
+                 param + i0, m + i0, v + i0, grad + i0, len, b1, c1, b2, c2, alpha, eps,    \
+                 lwd, decay);                                                               \
+}                                                                                           \
+                                                                                            \
+void pynn_rmsprop_update_##SUF(T *param, T *sq_avg, T *velocity, T *mean_grad,              \
+                               const T *grad, pynn_idx n, double lr, double rho,            \
+                               double epsilon, double momentum, double weight_decay,        \
+                               pynn_ctx ctx) {                                              \
+    /* param, sq_avg (n), velocity / mean_grad (n) or NULL, updated from grad (n) */        \
+    T lr_ = (T)lr, rho_ = (T)rho, c = (T)(1.0 - rho), eps = (T)epsilon;                     \
+    T mom = (T)momentum, lwd = (T)(lr * weight_decay);                                      \
+    int decay = weight_decay != 0.0;                                                        \
+    PYNN_OPT_RUN(pynn_rmsprop_range, SUF, ctx, n, 28.0 * (double)n,                         \
+                 param + i0, sq_avg + i0, PYNN_OFF(velocity), PYNN_OFF(mean_grad),          \
+                 grad + i0, len, lr_, rho_, c, eps, mom, lwd, decay);                       \
+}                                                                                           \
+                                                                                            \
+void pynn_adagrad_update_##SUF(T *param, T *accum, const T *grad, pynn_idx n, double lr,    \
+                               double epsilon, double weight_decay, pynn_ctx ctx) {         \
+    /* param, accum (n) updated in place from grad (n) */                                   \
+    T lr_ = (T)lr, eps = (T)epsilon, lwd = (T)(lr * weight_decay);                          \
+    int decay = weight_decay != 0.0;                                                        \
+    PYNN_OPT_RUN(pynn_adagrad_range, SUF, ctx, n, 20.0 * (double)n,                         \
+                 param + i0, accum + i0, grad + i0, len, lr_, eps, lwd, decay);             \
+}                                                                                           \
+                                                                                            \
+static double pynn_sumsq_##SUF(const T *x, pynn_idx n, double sc, pynn_ctx ctx) {           \
+    /* sum (x (n) sc)^2 over PYNN_NORM_BLOCKS blocks whose bounds depend on n only */       \
+    double part[PYNN_NORM_BLOCKS];                                                          \
+    pynn_idx nch = (n + PYNN_OPT_CHUNK - 1) / PYNN_OPT_CHUNK;                               \
+    int nb = (int)PYNN_MIN((pynn_idx)PYNN_NORM_BLOCKS, nch);                                \
+    int nt = pynn_threads_for(ctx, 4.0 * (double)n);                                        \
+    int isa = ctx.isa;                                                                      \
+    (void)nt;                                                                               \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
+    for (int b = 0; b < nb; b++) {                                                          \
+        pynn_idx i0 = n * b / nb, len = n * (b + 1) / nb - i0;                              \
+        if (isa >= PYNN_ISA_AVX512) part[b] = pynn_sumsq_range_##SUF##_avx512(x + i0, len, sc); \
+        else if (isa >= PYNN_ISA_AVX2) part[b] = pynn_sumsq_range_##SUF##_avx2(x + i0, len, sc); \
+        else part[b] = pynn_sumsq_range_##SUF##_generic(x + i0, len, sc);                   \
+    }                                                                                       \
+    double s = 0.0;                                                                         \
+    for (int b = 0; b < nb; b++) s += part[b];                                              \
+    return s;                                                                               \
+}                                                                                           \
+                                                                                            \
+double pynn_global_norm_##SUF(const T *x, pynn_idx n, pynn_ctx ctx) {                       \
+    /* sqrt(sum x (n)^2), squares summed in double in a thread-independent order */         \
+    double s = pynn_sumsq_##SUF(x, n, 1.0, ctx);                                            \
+    if (s == s && (s > 0x1p1000 || s < 0x1p-900)) {                                         \
+        /* overflow or underflow of the squares: rescale by a power of two of max|x| */     \
+        double mx = 0.0;                                                                    \
+        for (pynn_idx i = 0; i < n; i++) {                                                  \
+            double a = fabs((double)x[i]);                                                  \
+            mx = a > mx ? a : mx;                                                           \
+        }                                                                                   \
+        if (mx == 0.0 || isinf(mx)) return mx;                                              \
+        int e;                                                                              \
+        frexp(mx, &e);                                                                      \
+        s = pynn_sumsq_##SUF(x, n, ldexp(1.0, -e), ctx);                                    \
+        return ldexp(sqrt(s), e);                                                           \
+    }                                                                                       \
+    return sqrt(s);                                                                         \
+}                                                                                           \
+                                                                                            \
+double pynn_clip_by_global_norm_##SUF(T *grad, pynn_idx n, double max_norm, pynn_ctx ctx) { \
+    /* norm = global_norm(grad (n)); grad *= max_norm / norm when finite norm > max_norm */ \
+    double norm = pynn_global_norm_##SUF(grad, n, ctx);                                     \
+    if (norm > max_norm && !isinf(norm)) {                                                  \
+        T s = (T)(max_norm / norm);                                                         \
+        PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s);    \
+    }                                                                                       \
+    return norm;                                                                            \
+}
+
+PYNN_OPTIM_RANGES(float, f32, generic, , sqrtf)
+PYNN_OPTIM_RANGES(float, f32, avx2, PYNN_TGT_AVX2, sqrtf)
+PYNN_OPTIM_RANGES(float, f32, avx512, PYNN_TGT_AVX512, sqrtf)
+PYNN_OPTIM_RANGES(double, f64, generic, , sqrt)
+PYNN_OPTIM_RANGES(double, f64, avx2, PYNN_TGT_AVX2, sqrt)
+PYNN_OPTIM_RANGES(double, f64, avx512, PYNN_TGT_AVX512, sqrt)
+PYNN_OPTIM_FAMILY(float, f32)
+PYNN_OPTIM_FAMILY(double, f64)
