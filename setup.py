@@ -90,6 +90,8 @@ directives = {"language_level": 3, "boundscheck": debug, "wraparound": debug,
               "cdivision": not debug, "initializedcheck": debug}
 extensions = [
     Extension("pynn._ext." + os.path.splitext(os.path.basename(p))[0], [p],
+              # relink when any kernel source changes (the static libraries are rebuilt)
+              depends=csrc + sorted(glob.glob("csrc/*.h")) + sorted(glob.glob("pynn/_ext/*.pxd")),
               include_dirs=["csrc", np.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
               # build_ext appends the same list again, so cross references resolve either way

@@ -13,6 +13,7 @@ void pynn_column_sum_##SUF(T *out, const T *x, pynn_idx B, pynn_idx N,          
     int nt = pynn_threads_for(ctx, (double)B * (double)N);                                  \
     /* column blocks of 64 keep a contiguous row segment in cache while summing down */     \
     pynn_idx nblk = (N + 63) / 64;                                                          \
+    (void)nt; /* unused in a serial build */                                                \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
     for (pynn_idx jb = 0; jb < nblk; jb++) {                                                \
         pynn_idx j0 = jb * 64, j1 = PYNN_MIN(N, j0 + 64);                                   \
@@ -40,6 +41,7 @@ void pynn_row_argmax_##SUF(int64_t *out, const T *x, pynn_idx B, pynn_idx N,    
                            pynn_idx rsx, pynn_idx csx, pynn_ctx ctx) {                      \
     /* out (B) = argmax over j of x (B,N), N >= 1 */                                        \
     int nt = pynn_threads_for(ctx, (double)B * (double)N);                                  \
+    (void)nt;                                                                               \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
     for (pynn_idx b = 0; b < B; b++) out[b] = pynn_argmax_row_##SUF(x + b * rsx, N, csx);   \
 }                                                                                           \
@@ -49,6 +51,7 @@ pynn_idx pynn_count_correct_##SUF(const T *x, const int64_t *labels, pynn_idx B,
     /* number of b with argmax x[b,:] == labels[b], N >= 1 */                               \
     int nt = pynn_threads_for(ctx, (double)B * (double)N);                                  \
     pynn_idx count = 0;                                                                     \
+    (void)nt;                                                                               \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1) reduction(+:count)") \
     for (pynn_idx b = 0; b < B; b++)                                                        \
         count += pynn_argmax_row_##SUF(x + b * rsx, N, csx) == labels[b];                   \
