@@ -61,8 +61,10 @@ def make_inputs(loss, shape, dtype, rng):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("loss,shape", [(l, s) for l in ELEMENTWISE for s in ELEM_SHAPES]
-                         + [(l, s) for l in DENSE_CAT + SPARSE for s in CAT_SHAPES])
+@pytest.mark.parametrize("loss,shape", [
+    pytest.param(loss, shape, id=f"{loss}-{'x'.join(map(str, shape))}")
+    for group, shapes in ((ELEMENTWISE, ELEM_SHAPES), (DENSE_CAT + SPARSE, CAT_SHAPES))
+    for loss in group for shape in shapes])
 def test_against_reference(loss, shape, dtype, weighted):
     rng = np.random.default_rng(zlib.crc32(repr((loss, shape)).encode()))
     x, t = make_inputs(loss, shape, dtype, rng)
