@@ -18,95 +18,98 @@ from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
 
 cdef extern from "losses.h" nogil:
-    double pynn_mse_forward_f32(const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
+    double pynn_mse_forward_f32(const float *x, const float *t, const float *w, pynn_idx B,
+        pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst, pynn_idx sw,
+        pynn_ctx ctx)
     void pynn_mse_backward_f32(float *dx, const float *x, const float *t, const float *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, pynn_ctx ctx)
-    double pynn_mae_forward_f32(const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
+    double pynn_mae_forward_f32(const float *x, const float *t, const float *w, pynn_idx B,
+        pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst, pynn_idx sw,
+        pynn_ctx ctx)
     void pynn_mae_backward_f32(float *dx, const float *x, const float *t, const float *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, pynn_ctx ctx)
     double pynn_binary_crossentropy_forward_f32(const float *x, const float *t, const float *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_binary_crossentropy_backward_f32(float *dx, const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    double pynn_binary_crossentropy_logits_forward_f32(const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    void pynn_binary_crossentropy_logits_backward_f32(float *dx, const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    double pynn_categorical_crossentropy_forward_f32(const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_categorical_crossentropy_backward_f32(float *dx, const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    double pynn_softmax_categorical_crossentropy_forward_f32(const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    void pynn_softmax_categorical_crossentropy_backward_f32(float *dx, const float *x, const float *t, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    double pynn_sparse_categorical_crossentropy_forward_f32(const float *x, const int64_t *y, const float *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_sparse_categorical_crossentropy_backward_f32(float *dx, const float *x, const int64_t *y,
+    void pynn_binary_crossentropy_backward_f32(float *dx, const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    double pynn_binary_crossentropy_logits_forward_f32(const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    void pynn_binary_crossentropy_logits_backward_f32(float *dx, const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    double pynn_categorical_crossentropy_forward_f32(const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    void pynn_categorical_crossentropy_backward_f32(float *dx, const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    double pynn_softmax_categorical_crossentropy_forward_f32(const float *x, const float *t,
+        const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    void pynn_softmax_categorical_crossentropy_backward_f32(float *dx, const float *x,
+        const float *t, const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx,
+        pynn_idx rst, pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    double pynn_sparse_categorical_crossentropy_forward_f32(const float *x, const int64_t *y,
         const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw,
         double eps, pynn_ctx ctx)
+    void pynn_sparse_categorical_crossentropy_backward_f32(float *dx, const float *x,
+        const int64_t *y, const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx,
+        pynn_idx sw, double eps, pynn_ctx ctx)
     double pynn_softmax_cross_entropy_forward_f32(const float *x, const int64_t *y, const float *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw, pynn_ctx ctx)
     void pynn_softmax_cross_entropy_backward_f32(float *dx, const float *x, const int64_t *y,
         const float *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw,
         pynn_ctx ctx)
-    double pynn_mse_forward_f64(const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
+    double pynn_mse_forward_f64(const double *x, const double *t, const double *w, pynn_idx B,
+        pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst, pynn_idx sw,
+        pynn_ctx ctx)
     void pynn_mse_backward_f64(double *dx, const double *x, const double *t, const double *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, pynn_ctx ctx)
-    double pynn_mae_forward_f64(const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
+    double pynn_mae_forward_f64(const double *x, const double *t, const double *w, pynn_idx B,
+        pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst, pynn_idx sw,
+        pynn_ctx ctx)
     void pynn_mae_backward_f64(double *dx, const double *x, const double *t, const double *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, pynn_ctx ctx)
     double pynn_binary_crossentropy_forward_f64(const double *x, const double *t, const double *w,
         pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
         pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_binary_crossentropy_backward_f64(double *dx, const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    double pynn_binary_crossentropy_logits_forward_f64(const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    void pynn_binary_crossentropy_logits_backward_f64(double *dx, const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    double pynn_categorical_crossentropy_forward_f64(const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_categorical_crossentropy_backward_f64(double *dx, const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, double eps, pynn_ctx ctx)
-    double pynn_softmax_categorical_crossentropy_forward_f64(const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    void pynn_softmax_categorical_crossentropy_backward_f64(double *dx, const double *x, const double *t, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst, pynn_idx cst,
-        pynn_idx sw, pynn_ctx ctx)
-    double pynn_sparse_categorical_crossentropy_forward_f64(const double *x, const int64_t *y, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw, double eps, pynn_ctx ctx)
-    void pynn_sparse_categorical_crossentropy_backward_f64(double *dx, const double *x, const int64_t *y,
+    void pynn_binary_crossentropy_backward_f64(double *dx, const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    double pynn_binary_crossentropy_logits_forward_f64(const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    void pynn_binary_crossentropy_logits_backward_f64(double *dx, const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    double pynn_categorical_crossentropy_forward_f64(const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    void pynn_categorical_crossentropy_backward_f64(double *dx, const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, double eps, pynn_ctx ctx)
+    double pynn_softmax_categorical_crossentropy_forward_f64(const double *x, const double *t,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx rst,
+        pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    void pynn_softmax_categorical_crossentropy_backward_f64(double *dx, const double *x,
+        const double *t, const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx,
+        pynn_idx rst, pynn_idx cst, pynn_idx sw, pynn_ctx ctx)
+    double pynn_sparse_categorical_crossentropy_forward_f64(const double *x, const int64_t *y,
         const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw,
         double eps, pynn_ctx ctx)
-    double pynn_softmax_cross_entropy_forward_f64(const double *x, const int64_t *y, const double *w,
-        pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw, pynn_ctx ctx)
+    void pynn_sparse_categorical_crossentropy_backward_f64(double *dx, const double *x,
+        const int64_t *y, const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx,
+        pynn_idx sw, double eps, pynn_ctx ctx)
+    double pynn_softmax_cross_entropy_forward_f64(const double *x, const int64_t *y,
+        const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw,
+        pynn_ctx ctx)
     void pynn_softmax_cross_entropy_backward_f64(double *dx, const double *x, const int64_t *y,
         const double *w, pynn_idx B, pynn_idx K, pynn_idx rsx, pynn_idx csx, pynn_idx sw,
         pynn_ctx ctx)

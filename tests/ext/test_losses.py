@@ -61,8 +61,10 @@ def make_inputs(loss, shape, dtype, rng):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("loss,shape", [(l, s) for l in ELEMENTWISE for s in ELEM_SHAPES]
-                         + [(l, s) for l in DENSE_CAT + SPARSE for s in CAT_SHAPES])
+@pytest.mark.parametrize("loss,shape", [
+    pytest.param(loss, shape, id=f"{loss}-{'x'.join(map(str, shape))}")
+    for group, shapes in ((ELEMENTWISE, ELEM_SHAPES), (DENSE_CAT + SPARSE, CAT_SHAPES))
+    for loss in group for shape in shapes])
 def test_against_reference(loss, shape, dtype, weighted):
     rng = np.random.default_rng(zlib.crc32(repr((loss, shape)).encode()))
     x, t = make_inputs(loss, shape, dtype, rng)
@@ -352,3 +354,19 @@ def _check_weights_and_out(fwd, bwd, x, t, loss):
     w = np.ones(B + x.size)
     with pytest.raises(ValueError, match="overlaps"):
         bwd(x, t, sample_weight=w[:B], out=w[:x.size].reshape(x.shape))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_broadcast_and_reversed_views(loss):
+    """Zero strides (np.broadcast_to targets and weights) and negative strides pass by
+    strides, without copies, and give the reference's answer."""
+    rng = np.random.default_rng(11)
+    x, t = make_inputs(loss, (12, 5), np.float64, rng)
+    w = np.broadcast_to(np.float64(0.75), (12,))
+    xr = x[::-1, ::-1]
+    if loss in SPARSE:
+        tb = t[::-1]
+    else:
+        tb = np.broadcast_to(t[0], t.shape)
+    compare(loss + "_forward", xr, tb, k=60, sample_weight=w)
+    compare(loss + "_backward", xr, tb, k=5, sample_weight=w[::-1])
