@@ -117,6 +117,10 @@ def main():
         r_e = med[("numpy", "early")] / e
         r_l = med[("numpy", "late")] / l
         print(f"{name:<12}{e:>11.1f}{l:>11.1f}{l / e:>12.2f}{r_e:>18.2f}{r_l:>17.2f}")
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cpus:
+        print(f"note: load average {load:.1f} on {cpus} CPUs while timing: other processes "
+              f"share the cores, multi-threaded rows wait for CPU time and are unreliable")
 
 
 if __name__ == "__main__":
