@@ -8,7 +8,8 @@ early step does while the NumPy step slows down.
 
 Method: results are checked first (pynn vs the NumPy step on the same state); then every
 round runs each contender once, in rotating order, on a freshly restored state (copied
-outside the timed region); the first rounds are dropped as warm-up; medians are reported.
+outside the timed region; pynn gets one untimed call just before, so its OpenMP workers are
+awake as in a training step); the first rounds are dropped as warm-up; medians reported.
 The gradient is zero in both scenarios, so early and late steps do the same operations and
 differ only in the magnitude of the state.
 """
@@ -88,18 +89,27 @@ def main():
     keys = [(c, s) for c in contenders for s in ("early", "late")]
     times = {(c[0], s): [] for c, s in keys}
     p, m, v = p0.copy(), np.empty(N, np.float32), np.empty(N, np.float32)
+    scratch = (p0.copy(), g, np.zeros(N, np.float32), np.zeros(N, np.float32))
+
+    def restore(p, m, v, s):
+        np.copyto(p, p0)
+        np.copyto(m, states[s][0])
+        np.copyto(v, states[s][1])
+
     for r in range(args.rounds + args.warmup):
         for j in range(len(keys)):
             (name, nt), s = keys[(j + r) % len(keys)]     # rotate the order every round
-            np.copyto(p, p0)
-            np.copyto(m, states[s][0])
-            np.copyto(v, states[s][1])
             if nt is None:
+                restore(p, m, v, s)
                 t0 = time.perf_counter()
                 np_adam(p, g, m, v, step_of[s])
                 dt = time.perf_counter() - t0
             else:
                 with pynn.num_threads(nt):
+                    # untimed call first: wakes the OpenMP workers, as the forward and
+                    # backward kernels of a training step would have
+                    C.adam_update(*scratch, LR, B1, B2, EPS, step_of[s])
+                    restore(p, m, v, s)
                     t0 = time.perf_counter()
                     C.adam_update(p, g, m, v, LR, B1, B2, EPS, step_of[s])
                     dt = time.perf_counter() - t0
@@ -117,6 +127,11 @@ def main():
         r_e = med[("numpy", "early")] / e
         r_l = med[("numpy", "late")] / l
         print(f"{name:<12}{e:>11.1f}{l:>11.1f}{l / e:>12.2f}{r_e:>18.2f}{r_l:>17.2f}")
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cpus:
+        print(f"note: load average {load:.1f} on {cpus} CPUs while timing: other processes "
+              f"share the cores and multi-threaded rows wait for CPU time; spinning OpenMP "
+              f"workers get descheduled (rerun with OMP_WAIT_POLICY=passive)")
 
 
 if __name__ == "__main__":

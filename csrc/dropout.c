@@ -14,8 +14,9 @@
  * multiplied by scale = (T)(1 / (1 - rate)), dropped ones are 0 (also for NaN/inf input),
  * so forward(x) == x * mask and backward(dy) == dy * mask bit for bit.
  *
- * Parallel split: static blocks of the flat index; every element depends only on its own
- * index, so the bits never depend on the thread count. */
+ * Parallel split: chunks of PYNN_DROPOUT_CHUNK elements, schedule(static); every element
+ * depends only on its own index, so the bits never depend on the thread count, nor on the
+ * ISA path (integer hashing, one multiply per kept element). */
 #include <math.h>
 
 #include "dropout.h"

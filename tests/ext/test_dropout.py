@@ -42,6 +42,17 @@ def test_splitmix64_known_values():
                                         0x06C45D188009454F]
 
 
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_golden_masks(be):
+    # frozen outputs of the documented stream: a change of the hash fails here
+    for dtype in DTYPES:
+        keep = "".join("1" if v else "0" for v in be.dropout_mask(32, 0.5, 0, 0, dtype))
+        assert keep == "00001000001100000011011101100010"
+    m = be.dropout_mask(16, 0.25, 123, 456, np.float32)
+    assert "".join("1" if v else "0" for v in m) == "0110111011111111"
+    assert m.max() == np.float32(4 / 3)
+
+
 @pytest.mark.parametrize("seed,step", [(0, 0), (1, 2), (2**63 - 1, 2**63 - 1), (12345, 7)])
 @pytest.mark.parametrize("dtype,bits", [(np.float32, 24), (np.float64, 53)])
 def test_mask_matches_pure_python_spec(seed, step, dtype, bits):

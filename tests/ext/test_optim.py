@@ -125,6 +125,20 @@ def test_grad_layouts_accepted(be):
         np.testing.assert_array_equal(p, want, err_msg=name)
 
 
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_state_in_one_flat_buffer(be):
+    """param, m, v as adjacent slices of one buffer (llm.c style) are separate arrays."""
+    rng = np.random.default_rng(10)
+    n = 1001
+    buf = np.zeros(3 * n, np.float32)
+    buf[:n] = rand(rng, (n,), np.float32)
+    g = rand(rng, (n,), np.float32)
+    p, m, v = buf[:n].copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    be.adam_update(p, g, m, v, 0.01)
+    be.adam_update(buf[:n], g, buf[n:2 * n], buf[2 * n:], 0.01)
+    np.testing.assert_array_equal(buf, np.concatenate([p, m, v]))
+
+
 # ---- hand-worked single steps (float64, values worked out on paper) ----
 
 @pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
