@@ -120,3 +120,11 @@ def int_labels(labels, n, num_classes, name="labels"):
             raise ValueError(f"{name} must be in [0, {num_classes}) for {num_classes} classes, "
                              f"received values from {lo} to {hi}")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def one_of(value, name, options):
+    """`value` if it is one of the strings in `options`; ValueError listing the valid ones."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {name} {value!r}: expected one of "
+                         f"{', '.join(repr(o) for o in options)}")
+    return value
