@@ -89,6 +89,7 @@ def dense_forward(x, w, b=None, activation="linear", out=None):
     act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation", DENSE_ACTIVATIONS))
     x, w, b = _weights(x, w, b)
     out = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
+    b = _checks.contiguous(b) if b is not None else None
     if x.dtype == np.float32:
         _status(_forward[float](out, x, w, b, act, get_ctx()))
     else:

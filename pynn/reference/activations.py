@@ -223,8 +223,10 @@ def softmax_backward(y, dy, out=None):
 def log_softmax_forward(x, out=None):
     """(x - max) - log sum exp(x - max) over the last axis (ndim >= 1)."""
     x, out = _forward_args(x, out, min_ndim=1)
-    z = _shifted(x)                                             # x.shape
-    out[...] = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))  # x.shape
+    z = _shifted(x)                                       # x.shape
+    s = np.sum(np.exp(z), axis=-1, keepdims=True)          # (..., 1), >= 1 unless N == 0
+    with np.errstate(divide="ignore"):                     # log 0 only for empty rows
+        out[...] = z - np.log(s)                           # x.shape
     return out
 
 
