@@ -10,7 +10,92 @@
 #ifndef PYNN_ACTIVATIONS_H
 #define PYNN_ACTIVATIONS_H
 #include <math.h>
+#include <string.h>
 #include "pynn.h"
+
+static inline uint32_t pynn_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float pynn_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint64_t pynn_f64_bits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+static inline double pynn_f64_from_bits(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+
+/* exp without libm calls, so loops over it vectorize (libm's exp is a scalar call):
+ * exp(x) = 2^n exp(r), n = round(x / ln 2) by the 1.5*2^p magic-number trick,
+ * r = x - n ln 2 in two parts (Cody-Waite, the high part exact), |r| <= ln(2)/2.
+ * exp(r): float by Cephes' expf polynomial, double by Taylor to degree 13 (truncation
+ * < 5e-18). 2^n is applied as two factors 2^(n>>1) 2^(n - (n>>1)), each a normal number, so
+ * subnormal results round once and overflow gives inf. Error ~1-2 ulp; NaN passes through. */
+static inline float pynn_exp_f32(float x) {
+    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float t = xc * 1.44269504088896341f + 12582912.0f;          /* 1.5 * 2^23 */
+    int32_t n = (int32_t)pynn_f32_bits(t) - 0x4B400000;           /* round(x / ln 2) */
+    float fn = t - 12582912.0f;
+    float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t n1 = n >> 1, n2 = n - n1;                            /* both in [-75, 64] */
+    float y = p * pynn_f32_from_bits((uint32_t)(n1 + 127) << 23)
+                * pynn_f32_from_bits((uint32_t)(n2 + 127) << 23);
+    return x != x ? x : y;
+}
+
+static inline double pynn_exp_f64(double x) {
+    double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+    double t = xc * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5 * 2^52 */
+    int64_t n = (int64_t)pynn_f64_bits(t) - 0x4338000000000000LL;
+    double fn = t - 6755399441055744.0;
+    double r = (xc - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                                /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    int64_t n1 = n >> 1, n2 = n - n1;                            /* both in [-539, 513] */
+    double y = p * pynn_f64_from_bits((uint64_t)(n1 + 1023) << 52)
+                 * pynn_f64_from_bits((uint64_t)(n2 + 1023) << 52);
+    return x != x ? x : y;
+}
+
+/* tanh, vectorizable: |x| < 0.625 by Cephes' odd polynomial (float) / rational function
+ * (double), else sign(x) (1 - 2 / (exp(2|x|) + 1)) with |x| clamped where tanh rounds to 1. */
+static inline float pynn_tanh_f32(float x) {
+    float a = fabsf(x), z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float e = pynn_exp_f32(2.0f * (a < 20.0f ? a : 20.0f));     /* tanh(20) rounds to 1 */
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0 ? -big : big;
+    return a < 0.625f ? small : (x != x ? x : big);
+}
+
+static inline double pynn_tanh_f64(double x) {
+    double a = fabs(x), z = x * x;
+    double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+               - 1.61468768441708447952e3;
+    double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
+               + 4.84406305325125486048e3;
+    double small = x + x * z * (p / q);
+    double e = pynn_exp_f64(2.0 * (a < 22.0 ? a : 22.0));        /* tanh(22) rounds to 1 */
+    double big = 1.0 - 2.0 / (e + 1.0);
+    big = x < 0 ? -big : big;
+    return a < 0.625 ? small : (x != x ? x : big);
+}
 
 /* activations Dense can fuse: their derivative follows from the output y */
 enum { PYNN_ACT_LINEAR = 0, PYNN_ACT_RELU = 1, PYNN_ACT_SIGMOID = 2, PYNN_ACT_TANH = 3 };
@@ -24,10 +109,10 @@ static inline T pynn_leaky_relu_##SUF(T x, T a) { return x < 0 ? a * x : x; }   
 static inline T pynn_leaky_relu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : a * dy; }  \
 /* elu: x for x > 0, alpha * (exp(x) - 1) otherwise; expm1 keeps small |x| accurate */      \
 static inline T pynn_elu_##SUF(T x, T a) { return x > 0 ? x : a * expm1##F(x); }            \
-static inline T pynn_elu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : dy * a * exp##F(x); } \
+static inline T pynn_elu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : dy * a * pynn_exp_##SUF(x); } \
 /* sigmoid: 1/(1+e) for x >= 0, e/(1+e) for x < 0, with e = exp(-|x|) in (0, 1] */          \
 static inline T pynn_sigmoid_##SUF(T x) {                                                   \
-    T e = exp##F(-fabs##F(x));                                                              \
+    T e = pynn_exp_##SUF(-fabs##F(x));                                                      \
     T r = (T)1 / ((T)1 + e);                                                                \
     return x < 0 ? e * r : r;                                                               \
 }                                                                                           \
@@ -35,9 +120,8 @@ static inline T pynn_sigmoid_grad_##SUF(T x, T dy) {                            
     T s = pynn_sigmoid_##SUF(x);                                                            \
     return dy * s * ((T)1 - s);                                                             \
 }                                                                                           \
-static inline T pynn_tanh_##SUF(T x) { return tanh##F(x); }                                 \
 static inline T pynn_tanh_grad_##SUF(T x, T dy) {                                           \
-    T t = tanh##F(x);                                                                       \
+    T t = pynn_tanh_##SUF(x);                                                               \
     return dy * ((T)1 - t * t);                                                             \
 }                                                                                           \
 /* gelu (exact): x * Phi(x) = 0.5 x erfc(-x / sqrt 2); d/dx = Phi(x) + x phi(x) */          \
@@ -46,23 +130,23 @@ static inline T pynn_gelu_##SUF(T x) {                                          
 }                                                                                           \
 static inline T pynn_gelu_grad_##SUF(T x, T dy) {                                           \
     T cdf = (T)0.5 * erfc##F(-x * (T)0.70710678118654752440);                               \
-    T pdf = (T)0.39894228040143267794 * exp##F((T)-0.5 * x * x);                            \
+    T pdf = (T)0.39894228040143267794 * pynn_exp_##SUF((T)-0.5 * x * x);                            \
     return dy * (cdf + x * pdf);                                                            \
 }                                                                                           \
 /* gelu (tanh approximation): 0.5 x (1 + tanh(k0 (x + k1 x^3))) */                          \
 static inline T pynn_gelu_tanh_##SUF(T x) {                                                 \
     T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
-    return (T)0.5 * x * ((T)1 + tanh##F(u));                                                \
+    return (T)0.5 * x * ((T)1 + pynn_tanh_##SUF(u));                                                \
 }                                                                                           \
 static inline T pynn_gelu_tanh_grad_##SUF(T x, T dy) {                                      \
     T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
-    T t = tanh##F(u);                                                                       \
+    T t = pynn_tanh_##SUF(u);                                                                       \
     T du = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x * x);                  \
     return dy * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);                   \
 }                                                                                           \
 /* softplus: log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); d/dx = sigmoid(x) */          \
 static inline T pynn_softplus_##SUF(T x) {                                                  \
-    return (x > 0 ? x : (T)0) + log1p##F(exp##F(-fabs##F(x)));                              \
+    return (x > 0 ? x : (T)0) + log1p##F(pynn_exp_##SUF(-fabs##F(x)));                              \
 }                                                                                           \
 static inline T pynn_softplus_grad_##SUF(T x, T dy) { return dy * pynn_sigmoid_##SUF(x); }  \
 /* silu / swish: x sigmoid(x); d/dx = s (1 + x (1 - s)) */                                  \
