@@ -55,6 +55,7 @@ static void pynn_ew_run_##SUF(const pynn_ew_fn_##T *table, T *o, const T *a, con
                               T alpha, pynn_idx n, double cost, pynn_ctx ctx) {             \
     pynn_ew_fn_##T fn = table[ctx.isa < 0 ? 0 : ctx.isa > 2 ? 2 : ctx.isa];                 \
     int nt = pynn_threads_for(ctx, (double)n * cost);                                       \
+    (void)nt; /* unused in a build without OpenMP */                                        \
     pynn_idx nchunk = (n + PYNN_ACT_CHUNK - 1) / PYNN_ACT_CHUNK;                            \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
     for (pynn_idx c = 0; c < nchunk; c++) {                                                 \
@@ -270,6 +271,7 @@ static void pynn_rows_run_##SUF(const pynn_row_fn_##T *table, T *o, const T *a, 
                                 pynn_idx R, pynn_idx N, double cost, pynn_ctx ctx) {        \
     pynn_row_fn_##T fn = table[ctx.isa < 0 ? 0 : ctx.isa > 2 ? 2 : ctx.isa];                \
     int nt = pynn_threads_for(ctx, (double)R * (double)N * cost);                           \
+    (void)nt;                                                                               \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
     for (pynn_idx r = 0; r < R; r++) fn(o + r * N, a + r * N, b ? b + r * N : NULL, N);     \
 }                                                                                           \

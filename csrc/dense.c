@@ -2,7 +2,8 @@
  * whole backward pass (dz, dw, db, dx) in one call. Contract in dense.h.
  *
  * Forward runs in row blocks of about 32K outputs: GEMM writes the block (beta = 0), then the
- * epilogue adds the bias and applies the activation while the block is still in cache.
+ * epilogue adds the bias and applies the activation (the activation kernels, in place) while
+ * the block is still in cache.
  * Backward forms dz = dy * act'(y) in a per-call scratch buffer (dz is dy itself for
  * "linear"), then db = column sums of dz (rows in order 0..B-1), dw = x^T dz and dx = dz w^T,
  * both GEMMs with swapped strides instead of transposed copies. Each output has one writer and
@@ -17,43 +18,31 @@
 #define PYNN_DENSE_BLOCK 32768 /* outputs per forward row block */
 
 #define PYNN_DENSE_FAMILY(T, SUF)                                                           \
-/* y (OC) = act(y + b), one row, in place; the switch is outside the loops so they vectorize */ \
-static inline void pynn_dense_epilogue_row_##SUF(T *y, const T *b, pynn_idx OC, int act) {  \
-    if (b)                                                                                  \
-        for (pynn_idx j = 0; j < OC; j++) y[j] += b[j];                                     \
-    switch (act) {                                                                          \
-    case PYNN_ACT_RELU:                                                                     \
-        for (pynn_idx j = 0; j < OC; j++) y[j] = pynn_relu_##SUF(y[j]);                     \
-        break;                                                                              \
-    case PYNN_ACT_SIGMOID:                                                                  \
-        for (pynn_idx j = 0; j < OC; j++) y[j] = pynn_sigmoid_##SUF(y[j]);                  \
-        break;                                                                              \
-    case PYNN_ACT_TANH:                                                                     \
-        for (pynn_idx j = 0; j < OC; j++) y[j] = pynn_tanh_##SUF(y[j]);                     \
-        break;                                                                              \
-    default:                                                                                \
-        break;                                                                              \
-    }                                                                                       \
-}                                                                                           \
-                                                                                            \
 int pynn_dense_forward_##SUF(T *out, const T *x, pynn_idx rsx, pynn_idx csx,                \
                              const T *w, pynn_idx rsw, pynn_idx csw, const T *b,            \
                              pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) {  \
     /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) */                                     \
     if (B == 0 || OC == 0) return PYNN_OK;                                                  \
     pynn_idx mb = PYNN_MAX(1, PYNN_DENSE_BLOCK / OC);                                       \
-    double cost = act == PYNN_ACT_LINEAR ? 1 : act == PYNN_ACT_RELU ? 2 : 20;               \
     for (pynn_idx r0 = 0; r0 < B; r0 += mb) {                                               \
         pynn_idx rows = PYNN_MIN(mb, B - r0);                                               \
         T *yb = out + r0 * OC;                                                              \
         int st = pynn_gemm_##SUF(yb, OC, 1, x + r0 * rsx, rsx, csx, w, rsw, csw,            \
                                  rows, OC, C, (T)1, (T)0, ctx);                             \
         if (st != PYNN_OK) return st;                                                       \
-        if (act == PYNN_ACT_LINEAR && !b) continue;                                         \
-        int nt = pynn_threads_for(ctx, (double)rows * (double)OC * cost);                   \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
-        for (pynn_idx r = 0; r < rows; r++)                                                 \
-            pynn_dense_epilogue_row_##SUF(yb + r * OC, b, OC, act);                         \
+        if (b) {                                                                            \
+            int nt = pynn_threads_for(ctx, (double)rows * (double)OC);                      \
+            (void)nt;                                                                       \
+            _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")         \
+            for (pynn_idx r = 0; r < rows; r++) {                                           \
+                T *yr = yb + r * OC;                                                        \
+                for (pynn_idx j = 0; j < OC; j++) yr[j] += b[j];                            \
+            }                                                                               \
+        }                                                                                   \
+        /* the activation kernels, in place: vectorized for ctx.isa, threaded by size */    \
+        if (act == PYNN_ACT_RELU) pynn_relu_forward_##SUF(yb, yb, rows * OC, ctx);          \
+        else if (act == PYNN_ACT_SIGMOID) pynn_sigmoid_forward_##SUF(yb, yb, rows * OC, ctx); \
+        else if (act == PYNN_ACT_TANH) pynn_tanh_forward_##SUF(yb, yb, rows * OC, ctx);     \
     }                                                                                       \
     return PYNN_OK;                                                                         \
 }                                                                                           \
@@ -70,6 +59,7 @@ int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                              
         scratch = (T *)malloc((size_t)B * (size_t)OC * sizeof(T));                          \
         if (!scratch) return PYNN_ENOMEM;                                                   \
         int nt = pynn_threads_for(ctx, (double)B * (double)OC * 2);                         \
+        (void)nt;                                                                           \
         _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
         for (pynn_idx r = 0; r < B; r++) {                                                  \
             const T *yr = y + r * OC, *gr = dy + r * OC;                                    \

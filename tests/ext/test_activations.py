@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, check_grad, compare, layouts, rand
+import pynn
+from helpers import ARCHS, C, REF, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -241,3 +242,40 @@ def test_bad_input(be):
         be.leaky_relu_forward(x, alpha=np.nan)
     with pytest.raises(TypeError, match="real number"):
         be.elu_backward(x, x, alpha="big")
+
+
+def _exact(name, x):
+    xl = x.astype(np.longdouble)  # 80-bit extended precision on x86-64
+    s = 1 / (1 + np.exp(-xl))
+    return {"sigmoid": s, "tanh": np.tanh(xl), "silu": xl * s, "softplus": np.log1p(np.exp(xl)),
+            "elu": np.where(xl > 0, xl, np.expm1(xl))}[name]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "softplus", "elu"])
+def test_accuracy_in_ulp(name, dtype):
+    """The vectorized exp / tanh stay within 4 ulp of extended-precision values, a tighter
+    bound than the twin comparison's (elementwise: 36 eps of max(1, |y|))."""
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.uniform(-30, 30, 20000), rng.uniform(-1, 1, 20000),
+                        rng.uniform(-1e-3, 1e-3, 2000), [0.625, -0.625, 0.6249999]]).astype(dtype)
+    exact = _exact(name, x)
+    ulp = np.spacing(np.abs(exact.astype(dtype))).astype(np.longdouble)
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            got = getattr(C, name + "_forward")(x).astype(np.longdouble)
+        worst = float(np.max(np.abs(got - exact) / ulp))
+        assert worst <= 4, f"{name} {np.dtype(dtype).name} arch={arch}: {worst:.2f} ulp"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiny_and_subnormal_results(dtype):
+    x = np.array([-100.0, -87.5, -103.0, -745.0, -1e4], dtype)
+    want = REF.sigmoid_forward(x.astype(np.float64))
+    tiny = np.finfo(dtype).smallest_subnormal
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            got = C.sigmoid_forward(x).astype(np.float64)
+        # subnormal results keep their value to within a step of the smallest subnormal
+        np.testing.assert_allclose(got, want.astype(dtype), rtol=1e-5, atol=2 * float(tiny))
+        assert got[-1] == 0.0
