@@ -184,3 +184,11 @@ def shape_dtype(shape, dtype):
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, received {dtype}")
     return shape, dtype
+
+
+def one_of(value, name, options):
+    """`value` if it is one of the strings in `options`; ValueError listing the valid ones."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {name} {value!r}: expected one of "
+                         f"{', '.join(repr(o) for o in options)}")
+    return value

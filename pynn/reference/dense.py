@@ -1,2 +1,88 @@
-"""dense kernels: NumPy reference (to be filled)."""
-__all__ = []
+"""The fused Dense layer: NumPy reference (the spec of csrc/dense.c). Keras layout.
+
+    forward   y (B, OC) = act(x (B, C) @ w (C, OC) + b (OC))
+    backward  dz = dy * act'(y);  dw = x^T dz;  db = column sums of dz;  dx = dz w^T
+
+activation is one of DENSE_ACTIVATIONS, those whose derivative follows from the output y
+(others run as a separate activation op). Gradients are written, not accumulated; dw and db
+may be views into a model's flat gradient buffer.
+"""
+import numpy as np
+
+from .. import _checks
+from .activations import _sigmoid
+
+__all__ = ["dense_forward", "dense_backward"]
+
+DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+
+
+def _weights(x, w, b):
+    """Check x (B, C), w (C, OC), b (OC,) or None; return them as C-safe arrays."""
+    x = _checks.float_array(x, "x", ndim=2)
+    w = _checks.float_array(w, "w", ndim=2)
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"w must have shape (C, OC) with C = x.shape[1] = {x.shape[1]} "
+                         f"(Keras layout: in features first), received w of shape {w.shape}")
+    if b is not None:
+        b = _checks.float_array(b, "b", ndim=1)
+        _checks.same_shape((w.shape[1],), b=b)
+    _checks.same_dtype(x.dtype, w=w, b=b)
+    return x, w, b
+
+
+def dense_forward(x, w, b=None, activation="linear", out=None):
+    """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC)."""
+    _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
+    x, w, b = _weights(x, w, b)
+    out = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
+    z = x @ w                               # (B, OC)
+    if b is not None:
+        z = z + b                           # (B, OC)
+    if activation == "relu":
+        z = np.where(z < 0, 0, z)           # (B, OC)
+    elif activation == "sigmoid":
+        z = _sigmoid(z)                     # (B, OC)
+    elif activation == "tanh":
+        z = np.tanh(z)                      # (B, OC)
+    out[...] = z                            # (B, OC)
+    return out
+
+
+def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
+    """Gradients of dense_forward: returns (dx (B, C) or None, dw (C, OC), db (OC,)).
+
+    y is the forward output (B, OC), needed for every activation but "linear" (may be None).
+    """
+    _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
+    x, w, _ = _weights(x, w, None)
+    B, C, OC = x.shape[0], x.shape[1], w.shape[1]
+    dy = _checks.float_array(dy, "dy", ndim=2)
+    _checks.same_shape((B, OC), dy=dy)
+    if y is None:
+        if activation != "linear":
+            raise ValueError(f"dense_backward needs the forward output y for "
+                             f"activation={activation!r}; pass y (B, OC)")
+    else:
+        y = _checks.float_array(y, "y", ndim=2)
+        _checks.same_shape((B, OC), y=y)
+    _checks.same_dtype(x.dtype, w=w, y=y, dy=dy)
+    if not need_dx and dx is not None:
+        raise ValueError("dx was passed but need_dx=False; pass need_dx=True or drop dx")
+    ins = (x, w, y, dy)
+    dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
+    dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
+    db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
+    if activation == "relu":
+        dz = np.where(y > 0, dy, 0)         # (B, OC)
+    elif activation == "sigmoid":
+        dz = dy * y * (1 - y)               # (B, OC)
+    elif activation == "tanh":
+        dz = dy * (1 - y * y)               # (B, OC)
+    else:
+        dz = dy                             # (B, OC)
+    dw[...] = x.T @ dz                      # (C, OC)
+    db[...] = np.sum(dz, axis=0)            # (OC,)
+    if dx is not None:
+        dx[...] = dz @ w.T                  # (B, C)
+    return dx, dw, db

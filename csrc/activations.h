@@ -1,0 +1,205 @@
+/* activations.h - elementwise activations (forward and backward) and the softmax family over
+ * the last axis, plus the per-element math as static inline functions so that Dense (and later
+ * convolution) apply them as a GEMM epilogue while the output is still in cache.
+ *
+ * Stable forms: sigmoid evaluates exp(-|x|) only (no overflow for large |x|); softplus is
+ * max(x,0) + log1p(exp(-|x|)); exact GELU uses erfc (no cancellation in 1 + erf for x << 0);
+ * softmax subtracts the row maximum. Every function here is branch-free on the data (ternaries
+ * only) so the compiler may vectorize the loops that call them.
+ */
+#ifndef PYNN_ACTIVATIONS_H
+#define PYNN_ACTIVATIONS_H
+#include <math.h>
+#include <string.h>
+#include "pynn.h"
+
+static inline uint32_t pynn_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float pynn_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint64_t pynn_f64_bits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+static inline double pynn_f64_from_bits(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+
+/* exp without libm calls, so loops over it vectorize (libm's exp is a scalar call):
+ * exp(x) = 2^n exp(r), n = round(x / ln 2) by the 1.5*2^p magic-number trick,
+ * r = x - n ln 2 in two parts (Cody-Waite, the high part exact), |r| <= ln(2)/2.
+ * exp(r): float by Cephes' expf polynomial, double by Taylor to degree 13 (truncation
+ * < 5e-18). 2^n is applied as two factors 2^(n>>1) 2^(n - (n>>1)), each a normal number, so
+ * subnormal results round once and overflow gives inf. Error ~1-2 ulp; NaN passes through. */
+static inline float pynn_exp_f32(float x) {
+    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float t = xc * 1.44269504088896341f + 12582912.0f;          /* 1.5 * 2^23 */
+    int32_t n = (int32_t)pynn_f32_bits(t) - 0x4B400000;           /* round(x / ln 2) */
+    float fn = t - 12582912.0f;
+    float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t n1 = n >> 1, n2 = n - n1;                            /* both in [-75, 64] */
+    float y = p * pynn_f32_from_bits((uint32_t)(n1 + 127) << 23)
+                * pynn_f32_from_bits((uint32_t)(n2 + 127) << 23);
+    return x != x ? x : y;
+}
+
+static inline double pynn_exp_f64(double x) {
+    double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+    double t = xc * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5 * 2^52 */
+    int64_t n = (int64_t)pynn_f64_bits(t) - 0x4338000000000000LL;
+    double fn = t - 6755399441055744.0;
+    double r = (xc - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                                /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    int64_t n1 = n >> 1, n2 = n - n1;                            /* both in [-539, 513] */
+    double y = p * pynn_f64_from_bits((uint64_t)(n1 + 1023) << 52)
+                 * pynn_f64_from_bits((uint64_t)(n2 + 1023) << 52);
+    return x != x ? x : y;
+}
+
+/* tanh, vectorizable: |x| < 0.625 by Cephes' odd polynomial (float) / rational function
+ * (double), else sign(x) (1 - 2 / (exp(2|x|) + 1)) with |x| clamped where tanh rounds to 1. */
+static inline float pynn_tanh_f32(float x) {
+    float a = fabsf(x), z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float e = pynn_exp_f32(2.0f * (a < 20.0f ? a : 20.0f));     /* tanh(20) rounds to 1 */
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0 ? -big : big;
+    return a < 0.625f ? small : (x != x ? x : big);
+}
+
+static inline double pynn_tanh_f64(double x) {
+    double a = fabs(x), z = x * x;
+    double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+               - 1.61468768441708447952e3;
+    double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
+               + 4.84406305325125486048e3;
+    double small = x + x * z * (p / q);
+    double e = pynn_exp_f64(2.0 * (a < 22.0 ? a : 22.0));        /* tanh(22) rounds to 1 */
+    double big = 1.0 - 2.0 / (e + 1.0);
+    big = x < 0 ? -big : big;
+    return a < 0.625 ? small : (x != x ? x : big);
+}
+
+/* activations Dense can fuse: their derivative follows from the output y */
+enum { PYNN_ACT_LINEAR = 0, PYNN_ACT_RELU = 1, PYNN_ACT_SIGMOID = 2, PYNN_ACT_TANH = 3 };
+
+/* Per-element math for one dtype. T: float/double; SUF: f32/f64; F: the libm suffix (f or
+ * nothing). Forward functions take x; backward ones take x and dy and return dx. */
+#define PYNN_ACT_MATH(T, SUF, F)                                                            \
+static inline T pynn_relu_##SUF(T x) { return x < 0 ? (T)0 : x; /* NaN passes through */ }  \
+static inline T pynn_relu_grad_##SUF(T x, T dy) { return x > 0 ? dy : (T)0; }               \
+static inline T pynn_leaky_relu_##SUF(T x, T a) { return x < 0 ? a * x : x; }               \
+static inline T pynn_leaky_relu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : a * dy; }  \
+/* elu: x for x > 0, alpha * (exp(x) - 1) otherwise; expm1 keeps small |x| accurate */      \
+static inline T pynn_elu_##SUF(T x, T a) { return x > 0 ? x : a * expm1##F(x); }            \
+static inline T pynn_elu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : dy * a * pynn_exp_##SUF(x); } \
+/* sigmoid: 1/(1+e) for x >= 0, e/(1+e) for x < 0, with e = exp(-|x|) in (0, 1] */          \
+static inline T pynn_sigmoid_##SUF(T x) {                                                   \
+    T e = pynn_exp_##SUF(-fabs##F(x));                                                      \
+    T r = (T)1 / ((T)1 + e);                                                                \
+    return x < 0 ? e * r : r;                                                               \
+}                                                                                           \
+static inline T pynn_sigmoid_grad_##SUF(T x, T dy) {                                        \
+    T s = pynn_sigmoid_##SUF(x);                                                            \
+    return dy * s * ((T)1 - s);                                                             \
+}                                                                                           \
+static inline T pynn_tanh_grad_##SUF(T x, T dy) {                                           \
+    T t = pynn_tanh_##SUF(x);                                                               \
+    return dy * ((T)1 - t * t);                                                             \
+}                                                                                           \
+/* gelu (exact): x * Phi(x) = 0.5 x erfc(-x / sqrt 2); d/dx = Phi(x) + x phi(x) */          \
+static inline T pynn_gelu_##SUF(T x) {                                                      \
+    return (T)0.5 * x * erfc##F(-x * (T)0.70710678118654752440);                            \
+}                                                                                           \
+static inline T pynn_gelu_grad_##SUF(T x, T dy) {                                           \
+    T cdf = (T)0.5 * erfc##F(-x * (T)0.70710678118654752440);                               \
+    T pdf = (T)0.39894228040143267794 * pynn_exp_##SUF((T)-0.5 * x * x);                            \
+    return dy * (cdf + x * pdf);                                                            \
+}                                                                                           \
+/* gelu (tanh approximation): 0.5 x (1 + tanh(k0 (x + k1 x^3))) */                          \
+static inline T pynn_gelu_tanh_##SUF(T x) {                                                 \
+    T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
+    return (T)0.5 * x * ((T)1 + pynn_tanh_##SUF(u));                                                \
+}                                                                                           \
+static inline T pynn_gelu_tanh_grad_##SUF(T x, T dy) {                                      \
+    T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
+    T t = pynn_tanh_##SUF(u);                                                                       \
+    T du = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x * x);                  \
+    return dy * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);                   \
+}                                                                                           \
+/* softplus: log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); d/dx = sigmoid(x) */          \
+static inline T pynn_softplus_##SUF(T x) {                                                  \
+    return (x > 0 ? x : (T)0) + log1p##F(pynn_exp_##SUF(-fabs##F(x)));                              \
+}                                                                                           \
+static inline T pynn_softplus_grad_##SUF(T x, T dy) { return dy * pynn_sigmoid_##SUF(x); }  \
+/* silu / swish: x sigmoid(x); d/dx = s (1 + x (1 - s)) */                                  \
+static inline T pynn_silu_##SUF(T x) { return x * pynn_sigmoid_##SUF(x); }                  \
+static inline T pynn_silu_grad_##SUF(T x, T dy) {                                           \
+    T s = pynn_sigmoid_##SUF(x);                                                            \
+    return dy * s * ((T)1 + x * ((T)1 - s));                                                \
+}                                                                                           \
+/* Dense epilogue: act(z) and dz = dy * act'(z) written in terms of the output y */         \
+static inline T pynn_act_apply_##SUF(int act, T z) {                                        \
+    return act == PYNN_ACT_RELU ? pynn_relu_##SUF(z)                                        \
+         : act == PYNN_ACT_SIGMOID ? pynn_sigmoid_##SUF(z)                                  \
+         : act == PYNN_ACT_TANH ? pynn_tanh_##SUF(z) : z;                                   \
+}                                                                                           \
+static inline T pynn_act_grad_from_y_##SUF(int act, T y, T dy) {                            \
+    return act == PYNN_ACT_RELU ? (y > 0 ? dy : (T)0)                                       \
+         : act == PYNN_ACT_SIGMOID ? dy * y * ((T)1 - y)                                    \
+         : act == PYNN_ACT_TANH ? dy * ((T)1 - y * y) : dy;                                 \
+}
+
+PYNN_ACT_MATH(float, f32, f)
+PYNN_ACT_MATH(double, f64, )
+
+/* Kernels. Elementwise ones take contiguous arrays of n elements; out may be x (forward) and
+ * dx may be dy (backward). Softmax ones take R contiguous rows of N. */
+#define PYNN_ACT_DECLS(T, SUF)                                                              \
+void pynn_relu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
+void pynn_relu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
+void pynn_leaky_relu_forward_##SUF(T *out, const T *x, pynn_idx n, T alpha, pynn_ctx ctx);  \
+void pynn_leaky_relu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, T alpha,    \
+                                    pynn_ctx ctx);                                          \
+void pynn_elu_forward_##SUF(T *out, const T *x, pynn_idx n, T alpha, pynn_ctx ctx);         \
+void pynn_elu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, T alpha,           \
+                             pynn_ctx ctx);                                                 \
+void pynn_sigmoid_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);              \
+void pynn_sigmoid_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx); \
+void pynn_tanh_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
+void pynn_tanh_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
+void pynn_gelu_forward_##SUF(T *out, const T *x, pynn_idx n, int approximate, pynn_ctx ctx); \
+void pynn_gelu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, int approximate,  \
+                              pynn_ctx ctx);                                                \
+void pynn_softplus_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);             \
+void pynn_softplus_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx); \
+void pynn_silu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
+void pynn_silu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
+void pynn_softmax_forward_##SUF(T *out, const T *x, pynn_idx R, pynn_idx N, pynn_ctx ctx);  \
+void pynn_softmax_backward_##SUF(T *dx, const T *y, const T *dy, pynn_idx R, pynn_idx N,    \
+                                 pynn_ctx ctx);                                             \
+void pynn_log_softmax_forward_##SUF(T *out, const T *x, pynn_idx R, pynn_idx N,             \
+                                    pynn_ctx ctx);                                          \
+void pynn_log_softmax_backward_##SUF(T *dx, const T *y, const T *dy, pynn_idx R,            \
+                                     pynn_idx N, pynn_ctx ctx);
+
+PYNN_ACT_DECLS(float, f32)
+PYNN_ACT_DECLS(double, f64)
+#endif

@@ -1,0 +1,93 @@
+/* dense.c - the fused Dense layer: GEMM with the bias and activation as an epilogue, and the
+ * whole backward pass (dz, dw, db, dx) in one call. Contract in dense.h.
+ *
+ * Forward runs in row blocks of about 32K outputs: GEMM writes the block (beta = 0), then the
+ * epilogue adds the bias and applies the activation (the activation kernels, in place) while
+ * the block is still in cache.
+ * Backward forms dz = dy * act'(y) in a per-call scratch buffer (dz is dy itself for
+ * "linear"), then db = column sums of dz (rows in order 0..B-1), dw = x^T dz and dx = dz w^T,
+ * both GEMMs with swapped strides instead of transposed copies. Each output has one writer and
+ * GEMM's accumulation order depends on shapes only, so results do not depend on the threads.
+ */
+#include <stdlib.h>
+
+#include "dense.h"
+#include "gemm.h"
+#include "reduce.h"
+
+#define PYNN_DENSE_BLOCK 32768 /* outputs per forward row block */
+
+#define PYNN_DENSE_FAMILY(T, SUF)                                                           \
+int pynn_dense_forward_##SUF(T *out, const T *x, pynn_idx rsx, pynn_idx csx,                \
+                             const T *w, pynn_idx rsw, pynn_idx csw, const T *b,            \
+                             pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) {  \
+    /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) */                                     \
+    if (B == 0 || OC == 0) return PYNN_OK;                                                  \
+    pynn_idx mb = PYNN_MAX(1, PYNN_DENSE_BLOCK / OC);                                       \
+    for (pynn_idx r0 = 0; r0 < B; r0 += mb) {                                               \
+        pynn_idx rows = PYNN_MIN(mb, B - r0);                                               \
+        T *yb = out + r0 * OC;                                                              \
+        int st = pynn_gemm_##SUF(yb, OC, 1, x + r0 * rsx, rsx, csx, w, rsw, csw,            \
+                                 rows, OC, C, (T)1, (T)0, ctx);                             \
+        if (st != PYNN_OK) return st;                                                       \
+        if (b) {                                                                            \
+            int nt = pynn_threads_for(ctx, (double)rows * (double)OC);                      \
+            (void)nt;                                                                       \
+            _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")         \
+            for (pynn_idx r = 0; r < rows; r++) {                                           \
+                T *yr = yb + r * OC;                                                        \
+                for (pynn_idx j = 0; j < OC; j++) yr[j] += b[j];                            \
+            }                                                                               \
+        }                                                                                   \
+        /* the activation kernels, in place: vectorized for ctx.isa, threaded by size */    \
+        if (act == PYNN_ACT_RELU) pynn_relu_forward_##SUF(yb, yb, rows * OC, ctx);          \
+        else if (act == PYNN_ACT_SIGMOID) pynn_sigmoid_forward_##SUF(yb, yb, rows * OC, ctx); \
+        else if (act == PYNN_ACT_TANH) pynn_tanh_forward_##SUF(yb, yb, rows * OC, ctx);     \
+    }                                                                                       \
+    return PYNN_OK;                                                                         \
+}                                                                                           \
+                                                                                            \
+int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                                          \
+                              const T *x, pynn_idx rsx, pynn_idx csx,                       \
+                              const T *w, pynn_idx rsw, pynn_idx csw,                       \
+                              const T *y, const T *dy,                                      \
+                              pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) { \
+    /* dz (B,OC) = dy * act'(y); dw (C,OC) = x^T dz; db (OC) = sum_b dz; dx (B,C) = dz w^T */ \
+    const T *dz = dy;                                                                       \
+    T *scratch = NULL;                                                                      \
+    if (act != PYNN_ACT_LINEAR && B > 0 && OC > 0) {                                        \
+        scratch = (T *)malloc((size_t)B * (size_t)OC * sizeof(T));                          \
+        if (!scratch) return PYNN_ENOMEM;                                                   \
+        int nt = pynn_threads_for(ctx, (double)B * (double)OC * 2);                         \
+        (void)nt;                                                                           \
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")             \
+        for (pynn_idx r = 0; r < B; r++) {                                                  \
+            const T *yr = y + r * OC, *gr = dy + r * OC;                                    \
+            T *zr = scratch + r * OC;                                                       \
+            switch (act) {                                                                  \
+            case PYNN_ACT_RELU:                                                             \
+                for (pynn_idx j = 0; j < OC; j++)                                           \
+                    zr[j] = pynn_act_grad_from_y_##SUF(PYNN_ACT_RELU, yr[j], gr[j]);        \
+                break;                                                                      \
+            case PYNN_ACT_SIGMOID:                                                          \
+                for (pynn_idx j = 0; j < OC; j++)                                           \
+                    zr[j] = pynn_act_grad_from_y_##SUF(PYNN_ACT_SIGMOID, yr[j], gr[j]);     \
+                break;                                                                      \
+            default:                                                                        \
+                for (pynn_idx j = 0; j < OC; j++)                                           \
+                    zr[j] = pynn_act_grad_from_y_##SUF(PYNN_ACT_TANH, yr[j], gr[j]);        \
+                break;                                                                      \
+            }                                                                               \
+        }                                                                                   \
+        dz = scratch;                                                                       \
+    }                                                                                       \
+    pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, ctx);                                       \
+    int st = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1, (T)0, ctx); \
+    if (st == PYNN_OK && dx)                                                                \
+        st = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, (T)0, ctx);  \
+    free(scratch);                                                                          \
+    return st;                                                                              \
+}
+
+PYNN_DENSE_FAMILY(float, f32)
+PYNN_DENSE_FAMILY(double, f64)

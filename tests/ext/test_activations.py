@@ -1,0 +1,281 @@
+"""Activations: C kernels against the NumPy twin, hand-worked values, gradients by central
+differences, large magnitudes, masked softmax rows, in-place use and bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import pynn
+from helpers import ARCHS, C, REF, check_grad, compare, layouts, rand
+
+DTYPES = (np.float32, np.float64)
+BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+# (forward name, keyword arguments); backward is the same name with _backward
+ELEMENTWISE = [
+    ("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"alpha": 0.05}), ("elu", {}),
+    ("elu", {"alpha": 0.5}), ("sigmoid", {}), ("tanh", {}), ("gelu", {}),
+    ("gelu", {"approximate": True}), ("softplus", {}), ("silu", {}), ("swish", {}),
+]
+EW_IDS = [n + "".join(f"-{k}={v}" for k, v in kw.items()) for n, kw in ELEMENTWISE]
+SOFTMAX = ["softmax", "log_softmax"]
+# 0-size, 1, primes, 3-D, and sizes past one 4096-element chunk / the 2-thread threshold
+SHAPES = [(0,), (1,), (7,), (3, 0), (13, 5), (3, 5, 7), (4099,), (301, 257)]
+
+
+def _data(rng, shape, dtype, low=-4.0, high=4.0):
+    return rand(rng, shape, dtype, low, high)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name,kw", ELEMENTWISE, ids=EW_IDS)
+def test_elementwise_against_reference(name, kw, shape, dtype):
+    rng = np.random.default_rng(len(shape) * 100 + sum(shape))
+    x, dy = _data(rng, shape, dtype), _data(rng, shape, dtype)
+    compare(name + "_forward", x, **kw)
+    compare(name + "_backward", x, dy, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [s for s in SHAPES if len(s) > 0] + [(2, 3, 1)])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_against_reference(name, shape, dtype):
+    rng = np.random.default_rng(sum(shape) + 7)
+    x, dy = _data(rng, shape, dtype, -10, 10), _data(rng, shape, dtype)
+    y = compare(name + "_forward", x, k=shape[-1])
+    compare(name + "_backward", y, dy, k=shape[-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", ELEMENTWISE[:2] + ELEMENTWISE[5:8] + [(s, {}) for s in SOFTMAX])
+def test_layouts(name, kw, dtype):
+    rng = np.random.default_rng(3)
+    x, dy = _data(rng, (6, 11), dtype), _data(rng, (6, 11), dtype)
+    for lname, xv in layouts(x):
+        compare(name + "_forward", xv, k=11, **kw)
+        compare(name + "_forward", xv.T, k=6, **kw)
+        for _, dyv in layouts(dy):
+            compare(name + "_backward", xv, dyv, k=11, **kw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(0, 40), min_size=1, max_size=3),
+       dtype=st.sampled_from(DTYPES), which=st.integers(0, len(ELEMENTWISE) + 1))
+def test_random_shapes(shape, dtype, which):
+    rng = np.random.default_rng(sum(shape) + which)
+    x, dy = _data(rng, tuple(shape), dtype), _data(rng, tuple(shape), dtype)
+    if which < len(ELEMENTWISE):
+        name, kw = ELEMENTWISE[which]
+        compare(name + "_forward", x, **kw)
+        compare(name + "_backward", x, dy, **kw)
+    else:
+        name = SOFTMAX[which - len(ELEMENTWISE)]
+        y = compare(name + "_forward", x, k=shape[-1])
+        compare(name + "_backward", y, dy, k=shape[-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", ELEMENTWISE, ids=EW_IDS)
+def test_large_magnitudes(name, kw, dtype):
+    x = np.array([-1e4, -1e3, -100, -30, -20, 20, 30, 100, 1e3, 1e4], dtype)
+    dy = np.ones_like(x)
+    y = compare(name + "_forward", x, **kw)
+    g = compare(name + "_backward", x, dy, **kw)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(g)), (y, g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@BACKENDS
+def test_large_logits(be, dtype):
+    x = np.array([[1e4, -1e4, 0.0, 1e4 - 1], [-1e4, -1e4, -1e4, -1e4 + 2]], dtype)
+    y = be.softmax_forward(x)
+    ly = be.log_softmax_forward(x)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(ly))
+    e = np.exp(np.array([0.0, -1.0]))
+    np.testing.assert_allclose(y[0], [e[0] / e.sum(), 0, 0, e[1] / e.sum()], rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(ly[0, 1], -2e4 - np.log(e.sum()), rtol=1e-6)
+    np.testing.assert_allclose(ly[1, 3], -np.log(1 + 3 * np.exp(-2.0)), rtol=1e-6)
+    for name in SOFTMAX:
+        compare(name + "_forward", x, k=4)
+
+
+@BACKENDS
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hand_worked_values(be, dtype):
+    x = np.array([-1.0, 0.0, 1.0], dtype)
+    dy = np.array([5.0, 5.0, 5.0], dtype)
+    a = dtype(0.2)
+    eq = np.testing.assert_array_equal
+    eq(be.relu_forward(x), [0, 0, 1])
+    eq(be.relu_backward(x, dy), [0, 0, 5])
+    eq(be.leaky_relu_forward(x), np.array([-a, 0, 1], dtype))
+    eq(be.leaky_relu_backward(x, dy), np.array([5 * a, 5 * a, 5], dtype))
+    eq(be.elu_forward(x)[1:], [0, 1])
+    eq(be.elu_backward(x, dy)[1:], [5, 5])  # exp(0) = 1 at the kink's left side
+    eq(be.sigmoid_forward(x)[1], 0.5)
+    eq(be.sigmoid_backward(x, dy)[1], 1.25)
+    eq(be.tanh_forward(x)[1], 0.0)
+    eq(be.tanh_backward(x, dy)[1], 5.0)
+    eq(be.gelu_forward(x)[1], 0.0)
+    eq(be.gelu_forward(x, approximate=True)[1], 0.0)
+    eq(be.gelu_backward(x, dy)[1], 2.5)
+    eq(be.gelu_backward(x, dy, approximate=True)[1], 2.5)
+    eq(be.silu_forward(x)[1], 0.0)
+    eq(be.silu_backward(x, dy)[1], 2.5)
+    eq(be.softplus_backward(x, dy)[1], 2.5)
+    np.testing.assert_allclose(be.softplus_forward(x)[1], np.log(2.0), rtol=2e-7)
+    np.testing.assert_allclose(be.elu_forward(x)[0], np.expm1(-1.0), rtol=2e-7)
+    np.testing.assert_allclose(be.gelu_forward(x)[2], 0.8413447460685429, rtol=2e-7)
+    eq(be.softmax_forward(np.zeros((2, 4), dtype)), np.full((2, 4), 0.25))
+    eq(be.softmax_forward(np.array([1e4, 1e4], dtype)), [0.5, 0.5])
+    eq(be.softmax_forward(np.array([1e4, -1e4], dtype)), [1.0, 0.0])
+    eq(be.log_softmax_forward(np.array([1e4, -1e4], dtype)), [0.0, -2e4])
+    eq(be.log_softmax_forward(np.array([3.0], dtype)), [0.0])
+    y = np.array([0.25, 0.75], dtype)
+    eq(be.softmax_backward(y, np.array([1.0, 1.0], dtype)), [0, 0])  # shift invariance
+    eq(be.softmax_backward(y, np.array([4.0, 0.0], dtype)), [0.75, -0.75])
+
+
+@BACKENDS
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_rows(be, dtype):
+    inf = np.inf
+    x = np.array([[-inf, -inf, -inf, -inf], [0.0, -inf, 0.0, -inf], [1.0, 2.0, 3.0, 4.0]], dtype)
+    y = be.softmax_forward(x)
+    np.testing.assert_array_equal(y[0], np.full(4, 0.25))   # fully masked: uniform
+    np.testing.assert_array_equal(y[1], [0.5, 0, 0.5, 0])
+    ly = be.log_softmax_forward(x)
+    np.testing.assert_allclose(ly[0], np.full(4, -np.log(4.0)), rtol=1e-6)
+    np.testing.assert_array_equal(ly[1], [np.log(dtype(0.5)), -inf, np.log(dtype(0.5)), -inf])
+    dy = np.ones_like(x)
+    assert np.all(np.isfinite(be.softmax_backward(y, dy)))
+    assert np.all(np.isfinite(be.log_softmax_backward(ly[[0, 2]], dy[[0, 2]])))
+    compare("softmax_forward", x, k=4)
+    # -inf entries would make compare's scale infinite; check them as exact positions instead
+    np.testing.assert_allclose(C.log_softmax_forward(x), REF.log_softmax_forward(x), rtol=1e-6)
+
+
+@BACKENDS
+def test_nan_propagates(be):
+    x = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]])
+    y = be.softmax_forward(x)
+    assert np.all(np.isnan(y[0])) and np.all(np.isfinite(y[1]))
+    assert np.isnan(be.relu_forward(np.array([np.nan]))[0])
+    assert np.isnan(be.sigmoid_forward(np.array([np.nan]))[0])
+
+
+def _away_from_kinks(rng, shape):
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.05, 3.0, size=shape)
+
+
+@BACKENDS
+@pytest.mark.parametrize("name,kw", ELEMENTWISE, ids=EW_IDS)
+def test_backward_central_differences(be, name, kw):
+    x = _away_from_kinks(np.random.default_rng(5), (3, 4))
+    fwd, bwd = getattr(be, name + "_forward"), getattr(be, name + "_backward")
+    check_grad(lambda x: fwd(x, **kw), lambda x, dy: bwd(x, dy, **kw), [x])
+
+
+@BACKENDS
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_backward_central_differences(be, name):
+    x = np.random.default_rng(6).uniform(-3, 3, size=(3, 5))
+    fwd, bwd = getattr(be, name + "_forward"), getattr(be, name + "_backward")
+    check_grad(fwd, lambda x, dy: bwd(fwd(x), dy), [x])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", ELEMENTWISE + [(s, {}) for s in SOFTMAX],
+                         ids=EW_IDS + SOFTMAX)
+def test_in_place(name, kw, dtype):
+    rng = np.random.default_rng(8)
+    x, dy = _data(rng, (5, 9), dtype), _data(rng, (5, 9), dtype)
+    soft = name in SOFTMAX
+    want_y = getattr(REF, name + "_forward")(x.copy(), **kw)
+    arg = want_y if soft else x  # softmax backward takes the output
+    want_g = getattr(REF, name + "_backward")(arg.copy(), dy.copy(), **kw)
+    for be in (C, REF):
+        xi = x.copy()
+        assert getattr(be, name + "_forward")(xi, out=xi, **kw) is xi
+        compare_close(xi, want_y, dtype, 9 if soft else 1)
+        gi, ai = dy.copy(), arg.copy()
+        assert getattr(be, name + "_backward")(ai, gi, out=gi, **kw) is gi
+        compare_close(gi, want_g, dtype, 9 if soft else 1)
+        np.testing.assert_array_equal(ai, arg)  # the other input untouched
+
+
+def compare_close(got, want, dtype, k):
+    from helpers import assert_close
+    assert_close(got, want, dtype, k, "in place")
+
+
+@BACKENDS
+def test_bad_input(be):
+    x = np.ones((4, 3))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.relu_forward(np.ones(3, np.int64))
+    with pytest.raises(TypeError, match="ndarray"):
+        be.sigmoid_forward([1.0, 2.0])
+    with pytest.raises(ValueError, match="shape"):
+        be.tanh_backward(x, np.ones((3, 4)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.gelu_backward(x, np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        be.silu_forward(x, out=np.empty((4, 4)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.relu_forward(x, out=np.empty((4, 3), np.float32))
+    ro = np.empty((4, 3))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.elu_forward(x, out=ro)
+    buf = np.zeros(13)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.relu_forward(buf[:12].reshape(4, 3), out=buf[1:].reshape(4, 3))
+    with pytest.raises(ValueError, match="overlaps"):
+        be.softmax_backward(x, buf[:12].reshape(4, 3), out=buf[1:].reshape(4, 3))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        be.relu_forward(x, out=np.empty((3, 4)).T)
+    with pytest.raises(ValueError, match="at least 1"):
+        be.softmax_forward(np.array(1.0))
+    with pytest.raises(ValueError, match="at least 1"):
+        be.log_softmax_backward(np.array(1.0), np.array(1.0))
+    with pytest.raises(ValueError, match="finite"):
+        be.leaky_relu_forward(x, alpha=np.nan)
+    with pytest.raises(TypeError, match="real number"):
+        be.elu_backward(x, x, alpha="big")
+
+
+def _exact(name, x):
+    xl = x.astype(np.longdouble)  # 80-bit extended precision on x86-64
+    s = 1 / (1 + np.exp(-xl))
+    return {"sigmoid": s, "tanh": np.tanh(xl), "silu": xl * s, "softplus": np.log1p(np.exp(xl)),
+            "elu": np.where(xl > 0, xl, np.expm1(xl))}[name]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "softplus", "elu"])
+def test_accuracy_in_ulp(name, dtype):
+    """The vectorized exp / tanh stay within 4 ulp of extended-precision values, a tighter
+    bound than the twin comparison's (elementwise: 36 eps of max(1, |y|))."""
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.uniform(-30, 30, 20000), rng.uniform(-1, 1, 20000),
+                        rng.uniform(-1e-3, 1e-3, 2000), [0.625, -0.625, 0.6249999]]).astype(dtype)
+    exact = _exact(name, x)
+    ulp = np.spacing(np.abs(exact.astype(dtype))).astype(np.longdouble)
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            got = getattr(C, name + "_forward")(x).astype(np.longdouble)
+        worst = float(np.max(np.abs(got - exact) / ulp))
+        assert worst <= 4, f"{name} {np.dtype(dtype).name} arch={arch}: {worst:.2f} ulp"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiny_and_subnormal_results(dtype):
+    x = np.array([-100.0, -87.5, -103.0, -745.0, -1e4], dtype)
+    want = REF.sigmoid_forward(x.astype(np.float64))
+    tiny = np.finfo(dtype).smallest_subnormal
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            got = C.sigmoid_forward(x).astype(np.float64)
+        # subnormal results keep their value to within a step of the smallest subnormal
+        np.testing.assert_allclose(got, want.astype(dtype), rtol=1e-5, atol=2 * float(tiny))
+        assert got[-1] == 0.0

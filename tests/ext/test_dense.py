@@ -1,0 +1,188 @@
+"""Fused Dense: C kernel against the NumPy twin for every activation, strided / transposed
+operands, gradients by central differences, hand-worked values, flat gradient buffers and
+bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from helpers import C, REF, check_grad, compare, layouts, rand
+
+DTYPES = (np.float32, np.float64)
+ACTS = ("linear", "relu", "sigmoid", "tanh")
+BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+# (B, C, OC): ones, empties, primes, and one big enough for two threads in the epilogue
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (6, 3, 1), (13, 17, 11), (0, 4, 3), (4, 0, 3),
+          (4, 3, 0), (31, 67, 29), (300, 23, 257)]
+
+
+def _problem(rng, B, Cin, OC, dtype):
+    x = rand(rng, (B, Cin), dtype)
+    w = rand(rng, (Cin, OC), dtype)
+    b = rand(rng, (OC,), dtype)
+    dy = rand(rng, (B, OC), dtype)
+    return x, w, b, dy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("act", ACTS)
+def test_against_reference(act, shape, dtype):
+    B, Cin, OC = shape
+    x, w, b, dy = _problem(np.random.default_rng(sum(shape)), B, Cin, OC, dtype)
+    compare("dense_forward", x, w, None, act, k=Cin + 1)
+    y = compare("dense_forward", x, w, b, act, k=Cin + 1)
+    k = max(B, OC, 1)
+    compare("dense_backward", x, w, y, dy, act, k=k)
+    got = compare("dense_backward", x, w, y, dy, act, need_dx=False, k=k)
+    assert got[0] is None
+    if act == "linear":
+        compare("dense_backward", x, w, None, dy, act, k=k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_strided_and_transposed_operands(act, dtype):
+    rng = np.random.default_rng(11)
+    B, Cin, OC = 7, 5, 6
+    x, w, b, dy = _problem(rng, B, Cin, OC, dtype)
+    y = REF.dense_forward(x, w, b, act)
+    for (xn, xv), (wn, wv) in zip(layouts(x), layouts(w)):
+        compare("dense_forward", xv, wv, b, act, k=Cin + 1)
+        compare("dense_backward", xv, wv, y, dy, act, k=max(B, OC))
+    xt = np.ascontiguousarray(x.T).T          # (B, C) Fortran view of a transposed buffer
+    wt = np.ascontiguousarray(w.T).T          # (C, OC) as w^T (OC, C) transposed: PyTorch layout
+    compare("dense_forward", xt, wt, b, act, k=Cin + 1)
+    compare("dense_backward", xt, wt, y, dy, act, k=max(B, OC))
+    compare("dense_forward", x[::-1], w[:, ::-1], b[::-1], act, k=Cin + 1)
+    for (_, yv), (_, dyv) in zip(layouts(y), layouts(dy)):  # y, dy: copied to C order
+        compare("dense_backward", x, w, yv if act != "linear" else None, dyv, act,
+                k=max(B, OC))
+
+
+@settings(max_examples=20, deadline=None)
+@given(B=st.integers(0, 40), Cin=st.integers(0, 40), OC=st.integers(0, 40),
+       act=st.sampled_from(ACTS), dtype=st.sampled_from(DTYPES), bias=st.booleans())
+def test_random_shapes(B, Cin, OC, act, dtype, bias):
+    x, w, b, dy = _problem(np.random.default_rng(B * 1600 + Cin * 40 + OC), B, Cin, OC, dtype)
+    y = compare("dense_forward", x, w, b if bias else None, act, k=Cin + 1)
+    compare("dense_backward", x, w, y, dy, act, k=max(B, OC, 1))
+
+
+def _away_from_kinks(rng, B, Cin, OC):
+    """float64 problem whose pre-activations are not within 1e-3 of the relu kink."""
+    while True:
+        x, w, b, _ = _problem(rng, B, Cin, OC, np.float64)
+        if np.min(np.abs(x @ w + b)) > 1e-3:
+            return x, w, b
+
+
+@BACKENDS
+@pytest.mark.parametrize("act", ACTS)
+def test_backward_central_differences(be, act):
+    x, w, b = _away_from_kinks(np.random.default_rng(2), 3, 4, 5)
+
+    def grads(x, w, b, dy):
+        y = be.dense_forward(x, w, b, act)
+        dx, dw, db = be.dense_backward(x, w, y, dy, act)
+        return dx, dw, db
+
+    check_grad(lambda x, w, b: be.dense_forward(x, w, b, act), grads, [x, w, b])
+
+
+@BACKENDS
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hand_worked_values(be, dtype):
+    x = np.array([[1.0, 2.0]], dtype)
+    w = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]], dtype)
+    b = np.array([0.5, -3.0, 0.0], dtype)
+    eq = np.testing.assert_array_equal
+    eq(be.dense_forward(x, w, b), [[1.5, -1.0, 1.0]])
+    y = be.dense_forward(x, w, b, "relu")
+    eq(y, [[1.5, 0.0, 1.0]])
+    dx, dw, db = be.dense_backward(x, w, y, np.ones((1, 3), dtype), "relu")
+    eq(dw, [[1.0, 0.0, 1.0], [2.0, 0.0, 2.0]])
+    eq(db, [1.0, 0.0, 1.0])
+    eq(dx, [[0.0, 1.0]])
+    z = np.zeros((2, 2), dtype)
+    eq(be.dense_forward(z, z, None, "sigmoid"), np.full((2, 2), 0.5))
+    eq(be.dense_forward(z, z, None, "tanh"), np.zeros((2, 2)))
+    ys = np.full((2, 2), 0.5, dtype)
+    dx, dw, db = be.dense_backward(np.ones((2, 2), dtype), np.eye(2, dtype=dtype), ys,
+                                   np.full((2, 2), 4.0, dtype), "sigmoid")
+    eq(db, [2.0, 2.0])                       # 4 * 0.5 * 0.5 per row, two rows
+    eq(dx, np.ones((2, 2)))
+    eq(be.dense_forward(np.ones((3, 0), dtype), np.ones((0, 2), dtype), b[:2]),
+       np.tile(b[:2], (3, 1)))               # C = 0: the bias alone
+
+
+@BACKENDS
+@pytest.mark.parametrize("act", ACTS)
+def test_gradients_into_flat_buffer(be, act):
+    rng = np.random.default_rng(4)
+    x, w, b, dy = _problem(rng, 6, 5, 3, np.float32)
+    y = REF.dense_forward(x, w, b, act)
+    flat = np.full(5 * 3 + 3 + 4, 7.0, np.float32)
+    dw, db = flat[2:17].reshape(5, 3), flat[17:20]
+    dx = np.full((6, 5), np.nan, np.float32)
+    got = be.dense_backward(x, w, y, dy, act, dx=dx, dw=dw, db=db)
+    assert got[0] is dx and got[1] is dw and got[2] is db
+    want = REF.dense_backward(x, w, y, dy, act)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(flat[[0, 1, 20, 21]], 7.0)  # neighbours untouched
+    out = np.full((6, 3), np.nan, np.float32)
+    assert be.dense_forward(x, w, b, act, out=out) is out  # beta = 0: NaN in out never read
+    np.testing.assert_allclose(out, y, rtol=1e-5, atol=1e-5)
+
+
+@BACKENDS
+def test_bad_input(be):
+    x, w, b, dy = _problem(np.random.default_rng(0), 4, 3, 2, np.float64)
+    y = REF.dense_forward(x, w, b, "tanh")
+    with pytest.raises(ValueError, match=r"w must have shape \(C, OC\) with C = x.shape\[1\] = 3"):
+        be.dense_forward(x, w.T, b)
+    with pytest.raises(ValueError, match="2-D"):
+        be.dense_forward(x[0], w, b)
+    with pytest.raises(ValueError, match=r"b must have shape \(2,\)"):
+        be.dense_forward(x, w, np.ones(3))
+    with pytest.raises(ValueError, match="'linear', 'relu', 'sigmoid', 'tanh'"):
+        be.dense_forward(x, w, b, "softmax")
+    with pytest.raises(ValueError, match="unknown activation"):
+        be.dense_backward(x, w, y, dy, "gelu")
+    with pytest.raises(ValueError, match="unknown activation"):
+        be.dense_forward(x, w, b, None)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.dense_forward(x.astype(np.int32), w, b)
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_forward(x, w.astype(np.float32), b)
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_forward(x, w, b.astype(np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_backward(x, w, y, dy.astype(np.float32), "tanh")
+    with pytest.raises(ValueError, match=r"dy must have shape \(4, 2\)"):
+        be.dense_backward(x, w, y, dy[:3], "tanh")
+    with pytest.raises(ValueError, match=r"y must have shape \(4, 2\)"):
+        be.dense_backward(x, w, y[:, :1], dy, "tanh")
+    with pytest.raises(ValueError, match="needs the forward output y"):
+        be.dense_backward(x, w, None, dy, "relu")
+    with pytest.raises(ValueError, match="need_dx=False"):
+        be.dense_backward(x, w, y, dy, "tanh", need_dx=False, dx=np.empty((4, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        be.dense_forward(x, w, b, out=np.empty((2, 4)))
+    with pytest.raises(ValueError, match="overlaps"):
+        xb = np.ones(14)
+        be.dense_forward(xb[:12].reshape(4, 3), w, b, out=xb[4:12].reshape(4, 2))
+    buf = np.zeros(20)
+    with pytest.raises(ValueError, match="dw overlaps"):
+        be.dense_backward(x, w, y, dy, "tanh", dx=buf[:12].reshape(4, 3),
+                          dw=buf[10:16].reshape(3, 2))
+    with pytest.raises(ValueError, match="db overlaps"):
+        be.dense_backward(x, w, y, dy, "tanh", dw=buf[:6].reshape(3, 2), db=buf[5:7])
+    with pytest.raises(ValueError, match="dx overlaps"):
+        be.dense_backward(x, w, y, dy, "tanh", dx=x)
+    ro = np.empty((3, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.dense_backward(x, w, y, dy, "tanh", dw=ro)
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_backward(x, w, y, dy, "tanh", db=np.empty(2, np.float32))
