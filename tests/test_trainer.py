@@ -309,3 +309,50 @@ def test_float64_model_and_regression():
     m.fit(x, y[:, 0], epochs=1, verbose=0)  # (n,) targets for a (n, 1) output
     with pytest.raises(ValueError, match="targets"):
         m.fit(x, np.ones((32, 2)), verbose=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_classic_program(backend, capsys):
+    # the MNIST program of the issue, on small synthetic 28x28 uint8 data
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (96, 28, 28)).astype(np.uint8)
+    y_train = (x_train[:, :14].mean(axis=(1, 2)) > x_train[:, 14:].mean(axis=(1, 2))).astype(
+        np.uint8)
+    x_test, y_test = x_train[:40], y_train[:40]
+    x_train, x_test = x_train / 255.0, x_test / 255.0
+    with pynn.ops.use_backend(backend):
+        model = pynn.Sequential([
+            pynn.layers.Flatten(input_shape=(28, 28)),
+            pynn.layers.Dense(128, activation='relu'),
+            pynn.layers.Dropout(0.2),
+            pynn.layers.Dense(10, activation='softmax')
+        ])
+    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+    model.fit(x_train, y_train, epochs=5)
+    test_loss, test_acc = model.evaluate(x_test, y_test, verbose=2)
+    predictions = model.predict(x_test)
+    predicted_labels = np.argmax(predictions, axis=1)
+    out = capsys.readouterr().out
+    assert out.count("Epoch ") == 5 and "3/3 - " in out and "2/2 - " in out
+    assert predictions.shape == (40, 10) and predictions.dtype == np.float32
+    np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-5)
+    assert test_acc == pytest.approx(np.mean(predicted_labels == y_test))
+    assert test_acc > 0.6 and test_loss < model.history.history["loss"][0]
+    assert model.ops is pynn.ops.get_backend(backend)
+
+
+def test_activation_layer_output_fuses_like_dense_activation():
+    x, y = data(n=12)
+    pynn.utils.set_random_seed(9)
+    a = pynn.Sequential([layers.Dense(3, input_shape=(5,)), layers.Activation("softmax")],
+                        backend="reference", dtype="float64")
+    b = pynn.Sequential([layers.Dense(3, activation="softmax", input_shape=(5,))],
+                        backend="reference", dtype="float64")
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(pynn.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        m.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    assert a._fused and b._fused
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12)
+    np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-12)
