@@ -54,10 +54,7 @@ def _clone(model, backend):
     from .model import model_from_config
     m = model_from_config(model.get_config(), backend=backend)
     m.build(model.input_shape)
-    m.set_weights(model.get_weights())
-    for src, dst in zip(model._layers, m._layers):
-        if hasattr(src, "_seed"):
-            dst._seed, dst._step = src._seed, src._step
+    m.set_weights(model.get_weights())  # dropout seeds and steps travel in the config
     if model.compiled:
         m.compile_from_config(model.get_compile_config())
         if model.optimizer.built or model.optimizer.iterations:

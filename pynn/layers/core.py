@@ -223,7 +223,8 @@ class Dropout(Layer):
 
     The mask is a pure function of (seed, step, element): `seed` comes from `seed=` or is
     drawn from pynn's generator when the layer is built (pynn.utils.set_random_seed makes
-    it reproducible); `step` counts training calls.
+    it reproducible); `step` counts training calls. Both are in get_config(), so a saved
+    model resumes training with the masks it would have drawn.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
@@ -259,4 +260,18 @@ class Dropout(Layer):
                                          out=self._buffer("dx", dy.shape))
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        # the effective seed and the step count, so that a saved and reloaded (or cloned)
+        # model draws the same masks from here on: training resumes exactly
+        return {**super().get_config(), "rate": self.rate,
+                "seed": self._seed if self._seed is not None else self.seed,
+                "step": self._step}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        step = config.pop("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"Dropout step must be a non-negative integer, received {step!r}")
+        layer = cls(**config)
+        layer._step = step
+        return layer

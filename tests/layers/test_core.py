@@ -183,3 +183,16 @@ def test_config_round_trip_and_registry():
 def test_unique_names():
     a, b = layers.Dense(2), layers.Dense(2)
     assert a.name != b.name and a.name.startswith("dense")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_config_carries_seed_and_step(backend):
+    pynn.utils.set_random_seed(4)
+    d = built(layers.Dropout(0.5), (30,), backend)
+    x = np.ones((3, 30))
+    d.forward(x, training=True)
+    clone = built(layers.deserialize(layers.serialize(d)), (30,), backend)
+    assert clone._seed == d._seed and clone._step == d._step == 1
+    np.testing.assert_array_equal(clone.forward(x, training=True), d.forward(x, training=True))
+    with pytest.raises(ValueError, match="step"):
+        layers.deserialize({"class_name": "Dropout", "config": {"rate": 0.1, "step": -1}})
