@@ -367,13 +367,21 @@ class Model:
         print_fn("\n".join(lines))
 
     # -- saving (file format: pynn.io) -----------------------------------------------
-    def save(self, filepath, overwrite=True):
+    @property
+    def build_input_shape(self):
+        """The input shape the model was built for (None before it is built)."""
+        return self.input_shape if self.built else None
+
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Write architecture, compile config, weights and optimizer state (pynn.io)."""
         from . import io
-        return io.save_model(self, filepath, overwrite=overwrite)
+        _check_overwrite(filepath, overwrite)
+        return io.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         from . import io
-        return io.save_weights(self, filepath, overwrite=overwrite)
+        _check_overwrite(filepath, overwrite)
+        return io.save_weights(self, filepath)
 
     def load_weights(self, filepath):
         from . import io
@@ -381,6 +389,12 @@ class Model:
 
     def to_json(self):
         return json.dumps(self.get_config())
+
+
+def _check_overwrite(filepath, overwrite):
+    import os
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
 
 
 def _size(nbytes):
@@ -522,6 +536,7 @@ def model_from_json(text, backend=None):
     return model_from_config(json.loads(text), backend=backend)
 
 
-def load_model(filepath, **kwargs):
+def load_model(filepath, compile=True):
+    """Load a model written by model.save (pynn.io: no pickle, one clear error type)."""
     from . import io
-    return io.load_model(filepath, **kwargs)
+    return io.load_model(filepath, compile=compile)

@@ -80,7 +80,9 @@ class CallbackList:
             c.set_model(model)
             c.set_params(params or {})
         # per-batch hooks cost a logs dict per step: call them only when someone listens
-        self._batch_hooks = any(_overrides(c, h) for c in cbs for h in _HOOKS if "batch" in h)
+        # (the progress logger listens only while it draws a bar on a terminal)
+        self._batch_hooks = any(_overrides(c, h) for c in cbs for h in _HOOKS if "batch" in h
+                                and not (isinstance(c, ProgbarLogger) and not _dynamic(verbose)))
 
     def __getattr__(self, name):
         if name not in _HOOKS:
@@ -128,6 +130,17 @@ def _fmt_logs(logs):
     return "".join(f" - {k}: {v:.4f}" for k, v in logs.items() if isinstance(v, (int, float)))
 
 
+def _isatty(stream):
+    try:
+        return bool(getattr(stream, "isatty", lambda: False)())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _dynamic(verbose):
+    return verbose == 1 and _isatty(sys.stdout)
+
+
 class Progbar:
     """One progress line: a bar with ETA (dynamic) or a single line at the end."""
     WIDTH = 20
@@ -135,12 +148,7 @@ class Progbar:
     def __init__(self, target, verbose=1, stream=None):
         self.stream = stream or sys.stdout
         self.target = target
-        isatty = getattr(self.stream, "isatty", lambda: False)
-        try:
-            tty = bool(isatty())
-        except ValueError:
-            tty = False
-        self.dynamic = verbose == 1 and tty
+        self.dynamic = verbose == 1 and _isatty(self.stream)
         self.verbose = verbose
         self.start = time.perf_counter()
         self.last_draw = 0.0
@@ -365,7 +373,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             if cbs._batch_hooks:
                 cbs.on_train_batch_begin(step)
             model._train_step(xb, yb, sb)
-            if cbs._batch_hooks or (verbose == 1):
+            if cbs._batch_hooks:
                 cbs.on_train_batch_end(step, model._logs())
             if model.stop_training:
                 break

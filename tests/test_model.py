@@ -235,3 +235,32 @@ def test_unknown_names_list_valid_ones():
         m.compile("adam")
     with pytest.raises(ValueError, match="list"):
         m.compile("adam", "mse", metrics="accuracy")
+
+
+def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
+    import sys
+    import types
+    calls = []
+    fake = types.SimpleNamespace(
+        save_model=lambda m, p, include_optimizer=True: calls.append(("save", p,
+                                                                      include_optimizer)),
+        save_weights=lambda m, p: calls.append(("save_weights", p)),
+        load_weights=lambda m, p: calls.append(("load_weights", p)),
+        load_model=lambda p, compile=True: calls.append(("load_model", p, compile)))
+    monkeypatch.setitem(sys.modules, "pynn.io", fake)
+    monkeypatch.setattr(pynn, "io", fake, raising=False)
+    m = mlp(backend="reference")
+    assert m.build_input_shape == (None, 2, 3)
+    assert pynn.Sequential([layers.Dense(2)]).build_input_shape is None
+    m.save("a.pynn")
+    m.save("b.pynn", include_optimizer=False)
+    m.save_weights("w.npz")
+    m.load_weights("w.npz")
+    pynn.models.load_model("a.pynn", compile=False)
+    assert calls == [("save", "a.pynn", True), ("save", "b.pynn", False),
+                     ("save_weights", "w.npz"), ("load_weights", "w.npz"),
+                     ("load_model", "a.pynn", False)]
+    existing = tmp_path / "x.pynn"
+    existing.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        m.save(existing, overwrite=False)
