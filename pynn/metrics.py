@@ -75,7 +75,7 @@ class SparseCategoricalAccuracy(Metric):
             self.total += ops.count_correct(y_pred, y_true)
             self.count += y_pred.shape[0]
         else:
-            hit = (np.argmax(y_pred, axis=1) == y_true).astype(np.float64)  # (B,)
+            hit = (ops.row_argmax(y_pred) == y_true).astype(np.float64)  # (B,)
             t, c = _weighted(hit, sample_weight)
             self.total += t
             self.count += c

@@ -60,6 +60,17 @@ class Model:
         self._segments = []
         self._runs_key = None
         self._bufs = {}
+        self._layers = []
+
+    @property
+    def trainable(self):
+        """False when no layer is trainable; setting it sets every layer."""
+        return any(layer.trainable for layer in self._layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self._layers:
+            layer.trainable = bool(value)
 
     # -- building --------------------------------------------------------------------
     def _ensure_built(self, x_shape):
@@ -419,9 +430,10 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None, backend=None, dtype=None, trainable=True):
         super().__init__(name=name, backend=backend, dtype=dtype)
-        self._layers = []
         for layer in layers or []:
             self.add(layer)
+        if not trainable:
+            self.trainable = False
 
     @property
     def layers(self):

@@ -264,3 +264,18 @@ def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
     existing.write_bytes(b"old")
     with pytest.raises(FileExistsError):
         m.save(existing, overwrite=False)
+
+
+def test_model_trainable_flag_freezes_everything():
+    x, y = data()
+    m = mlp(backend="reference")
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    m.trainable = False
+    w = m.get_weights()
+    m.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(w, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not m.trainable and m._trainable_runs() == []
+    m.trainable = True
+    m.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(w[0], m.get_weights()[0])
