@@ -218,6 +218,8 @@ def test_keras_names():
     assert Adam is pynn.optimizers.Adam
     assert pynn.keras.Sequential is pynn.Sequential is models.Sequential
     assert callbacks.EarlyStopping is pynn.callbacks.EarlyStopping
+    assert losses.MeanSquaredError is pynn.losses.MeanSquaredError
+    assert metrics.SparseCategoricalAccuracy is pynn.metrics.SparseCategoricalAccuracy
     assert pynn.keras.utils.set_random_seed is pynn.utils.set_random_seed
     import pynn.optimizers
     assert pynn.optimizers.schedules.CosineDecay

@@ -356,3 +356,20 @@ def test_activation_layer_output_fuses_like_dense_activation():
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-12)
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-12)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 40), batch=st.integers(1, 50), backend=st.sampled_from(BACKENDS))
+def test_batching_any_size(n, batch, backend):
+    """predict in batches equals predict in one batch; fit runs ceil(n / batch) steps."""
+    x, y = data(n=n, seed=n)
+    m = make(backend, seed=1)
+    full = m.predict(x, batch_size=n, verbose=0)
+    np.testing.assert_allclose(m.predict(x, batch_size=batch, verbose=0), full,
+                               rtol=1e-6, atol=1e-7)
+    m.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    assert m.optimizer.iterations == -(-n // batch)
+    assert m.metrics[0].count == n

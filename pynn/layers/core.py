@@ -9,7 +9,7 @@ then this layer's forward stops at the logits (softmax + cross-entropy train thr
 import math
 
 from .. import activations, initializers, regularizers, utils, _checks
-from .base import Layer, shape_tuple
+from .base import Layer
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "Reshape"]
 
