@@ -189,8 +189,9 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         v = self.params.get("verbose", 1)
-        if v == 1:
-            sys.stdout.write(f"Epoch {epoch + 1}/{self.params.get('epochs')}\n")
+        epochs = self.params.get("epochs") or 0
+        if v and epochs > 1:  # as Keras 3: a header per epoch when there is more than one
+            sys.stdout.write(f"Epoch {epoch + 1}/{epochs}\n")
         self.bar = Progbar(self.params.get("steps"), v)
         self._in_epoch = True
 

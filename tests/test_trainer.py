@@ -212,8 +212,9 @@ def test_progress_output_verbose_2_and_non_terminal(capsys):
     m.fit(x, y, epochs=2, batch_size=5, verbose=2)
     out = capsys.readouterr().out
     lines = [l for l in out.splitlines() if l]
-    assert len(lines) == 2 and all(l.startswith("4/4 - ") for l in lines)
-    assert "loss: " in lines[0] and "accuracy: " in lines[0] and "\r" not in out
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and len(lines) == 4
+    assert lines[1].startswith("4/4 - ") and lines[3].startswith("4/4 - ")
+    assert "loss: " in lines[1] and "accuracy: " in lines[1] and "\r" not in out
     m.fit(x, y, epochs=2, batch_size=5, verbose=1)  # stdout is not a terminal here
     out = capsys.readouterr().out
     assert out.count("Epoch 1/2") == 1 and out.count("4/4 - ") == 2 and "\r" not in out
@@ -232,9 +233,9 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stdout", buf)
     x, y = data(n=20)
     m = make("reference")
-    m.fit(x, y, epochs=1, batch_size=5, verbose=1)
+    m.fit(x, y, epochs=2, batch_size=5, verbose=1)
     out = buf.getvalue()
-    assert "Epoch 1/1" in out and "\r" in out and "[" in out and "/step" in out
+    assert "Epoch 2/2" in out and "\r" in out and "[" in out and "/step" in out
     assert "4/4 [====================]" in out
     from pynn.trainer import Progbar
     buf2 = Tty()
