@@ -8,6 +8,8 @@ weight gradients into `grads` (keyed like `params`: 'kernel', 'bias'). Inside a 
 buffers the layer keeps per batch shape (`_buffer`), so a training step allocates nothing:
 a layer's outputs are valid until its next call.
 """
+import math
+
 import numpy as np
 
 from .. import ops as _ops
@@ -16,6 +18,7 @@ from .. import initializers, regularizers
 __all__ = ["Layer"]
 
 _name_counts = {}
+MAX_WEIGHT_SIZE = 2**31  # a guard against absurd configs (e.g. from a damaged model file)
 
 
 def _unique_name(base):
@@ -92,6 +95,11 @@ class Layer:
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
         """Create weight `name` (and its gradient) with `initializer`; returns it."""
         init = initializers.get(initializer)
+        size = math.prod(shape)
+        if size > MAX_WEIGHT_SIZE:
+            raise ValueError(f"weight {name!r} of layer {self.name!r} would have shape {shape} "
+                             f"({size:,} values); pynn limits one weight to "
+                             f"{MAX_WEIGHT_SIZE:,} values")
         w = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype))
         self.params[name] = w
         self.grads[name] = np.zeros_like(w)

@@ -196,3 +196,20 @@ def test_dropout_config_carries_seed_and_step(backend):
     np.testing.assert_array_equal(clone.forward(x, training=True), d.forward(x, training=True))
     with pytest.raises(ValueError, match="step"):
         layers.deserialize({"class_name": "Dropout", "config": {"rate": 0.1, "step": -1}})
+
+
+def test_hostile_configs_raise_value_errors():
+    bad = [{"class_name": "Dense", "config": {"units": -3}},
+           {"class_name": "Dense", "config": {"units": 2, "activation": "os.system"}},
+           {"class_name": "Dense", "config": {"units": 2, "kernel_initializer":
+                                              {"class_name": "Evil", "config": {}}}},
+           {"class_name": "Dropout", "config": {"rate": float("nan")}},
+           {"class_name": "Reshape", "config": {"target_shape": [0]}},
+           {"class_name": "InputLayer", "config": {"batch_shape": [None, -1]}},
+           {"class_name": "__import__", "config": {}}]
+    for cfg in bad:
+        with pytest.raises(ValueError):
+            layers.deserialize(cfg)
+    huge = layers.deserialize({"class_name": "Dense", "config": {"units": 2**20}})
+    with pytest.raises(ValueError, match="limits"):
+        huge._build_for((None, 2**12), pynn.ops.get_backend("reference"), np.float32)
