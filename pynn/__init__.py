@@ -10,7 +10,27 @@ from ._config import (set_num_threads, get_num_threads, num_threads, set_arch, g
 _config._init()
 
 from . import reference, ops  # noqa: E402
+from . import (activations, initializers, regularizers, losses, metrics, optim,  # noqa: E402
+               layers, callbacks, utils, models)
+from .model import Model, Sequential  # noqa: E402
+from .compare import compare  # noqa: E402
+from . import keras  # noqa: E402
+
+optimizers = optim
+Input = layers.Input
+import sys as _sys  # noqa: E402
+_sys.modules[__name__ + ".optimizers"] = optim  # `import pynn.optimizers`, the Keras name
 
 __version__ = "0.1.0"
 __all__ = ["ops", "reference", "set_num_threads", "get_num_threads", "num_threads", "set_arch",
-           "get_arch", "arch", "show_config"]
+           "get_arch", "arch", "show_config", "Sequential", "Model", "Input", "layers",
+           "optimizers", "optim", "losses", "metrics", "callbacks", "models", "datasets",
+           "utils", "keras", "compare", "activations", "initializers", "regularizers"]
+
+
+def __getattr__(name):
+    # pynn.datasets is imported on first use, so `import pynn` stays fast
+    if name == "datasets":
+        import importlib
+        return importlib.import_module("pynn.datasets")
+    raise AttributeError(f"module 'pynn' has no attribute {name!r}")

@@ -1,0 +1,250 @@
+"""Callbacks (Keras 3 semantics): EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
+LearningRateScheduler, TerminateOnNaN, CSVLogger, LambdaCallback; the Callback base class
+and History live in pynn.trainer and are re-exported here."""
+import csv
+import math
+import os
+
+import numpy as np
+
+from .trainer import Callback, CallbackList, History, ProgbarLogger
+
+__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
+           "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
+           "CSVLogger", "LambdaCallback"]
+
+
+class _Monitor(Callback):
+    """Shared 'is this value an improvement' logic (mode min/max/auto, min_delta)."""
+
+    def __init__(self, monitor, mode, min_delta):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', received {mode!r}")
+        if mode == "auto":
+            mode = "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall")) \
+                else "min"
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
+
+    def _better(self, value, reference):
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+    def _value(self, logs):
+        v = (logs or {}).get(self.monitor)
+        return None if v is None else float(v)
+
+
+class EarlyStopping(_Monitor):
+    """Stop when `monitor` has not improved for `patience` epochs.
+
+    With restore_best_weights=True the best epoch's weights are restored at the end of
+    training, whether or not training stopped early (Keras 3); a `baseline` that is never
+    beaten stops training after `patience` epochs without error.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.verbose = int(patience), verbose
+        self.baseline = None if baseline is None else float(baseline)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._value(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # restore these if nothing improves
+        self.wait += 1
+        if self._better(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._better(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (or its weights) after each epoch, or only when `monitor` improves.
+
+    `filepath` may hold format fields: '{epoch:02d}', '{val_loss:.2f}', ...
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__(monitor, mode, 0)
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint supports save_freq='epoch' only")
+        self.filepath = os.fspath(filepath)
+        self.verbose, self.save_best_only = verbose, bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        self.best = initial_value_threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = self._value(logs)
+            if current is None or not self._better(current, self.best):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to "
+                      f"{current:.5f}, saving model to {path}")
+            self.best = current
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau factor must be in (0, 1), received {factor!r}")
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+        current = self._value(logs)
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(self.model.optimizer.learning_rate)
+                if old > self.min_lr:
+                    new = max(old * self.factor, self.min_lr)
+                    self.model.optimizer.learning_rate = new
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                              f"to {new}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch start to schedule(epoch, lr) (or schedule(epoch))."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.model.optimizer.learning_rate)
+        try:
+            new = self.schedule(epoch, lr)
+        except TypeError:
+            new = self.schedule(epoch)
+        new = float(new)
+        if not math.isfinite(new) or new < 0:
+            raise ValueError(f"the schedule returned learning rate {new!r}; it must be a "
+                             f"finite, non-negative float")
+        self.model.optimizer.learning_rate = new
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {new}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Write epoch logs as CSV rows: epoch, then the log keys in sorted order."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
+        self._file = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer = None
+        self._header_done = bool(exists)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        keys = sorted(logs)
+        if self._writer is None:
+            self._writer = csv.writer(self._file, delimiter=self.sep)
+            if not self._header_done:
+                self._writer.writerow(["epoch"] + keys)
+            self._keys = keys
+        self._writer.writerow([epoch] + [_num(logs.get(k, "NA")) for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _num(v):
+    return float(v) if isinstance(v, (float, np.floating)) else v
+
+
+class LambdaCallback(Callback):
+    """A callback from functions: on_epoch_begin/on_epoch_end(epoch, logs),
+    on_train_batch_begin/end(batch, logs), on_train_begin/end(logs)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None):
+        super().__init__()
+        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end),
+                         ("on_train_batch_begin", on_train_batch_begin),
+                         ("on_train_batch_end", on_train_batch_end)):
+            if fn is not None:
+                setattr(self, name, fn)

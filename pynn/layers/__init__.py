@@ -1,0 +1,28 @@
+"""Layers (Keras names) and their closed registry: `deserialize` resolves only the classes
+listed here, so a saved architecture can name no other code."""
+from .._registry import lookup
+from .base import Layer
+from .core import InputLayer, Input, Dense, Flatten, Dropout, Activation, Reshape
+
+__all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation",
+           "Reshape", "serialize", "deserialize", "REGISTRY"]
+
+REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape)}
+
+
+def serialize(layer):
+    """{'class_name': ..., 'config': ...} (JSON-able)."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config):
+    """A new layer from serialize()'s dict; unknown class names raise ValueError."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"a layer config must be a dict with 'class_name' and 'config', "
+                         f"received {config!r}")
+    cls = lookup(REGISTRY, config["class_name"], "layer class")
+    cfg = dict(config.get("config") or {})
+    try:
+        return cls.from_config(cfg)
+    except TypeError as e:
+        raise ValueError(f"invalid config for layer {config['class_name']}: {e}") from None

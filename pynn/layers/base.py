@@ -1,0 +1,215 @@
+"""Layer: the base of every pynn layer (Keras `layers/layer.py`, much smaller).
+
+A layer makes its shape-dependent weights in `build(input_shape)` on first use, caches what
+its backward needs in `forward(x, training)`, returns dx from `backward(dy)` and writes its
+weight gradients into `grads` (keyed like `params`: 'kernel', 'bias'). Inside a model,
+`params` and `grads` are views into the model's flat buffers. Kernels run through
+`self.ops`, a backend namespace (pynn.ops.get_backend). Outputs and input gradients go into
+buffers the layer keeps per batch shape (`_buffer`), so a training step allocates nothing:
+a layer's outputs are valid until its next call.
+"""
+import math
+
+import numpy as np
+
+from .. import ops as _ops
+from .. import initializers, regularizers
+
+__all__ = ["Layer"]
+
+_name_counts = {}
+MAX_WEIGHT_SIZE = 2**31  # a guard against absurd configs (e.g. from a damaged model file)
+
+
+def _unique_name(base):
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def shape_tuple(shape, what="input_shape"):
+    """A shape as a tuple of positive ints (None allowed, for the batch axis only)."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a tuple of integers, received {shape!r}") from None
+    if any(d is not None and d <= 0 for d in shape):
+        raise ValueError(f"{what} must have positive dimensions, received {shape!r}")
+    return shape
+
+
+class Layer:
+    """Base layer.
+
+    Parameters
+    ----------
+    trainable : bool
+        Whether the optimizer updates this layer's weights.
+    name : str, optional
+        Unique by default ('dense', 'dense_1', ...).
+    dtype : str, optional
+        'float32' (default) or 'float64'; a model sets it for all its layers.
+    input_shape : tuple, optional
+        Per-sample input shape (no batch axis), for the first layer of a Sequential.
+    """
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, **kwargs):
+        if "input_dim" in kwargs:
+            input_shape = (kwargs.pop("input_dim"),)
+        if "batch_input_shape" in kwargs:
+            input_shape = tuple(kwargs.pop("batch_input_shape"))[1:]
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}")
+        self.name = name or _unique_name(_snake(type(self).__name__))
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, received {self.name!r}")
+        self.trainable = bool(trainable)
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        if self.dtype is not None and self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, received {dtype!r}")
+        self.input_shape_arg = None if input_shape is None else shape_tuple(input_shape)
+        self.built = False
+        self.params = {}
+        self.grads = {}
+        self._weight_info = {}
+        self.ops = None
+        self.input_shape = None
+        self.output_shape = None
+        self._bufs = {}
+        self._need_dx = True
+        self._output_logits = False  # set by a model that fuses this layer's output activation
+
+    # -- weights ---------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+        """Create weight `name` (and its gradient) with `initializer`; returns it."""
+        init = initializers.get(initializer)
+        size = math.prod(shape)
+        if size > MAX_WEIGHT_SIZE:
+            raise ValueError(f"weight {name!r} of layer {self.name!r} would have shape {shape} "
+                             f"({size:,} values); pynn limits one weight to "
+                             f"{MAX_WEIGHT_SIZE:,} values")
+        w = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype))
+        self.params[name] = w
+        self.grads[name] = np.zeros_like(w)
+        self._weight_info[name] = (regularizers.get(regularizer), bool(trainable))
+        return w
+
+    @property
+    def weights(self):
+        return list(self.params.values())
+
+    @property
+    def trainable_weights(self):
+        return list(self.params.values()) if self.trainable else []
+
+    def get_weights(self):
+        return [w.copy() for w in self.params.values()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.params):
+            raise ValueError(f"layer {self.name!r} has {len(self.params)} weight(s), received "
+                             f"{len(weights)}")
+        for (k, w), v in zip(self.params.items(), weights):
+            v = np.asarray(v)
+            if v.shape != w.shape:
+                raise ValueError(f"weight {k!r} of layer {self.name!r} has shape {w.shape}, "
+                                 f"received {v.shape}")
+            w[...] = v
+
+    def count_params(self):
+        return int(sum(w.size for w in self.params.values()))
+
+    def regularization_penalty(self):
+        return sum(reg.penalty(self.params[k]) for k, (reg, _) in self._weight_info.items()
+                   if reg is not None)
+
+    def add_regularization_gradients(self):
+        for k, (reg, _) in self._weight_info.items():
+            if reg is not None:
+                reg.add_gradient(self.params[k], self.grads[k])
+
+    # -- shapes and building ---------------------------------------------------------
+    def build(self, input_shape):
+        """Make weights for `input_shape` (batch axis first, may be None)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _build_for(self, input_shape, ops=None, dtype=None):
+        """Set backend and dtype, then build once (used by models and by __call__)."""
+        self.ops = ops if ops is not None else (self.ops or _ops.get_backend())
+        if dtype is not None:
+            self.dtype = np.dtype(dtype)
+        elif self.dtype is None:
+            self.dtype = np.dtype(np.float32)
+        if not self.built:
+            self.input_shape = tuple(input_shape)
+            self.build(tuple(input_shape))
+            self.built = True
+            self.output_shape = self.compute_output_shape(tuple(input_shape))
+        return self.output_shape
+
+    def _check_input(self, x):
+        exp = self.input_shape
+        if exp is None:
+            return
+        if x.ndim != len(exp) or any(e is not None and e != r for e, r in zip(exp[1:], x.shape[1:])):
+            raise ValueError(f"layer {self.name!r} expects input of shape {exp}, received "
+                             f"{x.shape}")
+
+    # -- running ---------------------------------------------------------------------
+    def _buffer(self, key, shape):
+        """An output/gradient buffer kept per (key, shape): no allocation after warm-up."""
+        k = (key, shape)
+        b = self._bufs.get(k)
+        if b is None:
+            b = np.empty(shape, dtype=self.dtype)
+            self._bufs[k] = b
+        return b
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        """Run the layer on its own (builds on first call; float32 unless dtype set)."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"layer {self.name!r} needs a numeric array, received {x.dtype}")
+        self._build_for((None,) + x.shape[1:])
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        self._check_input(x)
+        return self.forward(x, training=training)
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable}
+        if self.dtype is not None:
+            cfg["dtype"] = self.dtype.name
+        if self.input_shape_arg is not None:
+            cfg["input_shape"] = list(self.input_shape_arg)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

@@ -1,0 +1,206 @@
+"""Losses by Keras name; each runs its forward/backward kernel on a backend namespace.
+
+Reduction is Keras' "sum_over_batch_size" (docs/kernels.md, losses). Targets are checked
+ONCE per fit/evaluate call by `prepare_targets` (labels integral and in range, no NaN,
+shapes), so bad labels raise ValueError before any kernel runs.
+
+Output fusion: under a softmax output, (sparse_)categorical_crossentropy trains through the
+stable fused kernel on the logits (softmax_cross_entropy / softmax_categorical_
+crossentropy); under a sigmoid output, binary_crossentropy through its logits kernel.
+"""
+import numpy as np
+
+from . import _checks
+from . import ops as _ops
+from ._registry import lookup
+
+__all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
+           "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "serialize",
+           "deserialize", "mean_squared_error", "mean_absolute_error", "mse", "mae",
+           "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"]
+
+
+class Loss:
+    """Base: `kernel` names the kernel pair on probabilities/values, `logits_kernel` the
+    pair on logits (from_logits=True or a fused output activation)."""
+    kind = "regression"         # 'sparse', 'categorical', 'binary' or 'regression'
+    kernel = None
+    logits_kernel = None
+    fuses_with = None           # output activation that fuses into logits_kernel
+
+    def __init__(self, from_logits=False, name=None):
+        self.from_logits = bool(from_logits)
+        self.name = name or _default_name(type(self))
+
+    # -- targets ---------------------------------------------------------------------
+    def prepare_targets(self, y, output_shape, dtype):
+        """Check targets once for a data set and return them in kernel form.
+
+        output_shape is the model's per-sample output shape; dtype the model's.
+        """
+        if self.kind == "sparse":
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1:
+                raise ValueError(f"{self.name} expects integer labels of shape (n,), received "
+                                 f"shape {y.shape}; for one-hot targets use "
+                                 f"categorical_crossentropy")
+            return _checks.int_labels(y, y.shape[0], output_shape[-1], "labels (y)")
+        y = np.asarray(y)
+        if y.dtype.kind not in "fiub":
+            raise TypeError(f"targets (y) must be numeric, received dtype {y.dtype}")
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if y.ndim == 1 and tuple(output_shape) == (1,):
+            y = y.reshape(-1, 1)
+        if y.shape[1:] != tuple(output_shape):
+            raise ValueError(f"targets (y) must have shape (n, {', '.join(map(str, output_shape))})"
+                             f" to match the model output for loss {self.name!r}, received "
+                             f"{y.shape}")
+        if y.size and not np.all(np.isfinite(y)):
+            raise ValueError("targets (y) contain NaN or infinity")
+        return y
+
+    # -- kernels ---------------------------------------------------------------------
+    def kernels(self, output_activation="linear"):
+        """(forward, backward, fused) kernel names for a model whose output activation is
+        `output_activation`; fused=True means the loss takes the pre-activation logits."""
+        if self.from_logits:
+            return self.logits_kernel, False
+        if self.fuses_with is not None and output_activation == self.fuses_with:
+            return self.logits_kernel, True
+        return self.kernel, False
+
+    def forward(self, ops, y_pred, y_true, sample_weight=None, fused=False):
+        name = self.logits_kernel if (fused or self.from_logits) else self.kernel
+        return getattr(ops, name + "_forward")(y_pred, y_true, sample_weight=sample_weight)
+
+    def backward(self, ops, y_pred, y_true, sample_weight=None, fused=False, out=None):
+        name = self.logits_kernel if (fused or self.from_logits) else self.kernel
+        return getattr(ops, name + "_backward")(y_pred, y_true, sample_weight=sample_weight,
+                                                out=out)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Keras order: the loss value as a float, on the active backend."""
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype not in _checks.FLOAT_DTYPES:
+            y_pred = y_pred.astype(np.float32)
+        y_true = self.prepare_targets(y_true, y_pred.shape[1:], y_pred.dtype)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=y_pred.dtype)
+        return self.forward(_ops.get_backend(), y_pred, y_true, sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class MeanSquaredError(Loss):
+    kernel = "mse"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class MeanAbsoluteError(Loss):
+    kernel = "mae"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class BinaryCrossentropy(Loss):
+    kind = "binary"
+    kernel = "binary_crossentropy"
+    logits_kernel = "binary_crossentropy_logits"
+    fuses_with = "sigmoid"
+
+
+class CategoricalCrossentropy(Loss):
+    kind = "categorical"
+    kernel = "categorical_crossentropy"
+    logits_kernel = "softmax_categorical_crossentropy"
+    fuses_with = "softmax"
+
+
+class SparseCategoricalCrossentropy(Loss):
+    kind = "sparse"
+    kernel = "sparse_categorical_crossentropy"
+    logits_kernel = "softmax_cross_entropy"
+    fuses_with = "softmax"
+
+
+_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy,
+                                    CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+_NAMES = {"mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+          "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+          "binary_crossentropy": BinaryCrossentropy,
+          "categorical_crossentropy": CategoricalCrossentropy,
+          "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+
+
+def _default_name(cls):
+    for k, v in _NAMES.items():
+        if v is cls and len(k) > 3:
+            return k
+    return cls.__name__
+
+
+def mean_squared_error(y_true, y_pred, sample_weight=None):
+    return MeanSquaredError()(y_true, y_pred, sample_weight)
+
+
+def mean_absolute_error(y_true, y_pred, sample_weight=None):
+    return MeanAbsoluteError()(y_true, y_pred, sample_weight)
+
+
+def binary_crossentropy(y_true, y_pred, sample_weight=None, from_logits=False):
+    return BinaryCrossentropy(from_logits)(y_true, y_pred, sample_weight)
+
+
+def categorical_crossentropy(y_true, y_pred, sample_weight=None, from_logits=False):
+    return CategoricalCrossentropy(from_logits)(y_true, y_pred, sample_weight)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, sample_weight=None, from_logits=False):
+    return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred, sample_weight)
+
+
+mse, mae = mean_squared_error, mean_absolute_error
+_FUNCTIONS = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
+              binary_crossentropy: BinaryCrossentropy,
+              categorical_crossentropy: CategoricalCrossentropy,
+              sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+
+
+def get(identifier):
+    """Resolve a Keras name, a pynn loss function, a Loss object or a config dict."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        return lookup(_NAMES, identifier, "loss")(name=identifier)
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if identifier in _FUNCTIONS:
+        return _FUNCTIONS[identifier]()
+    raise ValueError(f"unknown loss {identifier!r}; valid names: {', '.join(sorted(_NAMES))}")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config):
+    if isinstance(config, str):
+        return get(config)
+    cls = lookup(_CLASSES, config.get("class_name"), "loss class")
+    return cls.from_config(config.get("config", {}))

@@ -1,0 +1,165 @@
+"""Metrics by Keras name: stateful running means over an epoch (update_state/result/
+reset_state), weighted by the number of samples as in Keras 3.
+
+Accuracy metrics count through the backend's `count_correct` kernel. 'accuracy' / 'acc'
+resolve against the loss: sparse labels -> sparse_categorical_accuracy, one-hot ->
+categorical_accuracy, binary -> binary_accuracy. `argmax_invariant` metrics may be fed
+logits instead of probabilities (the fused softmax output skips its softmax in training).
+"""
+import numpy as np
+
+from . import ops as _ops
+from ._registry import lookup
+
+__all__ = ["Metric", "Mean", "SparseCategoricalAccuracy", "CategoricalAccuracy",
+           "BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize",
+           "deserialize"]
+
+
+class Metric:
+    argmax_invariant = False
+
+    def __init__(self, name=None):
+        self.name = name or _default_name(type(self))
+        self.reset_state()
+
+    def reset_state(self):
+        self.total = 0.0
+        self.count = 0.0
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        """Add one batch (targets already in kernel form)."""
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Keras order; y_true in the form of the matching loss."""
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = y_pred.astype(np.float32)
+        self.update(_ops.get_backend(), y_pred, self._prepare(y_true, y_pred), sample_weight)
+
+    def _prepare(self, y_true, y_pred):
+        return np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Mean(Metric):
+    """Weighted mean of scalar values (the loss tracker)."""
+
+    def add(self, value, weight=1.0):
+        self.total += float(value) * weight
+        self.count += weight
+
+
+def _weighted(values, sample_weight):
+    if sample_weight is None:
+        return float(np.sum(values)), float(values.shape[0])
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    return float(np.dot(values, sw)), float(sw.sum())
+
+
+class SparseCategoricalAccuracy(Metric):
+    argmax_invariant = True
+
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        if sample_weight is None:
+            self.total += ops.count_correct(y_pred, y_true)
+            self.count += y_pred.shape[0]
+        else:
+            hit = (ops.row_argmax(y_pred) == y_true).astype(np.float64)  # (B,)
+            t, c = _weighted(hit, sample_weight)
+            self.total += t
+            self.count += c
+
+    def _prepare(self, y_true, y_pred):
+        y = np.asarray(y_true)
+        return y.reshape(-1).astype(np.int64) if y.dtype.kind == "f" else y.reshape(-1)
+
+
+class CategoricalAccuracy(SparseCategoricalAccuracy):
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        super().update(ops, y_pred, ops.row_argmax(y_true), sample_weight)
+
+    def _prepare(self, y_true, y_pred):
+        return Metric._prepare(self, y_true, y_pred)
+
+
+class BinaryAccuracy(Metric):
+    def __init__(self, name=None, threshold=0.5):
+        self.threshold = float(threshold)
+        super().__init__(name)
+
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        hit = ((y_pred > self.threshold) == (y_true > 0.5)).reshape(y_pred.shape[0], -1)
+        t, c = _weighted(hit.mean(axis=1), sample_weight)  # per-sample accuracy (B,)
+        self.total += t
+        self.count += c
+
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
+
+class MeanSquaredError(Metric):
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        d = (y_pred - y_true).reshape(y_pred.shape[0], -1)  # (B, D)
+        t, c = _weighted(np.mean(d * d, axis=1), sample_weight)
+        self.total += t
+        self.count += c
+
+
+class MeanAbsoluteError(Metric):
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        d = (y_pred - y_true).reshape(y_pred.shape[0], -1)  # (B, D)
+        t, c = _weighted(np.mean(np.abs(d), axis=1), sample_weight)
+        self.total += t
+        self.count += c
+
+
+_CLASSES = {c.__name__: c for c in (Mean, SparseCategoricalAccuracy, CategoricalAccuracy,
+                                    BinaryAccuracy, MeanSquaredError, MeanAbsoluteError)}
+_NAMES = {"sparse_categorical_accuracy": SparseCategoricalAccuracy,
+          "categorical_accuracy": CategoricalAccuracy, "binary_accuracy": BinaryAccuracy,
+          "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+          "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError}
+_ACCURACY = {"sparse": SparseCategoricalAccuracy, "categorical": CategoricalAccuracy,
+             "binary": BinaryAccuracy}
+
+
+def _default_name(cls):
+    for k, v in _NAMES.items():
+        if v is cls:
+            return k
+    return cls.__name__.lower()
+
+
+def get(identifier, loss=None):
+    """Resolve a metric name or object; 'accuracy'/'acc' use the loss kind to choose."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if identifier in ("accuracy", "acc"):
+        kind = getattr(loss, "kind", "sparse")
+        return _ACCURACY.get(kind, BinaryAccuracy)(name=identifier)
+    if isinstance(identifier, str):
+        return lookup(_NAMES, identifier, "metric")(name=identifier)
+    raise ValueError(f"unknown metric {identifier!r}; valid names: accuracy, acc, "
+                     f"{', '.join(sorted(_NAMES))}")
+
+
+def serialize(metric):
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
+def deserialize(config):
+    cls = lookup(_CLASSES, config.get("class_name"), "metric class")
+    return cls.from_config(config.get("config", {}))

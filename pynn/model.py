@@ -1,0 +1,554 @@
+"""Model and Sequential: the Keras-style model (compile/fit/evaluate/predict).
+
+Memory (llm.c style): when a model is built, ONE contiguous buffer holds every parameter
+(each layer's `params` are views into it, in Keras weight order), one more holds every
+gradient, and the optimizer keeps one buffer per state slot; an optimizer step is one fused
+kernel call per contiguous run of trainable parameters (usually one for the whole model).
+
+Backends: a model runs its kernels through `pynn.ops.get_backend(backend)` ('c' by default,
+or 'reference'; None takes the global pynn.ops backend when the model is built).
+
+Output fusion: with a softmax output and (sparse_)categorical_crossentropy, or a sigmoid
+output and binary_crossentropy, train and test steps stop at the logits and the loss runs
+its fused logits kernel (stable, one pass); predict still applies the activation.
+"""
+import json
+import sys
+
+import numpy as np
+
+from . import layers as _layers
+from . import losses as _losses
+from . import metrics as _metrics
+from . import ops as _ops
+from . import optim as _optim
+from . import trainer as _trainer
+from .layers.base import Layer, shape_tuple
+from .layers.core import InputLayer
+
+__all__ = ["Model", "Sequential", "model_from_config", "load_model"]
+
+
+class Model:
+    """Base model: compile, the train/test steps and the public Keras methods.
+
+    Subclasses provide `_layers` (in order), `build(input_shape)` and config methods.
+    """
+
+    def __init__(self, name=None, backend=None, dtype=None):
+        self.name = name or _layers.base._unique_name(
+            _layers.base._snake(type(self).__name__))
+        if backend is not None and backend not in _ops.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: expected one of {_ops.BACKENDS}")
+        self.backend = backend
+        self.dtype = np.dtype(dtype or np.float32)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, received {dtype!r}")
+        self.ops = None
+        self.built = False
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self._metric_names = []
+        self.stop_training = False
+        self.history = None
+        self.input_shape = None
+        self.output_shape = None
+        self._flat_params = None
+        self._flat_grads = None
+        self._segments = []
+        self._runs_key = None
+        self._bufs = {}
+        self._layers = []
+
+    @property
+    def trainable(self):
+        """False when no layer is trainable; setting it sets every layer."""
+        return any(layer.trainable for layer in self._layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self._layers:
+            layer.trainable = bool(value)
+
+    # -- building --------------------------------------------------------------------
+    def _ensure_built(self, x_shape):
+        if not self.built:
+            self.build((None,) + tuple(x_shape[1:]))
+
+    def _flatten_parameters(self):
+        """Move every layer's weights into one flat buffer (and grads into another)."""
+        entries = [(layer, k, w) for layer in self._layers for k, w in layer.params.items()]
+        total = sum(w.size for _, _, w in entries)
+        flat = np.empty(total, dtype=self.dtype)
+        gflat = np.zeros(total, dtype=self.dtype)
+        segments, a = [], 0
+        for layer, k, w in entries:
+            b = a + w.size
+            flat[a:b] = w.reshape(-1)
+            layer.params[k] = flat[a:b].reshape(w.shape)
+            layer.grads[k] = gflat[a:b].reshape(w.shape)
+            segments.append((a, b, layer, k))
+            a = b
+        self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
+        self._runs_key = None
+
+    def _trainable_runs(self):
+        """[(start, stop)] contiguous trainable ranges, per-variable segments, and the
+        index of the first layer that needs a backward pass (cached on trainable flags)."""
+        key = tuple(layer.trainable for layer in self._layers)
+        if key != self._runs_key:
+            runs, segs = [], []
+            for a, b, layer, k in self._segments:
+                if layer.trainable and layer._weight_info[k][1] and b > a:
+                    segs.append((a, b))
+                    if runs and runs[-1][1] == a:
+                        runs[-1] = (runs[-1][0], b)
+                    else:
+                        runs.append((a, b))
+            first = next((i for i, layer in enumerate(self._layers)
+                          if layer.trainable and layer.params), len(self._layers))
+            for i, layer in enumerate(self._layers):
+                layer._need_dx = i > first
+            self._runs, self._segs, self._first = runs, segs, first
+            self._has_reg = any(reg is not None for layer in self._layers
+                                for reg, _ in layer._weight_info.values())
+            self._runs_key = key
+        return self._runs
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    def count_params(self):
+        return int(sum(layer.count_params() for layer in self._layers))
+
+    def get_weights(self):
+        """All weights in Keras order (layer by layer, kernel then bias), as copies."""
+        self._assert_built("get_weights")
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        self._assert_built("set_weights")
+        weights = list(weights)
+        n = sum(len(layer.params) for layer in self._layers)
+        if len(weights) != n:
+            raise ValueError(f"model {self.name!r} has {n} weight arrays, received {len(weights)}")
+        i = 0
+        for layer in self._layers:
+            k = len(layer.params)
+            layer.set_weights(weights[i:i + k])
+            i += k
+
+    # -- compile ---------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=None, jit_compile=None, backend=None):
+        """Set optimizer, loss and metrics (names, objects or config dicts)."""
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        if backend is not None:
+            if backend not in _ops.BACKENDS:
+                raise ValueError(f"unknown backend {backend!r}: expected one of {_ops.BACKENDS}")
+            self.backend = backend
+            if self.built:
+                self.ops = _ops.get_backend(backend)
+                for layer in self._layers:
+                    layer.ops = self.ops
+        self.optimizer = _optim.get(optimizer)
+        self.loss = _losses.get(loss)
+        if isinstance(metrics, (dict, str)):
+            raise ValueError(f"metrics must be a list of names or Metric objects, received "
+                             f"{metrics!r}; e.g. metrics=['accuracy']")
+        metrics = list(metrics or [])
+        self.metrics = [_metrics.get(m, self.loss) for m in metrics]
+        self._metric_names = [m if isinstance(m, str) else _metrics.serialize(m) for m in metrics]
+        self._loss_tracker = _metrics.Mean(name="loss")
+        self.compiled = True
+        self._setup_fusion()
+
+    def _assert_compiled(self, what):
+        if not self.compiled:
+            raise ValueError(f"You must call compile() before {what}(): "
+                               f"model.compile(optimizer='adam', loss=..., metrics=[...])")
+
+    def _assert_built(self, what):
+        if not self.built:
+            raise ValueError(f"model {self.name!r} is not built yet, so {what} has nothing to "
+                             f"work on: give the first layer input_shape=, call "
+                             f"model.build(input_shape) or fit/predict once")
+
+    def _setup_fusion(self):
+        """Decide whether the output activation fuses into the loss kernel."""
+        self._fused = False
+        self._out_act = None
+        if not self.compiled or not self._layers:
+            return
+        last = self._layers[-1]
+        act = getattr(last, "activation", None)
+        if act is not None and not self.loss.from_logits:
+            _, fused = self.loss.kernels(act.name)
+            if fused:
+                self._fused = True
+                self._out_act = act
+        self._metrics_on_logits = all(m.argmax_invariant for m in self.metrics)
+
+    def get_compile_config(self):
+        """JSON-able: optimizer config, loss and metric names (for saving)."""
+        self._assert_compiled("get_compile_config")
+        return {"optimizer": _optim.serialize(self.optimizer),
+                "loss": _losses.serialize(self.loss),
+                "metrics": list(self._metric_names)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=_optim.deserialize(config["optimizer"]),
+                     loss=_losses.deserialize(config["loss"]),
+                     metrics=[m if isinstance(m, str) else _metrics.deserialize(m)
+                              for m in config.get("metrics") or []])
+
+    # -- the steps -------------------------------------------------------------------
+    def _targets(self, y):
+        return self.loss.prepare_targets(y, tuple(self.output_shape[1:]), self.dtype)
+
+    def _forward(self, x, training):
+        for layer in self._layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _set_logits(self, on):
+        if self._fused:
+            self._layers[-1]._output_logits = on
+
+    def _buf(self, key, shape):
+        k = (key, shape)
+        b = self._bufs.get(k)
+        if b is None:
+            b = self._bufs[k] = np.empty(shape, self.dtype)
+        return b
+
+    def _metric_input(self, out):
+        if not self._fused or self._metrics_on_logits:
+            return out
+        return self._out_act.forward(self.ops, out, out=self._buf("probs", out.shape))
+
+    def _forward_backward(self, x, y, sw):
+        """Forward in training mode, loss, backward into the flat gradient buffer.
+        Returns (output, loss). The output is logits under a fused output activation."""
+        self._trainable_runs()
+        self._set_logits(True)
+        try:
+            out = self._forward(x, training=True)
+            loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
+            dy = self.loss.backward(self.ops, out, y, sw, fused=self._fused,
+                                    out=self._buf("dout", out.shape))
+            for layer in reversed(self._layers[self._first:]):
+                dy = layer.backward(dy)
+            if self._has_reg:
+                for layer in self._layers:
+                    loss += layer.regularization_penalty()
+                    layer.add_regularization_gradients()
+        finally:
+            self._set_logits(False)
+        return out, loss
+
+    def _train_step(self, x, y, sw):
+        out, loss = self._forward_backward(x, y, sw)
+        n = x.shape[0]
+        self._loss_tracker.add(loss, n)
+        if self.metrics:
+            p = self._metric_input(out)
+            for m in self.metrics:
+                m.update(self.ops, p, y, sw)
+        if self._runs:
+            self.optimizer.apply(self.ops, self._flat_params, self._flat_grads, self._runs,
+                                 self._segs)
+
+    def _test_step(self, x, y, sw):
+        self._set_logits(True)
+        try:
+            out = self._forward(x, training=False)
+            loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
+            if self.metrics:
+                p = self._metric_input(out)
+                for m in self.metrics:
+                    m.update(self.ops, p, y, sw)
+        finally:
+            self._set_logits(False)
+        if self._trainable_runs() is not None and self._has_reg:
+            loss += sum(layer.regularization_penalty() for layer in self._layers)
+        self._loss_tracker.add(loss, x.shape[0])
+
+    def _reset_metrics(self):
+        self._loss_tracker.reset_state()
+        for m in self.metrics:
+            m.reset_state()
+
+    def _logs(self):
+        logs = {"loss": self._loss_tracker.result()}
+        for m in self.metrics:
+            logs[m.name] = m.result()
+        return logs
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self.metrics]
+
+    # -- public API ------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None,
+            validation_batch_size=None, validation_freq=1, seed=None):
+        """Train for `epochs` epochs (from `initial_epoch`); returns a History."""
+        return _trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks,
+                            validation_split, validation_data, shuffle, class_weight,
+                            sample_weight, initial_epoch, steps_per_epoch,
+                            validation_batch_size, validation_freq, seed)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss (and metrics) over (x, y): a float, or [loss, *metrics]."""
+        return _trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps,
+                                 callbacks, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for x, batched (a new array)."""
+        return _trainer.predict(self, x, batch_size, verbose, steps, callbacks)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One optimizer step on one batch; returns loss or [loss, *metrics] of that batch."""
+        self._assert_compiled("train_on_batch")
+        x = _trainer.as_inputs(self, x)
+        _trainer._check_lengths(x, y)
+        y = self._targets(y)
+        sw = _trainer.sample_weights(self, y, x.shape[0], sample_weight, class_weight)
+        self._reset_metrics()
+        self._train_step(x, y, sw)
+        return self._result(return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._assert_compiled("test_on_batch")
+        x = _trainer.as_inputs(self, x)
+        _trainer._check_lengths(x, y)
+        y = self._targets(y)
+        sw = _trainer.sample_weights(self, y, x.shape[0], sample_weight)
+        self._reset_metrics()
+        self._test_step(x, y, sw)
+        return self._result(return_dict)
+
+    def predict_on_batch(self, x):
+        x = _trainer.as_inputs(self, x)
+        return self._forward(x, training=False).copy()
+
+    def _result(self, return_dict):
+        logs = self._logs()
+        if return_dict:
+            return logs
+        vals = list(logs.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    def __call__(self, x, training=False):
+        x = _trainer.as_inputs(self, x)
+        return self._forward(x, training=training).copy()
+
+    def summary(self, print_fn=None, line_length=72):
+        """Print layers with output shapes and parameter counts, then the totals."""
+        print_fn = print_fn or (lambda s: print(s, file=sys.stdout))
+        widths = (line_length * 45 // 100, line_length * 35 // 100)
+        rule = "_" * line_length
+        lines = [f'Model: "{self.name}"', rule,
+                 f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}Param #",
+                 "=" * line_length]
+        for layer in self.layers:
+            shape = str(layer.output_shape) if layer.built else "?"
+            lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<{widths[0]}}"
+                         f"{shape:<{widths[1]}}{layer.count_params():,}")
+        lines.append("=" * line_length)
+        total = self.count_params()
+        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
+        itemsize = self.dtype.itemsize
+        lines += [f"Total params: {total:,} ({_size(total * itemsize)})",
+                  f"Trainable params: {trainable:,} ({_size(trainable * itemsize)})",
+                  f"Non-trainable params: {total - trainable:,} "
+                  f"({_size((total - trainable) * itemsize)})", rule]
+        print_fn("\n".join(lines))
+
+    # -- saving (file format: pynn.io) -----------------------------------------------
+    @property
+    def build_input_shape(self):
+        """The input shape the model was built for (None before it is built)."""
+        return self.input_shape if self.built else None
+
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Write architecture, compile config, weights and optimizer state (pynn.io)."""
+        from . import io
+        _check_overwrite(filepath, overwrite)
+        return io.save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        from . import io
+        _check_overwrite(filepath, overwrite)
+        return io.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        from . import io
+        return io.load_weights(self, filepath)
+
+    def to_json(self):
+        return json.dumps(self.get_config())
+
+
+def _check_overwrite(filepath, overwrite):
+    import os
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
+
+
+def _size(nbytes):
+    for unit in ("B", "KB", "MB", "GB"):
+        if nbytes < 1024 or unit == "GB":
+            return f"{nbytes:.2f} {unit}" if unit != "B" else f"{nbytes} B"
+        nbytes /= 1024
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+    name : str, optional
+    backend : {'c', 'reference'}, optional
+        Kernel backend of this model (None: the global pynn.ops backend at build time).
+    dtype : {'float32', 'float64'}, optional
+        Parameter and computation dtype (float64 is for gradient checks).
+    """
+
+    def __init__(self, layers=None, name=None, backend=None, dtype=None, trainable=True):
+        super().__init__(name=name, backend=backend, dtype=dtype)
+        for layer in layers or []:
+            self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    @property
+    def layers(self):
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    def add(self, layer):
+        """Append a layer (a first layer with input_shape= declares the model input)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a pynn layer, received "
+                            f"{type(layer).__name__}: {layer!r}")
+        if isinstance(layer, InputLayer) and self._layers:
+            raise ValueError("an Input/InputLayer can only be the first layer of a Sequential")
+        if any(layer is other for other in self._layers):
+            raise ValueError(f"layer {layer.name!r} is already in this model")
+        if not self._layers and not isinstance(layer, InputLayer) and layer.input_shape_arg:
+            self._layers.append(InputLayer(shape=layer.input_shape_arg,
+                                           name=_layers.base._unique_name("input_layer")))
+        self._layers.append(layer)
+        self._unbuild()
+        if len(self._layers) > 1 and isinstance(self._layers[0], InputLayer):
+            self.build((None,) + self._layers[0].input_shape_arg)
+
+    def pop(self):
+        if not self.layers:
+            raise ValueError("there is no layer to pop")
+        layer = self._layers.pop()
+        self._unbuild()
+        if self._layers and isinstance(self._layers[0], InputLayer) and len(self._layers) > 1:
+            self.build((None,) + self._layers[0].input_shape_arg)
+        return layer
+
+    def _unbuild(self):
+        if self.built:
+            for layer in self._layers:  # weights keep their values, out of the old buffer
+                for k in list(layer.params):
+                    layer.params[k] = layer.params[k].copy()
+                    layer.grads[k] = layer.grads[k].copy()
+        self.built = False
+        self._flat_params = None
+
+    def build(self, input_shape=None):
+        """Build every layer for `input_shape` (batch axis first) and flatten the weights."""
+        if input_shape is None:
+            if self._layers and isinstance(self._layers[0], InputLayer):
+                input_shape = (None,) + self._layers[0].input_shape_arg
+            else:
+                raise ValueError("build needs an input_shape, e.g. model.build((None, 784))")
+        input_shape = shape_tuple(input_shape)
+        if len(input_shape) < 2:
+            raise ValueError(f"input_shape must include the batch axis, e.g. (None, 784); "
+                             f"received {input_shape}")
+        if not self.layers:
+            raise ValueError(f"model {self.name!r} has no layers to build")
+        self.ops = _ops.get_backend(self.backend)
+        shape = (None,) + tuple(input_shape[1:])
+        self.input_shape = shape
+        for layer in self._layers:
+            if layer.built and layer.dtype is not None and layer.dtype != self.dtype:
+                raise TypeError(f"layer {layer.name!r} was built as {layer.dtype}, the model "
+                                f"is {self.dtype}")
+            if layer.built and layer.input_shape is not None and (
+                    tuple(layer.input_shape[1:]) != tuple(shape[1:])):
+                raise ValueError(f"layer {layer.name!r} was built for input shape "
+                                 f"{layer.input_shape}, the model gives it {shape}")
+            shape = layer._build_for(shape, self.ops, self.dtype)
+        self.output_shape = shape
+        self._flatten_parameters()
+        self.built = True
+        self._setup_fusion()
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        """JSON-able {'class_name': 'Sequential', 'config': {'name', 'dtype', 'layers':
+        [{'class_name': ..., 'config': ...}, ...]}} (an InputLayer first once built)."""
+        layer_cfgs = [_layers.serialize(layer) for layer in self._layers]
+        if self.built and not isinstance(self._layers[0], InputLayer):
+            layer_cfgs.insert(0, {"class_name": "InputLayer", "config": {
+                "batch_shape": [None] + list(self.input_shape[1:]),
+                "name": self._layers[0].name + "_input"}})
+        for c in layer_cfgs:
+            c["config"].pop("input_shape", None)  # the InputLayer carries it
+        return {"class_name": "Sequential",
+                "config": {"name": self.name, "dtype": self.dtype.name, "layers": layer_cfgs}}
+
+    @classmethod
+    def from_config(cls, config, backend=None):
+        """A new Sequential from get_config()'s dict (or its inner 'config')."""
+        if isinstance(config, dict) and "class_name" in config:
+            if config["class_name"] != "Sequential":
+                raise ValueError(f"not a Sequential config: class_name "
+                                 f"{config['class_name']!r}")
+            config = config.get("config") or {}
+        if not isinstance(config, dict) or "layers" not in config:
+            raise ValueError(f"a Sequential config needs a 'layers' list, received {config!r}")
+        return cls([_layers.deserialize(c) for c in config["layers"]], name=config.get("name"),
+                   dtype=config.get("dtype"), backend=backend)
+
+
+_MODELS = {"Sequential": Sequential}
+
+
+def model_from_config(config, backend=None):
+    """A new (unbuilt or built, uncompiled) model from {'class_name', 'config'}."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError("a model config must be a dict with 'class_name' and 'config'")
+    from ._registry import lookup
+    cls = lookup(_MODELS, config["class_name"], "model class")
+    return cls.from_config(config, backend=backend)
+
+
+def model_from_json(text, backend=None):
+    return model_from_config(json.loads(text), backend=backend)
+
+
+def load_model(filepath, compile=True):
+    """Load a model written by model.save (pynn.io: no pickle, one clear error type)."""
+    from . import io
+    return io.load_model(filepath, compile=compile)

@@ -1,0 +1,280 @@
+"""Optimizers (Keras 3 formulas) over a model's flat parameter buffer.
+
+A model keeps all parameters in ONE contiguous buffer and all gradients in another; an
+optimizer keeps one buffer of the same length per state slot (Adam: m and v). A step is one
+fused kernel call per contiguous run of trainable parameters (usually one for the whole
+model); clipping by global norm is one `clip_by_global_norm` call per run.
+"""
+import numpy as np
+
+from .._registry import lookup
+from . import schedules as _schedules
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize",
+           "deserialize"]
+
+
+def _positive(value, name, allow_none=True, allow_zero=False):
+    if value is None and allow_none:
+        return None
+    v = float(value)
+    if not (v > 0 or (allow_zero and v == 0)) or v != v or v == float("inf"):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, "
+                         f"received {value!r}")
+    return v
+
+
+class Optimizer:
+    """Base optimizer: learning rate (float or schedule), decoupled weight decay, clipping.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule
+    weight_decay : float, optional
+        Decoupled: p -= lr * weight_decay * p before the update.
+    clipnorm : float, optional
+        Clip each variable's gradient to this L2 norm (Keras semantics).
+    global_clipnorm : float, optional
+        Clip the gradient of all trainable parameters together (one kernel call).
+    clipvalue : float, optional
+        Clip each gradient entry to [-clipvalue, clipvalue].
+    """
+    slots = ()
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        self.learning_rate = learning_rate
+        self.weight_decay = _positive(weight_decay, "weight_decay", allow_zero=True)
+        self.clipnorm = _positive(clipnorm, "clipnorm")
+        self.clipvalue = _positive(clipvalue, "clipvalue")
+        self.global_clipnorm = _positive(global_clipnorm, "global_clipnorm")
+        if self.clipnorm is not None and self.global_clipnorm is not None:
+            raise ValueError("pass at most one of clipnorm and global_clipnorm")
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self._state = None
+
+    # -- learning rate ---------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        """The current learning rate (a schedule evaluated at `iterations`)."""
+        if isinstance(self._lr, _schedules.LearningRateSchedule):
+            return float(self._lr(self.iterations))
+        return self._lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, _schedules.LearningRateSchedule):
+            self._lr = value
+        else:
+            self._lr = _positive(value, "learning_rate", allow_none=False, allow_zero=True)
+
+    lr = learning_rate
+
+    # -- state -----------------------------------------------------------------------
+    def _active_slots(self):
+        return self.slots
+
+    def build(self, size, dtype=np.float32):
+        """Allocate one zeroed state buffer of `size` entries per slot."""
+        self._state = {s: np.zeros(size, dtype=dtype) for s in self._active_slots()}
+        self._size, self._dtype = size, np.dtype(dtype)
+
+    @property
+    def built(self):
+        return self._state is not None
+
+    def get_state(self):
+        """dict name -> ndarray: 'iterations' (int64 scalar array) and every state slot."""
+        d = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for k, v in (self._state or {}).items():
+            d[k] = v.copy()
+        return d
+
+    def set_state(self, state):
+        """Restore a dict from get_state (slots must match this optimizer's)."""
+        if "iterations" not in state:
+            raise ValueError("optimizer state has no 'iterations' entry")
+        slots = set(state) - {"iterations"}
+        if slots != set(self._active_slots()):
+            raise ValueError(f"optimizer state has slots {sorted(slots)}, {type(self).__name__} "
+                             f"with this configuration expects {sorted(self._active_slots())}")
+        if self._state is not None:
+            for k in slots:
+                a = np.asarray(state[k])
+                if a.shape != self._state[k].shape:
+                    raise ValueError(f"optimizer state {k!r} has shape {a.shape}, the model's "
+                                     f"parameters need {self._state[k].shape}")
+                self._state[k][...] = a
+        else:
+            self._state = {k: np.array(state[k], copy=True) for k in slots}
+            if slots:
+                first = self._state[next(iter(slots))]
+                self._size, self._dtype = first.shape[0], first.dtype
+        self.iterations = int(np.asarray(state["iterations"]))
+
+    # -- the step --------------------------------------------------------------------
+    def apply(self, ops, params, grads, runs, segments=()):
+        """One optimizer step in place.
+
+        params, grads: the flat buffers; runs: [(start, stop)] contiguous trainable ranges;
+        segments: [(start, stop)] of every trainable variable (for per-variable clipnorm).
+        """
+        if self._state is None:
+            self.build(params.shape[0], params.dtype)
+        if self.clipvalue is not None:
+            for a, b in runs:
+                np.clip(grads[a:b], -self.clipvalue, self.clipvalue, out=grads[a:b])
+        if self.clipnorm is not None:
+            for a, b in segments:
+                ops.clip_by_global_norm(grads[a:b], self.clipnorm)
+        if self.global_clipnorm is not None:
+            if len(runs) == 1:
+                a, b = runs[0]
+                ops.clip_by_global_norm(grads[a:b], self.global_clipnorm)
+            else:
+                norm = float(np.sqrt(sum(ops.global_norm(grads[a:b]) ** 2 for a, b in runs)))
+                if norm > self.global_clipnorm:
+                    for a, b in runs:
+                        grads[a:b] *= self.global_clipnorm / norm
+        lr = self.learning_rate
+        self.iterations += 1
+        wd = self.weight_decay or 0.0
+        for a, b in runs:
+            self._update(ops, params[a:b], grads[a:b],
+                         {k: v[a:b] for k, v in self._state.items()}, lr, wd)
+
+    def _update(self, ops, p, g, state, lr, wd):
+        raise NotImplementedError
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        lr = self._lr
+        if isinstance(lr, _schedules.LearningRateSchedule):
+            lr = _schedules.serialize(lr)
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = _schedules.deserialize(config["learning_rate"])
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    """v = momentum v - lr g; p += v (nesterov: p += momentum v - lr g)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.momentum = float(momentum)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), received {momentum!r}")
+        self.nesterov = bool(nesterov)
+
+    def _active_slots(self):
+        return ("velocity",) if self.momentum else ()
+
+    def _update(self, ops, p, g, state, lr, wd):
+        ops.sgd_update(p, g, state.get("velocity"), lr, momentum=self.momentum,
+                       nesterov=self.nesterov, weight_decay=wd)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    slots = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        for n, v in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"{n} must be in [0, 1), received {v!r}")
+
+    def _update(self, ops, p, g, state, lr, wd):
+        ops.adam_update(p, g, state["m"], state["v"], lr, beta_1=self.beta_1,
+                        beta_2=self.beta_2, epsilon=self.epsilon, step=self.iterations,
+                        weight_decay=wd)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras default 0.004)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    def _active_slots(self):
+        return (("sq_avg",) + (("velocity",) if self.momentum else ())
+                + (("mean_grad",) if self.centered else ()))
+
+    def _update(self, ops, p, g, state, lr, wd):
+        ops.rmsprop_update(p, g, state["sq_avg"], lr, rho=self.rho, epsilon=self.epsilon,
+                           momentum=self.momentum, velocity=state.get("velocity"),
+                           centered=self.centered, mean_grad=state.get("mean_grad"),
+                           weight_decay=wd)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    slots = ("accum",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def build(self, size, dtype=np.float32):
+        super().build(size, dtype)
+        self._state["accum"][...] = self.initial_accumulator_value
+
+    def _update(self, ops, p, g, state, lr, wd):
+        ops.adagrad_update(p, g, state["accum"], lr, epsilon=self.epsilon, weight_decay=wd)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value":
+                self.initial_accumulator_value, "epsilon": self.epsilon}
+
+
+_CLASSES = {c.__name__: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+_NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(identifier):
+    """Resolve a Keras name ('adam'), an Optimizer or a config dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        return lookup(_NAMES, identifier.lower(), "optimizer")()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ValueError(f"unknown optimizer {identifier!r}; valid names: "
+                     f"{', '.join(sorted(_NAMES))}")
+
+
+def serialize(optimizer):
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config):
+    cls = lookup(_CLASSES, config.get("class_name"), "optimizer class")
+    return cls.from_config(config.get("config", {}))

@@ -1,0 +1,215 @@
+"""Core layers: gradients against central differences (float64), shapes, configs, errors.
+
+Every test runs on both backends ('c' and 'reference'); layers reach kernels only through
+the backend namespace they are built with.
+"""
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+from helpers import check_grad
+
+BACKENDS = ["c", "reference"]
+
+
+def built(layer, input_shape, backend, dtype=np.float64):
+    layer._build_for((None,) + tuple(input_shape), pynn.ops.get_backend(backend), dtype)
+    return layer
+
+
+def layer_grad_check(layer, x):
+    names = list(layer.params)
+
+    def forward(x, *ws):
+        return np.array(layer.forward(x, training=True), copy=True)
+
+    def backward(x, *ws_dy):
+        dy = ws_dy[-1]
+        layer.forward(x, training=True)
+        dx = layer.backward(dy)
+        return (None if dx is None else np.array(dx, copy=True),) + tuple(
+            layer.grads[k].copy() for k in names)
+
+    check_grad(forward, backward, [x] + [layer.params[k] for k in names])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax", "elu",
+                                        "gelu", "leaky_relu", "softplus", "silu"])
+def test_dense_gradients(backend, activation):
+    rng = np.random.default_rng(1)
+    layer = built(layers.Dense(5, activation=activation, bias_initializer="random_normal"),
+                  (7,), backend)
+    x = rng.standard_normal((3, 7))
+    layer_grad_check(layer, x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_rank3_and_no_bias_gradients(backend):
+    rng = np.random.default_rng(2)
+    layer = built(layers.Dense(4, activation="tanh", use_bias=False), (3, 6), backend)
+    assert list(layer.params) == ["kernel"]
+    x = rng.standard_normal((2, 3, 6))
+    assert layer.forward(x).shape == (2, 3, 4)
+    assert layer.output_shape == (None, 3, 4)
+    layer_grad_check(layer, x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_exact_values(backend):
+    layer = built(layers.Dense(2, activation="relu"), (3,), backend)
+    layer.set_weights([np.array([[1., -1.], [0., 2.], [-1., 0.]]), np.array([0.5, -0.5])])
+    x = np.array([[1., 1., 1.], [0., -1., 2.]])
+    # z = [[0.5, 0.5], [-2.5, -2.5]] -> relu
+    np.testing.assert_array_equal(layer.forward(x), [[0.5, 0.5], [0., 0.]])
+    dx = layer.backward(np.array([[1., 2.], [3., 4.]]))
+    np.testing.assert_array_equal(layer.grads["kernel"], [[1., 2.], [1., 2.], [1., 2.]])
+    np.testing.assert_array_equal(layer.grads["bias"], [1., 2.])
+    np.testing.assert_array_equal(dx, [[-1., 4., -1.], [0., 0., 0.]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", ["relu", "softmax", "tanh", "log_softmax"])
+def test_activation_layer_gradients(backend, activation):
+    rng = np.random.default_rng(3)
+    layer = built(layers.Activation(activation), (4, 5), backend)
+    layer_grad_check(layer, rng.standard_normal((2, 4, 5)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_flatten_reshape(backend):
+    rng = np.random.default_rng(4)
+    f = built(layers.Flatten(), (3, 4), backend)
+    assert f.output_shape == (None, 12)
+    x = rng.standard_normal((2, 3, 4))
+    np.testing.assert_array_equal(f.forward(x), x.reshape(2, 12))
+    np.testing.assert_array_equal(f.backward(np.arange(24.).reshape(2, 12)),
+                                  np.arange(24.).reshape(2, 3, 4))
+    r = built(layers.Reshape((-1, 2)), (3, 4), backend)
+    assert r.output_shape == (None, 6, 2)
+    np.testing.assert_array_equal(r.forward(x), x.reshape(2, 6, 2))
+    xf = np.asfortranarray(x)  # non-contiguous input still flattens in C order
+    np.testing.assert_array_equal(f.forward(xf), x.reshape(2, 12))
+    with pytest.raises(ValueError, match="values"):
+        built(layers.Reshape((5,)), (3, 4), backend)
+    with pytest.raises(ValueError, match="-1"):
+        layers.Reshape((-1, -1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout(backend):
+    rng = np.random.default_rng(5)
+    d = built(layers.Dropout(0.5, seed=123), (40,), backend)
+    x = rng.standard_normal((8, 40)) + 3.0
+    assert d.forward(x, training=False) is x
+    y = d.forward(x, training=True).copy()
+    kept = y != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(y[kept], 2 * x[kept], rtol=1e-15)
+    dx = d.backward(np.ones_like(x))
+    np.testing.assert_array_equal(dx != 0, kept)  # same mask as forward
+    y2 = d.forward(x, training=True)
+    assert not np.array_equal(y2 != 0, kept)  # the step advanced: a new mask
+    d2 = built(layers.Dropout(0.5, seed=123), (40,), backend)
+    np.testing.assert_array_equal(d2.forward(x, training=True), y)  # same seed, same mask
+    with pytest.raises(ValueError):
+        layers.Dropout(1.0)
+    with pytest.raises(ValueError):
+        layers.Dropout(0.1, seed=-1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_gradient(backend):
+    rng = np.random.default_rng(6)
+    d = built(layers.Dropout(0.3, seed=7), (9,), backend)
+    x = rng.standard_normal((4, 9))
+
+    def forward(x):
+        d._step = 0
+        return np.array(d.forward(x, training=True), copy=True)
+
+    def backward(x, dy):
+        forward(x)
+        return np.array(d.backward(dy), copy=True)
+
+    check_grad(forward, backward, [x])
+
+
+def test_layer_call_standalone_and_input_check():
+    layer = layers.Dense(3)
+    y = layer(np.ones((2, 4), dtype=np.float32))
+    assert y.shape == (2, 3) and y.dtype == np.float32
+    assert layer.params["kernel"].shape == (4, 3)
+    with pytest.raises(ValueError, match=r"expects input of shape \(None, 4\)"):
+        layer(np.ones((2, 5), dtype=np.float32))
+
+
+def test_dense_argument_errors():
+    with pytest.raises(ValueError, match="units"):
+        layers.Dense(0)
+    with pytest.raises(ValueError, match="units"):
+        layers.Dense(2.5)
+    with pytest.raises(ValueError, match="unknown activation 'nope'.*relu"):
+        layers.Dense(3, activation="nope")
+    with pytest.raises(ValueError, match="unknown initializer"):
+        layers.Dense(3, kernel_initializer="nope")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        layers.Dense(3, foo=1)
+    with pytest.raises(ValueError, match="pynn activation"):
+        layers.Dense(3, activation=lambda x: x)
+
+
+def test_config_round_trip_and_registry():
+    for layer in [layers.Dense(3, activation="relu", kernel_regularizer="l2",
+                               kernel_initializer=pynn.initializers.HeNormal(seed=3)),
+                  layers.Flatten(input_shape=(28, 28)), layers.Dropout(0.25, seed=9),
+                  layers.Activation("softmax"), layers.Reshape((2, -1)),
+                  layers.InputLayer(shape=(5,))]:
+        d = layers.serialize(layer)
+        import json
+        d2 = json.loads(json.dumps(d))
+        clone = layers.deserialize(d2)
+        assert type(clone) is type(layer)
+        assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="unknown layer class 'Lambda'.*Dense"):
+        layers.deserialize({"class_name": "Lambda", "config": {}})
+    with pytest.raises(ValueError):
+        layers.deserialize({"class_name": "Dense", "config": {"units": 2, "evil": 1}})
+    with pytest.raises(ValueError):
+        layers.deserialize("Dense")
+
+
+def test_unique_names():
+    a, b = layers.Dense(2), layers.Dense(2)
+    assert a.name != b.name and a.name.startswith("dense")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_config_carries_seed_and_step(backend):
+    pynn.utils.set_random_seed(4)
+    d = built(layers.Dropout(0.5), (30,), backend)
+    x = np.ones((3, 30))
+    d.forward(x, training=True)
+    clone = built(layers.deserialize(layers.serialize(d)), (30,), backend)
+    assert clone._seed == d._seed and clone._step == d._step == 1
+    np.testing.assert_array_equal(clone.forward(x, training=True), d.forward(x, training=True))
+    with pytest.raises(ValueError, match="step"):
+        layers.deserialize({"class_name": "Dropout", "config": {"rate": 0.1, "step": -1}})
+
+
+def test_hostile_configs_raise_value_errors():
+    bad = [{"class_name": "Dense", "config": {"units": -3}},
+           {"class_name": "Dense", "config": {"units": 2, "activation": "os.system"}},
+           {"class_name": "Dense", "config": {"units": 2, "kernel_initializer":
+                                              {"class_name": "Evil", "config": {}}}},
+           {"class_name": "Dropout", "config": {"rate": float("nan")}},
+           {"class_name": "Reshape", "config": {"target_shape": [0]}},
+           {"class_name": "InputLayer", "config": {"batch_shape": [None, -1]}},
+           {"class_name": "__import__", "config": {}}]
+    for cfg in bad:
+        with pytest.raises(ValueError):
+            layers.deserialize(cfg)
+    huge = layers.deserialize({"class_name": "Dense", "config": {"units": 2**20}})
+    with pytest.raises(ValueError, match="limits"):
+        huge._build_for((None, 2**12), pynn.ops.get_backend("reference"), np.float32)

@@ -1,0 +1,182 @@
+"""Callbacks with Keras 3 semantics, driven directly (exact logic) and through fit."""
+import csv
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import callbacks, layers
+
+BACKENDS = ["c", "reference"]
+
+
+def make(backend="reference", lr=0.01):
+    pynn.utils.set_random_seed(0)
+    m = pynn.Sequential([layers.Dense(4, activation="relu", input_shape=(3,)),
+                         layers.Dense(2, activation="softmax")], backend=backend)
+    m.compile(pynn.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def data(n=24):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 3))
+    return x, (x[:, 0] > 0).astype(int)
+
+
+def drive(cb, model, values, key="val_loss"):
+    """Run epochs by hand: set distinct weights per epoch, report `values`."""
+    cb.set_model(model)
+    cb.on_train_begin()
+    model.stop_training = False
+    stopped = None
+    for epoch, v in enumerate(values):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        cb.on_epoch_end(epoch, {key: v})
+        if model.stop_training:
+            stopped = epoch
+            break
+    cb.on_train_end()
+    return stopped
+
+
+def test_early_stopping_stops_and_restores_best():
+    m = make()
+    es = callbacks.EarlyStopping(patience=2, restore_best_weights=True)
+    assert drive(es, m, [1.0, 0.5, 0.7, 0.8, 0.1]) == 3
+    assert es.stopped_epoch == 3 and es.best == 0.5 and es.best_epoch == 1
+    assert all((w == 1).all() for w in m.get_weights())
+
+
+def test_early_stopping_restores_even_without_stopping():
+    m = make()
+    es = callbacks.EarlyStopping(patience=5, restore_best_weights=True)
+    assert drive(es, m, [1.0, 0.2, 0.7]) is None
+    assert all((w == 1).all() for w in m.get_weights())
+
+
+def test_early_stopping_baseline_never_met():
+    m = make()
+    es = callbacks.EarlyStopping(patience=2, baseline=0.01, restore_best_weights=True)
+    assert drive(es, m, [1.0, 1.0, 1.0, 1.0]) == 1  # wait never reset: stops, no error
+    assert all((w == 0).all() for w in m.get_weights())  # the only "best" epoch: 0
+    es = callbacks.EarlyStopping(patience=1, baseline=0.01, restore_best_weights=True)
+    assert drive(es, m, [0.9, 0.8, 0.7]) is None  # improving but never under the baseline
+    assert all((w == 2).all() for w in m.get_weights())
+
+
+def test_early_stopping_mode_min_delta_and_missing_monitor():
+    m = make()
+    es = callbacks.EarlyStopping(monitor="val_accuracy", patience=1, min_delta=0.05)
+    assert es.mode == "max"
+    assert drive(es, m, [0.5, 0.52, 0.6], key="val_accuracy") == 1  # +0.02 < min_delta
+    es = callbacks.EarlyStopping(monitor="val_loss", patience=0)
+    assert drive(es, m, [1.0, 2.0], key="loss") is None  # monitor absent: no action
+    with pytest.raises(ValueError, match="mode"):
+        callbacks.EarlyStopping(mode="up")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_early_stopping_in_fit(backend):
+    x, y = data()
+    m = make(backend, lr=0.0)  # nothing changes: no improvement after the first epoch
+    es = callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=1e-3,
+                                 restore_best_weights=True)
+    h = m.fit(x, y, epochs=10, batch_size=8, verbose=0, callbacks=[es])
+    assert h.epoch == [0, 1] and es.stopped_epoch == 1
+    m2 = make(backend, lr=0.05)
+    seen = []
+    rec = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(
+        (logs["loss"], m2.get_weights())))
+    es = callbacks.EarlyStopping(monitor="loss", patience=3, baseline=-1.0,
+                                 restore_best_weights=True)
+    m2.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[rec, es])
+    best = min(seen, key=lambda t: t[0])[1]
+    for a, b in zip(m2.get_weights(), best):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reduce_lr_on_plateau():
+    m = make(lr=0.1)
+    cb = callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_lr=0.03, min_delta=0.0)
+    cb.set_model(m)
+    cb.on_train_begin()
+    lrs = []
+    for epoch, v in enumerate([1.0, 1.0, 1.0, 0.5, 0.5, 1.0]):
+        logs = {"val_loss": v}
+        cb.on_epoch_end(epoch, logs)
+        lrs.append(m.optimizer.learning_rate)
+        assert "learning_rate" in logs
+    assert lrs == pytest.approx([0.1, 0.05, 0.03, 0.03, 0.03, 0.03])
+    with pytest.raises(ValueError, match="factor"):
+        callbacks.ReduceLROnPlateau(factor=1.5)
+
+
+def test_learning_rate_scheduler_in_fit():
+    x, y = data()
+    m = make()
+    cb = callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))
+    h = m.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
+    assert h.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    cb1 = callbacks.LearningRateScheduler(lambda epoch: 0.02)
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[cb1])
+    assert m.optimizer.learning_rate == pytest.approx(0.02)
+    bad = callbacks.LearningRateScheduler(lambda epoch: float("nan"))
+    with pytest.raises(ValueError, match="learning rate"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[bad])
+
+
+def test_terminate_on_nan_and_stop_inside_an_epoch(capsys):
+    m = make()
+    t = callbacks.TerminateOnNaN()
+    t.set_model(m)
+    m.stop_training = False
+    t.on_train_batch_end(0, {"loss": 1.0})
+    assert not m.stop_training
+    t.on_train_batch_end(1, {"loss": float("nan")})
+    assert m.stop_training and "Invalid loss" in capsys.readouterr().out
+    x, y = data()
+    m = make()
+    stopper = callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: setattr(
+        m, "stop_training", b == 1))
+    h = m.fit(x, y, epochs=5, batch_size=4, verbose=0, callbacks=[stopper])
+    assert h.epoch == [0] and m.optimizer.iterations == 2
+
+
+def test_csv_logger(tmp_path):
+    x, y = data()
+    path = tmp_path / "log.csv"
+    m = make()
+    m.fit(x, y, epochs=2, verbose=0, validation_split=0.25,
+          callbacks=[callbacks.CSVLogger(path)])
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1"]
+    assert float(rows[2][2]) == pytest.approx(m.history.history["loss"][1])
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    rows = list(csv.reader(open(path)))
+    assert len(rows) == 4 and rows[0][0] == "epoch"
+
+
+def test_model_checkpoint(tmp_path, monkeypatch):
+    x, y = data()
+    m = make()
+    saved = []
+    monkeypatch.setattr(m, "save_weights", lambda p, **k: saved.append(("weights", p)))
+    monkeypatch.setattr(m, "save", lambda p, **k: saved.append(("model", p)))
+    cb = callbacks.ModelCheckpoint(str(tmp_path / "w-{epoch:02d}-{loss:.3f}.npz"),
+                                   monitor="loss", save_weights_only=True)
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
+    assert [s[0] for s in saved] == ["weights", "weights"]
+    assert saved[0][1].endswith(f"w-01-{m.history.history['loss'][0]:.3f}.npz")
+    saved.clear()
+    best = callbacks.ModelCheckpoint(str(tmp_path / "best.pynn"), monitor="val_loss",
+                                     save_best_only=True)
+    drive(best, m, [1.0, 2.0, 0.5, 0.6])
+    assert saved == [("model", str(tmp_path / "best.pynn"))] * 2
+
+
+def test_callback_type_check():
+    x, y = data()
+    with pytest.raises(TypeError, match="Callback"):
+        make().fit(x, y, verbose=0, callbacks=[lambda: None])

@@ -1,0 +1,283 @@
+"""Sequential/Model: building into one flat buffer, whole-model gradients against central
+differences (float64), the C and reference backends agreeing on a training step
+(pynn.compare), configs for saving, weights, summary, Keras names, bad input."""
+import json
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+
+BACKENDS = ["c", "reference"]
+
+
+def mlp(backend=None, dtype=None, out_act="softmax", dropout=0.0, classes=4, features=6, **kw):
+    ls = [layers.Flatten(input_shape=(2, features // 2)), layers.Dense(8, activation="relu", **kw)]
+    if dropout:
+        ls.append(layers.Dropout(dropout, seed=11))
+    ls.append(layers.Dense(classes, activation=out_act))
+    return pynn.Sequential(ls, backend=backend, dtype=dtype)
+
+
+def data(n=10, features=6, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2, features // 2)), rng.integers(0, classes, n)
+
+
+def test_flat_parameter_buffer():
+    m = mlp(backend="reference")
+    assert m.built and m.input_shape == (None, 2, 3) and m.output_shape == (None, 4)
+    flat = m._flat_params
+    assert flat.ndim == 1 and flat.size == m.count_params() == 6 * 8 + 8 + 8 * 4 + 4
+    for layer in m.layers:
+        for k, w in layer.params.items():
+            assert np.shares_memory(w, flat), (layer.name, k)
+            assert np.shares_memory(layer.grads[k], m._flat_grads)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    assert m._trainable_runs() == [(0, flat.size)]  # one fused optimizer call
+    assert not m.layers[1]._need_dx and m.layers[2]._need_dx
+    m.layers[1].trainable = False  # the first Dense: frozen, and no backward reaches it
+    assert m._trainable_runs() == [(56, 92)]
+    assert not m.layers[2]._need_dx
+    assert len(m.get_weights()) == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss,out_act", [
+    ("sparse_categorical_crossentropy", "softmax"),   # fused softmax cross-entropy
+    ("sparse_categorical_crossentropy", "tanh"),      # not fused (tanh outputs are not probs)
+    ("categorical_crossentropy", "softmax"),
+    ("mse", "linear"), ("mae", "tanh"),
+    ("binary_crossentropy", "sigmoid"),
+])
+def test_model_gradient_vs_central_differences(backend, loss, out_act):
+    x, labels = data()
+    m = mlp(backend=backend, dtype="float64", out_act=out_act,
+            kernel_regularizer=pynn.regularizers.L1L2(l1=0.01, l2=0.02))
+    m.compile("sgd", loss)
+    rng = np.random.default_rng(3)
+    if loss.startswith("sparse"):
+        y = labels
+        if out_act == "tanh":
+            m.layers[-1].activation = pynn.activations.sigmoid
+            m.compile("sgd", loss)
+    elif loss == "categorical_crossentropy":
+        y = pynn.utils.to_categorical(labels, 4, dtype="float64")
+    elif loss == "binary_crossentropy":
+        y = (rng.random((10, 4)) > 0.5).astype(np.float64)
+    else:
+        y = rng.standard_normal((10, 4))
+    yt = m._targets(y)
+    _, loss0 = m._forward_backward(x, yt, None)
+    g = m._flat_grads.copy()
+    p = m._flat_params
+    num = np.empty_like(g)
+    for i in range(p.size):
+        old = p[i]
+        p[i] = old + 1e-6
+        lp = m._forward_backward(x, yt, None)[1]
+        p[i] = old - 1e-6
+        lm = m._forward_backward(x, yt, None)[1]
+        p[i] = old
+        num[i] = (lp - lm) / 2e-6
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
+    # the reported loss is the loss of the probabilities plus the regularization penalty
+    probs = m.predict(x, verbose=0)
+    expect = m.loss.forward(m.ops, probs, yt) + sum(l.regularization_penalty() for l in m.layers)
+    np.testing.assert_allclose(loss0, expect, rtol=1e-6)
+
+
+def test_fused_output_predicts_probabilities_and_trains_on_logits():
+    x, y = data()
+    m = mlp(backend="reference", dtype="float64")
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert m._fused
+    p = m.predict(x, verbose=0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert (p >= 0).all()
+    m2 = mlp(backend="reference", dtype="float64", out_act="softmax")
+    m2.compile("adam", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert not m2._fused
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd", pynn.optimizers.SGD(0.1, momentum=0.9,
+                                                                     nesterov=True),
+                                 "rmsprop", "adagrad", "adamw"])
+def test_backends_agree_on_a_training_step(opt):
+    x, y = data(n=16)
+    pynn.utils.set_random_seed(5)
+    m = mlp(backend="c", dropout=0.25)
+    m.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, batch_size=8, epochs=1, verbose=0)  # a non-trivial optimizer state
+    report = pynn.compare(m, x[:8], y[:8])
+    assert {k.split()[0] for k in report.diffs} == {"output", "loss", "grad", "param"}
+    assert len(report.diffs) == 2 + 2 * 4  # output, loss, 4 gradients, 4 updated weights
+    assert report.max() < 1e-4, str(report)
+    assert report.backends == ("c", "reference")
+    assert "max |c - reference|" in str(report)
+
+
+def test_compare_reports_a_difference():
+    x, y = data()
+    m = mlp(backend="reference")
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    r = pynn.compare(m, x, y, backends=("reference", "reference"))
+    assert r.max() == 0.0
+    r.add("fake", np.array([1.0, 2.0]), np.array([1.0, 2.5]))
+    assert r["fake"] == 0.5 and r.max() == 0.5
+    with pytest.raises(ValueError, match="two backends"):
+        pynn.compare(m, x, y, backends=("c",))
+
+
+def test_backend_selection():
+    assert mlp(backend="reference").ops is pynn.ops.get_backend("reference")
+    assert mlp().ops is pynn.ops.get_backend("c")
+    with pynn.ops.use_backend("reference"):
+        assert mlp().ops is pynn.ops.get_backend("reference")
+    m = mlp()
+    m.compile("adam", "mse", backend="reference")
+    assert all(l.ops is pynn.ops.get_backend("reference") for l in m.layers)
+    with pytest.raises(ValueError, match="unknown backend"):
+        pynn.Sequential([layers.Dense(2)], backend="gpu")
+
+
+def test_get_set_weights_keras_order():
+    m = mlp(backend="reference")
+    ws = m.get_weights()
+    assert [w.shape for w in ws] == [(6, 8), (8,), (8, 4), (4,)]
+    new = [np.full(w.shape, i, np.float32) for i, w in enumerate(ws)]
+    m.set_weights(new)
+    assert (m.layers[1].params["bias"] == 1).all() and (m._flat_params[-4:] == 3).all()
+    with pytest.raises(ValueError, match="4 weight arrays"):
+        m.set_weights(new[:3])
+    with pytest.raises(ValueError, match="shape"):
+        m.set_weights([new[1]] + new[1:])
+
+
+def test_config_round_trip():
+    m = mlp(backend="reference", dropout=0.5)
+    m.compile(pynn.optimizers.Adam(learning_rate=pynn.optimizers.schedules.ExponentialDecay(
+        0.01, 10, 0.5)), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    cfg = json.loads(json.dumps(m.get_config()))
+    assert cfg["class_name"] == "Sequential"
+    assert [c["class_name"] for c in cfg["config"]["layers"]] == [
+        "InputLayer", "Flatten", "Dense", "Dropout", "Dense"]
+    m2 = pynn.models.model_from_config(cfg, backend="reference")
+    assert m2.built and m2.input_shape == m.input_shape
+    m2.set_weights(m.get_weights())
+    cc = json.loads(json.dumps(m.get_compile_config()))
+    m2.compile_from_config(cc)
+    assert m2.optimizer.get_config() == m.optimizer.get_config()
+    assert m2.metrics_names == ["loss", "accuracy"]
+    x, _ = data()
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), m.predict(x, verbose=0))
+    # a model built by fit (no input_shape given) saves an InputLayer too
+    m3 = pynn.Sequential([layers.Dense(3)], backend="reference")
+    m3.build((None, 5))
+    assert m3.get_config()["config"]["layers"][0]["class_name"] == "InputLayer"
+    assert pynn.models.model_from_config(m3.get_config()).built
+    with pytest.raises(ValueError, match="unknown model class"):
+        pynn.models.model_from_config({"class_name": "Functional", "config": {}})
+
+
+def test_summary(capsys):
+    m = mlp(backend="reference")
+    m.summary()
+    out = capsys.readouterr().out
+    assert "dense (Dense)" in out or "(Dense)" in out
+    assert "(None, 8)" in out and "Total params: 92" in out
+    assert "Trainable params: 92" in out and "Non-trainable params: 0" in out
+    lines = []
+    m.summary(print_fn=lines.append)
+    assert "Total params" in lines[0]
+
+
+def test_sequential_add_pop_and_input():
+    m = pynn.Sequential(backend="reference")
+    m.add(pynn.Input(shape=(3,)))
+    m.add(layers.Dense(4, activation="relu"))
+    assert m.built and m.output_shape == (None, 4)
+    m.add(layers.Dense(2))
+    w = m.layers[0].get_weights()
+    assert m.output_shape == (None, 2)
+    np.testing.assert_array_equal(m.layers[0].get_weights()[0], w[0])  # kept across rebuild
+    assert np.shares_memory(m.layers[0].params["kernel"], m._flat_params)
+    assert m.pop().units == 2 and m.output_shape == (None, 4)
+    with pytest.raises(TypeError, match="pynn layer"):
+        m.add("dense")
+    with pytest.raises(ValueError, match="first layer"):
+        m.add(pynn.Input(shape=(3,)))
+
+
+def test_keras_names():
+    import pynn.keras.layers
+    from pynn.keras.optimizers import Adam
+    from pynn.keras import callbacks, losses, metrics, models
+    assert pynn.keras.layers.Dense is pynn.layers.Dense
+    assert Adam is pynn.optimizers.Adam
+    assert pynn.keras.Sequential is pynn.Sequential is models.Sequential
+    assert callbacks.EarlyStopping is pynn.callbacks.EarlyStopping
+    assert losses.MeanSquaredError is pynn.losses.MeanSquaredError
+    assert metrics.SparseCategoricalAccuracy is pynn.metrics.SparseCategoricalAccuracy
+    assert pynn.keras.utils.set_random_seed is pynn.utils.set_random_seed
+    import pynn.optimizers
+    assert pynn.optimizers.schedules.CosineDecay
+
+
+def test_unknown_names_list_valid_ones():
+    m = mlp(backend="reference")
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'.*adam"):
+        m.compile("adamax", "mse")
+    with pytest.raises(ValueError, match="unknown loss 'hinge'.*mse"):
+        m.compile("adam", "hinge")
+    with pytest.raises(ValueError, match="unknown metric 'auc'.*accuracy"):
+        m.compile("adam", "mse", metrics=["auc"])
+    with pytest.raises(ValueError, match="needs a loss"):
+        m.compile("adam")
+    with pytest.raises(ValueError, match="list"):
+        m.compile("adam", "mse", metrics="accuracy")
+
+
+def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
+    import sys
+    import types
+    calls = []
+    fake = types.SimpleNamespace(
+        save_model=lambda m, p, include_optimizer=True: calls.append(("save", p,
+                                                                      include_optimizer)),
+        save_weights=lambda m, p: calls.append(("save_weights", p)),
+        load_weights=lambda m, p: calls.append(("load_weights", p)),
+        load_model=lambda p, compile=True: calls.append(("load_model", p, compile)))
+    monkeypatch.setitem(sys.modules, "pynn.io", fake)
+    monkeypatch.setattr(pynn, "io", fake, raising=False)
+    m = mlp(backend="reference")
+    assert m.build_input_shape == (None, 2, 3)
+    assert pynn.Sequential([layers.Dense(2)]).build_input_shape is None
+    m.save("a.pynn")
+    m.save("b.pynn", include_optimizer=False)
+    m.save_weights("w.npz")
+    m.load_weights("w.npz")
+    pynn.models.load_model("a.pynn", compile=False)
+    assert calls == [("save", "a.pynn", True), ("save", "b.pynn", False),
+                     ("save_weights", "w.npz"), ("load_weights", "w.npz"),
+                     ("load_model", "a.pynn", False)]
+    existing = tmp_path / "x.pynn"
+    existing.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        m.save(existing, overwrite=False)
+
+
+def test_model_trainable_flag_freezes_everything():
+    x, y = data()
+    m = mlp(backend="reference")
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    m.trainable = False
+    w = m.get_weights()
+    m.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(w, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not m.trainable and m._trainable_runs() == []
+    m.trainable = True
+    m.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(w[0], m.get_weights()[0])
