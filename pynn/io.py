@@ -56,7 +56,7 @@ def _describe(arrays, names=None):
 
 
 def _numeric(a, what):
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")     # not ascontiguousarray: it makes 0-d arrays 1-d
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what} has dtype {a.dtype}: a model file holds numeric arrays only")
     return a

@@ -63,7 +63,7 @@ class FakeModel:
     def train_step(self, x, y):
         """One Adam step on mse, deterministic: enough to check resume-exactly."""
         st = self.optimizer.state
-        t = st.setdefault("iterations", np.array(0, np.int64))
+        t = st.setdefault("iterations", np.array(0, np.int64))   # a 0-d array
         st["iterations"] = t + 1
         err = self.predict(x) - y
         grads = [x.T @ err / len(x), err.mean(0)]
@@ -109,8 +109,9 @@ def test_round_trip_predict_and_resume(tmp_path):
     assert m2.get_compile_config() == m.get_compile_config()
     assert sorted(m2.optimizer.state) == sorted(m.optimizer.state)
     for k, v in m.optimizer.state.items():
-        assert m2.optimizer.state[k].dtype == v.dtype
+        assert m2.optimizer.state[k].dtype == v.dtype and m2.optimizer.state[k].shape == v.shape
         np.testing.assert_array_equal(m2.optimizer.state[k], v)
+    assert m2.optimizer.state["iterations"].shape == () and m2.optimizer.state["iterations"] == 3
     for _ in range(3):
         m.train_step(x, y)
         m2.train_step(x, y)
