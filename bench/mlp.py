@@ -191,7 +191,8 @@ def main():
           f"{fps * len(x) / 1e9:.1f} GFLOP per epoch; pynn {pynn.__version__}"
           + (f", torch {torch.__version__}" if torch is not None else ""))
     hdr = (f"{'thr':>3} {'batch':>5} {'who':<9} {'s/epoch':>8} {'test acc':>8} "
-           f"{'infer img/s':>11} {'pynn is x faster':>16}")
+           f"{'infer img/s':>11}  pynn speedup over it (train, infer) / % of floor")
+    table = {}
     for t in threads:
         set_threads(t)
         peak, how = peak_gflops(t)
@@ -208,13 +209,43 @@ def main():
             if "torch" in only:
                 cs.append(Torch(data, b, seed=0))
             res = run(cs, epochs, xt, yt, t)
+            table[t, b] = res
             base = res.get("pynn")
             for name, (s, acc, ips) in res.items():
-                ratio = (f"train {s / base[0]:5.2f} infer {base[2] / ips:5.2f}"
+                ratio = (f"train {s / base[0]:5.2f}x  infer {base[2] / ips:5.2f}x"
                          if base and name != "pynn" else
-                         f"floor is {100 * floor / s:.1f}%" if name == "pynn" else "")
-                print(f"{t:>3} {b:>5} {name:<9} {s:8.3f} {acc:8.4f} {ips:11.0f} {ratio:>16}")
+                         f"floor is {100 * floor / s:.1f}% of the epoch" if name == "pynn"
+                         else "")
+                print(f"{t:>3} {b:>5} {name:<9} {s:8.3f} {acc:8.4f} {ips:11.0f}  {ratio}")
             sys.stdout.flush()
+    summary(table, epochs)
+
+
+# the targets, at 2 threads: training speedup over PyTorch (and over the reference
+# at batch 32), inference no slower, accuracy after 5 epochs
+TARGETS = {32: 5.0, 128: 2.0, 512: 1.2}
+
+
+def summary(table, epochs):
+    rows = [(t, b, r) for (t, b), r in table.items() if "pynn" in r]
+    if not rows:
+        return
+    print("\nTargets (2 threads; accuracy after 5 epochs >= 0.865):")
+    for t, b, r in rows:
+        if t != 2:
+            continue
+        p = r["pynn"]
+        parts = [f"acc {p[1]:.4f}" + ("" if epochs >= 5 else f" (after {epochs} epochs)")]
+        for other in ("torch", "reference"):
+            if other in r and (other == "torch" or b == 32):
+                need = TARGETS.get(b)
+                got = r[other][0] / p[0]
+                parts.append(f"{got:.2f}x {other}" + (f" (target {need}x: "
+                             f"{'met' if got >= need else 'NOT met'})" if need else ""))
+        if "torch" in r:
+            inf = p[2] / r["torch"][2]
+            parts.append(f"inference {inf:.2f}x torch ({'met' if inf >= 1 else 'NOT met'})")
+        print(f"  batch {b:>4}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ try:
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     dataset, class_names = "MNIST", [str(d) for d in range(10)]
 except pynn.datasets.DatasetNotFoundError as err:
-    print(f"MNIST is not available here ({str(err).splitlines()[0]}).\n"
-          f"Training on Fashion-MNIST instead: same shapes, 10 classes of clothing.")
+    print("MNIST is not available here:\n  " + str(err).replace("\n", "\n  "))
+    print("=> Training on Fashion-MNIST instead (same shapes, 10 classes of clothing).\n")
     fashion = pynn.datasets.fashion_mnist
     (x_train, y_train), (x_test, y_test) = fashion.load_data()
     dataset, class_names = "Fashion-MNIST", list(fashion.CLASS_NAMES)
