@@ -162,7 +162,8 @@ def test_search_order(tmp_path, monkeypatch):
     places = {"path": tmp_path / "arg",
               "env": tmp_path / "env" / "mnist",
               "cache": home / ".pynn" / "datasets" / "mnist",
-              "system": tmp_path / "system" / "mnist"}
+              "system": tmp_path / "system" / "mnist",
+              "keras": home / ".keras" / "datasets" / "mnist"}
     sets = {k: write_set(p, seed=10 * i) for i, (k, p) in enumerate(places.items())}
     monkeypatch.setenv("PYNN_DATA", str(tmp_path / "env"))
     dirs = _base.search_dirs("mnist", places["path"])
@@ -175,6 +176,40 @@ def test_search_order(tmp_path, monkeypatch):
     for f in places["cache"].iterdir():
         f.unlink()
     check_same(datasets.mnist.load_data(download=False), sets["system"])
+    for f in places["system"].iterdir():
+        f.unlink()
+    check_same(datasets.mnist.load_data(download=False), sets["keras"])
+
+
+def keras_npz(p, want):
+    np.savez(p, x_train=want["train"][0], y_train=want["train"][1],
+             x_test=want["test"][0], y_test=want["test"][1])
+
+
+def test_keras_npz_as_path_and_in_keras_cache(tmp_path):
+    want = {"train": fake_split(5, 1), "test": fake_split(2, 2)}
+    keras_npz(tmp_path / "mine.npz", want)
+    check_same(datasets.mnist.load_data(path=tmp_path / "mine.npz", download=False), want)
+    keras = pathlib.Path(os.environ["HOME"]) / ".keras" / "datasets"
+    keras.mkdir(parents=True)
+    keras_npz(keras / "mnist.npz", want)
+    check_same(datasets.mnist.load_data(download=False), want)
+    # a Keras-style path naming a file that does not exist: the usual search
+    check_same(datasets.mnist.load_data(path="mnist.npz", download=False), want)
+
+
+def test_keras_npz_hostile(tmp_path):
+    with open(tmp_path / "mnist.npz", "wb") as f:
+        np.savez(f, x_train=np.array([None, {}], dtype=object), y_train=np.zeros(2, np.uint8))
+    with pytest.raises(DatasetFileError, match="mnist.npz"):
+        datasets.mnist.load_data(path=tmp_path, download=False)
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28), np.float64),
+             y_train=np.zeros(2, np.uint8))
+    with pytest.raises(DatasetFileError, match="uint8 images"):
+        datasets.mnist.load_data(path=tmp_path, download=False)
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DatasetFileError, match="mnist.npz"):
+        datasets.mnist.load_data(path=tmp_path, download=False)
 
 
 def test_split_needs_both_files_in_one_folder(tmp_path, monkeypatch):

@@ -47,7 +47,8 @@ def test_confusion_matrix_bad_input(yt, yp, msg):
 
 def test_history_curves(tmp_path):
     h = {"loss": [0.9, 0.5, 0.4], "accuracy": [0.6, 0.8, 0.85],
-         "val_loss": [0.8, 0.6, 0.55], "val_accuracy": [0.7, 0.78, 0.8], "learning_rate": [1e-3] * 3}
+         "val_loss": [0.8, 0.6, 0.55], "val_accuracy": [0.7, 0.78, 0.8],
+         "learning_rate": [1e-3] * 3}
     fig = plot.plot_history(History(h, epoch=[2, 3, 4]), path=tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:8] == PNG
     axes = fig.axes

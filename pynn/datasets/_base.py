@@ -6,8 +6,11 @@ Where a split (its images + labels file pair) is looked for, in order:
   3. the user cache ~/.pynn/datasets/<name>,
   4. system folders: /usr/share/datasets/<name> (Debian's dataset-fashion-mnist installs
      there), /usr/local/share/datasets/<name>,
-  5. a download from the public mirrors into `path` if given, else the user cache.
-Each file may be gzip-compressed (name.gz) or raw (name). Downloads are verified against the
+  5. Keras' cache: ~/.keras/datasets/<name> and ~/.keras/datasets (where tf.keras keeps
+     mnist.npz and the fashion-mnist/ files), so users coming from Keras reuse their copies,
+  6. a download from the public mirrors into `path` if given, else the user cache.
+Each file may be gzip-compressed (name.gz) or raw (name); for MNIST, Keras' mnist.npz is also
+accepted in any of these folders, or as the `path` argument itself. Downloads are verified against the
 official md5 (and sha256 where known) and written atomically: a temp file in the destination
 folder, fsynced, then renamed, so an interrupted download never leaves a partial file under
 the final name. Local files are checked by the IDX reader (magic, dimensions, sizes); they are
@@ -19,6 +22,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 
 import numpy as np
 
@@ -52,7 +56,7 @@ def cache_dir(name=None):
 def search_dirs(name, path=None):
     """Folders searched for data set `name`, in order (existing or not)."""
     dirs = []
-    if path is not None:
+    if path is not None and not os.fspath(path).endswith(".npz"):
         path = os.fspath(path)
         dirs += [path, os.path.join(path, name)]
     env = os.environ.get("PYNN_DATA")
@@ -60,6 +64,8 @@ def search_dirs(name, path=None):
         dirs += [os.path.join(env, name), env]
     dirs.append(cache_dir(name))
     dirs += [os.path.join(d, name) for d in SYSTEM_DIRS]
+    keras = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+    dirs += [os.path.join(keras, name), keras]
     return list(dict.fromkeys(os.path.abspath(d) for d in dirs))
 
 
@@ -135,8 +141,8 @@ class IdxImageDataset:
     """
 
     def __init__(self, name, title, files, checksums, mirrors, image_shape=(28, 28),
-                 num_classes=10):
-        self.name, self.title = name, title
+                 num_classes=10, keras_npz=None):
+        self.name, self.title, self.keras_npz = name, title, keras_npz
         self.files, self.checksums = dict(files), dict(checksums)
         self.mirrors = list(mirrors)
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
@@ -156,12 +162,17 @@ class IdxImageDataset:
         return None
 
     def find(self, split, path=None):
-        """(images path, labels path) of the first folder holding both, or None."""
+        """(images path, labels path) of the first folder holding both, or (npz path,) of a
+        Keras .npz file (`path` itself, or keras_npz in a searched folder), or None."""
+        if path is not None and os.fspath(path).endswith(".npz") and os.path.isfile(path):
+            return (os.fspath(path),)
         img, lbl = self.files[split]
         for folder in search_dirs(self.name, path):
             pi, pl = self._find_file(folder, img), self._find_file(folder, lbl)
             if pi and pl:
                 return pi, pl
+            if self.keras_npz and os.path.isfile(os.path.join(folder, self.keras_npz)):
+                return (os.path.join(folder, self.keras_npz),)
         return None
 
     # -- downloading --------------------------------------------------------------------
@@ -192,8 +203,9 @@ class IdxImageDataset:
     def _not_found(self, split, path=None, errors=(), tried=True):
         img, lbl = self.files[split]
         dirs = search_dirs(self.name, path)
+        also = f", or Keras' {self.keras_npz}," if self.keras_npz else ""
         msg = [f"{self.title} {split} set not found. Put {img} and {lbl} (gzip-compressed, or "
-               f"uncompressed without .gz) in one of:"]
+               f"uncompressed without .gz){also} in one of:"]
         msg += [f"  {d}" for d in dirs]
         msg.append("or pass load_data(path=FOLDER), or set $PYNN_DATA to a folder holding "
                    f"a {self.name}/ subfolder.")
@@ -214,12 +226,25 @@ class IdxImageDataset:
         if found is None:
             if not download:
                 raise self._not_found(split, path, tried=False)
-            dest = os.fspath(path) if path is not None else cache_dir(self.name)
+            dest = os.fspath(path) if path is not None and \
+                not os.fspath(path).endswith(".npz") else cache_dir(self.name)
             found = self.download(split, dest, mirrors, path)
-        return self._read_pair(*found)
+        if len(found) == 1:
+            return self._read_npz(found[0], split)
+        return self._check(*found, read_idx(found[0]), read_idx(found[1]))
 
-    def _read_pair(self, pimg, plbl):
-        x, y = read_idx(pimg), read_idx(plbl)
+    def _read_npz(self, path, split):
+        """Keras' format: x_train, y_train, x_test, y_test in one .npz (never unpickled)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                x, y = z[f"x_{split}"], z[f"y_{split}"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetFileError(f"{path}: not a readable Keras data set file (expected "
+                                   f"arrays x_{split}, y_{split}): {type(e).__name__}: "
+                                   f"{e}") from None
+        return self._check(path, path, x, y)
+
+    def _check(self, pimg, plbl, x, y):
         if x.dtype != np.uint8 or x.ndim != 1 + len(self.image_shape) \
                 or x.shape[1:] != self.image_shape:
             raise DatasetFileError(f"{pimg}: expected uint8 images of shape "

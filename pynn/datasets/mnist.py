@@ -32,6 +32,7 @@ DATASET = IdxImageDataset(
     mirrors=["https://ossci-datasets.s3.amazonaws.com/mnist/",
              "https://storage.googleapis.com/cvdf-datasets/mnist/",
              "http://yann.lecun.com/exdb/mnist/"],
+    keras_npz="mnist.npz",
 )
 
 
