@@ -75,9 +75,12 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def _atomic_savez(path, arrays):
-    """np.savez(path, **arrays) through a temp file + fsync + rename in path's folder."""
+def _atomic_savez(path, arrays, overwrite=True):
+    """np.savez(path, **arrays) through a temp file + fsync + rename in path's folder.
+    overwrite=False: FileExistsError if `path` exists (checked again at the final link)."""
     path = os.fspath(path)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
@@ -86,7 +89,11 @@ def _atomic_savez(path, arrays):
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)       # atomic, and fails if `path` appeared meanwhile
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -97,13 +104,19 @@ def _atomic_savez(path, arrays):
 
 
 def _build_input_shape(model):
+    """The input shape the model was built for (batch axis first), if it says."""
     s = getattr(model, "build_input_shape", None)
+    if s is None and getattr(model, "built", False):
+        try:
+            s = getattr(model, "input_shape", None)
+        except (AttributeError, ValueError):
+            s = None
     if s is None:
         return None
     return [None if d is None else int(d) for d in s]
 
 
-def _save(model, path, kind, include_optimizer):
+def _save(model, path, kind, include_optimizer, overwrite):
     weights = [_numeric(w, f"weight {i}") for i, w in enumerate(model.get_weights())]
     doc = {"format": FORMAT, "version": VERSION, "kind": kind,
            "config": model.get_config(), "build_input_shape": _build_input_shape(model),
@@ -124,17 +137,21 @@ def _save(model, path, kind, include_optimizer):
     except TypeError as e:
         raise TypeError(f"the model's config is not JSON-serializable: {e}") from None
     arrays[_META] = np.frombuffer(text.encode("utf-8"), np.uint8)
-    _atomic_savez(path, arrays)
+    _atomic_savez(path, arrays, overwrite)
 
 
-def save_model(model, path, include_optimizer=True):
-    """Write `model` (architecture, compile config, weights, optimizer state) to `path`."""
-    _save(model, path, "model", include_optimizer)
+def save_model(model, path, overwrite=True, include_optimizer=True):
+    """Write `model` (architecture, compile config, weights, optimizer state) to `path`.
+
+    The write is atomic: a crash leaves the old file intact. overwrite=False raises
+    FileExistsError when `path` exists.
+    """
+    _save(model, path, "model", include_optimizer, overwrite)
 
 
-def save_weights(model, path):
+def save_weights(model, path, overwrite=True):
     """Write `model`'s weights (and its config, for checking) to `path`."""
-    _save(model, path, "weights", False)
+    _save(model, path, "weights", False, overwrite)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -239,14 +256,15 @@ def _read(path):
     return doc, weights, state
 
 
-def _model_from_config(config):
+def _model_from_config(config, backend=None):
     """pynn.models.model_from_config: the closed registry of layer names."""
-    return importlib.import_module("pynn.models").model_from_config(config)
+    from_config = importlib.import_module("pynn.models").model_from_config
+    return from_config(config) if backend is None else from_config(config, backend=backend)
 
 
-def _rebuild(doc, path):
+def _rebuild(doc, path, backend=None):
     try:
-        model = _model_from_config(doc.get("config"))
+        model = _model_from_config(doc.get("config"), backend)
         shape = doc.get("build_input_shape")
         if shape is not None and not getattr(model, "built", True):
             model.build(tuple(shape))
@@ -270,14 +288,15 @@ def _set_weights(model, weights, path):
         raise ModelFileError(f"{path}: weights do not fit the model: {e}") from None
 
 
-def load_model(path, compile=True):
+def load_model(path, compile=True, backend=None):
     """Rebuild the model saved at `path`: architecture, weights, and (if `compile`) its compile
-    config and optimizer state, so predictions are identical and training resumes exactly."""
+    config and optimizer state, so predictions are identical and training resumes exactly.
+    backend: 'c' or 'reference' for the new model (None: the global default)."""
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
                              f"model and call load_weights(model, path)")
-    model = _rebuild(doc, path)
+    model = _rebuild(doc, path, backend)
     _set_weights(model, weights, path)
     cc = doc.get("compile_config")
     if compile and cc is not None:

@@ -75,7 +75,7 @@ class FakeModel:
             w -= np.float32(self.optimizer.lr) * m / (np.sqrt(v) + np.float32(1e-7))
 
 
-def fake_from_config(cfg):
+def fake_from_config(cfg, backend=None):
     if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
         raise ValueError("bad config")
     return FakeModel(cfg)
@@ -180,6 +180,20 @@ def test_crash_mid_save_keeps_old_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(io, "_model_from_config", fake_from_config)
     np.testing.assert_array_equal(io.load_model(p).predict(x), m.predict(x))
+
+
+def test_overwrite_false(tmp_path):
+    m, x, _ = make_model(seed=5)
+    p = tmp_path / "m.pynn"
+    io.save_model(m, p, overwrite=False)
+    before = p.read_bytes()
+    m2, _, _ = make_model(seed=6)
+    for save in (io.save_model, io.save_weights):
+        with pytest.raises(FileExistsError, match="overwrite=True"):
+            save(m2, p, overwrite=False)
+    assert p.read_bytes() == before and os.listdir(tmp_path) == ["m.pynn"]
+    io.save_model(m2, p)
+    np.testing.assert_array_equal(io.load_model(p).predict(x), m2.predict(x))
 
 
 def test_save_rejects_non_numeric(tmp_path):
