@@ -53,6 +53,8 @@ def plot_history(history, path=None, title=None):
                 x = np.asarray(epochs)[:len(vals)] + 1 if epochs is not None and \
                     len(epochs) >= len(vals) else np.arange(1, len(vals) + 1)
                 ax.plot(x, vals, style, ms=3, label=label)
+                if len(x) <= 20:
+                    ax.set_xticks(x)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
