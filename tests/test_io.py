@@ -1,0 +1,421 @@
+"""pynn.io: the model file format. A tiny fake model (the methods the model API provides)
+tests the format itself; the real-model round trips run where pynn.Sequential exists."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import io
+from pynn.io import ModelFileError
+
+LAYERS = {"Dense"}     # the fake registry
+
+
+class FakeOptimizer:
+    def __init__(self, lr):
+        self.lr = lr
+        self.state = {}
+
+    def get_state(self):
+        return dict(self.state)
+
+    def set_state(self, d):
+        self.state = {k: np.array(v) for k, v in d.items()}
+
+
+class FakeModel:
+    """y = x @ w + b, with an Adam-like optimizer state; enough to exercise the format."""
+
+    def __init__(self, config):
+        for layer in config["layers"]:
+            if layer["class_name"] not in LAYERS:
+                raise ValueError(f"unknown layer class {layer['class_name']!r}")
+        self.config = config
+        c, oc = config["layers"][0]["config"]["in"], config["layers"][0]["config"]["units"]
+        self.weights = [np.zeros((c, oc), np.float32), np.zeros(oc, np.float32)]
+        self.optimizer = None
+        self.compile_config = None
+
+    def get_config(self):
+        return self.config
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, ws):
+        if [w.shape for w in ws] != [w.shape for w in self.weights]:
+            raise ValueError("shape mismatch")
+        self.weights = [np.array(w, np.float32) for w in ws]
+
+    def get_compile_config(self):
+        return self.compile_config
+
+    def compile_from_config(self, cc):
+        self.compile_config = cc
+        self.optimizer = FakeOptimizer(cc["optimizer"]["learning_rate"])
+
+    def predict(self, x):
+        return x @ self.weights[0] + self.weights[1]
+
+    def train_step(self, x, y):
+        """One Adam step on mse, deterministic: enough to check resume-exactly."""
+        st = self.optimizer.state
+        t = st.setdefault("iterations", np.array(0, np.int64))   # a 0-d array
+        st["iterations"] = t + 1
+        err = self.predict(x) - y
+        grads = [x.T @ err / len(x), err.mean(0)]
+        for i, (w, g) in enumerate(zip(self.weights, grads)):
+            m = st.setdefault(f"m/{i}", np.zeros_like(w))
+            v = st.setdefault(f"v/{i}", np.zeros_like(w))
+            m[...] = 0.9 * m + 0.1 * g
+            v[...] = 0.999 * v + 0.001 * g * g
+            w -= np.float32(self.optimizer.lr) * m / (np.sqrt(v) + np.float32(1e-7))
+
+
+def fake_from_config(cfg, backend=None):
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+        raise ValueError("bad config")
+    return FakeModel(cfg)
+
+
+@pytest.fixture(autouse=True)
+def fake_registry(monkeypatch):
+    monkeypatch.setattr(io, "_model_from_config", fake_from_config)
+
+
+def make_model(seed=0, c=5, oc=3):
+    m = FakeModel({"name": "fake", "layers": [{"class_name": "Dense",
+                                                "config": {"in": c, "units": oc}}]})
+    rng = np.random.default_rng(seed)
+    m.set_weights([rng.standard_normal((c, oc)).astype(np.float32),
+                   rng.standard_normal(oc).astype(np.float32)])
+    m.compile_from_config({"optimizer": {"class_name": "Adam", "learning_rate": 0.01},
+                           "loss": "mse", "metrics": []})
+    x, y = rng.standard_normal((8, c)).astype(np.float32), rng.standard_normal((8, oc))
+    for _ in range(3):
+        m.train_step(x, y.astype(np.float32))
+    return m, x, y.astype(np.float32)
+
+
+def test_round_trip_predict_and_resume(tmp_path):
+    m, x, y = make_model()
+    p = tmp_path / "m.pynn"
+    io.save_model(m, p)
+    m2 = io.load_model(p)
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+    assert m2.get_compile_config() == m.get_compile_config()
+    assert sorted(m2.optimizer.state) == sorted(m.optimizer.state)
+    for k, v in m.optimizer.state.items():
+        assert m2.optimizer.state[k].dtype == v.dtype and m2.optimizer.state[k].shape == v.shape
+        np.testing.assert_array_equal(m2.optimizer.state[k], v)
+    assert m2.optimizer.state["iterations"].shape == () and m2.optimizer.state["iterations"] == 3
+    for _ in range(3):
+        m.train_step(x, y)
+        m2.train_step(x, y)
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)          # training resumed exactly
+
+
+def test_file_layout_is_plain_npz(tmp_path):
+    m, _, _ = make_model()
+    p = tmp_path / "m.pynn"
+    io.save_model(m, p)
+    with np.load(p, allow_pickle=False) as z:       # readable by plain numpy, no pickle
+        assert sorted(z.files) == ["meta", "o000", "o001", "o002", "o003", "o004", "w000",
+                                   "w001"]
+        doc = json.loads(z["meta"].tobytes())
+        np.testing.assert_array_equal(z["w000"], m.get_weights()[0])
+    assert doc["format"] == "pynn.model" and doc["version"] == 1 and doc["kind"] == "model"
+    assert [e["name"] for e in doc["optimizer_state"]] == list(m.optimizer.state)
+    assert os.listdir(tmp_path) == ["m.pynn"]        # no temp file left
+
+
+def test_compile_false_and_no_optimizer(tmp_path):
+    m, x, _ = make_model()
+    io.save_model(m, tmp_path / "a", include_optimizer=False)
+    m2 = io.load_model(tmp_path / "a")
+    assert m2.optimizer.state == {}
+    m3 = io.load_model(tmp_path / "a", compile=False)
+    assert m3.optimizer is None
+    np.testing.assert_array_equal(m3.predict(x), m.predict(x))
+
+
+def test_weights_round_trip_and_mismatch(tmp_path):
+    m, x, _ = make_model(seed=1)
+    io.save_weights(m, tmp_path / "w")
+    other, _, _ = make_model(seed=2)
+    io.load_weights(other, tmp_path / "w")
+    np.testing.assert_array_equal(other.predict(x), m.predict(x))
+    with pytest.raises(ModelFileError, match="weights only"):
+        io.load_model(tmp_path / "w")
+    io.save_model(m, tmp_path / "full")
+    io.load_weights(other, tmp_path / "full")        # a full file also gives weights
+    wrong, _, _ = make_model(c=4)
+    with pytest.raises(ModelFileError, match=r"shapes \[\(5, 3\), \(3,\)\]"):
+        io.load_weights(wrong, tmp_path / "w")
+
+
+def test_crash_mid_save_keeps_old_file(tmp_path, monkeypatch):
+    m, x, _ = make_model(seed=3)
+    p = tmp_path / "m.pynn"
+    io.save_model(m, p)
+    before = p.read_bytes()
+    m2, _, _ = make_model(seed=4)
+    real = np.lib.format.write_array
+
+    def dying(fp, array, *a, **k):
+        fp.write(b"partial")
+        raise KeyboardInterrupt("killed mid-save")
+    monkeypatch.setattr(np.lib.format, "write_array", dying)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_model(m2, p)
+    monkeypatch.setattr(np.lib.format, "write_array", real)
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk gone")))
+    with pytest.raises(OSError, match="disk gone"):
+        io.save_model(m2, p)
+    assert p.read_bytes() == before and os.listdir(tmp_path) == ["m.pynn"]
+    monkeypatch.undo()
+    monkeypatch.setattr(io, "_model_from_config", fake_from_config)
+    np.testing.assert_array_equal(io.load_model(p).predict(x), m.predict(x))
+
+
+def test_overwrite_false(tmp_path):
+    m, x, _ = make_model(seed=5)
+    p = tmp_path / "m.pynn"
+    io.save_model(m, p, overwrite=False)
+    before = p.read_bytes()
+    m2, _, _ = make_model(seed=6)
+    for save in (io.save_model, io.save_weights):
+        with pytest.raises(FileExistsError, match="overwrite=True"):
+            save(m2, p, overwrite=False)
+    assert p.read_bytes() == before and os.listdir(tmp_path) == ["m.pynn"]
+    io.save_model(m2, p)
+    np.testing.assert_array_equal(io.load_model(p).predict(x), m2.predict(x))
+
+
+def test_save_rejects_non_numeric(tmp_path):
+    m, _, _ = make_model()
+    m.weights[1] = np.array(["a", "b", "c"])
+    with pytest.raises(TypeError, match="numeric"):
+        io.save_model(m, tmp_path / "m")
+    assert os.listdir(tmp_path) == []
+
+
+# -- hostile and damaged files ----------------------------------------------------------------
+@pytest.fixture
+def saved(tmp_path):
+    m, x, _ = make_model(c=4, oc=2)
+    p = tmp_path / "good.pynn"
+    io.save_model(m, p)
+    return p, m, x
+
+
+def loads_same_or_fails_clearly(p, m, x):
+    try:
+        m2 = io.load_model(p)
+    except ModelFileError as e:
+        assert str(p) in str(e)
+        return False
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+    for k, v in m.optimizer.state.items():
+        np.testing.assert_array_equal(m2.optimizer.state[k], v)
+    return True
+
+
+def test_truncated_files(saved, tmp_path):
+    p, m, x = saved
+    blob = p.read_bytes()
+    bad = tmp_path / "t.pynn"
+    for n in list(range(0, len(blob), 7)) + [len(blob) - 1]:
+        bad.write_bytes(blob[:n])
+        with pytest.raises(ModelFileError):
+            io.load_model(bad)
+
+
+def member_data_ranges(path):
+    """Byte ranges of every member's contents (the .npy header and data)."""
+    blob = open(path, "rb").read()
+    with zipfile.ZipFile(path) as zf:
+        out = []
+        for i in zf.infolist():
+            o = i.header_offset
+            start = o + 30 + int.from_bytes(blob[o + 26:o + 28], "little") \
+                + int.from_bytes(blob[o + 28:o + 30], "little")
+            out.append(range(start, start + i.file_size))
+    return out
+
+
+def test_every_byte_bit_flipped(saved, tmp_path):
+    p, m, x = saved
+    blob = p.read_bytes()
+    ranges = member_data_ranges(p)
+    assert sum(len(r) for r in ranges) > len(blob) // 2
+    bad = tmp_path / "f.pynn"
+    rng = np.random.default_rng(0)
+    for i in range(len(blob)):
+        data = bytearray(blob)
+        data[i] ^= 1 << int(rng.integers(8))
+        bad.write_bytes(bytes(data))
+        if loads_same_or_fails_clearly(bad, m, x):
+            # only zip bookkeeping nobody reads (timestamps, local-header copies of sizes)
+            # may flip unnoticed; never a byte of an array, its header, or the JSON
+            assert not any(i in r for r in ranges), f"flip at byte {i} went unnoticed"
+
+
+def test_random_files(tmp_path):
+    rng = np.random.default_rng(1)
+    bad = tmp_path / "r.pynn"
+    for n in (1, 22, 100, 5000):
+        for prefix in (b"", b"PK\x03\x04", b"PK\x05\x06"):
+            bad.write_bytes(prefix + rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+            with pytest.raises(ModelFileError):
+                io.load_model(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        io.load_model(tmp_path / "none")
+
+
+def write_npz(p, meta=None, **arrays):
+    if meta is not None:
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def good_doc(p):
+    with np.load(p, allow_pickle=False) as z:
+        return json.loads(z["meta"].tobytes()), {k: z[k] for k in z.files if k != "meta"}
+
+
+def test_object_array_is_refused(saved, tmp_path):
+    p, _, _ = saved
+    doc, arrays = good_doc(p)
+    arrays["w000"] = np.array([{"evil": 1}, None], dtype=object)   # a pickle inside
+    bad = tmp_path / "obj.pynn"
+    write_npz(bad, doc, **arrays)
+    with pytest.raises(ModelFileError, match="numeric arrays only"):
+        io.load_model(bad)
+
+
+@pytest.mark.parametrize("case", ["unknown layer", "not a dict", "wrong format", "version",
+                                  "missing weight", "extra array", "shape lie", "sha256",
+                                  "no meta", "meta not json", "deep json", "weights kind",
+                                  "compile config"])
+def test_hostile_headers(saved, tmp_path, case):
+    p, _, _ = saved
+    doc, arrays = good_doc(p)
+    meta = doc
+    if case == "unknown layer":
+        doc["config"]["layers"][0]["class_name"] = "os.system"
+    elif case == "not a dict":
+        meta = [1, 2]
+    elif case == "wrong format":
+        doc["format"] = "keras"
+    elif case == "version":
+        doc["version"] = 99
+    elif case == "missing weight":
+        del arrays["w001"]
+    elif case == "extra array":
+        arrays["x"] = np.zeros(3)
+    elif case == "shape lie":
+        doc["weights"][0]["shape"] = [2, 4]
+    elif case == "sha256":
+        arrays["w000"] = arrays["w000"] + 1
+    elif case == "no meta":
+        meta = None
+    elif case == "compile config":
+        doc["compile_config"] = "adam"
+    elif case == "weights kind":
+        doc["weights"] = {"a": 1}
+    bad = tmp_path / "h.pynn"
+    write_npz(bad, meta, **arrays)
+    if case in ("meta not json", "deep json"):
+        text = b"{nope" if case == "meta not json" else b"[" * 100000 + b"]" * 100000
+        arrays["meta"] = np.frombuffer(text, np.uint8)
+        with open(bad, "wb") as f:
+            np.savez(f, **arrays)
+    with pytest.raises(ModelFileError) as e:
+        io.load_model(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_lying_npy_header_allocates_nothing(tmp_path):
+    """A member declaring a 10^15-element array: refused before any allocation."""
+    bad = tmp_path / "big.pynn"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = (10**15,)
+    with zipfile.ZipFile(bad, "w") as zf:
+        with zf.open("w000.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(b"\0" * 16)
+        zf.writestr("meta.npy", b"")
+    with pytest.raises(ModelFileError, match="declares shape"):
+        io.load_model(bad)
+
+
+def test_compressed_member_refused(saved, tmp_path):
+    p, _, _ = saved
+    doc, arrays = good_doc(p)
+    bad = tmp_path / "z.pynn"
+    arrays["meta"] = np.frombuffer(json.dumps(doc).encode(), np.uint8)
+    with open(bad, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    with pytest.raises(ModelFileError, match="stored"):
+        io.load_model(bad)
+
+
+# -- the real model (after the model API lands) ----------------------------------------------
+def real_mlp():
+    if not hasattr(pynn, "Sequential"):
+        pytest.skip("pynn.Sequential not available in this tree")
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential([pynn.layers.Flatten(input_shape=(4, 4)),
+                             pynn.layers.Dense(8, activation="relu"),
+                             pynn.layers.Dropout(0.2),
+                             pynn.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    return model, x, y
+
+
+def test_real_model_round_trip_and_resume(tmp_path, monkeypatch):
+    monkeypatch.undo()                      # the real registry
+    model, x, y = real_mlp()
+    p = tmp_path / "mlp.pynn"
+    io.save_model(model, p)
+    m2 = io.load_model(p)
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), model.predict(x, verbose=0))
+    for a, b in ((model, m2),):
+        pynn.utils.set_random_seed(1)
+        a.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+        pynn.utils.set_random_seed(1)
+        b.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for wa, wb in zip(model.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    io.save_weights(model, tmp_path / "w")
+    fresh, _, _ = real_mlp()
+    io.load_weights(fresh, tmp_path / "w")
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_real_registry_refuses_unknown_layer(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    model, _, _ = real_mlp()
+    p = tmp_path / "mlp.pynn"
+    io.save_model(model, p)
+    doc, arrays = good_doc(p)
+    text = json.dumps(doc).replace('"Dense"', '"subprocess.Popen"', 1)
+    arrays["meta"] = np.frombuffer(text.encode(), np.uint8)
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ModelFileError, match="cannot be rebuilt"):
+        io.load_model(p)
