@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pynn
-from helpers import ARCHS, C, REF, check_grad, compare, layouts, rand
+from helpers import ARCHS, C, REF, assert_close, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -196,16 +196,11 @@ def test_in_place(name, kw, dtype):
     for be in (C, REF):
         xi = x.copy()
         assert getattr(be, name + "_forward")(xi, out=xi, **kw) is xi
-        compare_close(xi, want_y, dtype, 9 if soft else 1)
+        assert_close(xi, want_y, dtype, 9 if soft else 1, f"{name} forward in place")
         gi, ai = dy.copy(), arg.copy()
         assert getattr(be, name + "_backward")(ai, gi, out=gi, **kw) is gi
-        compare_close(gi, want_g, dtype, 9 if soft else 1)
+        assert_close(gi, want_g, dtype, 9 if soft else 1, f"{name} backward in place")
         np.testing.assert_array_equal(ai, arg)  # the other input untouched
-
-
-def compare_close(got, want, dtype, k):
-    from helpers import assert_close
-    assert_close(got, want, dtype, k, "in place")
 
 
 @BACKENDS
