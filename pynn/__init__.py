@@ -25,12 +25,13 @@ __version__ = "0.1.0"
 __all__ = ["ops", "reference", "set_num_threads", "get_num_threads", "num_threads", "set_arch",
            "get_arch", "arch", "show_config", "Sequential", "Model", "Input", "layers",
            "optimizers", "optim", "losses", "metrics", "callbacks", "models", "datasets",
-           "utils", "keras", "compare", "activations", "initializers", "regularizers"]
+           "utils", "keras", "compare", "activations", "initializers", "regularizers", "plot", "io"]
 
 
 def __getattr__(name):
-    # pynn.datasets is imported on first use, so `import pynn` stays fast
-    if name == "datasets":
+    # data sets, plots (matplotlib) and file I/O are imported on first use,
+    # so `import pynn` stays fast
+    if name in ("datasets", "plot", "io"):
         import importlib
-        return importlib.import_module("pynn.datasets")
+        return importlib.import_module("pynn." + name)
     raise AttributeError(f"module 'pynn' has no attribute {name!r}")
