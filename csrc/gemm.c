@@ -4,8 +4,10 @@
  *   JC over N by nc -> PC over K by kc: pack B block (kc x nc, L2 resident) ->
  *   IR over M by MR: pack one A sliver (MR x kc, L1 resident) -> JR over the block by NR:
  *   micro-kernel (gemm_ukr.h) on the MR x NR tile of C.
- * Small path: when B fits in L2 or M is a few rows (the shapes of neural layers), B is read
- * in place (no packing when its columns are contiguous) and K is split only past 2048.
+ * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
+ * packed. The kernel reads A by its strides and B in place (B is packed only when its
+ * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
+ * 2048, and threads enter only when the work pays for the parallel region.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel; kc and the path depend only on (M, N, K), the
@@ -80,7 +82,7 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                  const T *A, pynn_idx rsa, pynn_idx csa,                     \
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
-                                 pynn_idx kc, pynn_idx nc, int pack_b) {                     \
+                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle */           \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
@@ -94,11 +96,16 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                            rsb, csb, kcur, PYNN_MIN(nr, ncur - jr), nr);     \
             for (pynn_idx ir = 0; ir < M; ir += mr) {                                        \
                 pynn_idx mcur = PYNN_MIN(mr, M - ir);                                        \
-                pynn_gemm_pack_a_##SUF(wa, A + ir * rsa + pc * csa, rsa, csa, mcur, kcur, mr); \
+                const T *ap = A + ir * rsa + pc * csa;                                       \
+                pynn_idx ra = rsa, ca = csa;                                                 \
+                if (pack_a || mcur < mr) {                                                   \
+                    pynn_gemm_pack_a_##SUF(wa, ap, rsa, csa, mcur, kcur, mr);                \
+                    ap = wa, ra = 1, ca = mr;                                                \
+                }                                                                            \
                 T *cr = C + ir * rsc + jc * csc;                                             \
                 for (pynn_idx jr = 0; jr < ncur; jr += nr) {                                 \
                     const T *bp = pack_b ? wb + jr * kcur : B + pc * rsb + (jc + jr);        \
-                    kr->ukr(kcur, wa, bp, pack_b ? nr : rsb, cr + jr * csc, rsc, csc,        \
+                    kr->ukr(kcur, ap, ra, ca, bp, pack_b ? nr : rsb, cr + jr * csc, rsc, csc, \
                             alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
                 }                                                                            \
             }                                                                                \
@@ -150,12 +157,13 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         if (split_n) {                                                                       \
             pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                \
             pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa,            \
-                                 B + n0 * csb, rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc,  \
-                                 pack_b);                                                    \
+                                 B + n0 * csb, rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, \
+                                 !small, pack_b);                                     \
         } else {                                                                             \
             pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                \
             pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, \
-                                 B, rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_b);   \
+                                 B, rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, !small,    \
+                                 pack_b);                                                    \
         }                                                                                    \
         PYNN_FTZ_END;                                                                        \
     }                                                                                        \

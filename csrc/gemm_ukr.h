@@ -2,10 +2,11 @@
  *
  * A micro-kernel updates one MR x NR tile of C from a packed A sliver and a B sliver:
  *
- *   C[i*rsc + j*csc] = alpha * sum_p a[p*MR + i] * b[p*rsb + j] + beta * C[...]
+ *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p*csa] * b[p*rsb + j] + beta * C[...]
  *   for i < m <= MR, j < n <= NR; beta == 0 never reads C.
  *
- * a: the A sliver packed column by column (MR values per p), rows >= m zero-padded.
+ * a: the A sliver packed column by column (rsa = 1, csa = MR; rows >= m zero-padded), or
+ *    A itself read in place by its strides (small path; then m == MR).
  * b: NR consecutive values per p at row stride rsb: a packed sliver (rsb = NR, columns >= n
  *    zero-padded) or B itself when its columns are contiguous (then columns >= n are never
  *    read). Each C element is accumulated over p = 0..k-1 in order, with the same vector
@@ -18,10 +19,12 @@
 #define PYNN_GEMM_UKR_H
 #include "pynn.h"
 
-typedef void (*pynn_gemm_ukr_f32)(pynn_idx k, const float *a, const float *b, pynn_idx rsb,
+typedef void (*pynn_gemm_ukr_f32)(pynn_idx k, const float *a, pynn_idx rsa, pynn_idx csa,
+                                  const float *b, pynn_idx rsb,
                                   float *c, pynn_idx rsc, pynn_idx csc, float alpha,
                                   float beta, pynn_idx m, pynn_idx n);
-typedef void (*pynn_gemm_ukr_f64)(pynn_idx k, const double *a, const double *b, pynn_idx rsb,
+typedef void (*pynn_gemm_ukr_f64)(pynn_idx k, const double *a, pynn_idx rsa, pynn_idx csa,
+                                  const double *b, pynn_idx rsb,
                                   double *c, pynn_idx rsc, pynn_idx csc, double alpha,
                                   double beta, pynn_idx m, pynn_idx n);
 
@@ -52,10 +55,17 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
  * (never reading B or C past column n); edge rows are computed on zero padding and not
  * stored; a strided C goes through a row buffer with the same vector arithmetic. */
 #define PYNN_UKR_DECL(i) VT c##i##a = ZERO(), c##i##b = ZERO();
-#define PYNN_UKR_STEP(i) {                                                                   \
-        VT ai = SET1(a[i]);                                                                  \
+#define PYNN_UKR_STEP(i, AI) {                                                               \
+        VT ai = SET1(AI);                                                                    \
         c##i##a = FMADD(ai, b0, c##i##a);                                                    \
         c##i##b = FMADD(ai, b1, c##i##b);                                                    \
+    }
+#define PYNN_UKR_STEP_PACKED(i) PYNN_UKR_STEP(i, a[i])
+#define PYNN_UKR_STEP_STRIDED(i) PYNN_UKR_STEP(i, a[(i) * rsa])
+#define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
+    for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        VT b0 = LOADB0, b1 = LOADB1;                                                         \
+        ROWS(STEP)                                                                           \
     }
 #define PYNN_UKR_ROW(i, cr)                                                                  \
     if (beta == (T)0) {                                                                      \
@@ -80,21 +90,22 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
     }
 
 #define PYNN_GEMM_UKR_SIMD(NAME, ROWS)                                                       \
-static void NAME(pynn_idx k, const T *a, const T *b, pynn_idx rsb, T *c, pynn_idx rsc,       \
-                 pynn_idx csc, T alpha, T beta, pynn_idx m, pynn_idx n) {                    \
-    /* C (m,n) = alpha * a (MR,k packed) @ b (k,n; row stride rsb) + beta * C */            \
+static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,            \
+                 pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
+                 pynn_idx m, pynn_idx n) {                                                   \
+    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */  \
     ROWS(PYNN_UKR_DECL)                                                                      \
     MT m0 = MASK(PYNN_MIN(n, VL)), m1 = MASK(PYNN_MAX(0, PYNN_MIN(n - VL, VL)));             \
-    if (n == 2 * VL) {                                                                       \
-        for (pynn_idx p = 0; p < k; p++, a += MR, b += rsb) {                                \
-            VT b0 = LOADU(b), b1 = LOADU(b + VL);                                            \
-            ROWS(PYNN_UKR_STEP)                                                              \
-        }                                                                                    \
-    } else {                                                                                 \
-        for (pynn_idx p = 0; p < k; p++, a += MR, b += rsb) {                                \
-            VT b0 = MLOADZ(m0, b), b1 = MLOADZ(m1, b + VL);                                  \
-            ROWS(PYNN_UKR_STEP)                                                              \
-        }                                                                                    \
+    if (rsa == 1 && csa == MR) { /* packed sliver: constant offsets */                     \
+        if (n == 2 * VL)                                                                     \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), MR)           \
+        else                                                                                 \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), MR) \
+    } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */    \
+        if (n == 2 * VL)                                                                     \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, LOADU(b), LOADU(b + VL), csa)         \
+        else                                                                                 \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
     }                                                                                        \
     VT va = SET1(alpha), vb = SET1(beta);                                                    \
     if (csc == 1) {                                                                          \
