@@ -17,7 +17,6 @@
  * be allocated (C untouched).
  */
 #include <stdlib.h>
-#include <string.h>
 #include "gemm.h"
 #include "gemm_ukr.h"
 
@@ -62,7 +61,8 @@ static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx cs
                                    pynn_idx k, pynn_idx n, int nr) {                         \
     /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver row by row */                \
     if (csb == 1) {                                                                          \
-        for (pynn_idx p = 0; p < k; p++) memcpy(dst + p * nr, B + p * rsb, n * sizeof(T));   \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx j = 0; j < n; j++) dst[p * nr + j] = B[p * rsb + j];               \
     } else if (rsb == 1) {                                                                   \
         for (pynn_idx j = 0; j < n; j++) {                                                   \
             const T *bj = B + j * csb;                                                       \
@@ -139,7 +139,7 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     pynn_idx tm = (M + mr - 1) / mr, tn = (N + nr - 1) / nr;                                 \
     int split_n = tn >= tm;                                                                  \
     pynn_idx parts = split_n ? tn : tm;                                                      \
-    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 8.0);                 \
+    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);                \
     if (nt > parts) nt = (int)parts;                                                         \
     pynn_idx ntile = (split_n ? (parts + nt - 1) / nt : tn) * nr;                            \
     pynn_idx nc = pack_b ? PYNN_MIN(kr->nc, ntile) : N;                                      \
@@ -158,7 +158,7 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
             pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                \
             pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa,            \
                                  B + n0 * csb, rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, \
-                                 !small, pack_b);                                     \
+                                 !small, pack_b);                                            \
         } else {                                                                             \
             pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                \
             pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, \

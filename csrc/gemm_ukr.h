@@ -62,9 +62,18 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
     }
 #define PYNN_UKR_STEP_PACKED(i) PYNN_UKR_STEP(i, a[i])
 #define PYNN_UKR_STEP_STRIDED(i) PYNN_UKR_STEP(i, a[(i) * rsa])
+/* n <= VL: the second vector column is all padding, its FMAs are skipped */
+#define PYNN_UKR_STEP1(i, AI) c##i##a = FMADD(SET1(AI), b0, c##i##a);
+#define PYNN_UKR_STEP1_PACKED(i) PYNN_UKR_STEP1(i, a[i])
+#define PYNN_UKR_STEP1_STRIDED(i) PYNN_UKR_STEP1(i, a[(i) * rsa])
 #define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
         VT b0 = LOADB0, b1 = LOADB1;                                                         \
+        ROWS(STEP)                                                                           \
+    }
+#define PYNN_UKR_LOOP1(ROWS, STEP, ASTEP)                                                    \
+    for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        VT b0 = MLOADZ(m0, b);                                                               \
         ROWS(STEP)                                                                           \
     }
 #define PYNN_UKR_ROW(i, cr)                                                                  \
@@ -90,20 +99,24 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
     }
 
 #define PYNN_GEMM_UKR_SIMD(NAME, ROWS)                                                       \
-static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,            \
+static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
                  pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
                  pynn_idx m, pynn_idx n) {                                                   \
-    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */  \
+    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
     ROWS(PYNN_UKR_DECL)                                                                      \
     MT m0 = MASK(PYNN_MIN(n, VL)), m1 = MASK(PYNN_MAX(0, PYNN_MIN(n - VL, VL)));             \
-    if (rsa == 1 && csa == MR) { /* packed sliver: constant offsets */                     \
+    if (rsa == 1 && csa == MR) { /* packed sliver: constant offsets */                       \
         if (n == 2 * VL)                                                                     \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), MR)           \
+        else if (n <= VL)                                                                    \
+            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_PACKED, MR)                                  \
         else                                                                                 \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), MR) \
-    } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */    \
+    } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */       \
         if (n == 2 * VL)                                                                     \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, LOADU(b), LOADU(b + VL), csa)         \
+        else if (n <= VL)                                                                    \
+            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_STRIDED, csa)                                \
         else                                                                                 \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
     }                                                                                        \

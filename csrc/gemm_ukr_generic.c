@@ -7,23 +7,24 @@
 #define PYNN_GEN_NR 8
 
 #define PYNN_GEMM_UKR_GENERIC(T, SUF)                                                        \
-static void pynn_gemm_ukr_generic_##SUF(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, \
-                                        const T *b, pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,   \
+static void pynn_gemm_ukr_generic_##SUF(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa,  \
+                                        const T *b, pynn_idx rsb, T *c, pynn_idx rsc,        \
+                                        pynn_idx csc, T alpha, T beta,                       \
                                         pynn_idx m, pynn_idx n) {                            \
-    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */\
+    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
     T acc[PYNN_GEN_MR][PYNN_GEN_NR] = {{0}};                                                 \
     if (n == PYNN_GEN_NR) {                                                                  \
         for (pynn_idx p = 0; p < k; p++) {                                                   \
             const T *ap = a + p * csa, *bp = b + p * rsb;                                    \
             for (int i = 0; i < PYNN_GEN_MR; i++)                                            \
-                for (int j = 0; j < PYNN_GEN_NR; j++) acc[i][j] += ap[i * rsa] * bp[j];           \
+                for (int j = 0; j < PYNN_GEN_NR; j++) acc[i][j] += ap[i * rsa] * bp[j];      \
         }                                                                                    \
     } else {                                                                                 \
-        /* only n columns of b exist: the same per-element operations, fewer of them */     \
+        /* only n columns of b exist: the same per-element operations, fewer of them */      \
         for (pynn_idx p = 0; p < k; p++) {                                                   \
             const T *ap = a + p * csa, *bp = b + p * rsb;                                    \
             for (int i = 0; i < PYNN_GEN_MR; i++)                                            \
-                for (int j = 0; j < n; j++) acc[i][j] += ap[i * rsa] * bp[j];                     \
+                for (int j = 0; j < n; j++) acc[i][j] += ap[i * rsa] * bp[j];                \
         }                                                                                    \
     }                                                                                        \
     for (pynn_idx i = 0; i < m; i++)                                                         \
