@@ -42,19 +42,19 @@ def cases(quick):
     return out
 
 
-def measured_peak(nthreads, seconds=0.2):
-    """FP32 FLOP/s of the FMA loop on nthreads threads: the best of 5 timed runs."""
+def measured_peak(nthreads, seconds=0.005, runs=40):
+    """FP32 FLOP/s of the FMA loop on nthreads threads: the best of many short runs (a
+    short run is the likeliest to go uninterrupted on a shared machine)."""
     from pynn._ext._gemm import _fma_peak_flops
-    iters = 1 << 16
+    iters = 1 << 12
     while True:
         t0 = time.perf_counter()
-        flops = _fma_peak_flops(iters, nthreads)
-        t = time.perf_counter() - t0
-        if t > seconds / 5 or iters > 1 << 30:
+        _fma_peak_flops(iters, nthreads)
+        if time.perf_counter() - t0 > seconds or iters > 1 << 30:
             break
         iters *= 2
     best = 0.0
-    for _ in range(5):
+    for _ in range(runs):
         t0 = time.perf_counter()
         flops = _fma_peak_flops(iters, nthreads)
         best = max(best, flops / (time.perf_counter() - t0))
@@ -139,26 +139,14 @@ def main(argv=None):
                     row += [g["torch"], g["pynn"] / g["torch"]]
                 row += [100 * g["pynn"] * 1e9 / peak if peak else float("nan")]
                 rows.append(row)
-                print_table(headers, [row]) if len(rows) == 1 else print_table(
-                    headers, [row], file=_Tail())
+                print(f"  {nt} thread(s) {label}: pynn {g['pynn']:.1f} GFLOPS, "
+                      f"NumPy {g['numpy']:.1f} GFLOPS", flush=True)
     print()
     print_table(headers, rows)
     for label in ("square 2048", "square 1024"):
         if (1, label) in gf and (2, label) in gf:
             print(f"{label}: 2 threads / 1 thread = {gf[(2, label)] / gf[(1, label)]:.2f}x")
     return rows
-
-
-class _Tail:
-    """A file that prints only the last line written (progress lines during the run)."""
-
-    def write(self, s):
-        lines = [ln for ln in s.split("\n") if ln and not set(ln) <= {"-", " "}]
-        if lines and not lines[-1].lstrip().startswith("thr"):
-            sys.stdout.write(lines[-1] + "\n")
-
-    def flush(self):
-        sys.stdout.flush()
 
 
 if __name__ == "__main__":

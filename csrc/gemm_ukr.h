@@ -1,6 +1,6 @@
 /* gemm_ukr.h - the GEMM micro-kernel contract and the per-ISA kernel tables.
  *
- * A micro-kernel updates one MR x NR tile of C from a packed A sliver and a B sliver:
+ * A micro-kernel updates one MR x NR tile of C from an A sliver and a B sliver:
  *
  *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p*csa] * b[p*rsb + j] + beta * C[...]
  *   for i < m <= MR, j < n <= NR; beta == 0 never reads C.
@@ -39,10 +39,6 @@ typedef struct {
     pynn_idx kc, nc;
     pynn_gemm_ukr_f64 ukr;
 } pynn_gemm_kernel_f64;
-
-/* the largest MR x NR of any table: edge-tile scratch in kernels is sized by it */
-#define PYNN_GEMM_MAX_MR 16
-#define PYNN_GEMM_MAX_NR 32
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */
 extern const pynn_gemm_kernel_f32 pynn_gemm_generic_f32, pynn_gemm_avx2_f32, pynn_gemm_avx512_f32;
@@ -105,13 +101,13 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
     ROWS(PYNN_UKR_DECL)                                                                      \
     MT m0 = MASK(PYNN_MIN(n, VL)), m1 = MASK(PYNN_MAX(0, PYNN_MIN(n - VL, VL)));             \
-    if (rsa == 1 && csa == MR) { /* packed sliver: constant offsets */                       \
+    if (rsa == 1) { /* packed sliver, or A with contiguous columns: constant offsets */      \
         if (n == 2 * VL)                                                                     \
-            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), MR)           \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), csa)          \
         else if (n <= VL)                                                                    \
-            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_PACKED, MR)                                  \
+            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_PACKED, csa)                                 \
         else                                                                                 \
-            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), MR) \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
     } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */       \
         if (n == 2 * VL)                                                                     \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, LOADU(b), LOADU(b + VL), csa)         \
