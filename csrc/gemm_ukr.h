@@ -57,19 +57,26 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
         c##i##b = FMADD(ai, b1, c##i##b);                                                    \
     }
 #define PYNN_UKR_STEP_PACKED(i) PYNN_UKR_STEP(i, a[i])
-#define PYNN_UKR_STEP_STRIDED(i) PYNN_UKR_STEP(i, a[(i) * rsa])
+/* strided A: rows 6.. from a second base, so row offsets are (0..5) x rsa, which x86
+ * addresses from three registers (rsa, 3 rsa, 5 rsa) instead of spilling twelve */
+#define PYNN_UKR_AS(i) ((i) < 6 ? a[(i) * rsa] : a6[((i) - 6) * rsa])
+#define PYNN_UKR_STEP_STRIDED(i) PYNN_UKR_STEP(i, PYNN_UKR_AS(i))
 /* n <= VL: the second vector column is all padding, its FMAs are skipped */
 #define PYNN_UKR_STEP1(i, AI) c##i##a = FMADD(SET1(AI), b0, c##i##a);
 #define PYNN_UKR_STEP1_PACKED(i) PYNN_UKR_STEP1(i, a[i])
-#define PYNN_UKR_STEP1_STRIDED(i) PYNN_UKR_STEP1(i, a[(i) * rsa])
+#define PYNN_UKR_STEP1_STRIDED(i) PYNN_UKR_STEP1(i, PYNN_UKR_AS(i))
 #define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        const T *a6 = a + 6 * rsa;                                                           \
         VT b0 = LOADB0, b1 = LOADB1;                                                         \
+        (void)a6;                                                                            \
         ROWS(STEP)                                                                           \
     }
 #define PYNN_UKR_LOOP1(ROWS, STEP, ASTEP)                                                    \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        const T *a6 = a + 6 * rsa;                                                           \
         VT b0 = MLOADZ(m0, b);                                                               \
+        (void)a6;                                                                            \
         ROWS(STEP)                                                                           \
     }
 #define PYNN_UKR_ROW(i, cr)                                                                  \
