@@ -44,20 +44,22 @@ def cases(quick):
 
 def measured_peak(nthreads, seconds=0.005, runs=40):
     """FP32 FLOP/s of the FMA loop on nthreads threads: the best of many short runs (a
-    short run is the likeliest to go uninterrupted on a shared machine)."""
+    short run is the likeliest to go uninterrupted on a shared machine). The run length
+    is calibrated on one thread, best of three, so that waiting for a core cannot shrink it."""
     from pynn._ext._gemm import _fma_peak_flops
-    iters = 1 << 12
-    while True:
+
+    def timed(iters, nt):
         t0 = time.perf_counter()
-        _fma_peak_flops(iters, nthreads)
-        if time.perf_counter() - t0 > seconds or iters > 1 << 30:
-            break
+        flops = _fma_peak_flops(iters, nt)
+        return flops, time.perf_counter() - t0
+
+    iters = 1 << 12
+    while min(timed(iters, 1)[1] for _ in range(3)) < seconds and iters < 1 << 30:
         iters *= 2
     best = 0.0
     for _ in range(runs):
-        t0 = time.perf_counter()
-        flops = _fma_peak_flops(iters, nthreads)
-        best = max(best, flops / (time.perf_counter() - t0))
+        flops, t = timed(iters, nthreads)
+        best = max(best, flops / t)
     return best
 
 
