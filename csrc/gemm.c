@@ -1,6 +1,28 @@
-/* gemm.c - GEMM driver. PLACEHOLDER: the naive loop only, until the blocked/packed path lands.
- * Contract in gemm.h. */
+/* gemm.c - GEMM driver: C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, contract in gemm.h.
+ *
+ * Loops (BLIS, with the roles of the two caches chosen for a 2 MB L2):
+ *   JC over N by nc -> PC over K by kc: pack B block (kc x nc, L2 resident) ->
+ *   IR over M by MR: pack one A sliver (MR x kc, L1 resident) -> JR over the block by NR:
+ *   micro-kernel (gemm_ukr.h) on the MR x NR tile of C.
+ * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
+ * packed. The kernel reads A by its strides and B in place (B is packed only when its
+ * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
+ * 2048, and threads enter only when the work pays for the parallel region.
+ *
+ * Determinism: an element of C is the sum over the kc blocks in order, each block a
+ * sequential FMA chain in the micro-kernel; kc and the path depend only on (M, N, K), the
+ * dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
+ * the bits are the same for any thread count.
+ * Scratch: one 64-byte-aligned block per call, a slice per thread; PYNN_ENOMEM if it cannot
+ * be allocated (C untouched).
+ */
+#include <stdlib.h>
 #include "gemm.h"
+#include "gemm_ukr.h"
+
+/* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
+#define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
+#define PYNN_GEMM_SMALL_KC 2048
 
 #define PYNN_GEMM_NAIVE(T, SUF)                                                              \
 void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                                 \
@@ -16,20 +38,140 @@ void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                    
             *c = beta == (T)0 ? alpha * acc : alpha * acc + beta * *c;                       \
         }                                                                                    \
 }
+
+#define PYNN_GEMM_DRIVER(T, SUF)                                                             \
+static void pynn_gemm_pack_a_##SUF(T *dst, const T *A, pynn_idx rsa, pynn_idx csa,           \
+                                   pynn_idx m, pynn_idx k, int mr) {                         \
+    /* dst (k, mr) = A (m, k)^T, rows m..mr-1 zero: the sliver column by column */           \
+    if (csa == 1 && rsa != 1) {                                                              \
+        for (pynn_idx i = 0; i < m; i++) {                                                   \
+            const T *ai = A + i * rsa;                                                       \
+            for (pynn_idx p = 0; p < k; p++) dst[p * mr + i] = ai[p];                        \
+        }                                                                                    \
+    } else {                                                                                 \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx i = 0; i < m; i++) dst[p * mr + i] = A[i * rsa + p * csa];         \
+    }                                                                                        \
+    if (m < mr)                                                                              \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx i = m; i < mr; i++) dst[p * mr + i] = 0;                           \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx csb,           \
+                                   pynn_idx k, pynn_idx n, int nr) {                         \
+    /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver row by row */                \
+    if (csb == 1) {                                                                          \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx j = 0; j < n; j++) dst[p * nr + j] = B[p * rsb + j];               \
+    } else if (rsb == 1) {                                                                   \
+        for (pynn_idx j = 0; j < n; j++) {                                                   \
+            const T *bj = B + j * csb;                                                       \
+            for (pynn_idx p = 0; p < k; p++) dst[p * nr + j] = bj[p];                        \
+        }                                                                                    \
+    } else {                                                                                 \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx j = 0; j < n; j++) dst[p * nr + j] = B[p * rsb + j * csb];         \
+    }                                                                                        \
+    if (n < nr)                                                                              \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx j = n; j < nr; j++) dst[p * nr + j] = 0;                           \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,             \
+                                 T *C, pynn_idx rsc, pynn_idx csc,                           \
+                                 const T *A, pynn_idx rsa, pynn_idx csa,                     \
+                                 const T *B, pynn_idx rsb, pynn_idx csb,                     \
+                                 pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
+                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle */           \
+    const int mr = kr->mr, nr = kr->nr;                                                      \
+    for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
+        pynn_idx ncur = PYNN_MIN(nc, N - jc);                                                \
+        for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
+            pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
+            T bet = pc == 0 ? beta : (T)1; /* later depth blocks accumulate */               \
+            if (pack_b)                                                                      \
+                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
+                    pynn_gemm_pack_b_##SUF(wb + jr * kcur, B + pc * rsb + (jc + jr) * csb,   \
+                                           rsb, csb, kcur, PYNN_MIN(nr, ncur - jr), nr);     \
+            for (pynn_idx ir = 0; ir < M; ir += mr) {                                        \
+                pynn_idx mcur = PYNN_MIN(mr, M - ir);                                        \
+                const T *ap = A + ir * rsa + pc * csa;                                       \
+                pynn_idx ra = rsa, ca = csa;                                                 \
+                if (pack_a || mcur < mr) {                                                   \
+                    pynn_gemm_pack_a_##SUF(wa, ap, rsa, csa, mcur, kcur, mr);                \
+                    ap = wa, ra = 1, ca = mr;                                                \
+                }                                                                            \
+                T *cr = C + ir * rsc + jc * csc;                                             \
+                for (pynn_idx jr = 0; jr < ncur; jr += nr) {                                 \
+                    const T *bp = pack_b ? wb + jr * kcur : B + pc * rsb + (jc + jr);        \
+                    kr->ukr(kcur, ap, ra, ca, bp, pack_b ? nr : rsb, cr + jr * csc, rsc, csc, \
+                            alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+}                                                                                            \
+                                                                                             \
+int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,              \
+                    pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,        \
+                    pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx) {                 \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C (beta == 0: written, never read) */    \
+    if (M <= 0 || N <= 0) return PYNN_OK;                                                    \
+    if (K <= 0) {                                                                            \
+        for (pynn_idx i = 0; i < M; i++)                                                     \
+            for (pynn_idx j = 0; j < N; j++) {                                               \
+                T *c = C + i * rsc + j * csc;                                                \
+                *c = beta == (T)0 ? (T)0 : beta * *c;                                        \
+            }                                                                                \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
+    const pynn_gemm_kernel_##SUF *kr = ctx.isa >= PYNN_ISA_AVX512 ? &pynn_gemm_avx512_##SUF  \
+                                     : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF      \
+                                     : &pynn_gemm_generic_##SUF;                             \
+    const int mr = kr->mr, nr = kr->nr;                                                      \
+    /* path and depth blocking from the shapes alone (see the header comment) */             \
+    int small = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES || M <= 2 * mr; \
+    pynn_idx kmax = small ? PYNN_GEMM_SMALL_KC : kr->kc;                                     \
+    pynn_idx nkb = (K + kmax - 1) / kmax, kc = (K + nkb - 1) / nkb;                          \
+    int pack_b = !small || csb != 1;                                                         \
+    /* threads split the larger tile count; each part is whole tiles */                      \
+    pynn_idx tm = (M + mr - 1) / mr, tn = (N + nr - 1) / nr;                                 \
+    int split_n = tn >= tm;                                                                  \
+    pynn_idx parts = split_n ? tn : tm;                                                      \
+    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);                \
+    if (nt > parts) nt = (int)parts;                                                         \
+    pynn_idx ntile = (split_n ? (parts + nt - 1) / nt : tn) * nr;                            \
+    pynn_idx nc = pack_b ? PYNN_MIN(kr->nc, ntile) : N;                                      \
+    /* per-thread scratch: the A sliver and the packed B block, each 64-byte aligned */      \
+    size_t la = ((size_t)(mr * kc) + 15) & ~(size_t)15;                                      \
+    size_t lb = pack_b ? (((size_t)(kc * ((nc + nr - 1) / nr) * nr)) + 15) & ~(size_t)15 : 0; \
+    void *buf = NULL;                                                                        \
+    if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
+    T *work = (T *)buf;                                                                      \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
+    for (int t = 0; t < nt; t++) {                                                           \
+        PYNN_FTZ_BEGIN;                                                                      \
+        T *wa = work + (size_t)t * (la + lb), *wb = wa + la;                                 \
+        pynn_idx p0 = parts * t / nt, p1 = parts * (t + 1) / nt;                             \
+        if (split_n) {                                                                       \
+            pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                \
+            pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa,            \
+                                 B + n0 * csb, rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, \
+                                 !small, pack_b);                                            \
+        } else {                                                                             \
+            pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                \
+            pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, \
+                                 B, rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, !small,    \
+                                 pack_b);                                                    \
+        }                                                                                    \
+        PYNN_FTZ_END;                                                                        \
+    }                                                                                        \
+    free(buf);                                                                               \
+    return PYNN_OK;                                                                          \
+}
+
 PYNN_GEMM_NAIVE(float, f32)
 PYNN_GEMM_NAIVE(double, f64)
-
-int pynn_gemm_f32(float *C, pynn_idx rsc, pynn_idx csc, const float *A, pynn_idx rsa,
-                  pynn_idx csa, const float *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,
-                  pynn_idx N, pynn_idx K, float alpha, float beta, pynn_ctx ctx) {
-    (void)ctx;
-    pynn_gemm_naive_f32(C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta);
-    return PYNN_OK;
-}
-int pynn_gemm_f64(double *C, pynn_idx rsc, pynn_idx csc, const double *A, pynn_idx rsa,
-                  pynn_idx csa, const double *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,
-                  pynn_idx N, pynn_idx K, double alpha, double beta, pynn_ctx ctx) {
-    (void)ctx;
-    pynn_gemm_naive_f64(C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta);
-    return PYNN_OK;
-}
+PYNN_GEMM_DRIVER(float, f32)
+PYNN_GEMM_DRIVER(double, f64)

@@ -29,4 +29,8 @@ void pynn_gemm_naive_f64(double *C, pynn_idx rsc, pynn_idx csc,
                          const double *A, pynn_idx rsa, pynn_idx csa,
                          const double *B, pynn_idx rsb, pynn_idx csb,
                          pynn_idx M, pynn_idx N, pynn_idx K, double alpha, double beta);
+
+/* peak_avx512.c: FMA throughput loop (iters x 512 flops per thread) for the benchmark's
+ * measured peak; only on CPUs with AVX-512. Returns a checksum. */
+float pynn_fma_peak_avx512_f32(pynn_idx iters, int nthreads);
 #endif

@@ -192,3 +192,26 @@ def one_of(value, name, options):
         raise ValueError(f"unknown {name} {value!r}: expected one of "
                          f"{', '.join(repr(o) for o in options)}")
     return value
+
+
+def gemm_args(a, b, trans_a, trans_b, alpha, beta, out):
+    """Checked arguments of gemm (both backends): (a, b, M, N, K, alpha, beta, out).
+
+    a (M, K) or (K, M) with trans_a, b (K, N) or (N, K) with trans_b, one float dtype;
+    beta != 0 needs `out` (it is read); out (M, N) may not overlap a or b.
+    """
+    a = float_array(a, "a", ndim=2)
+    b = float_array(b, "b", ndim=2)
+    same_dtype(a.dtype, b=b)
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    Kb, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if K != Kb:
+        raise ValueError(f"gemm inner dimensions differ: op(a) is ({M}, {K}) from a {a.shape} "
+                         f"(trans_a={bool(trans_a)}), op(b) is ({Kb}, {N}) from b {b.shape} "
+                         f"(trans_b={bool(trans_b)}); transpose one of them")
+    alpha = finite_scalar(alpha, "alpha")
+    beta = finite_scalar(beta, "beta")
+    if beta != 0.0 and out is None:
+        raise ValueError(f"beta={beta} reads out, but out is None; pass out= or beta=0")
+    out = out_array(out, (M, N), a.dtype, inputs=(a, b))
+    return a, b, M, N, K, alpha, beta, out

@@ -34,7 +34,8 @@ def _missing(name, family, err):
 def _c_namespace():
     ns = types.SimpleNamespace(name="c")
     for family in _reference.FAMILIES:
-        fam_ref = getattr(_reference, family)
+        # by module path: a family may share its name with its kernel (gemm)
+        fam_ref = importlib.import_module(f"{_reference.__name__}.{family}")
         try:
             mod = importlib.import_module(f"pynn._ext._{family}")
             err = None

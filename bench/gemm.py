@@ -1,0 +1,155 @@
+"""GEMM benchmark: pynn's gemm against NumPy `@` (OpenBLAS) and PyTorch when installed.
+
+One row per shape x threads: milliseconds, GFLOPS (2MNK / t) for each contender, ratios, and
+pynn's share of the machine's measured FP32 peak (an AVX-512 FMA throughput loop per thread
+count). Shapes: squares 128..2048 and the GEMMs of a 784-128-10 MLP at batch 32/128/512
+(forward, and the backward X^T dY and dY W^T). Each result is checked against NumPy before
+it is timed. Usage:  python bench/gemm.py [--quick] [--threads 1,2] [--dtype float32]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import blas_info, pinned_threads, print_table, race, torch  # noqa: E402
+
+import pynn  # noqa: E402
+
+SQUARES = (128, 256, 512, 1024, 2048)
+BATCHES = (32, 128, 512)
+
+
+def mlp_cases(batch):
+    """(label, a shape, b shape, trans_a, trans_b) of the 784-128-10 MLP GEMMs."""
+    B = batch
+    return [
+        (f"B={B} x@W1 ({B},784)@(784,128)", (B, 784), (784, 128), False, False),
+        (f"B={B} h@W2 ({B},128)@(128,10)", (B, 128), (128, 10), False, False),
+        (f"B={B} x^T dh (784,{B})@({B},128)", (B, 784), (B, 128), True, False),
+        (f"B={B} h^T dy (128,{B})@({B},10)", (B, 128), (B, 10), True, False),
+        (f"B={B} dy W2^T ({B},10)@(10,128)", (B, 10), (128, 10), False, True),
+    ]
+
+
+def cases(quick):
+    sq = SQUARES[:-1] if quick else SQUARES
+    out = [(f"square {n}", (n, n), (n, n), False, False) for n in sq]
+    for b in BATCHES:
+        out += mlp_cases(b)
+    return out
+
+
+def measured_peak(nthreads, seconds=0.005, runs=40):
+    """FP32 FLOP/s of the FMA loop on nthreads threads: the best of many short runs (a
+    short run is the likeliest to go uninterrupted on a shared machine). The run length
+    is calibrated on one thread, best of three, so that waiting for a core cannot shrink it."""
+    from pynn._ext._gemm import _fma_peak_flops
+
+    def timed(iters, nt):
+        t0 = time.perf_counter()
+        flops = _fma_peak_flops(iters, nt)
+        return flops, time.perf_counter() - t0
+
+    iters = 1 << 12
+    while min(timed(iters, 1)[1] for _ in range(3)) < seconds and iters < 1 << 30:
+        iters *= 2
+    best = 0.0
+    for _ in range(runs):
+        flops, t = timed(iters, nthreads)
+        best = max(best, flops / t)
+    return best
+
+
+def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s):
+    a = rng.standard_normal(ashape).astype(dtype)
+    b = rng.standard_normal(bshape).astype(dtype)
+    opa, opb = (a.T if ta else a), (b.T if tb else b)
+    M, K = opa.shape
+    N = opb.shape[1]
+    out_p = np.empty((M, N), dtype)
+    out_n = np.empty((M, N), dtype)
+    gemm = pynn.ops.get_backend("c").gemm
+
+    def f_pynn():
+        gemm(a, b, ta, tb, out=out_p)
+
+    def f_numpy():
+        np.matmul(opa, opb, out=out_n)
+
+    contenders = {"pynn": f_pynn, "numpy": f_numpy}
+    if torch is not None:
+        ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
+        ta_, tb_ = (ta_.T if ta else ta_), (tb_.T if tb else tb_)
+        out_t = torch.empty((M, N), dtype=ta_.dtype)
+        contenders["torch"] = lambda: torch.mm(ta_, tb_, out=out_t)
+    # check before timing: against a float64 product
+    f_pynn()
+    ref = opa.astype(np.float64) @ opb.astype(np.float64)
+    err = float(np.max(np.abs(out_p - ref))) if ref.size else 0.0
+    bound = 4 * np.finfo(dtype).eps * (K + 8) * max(1.0, float(np.max(np.abs(ref))))
+    if not err <= bound:
+        raise AssertionError(f"{label}: pynn differs from NumPy by {err:.3g} > {bound:.3g}")
+    times = race(contenders, repeats=repeats, target_s=target_s)
+    return M, N, K, times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no 2048 square")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ap.add_argument("--only", default="", help="run only cases whose label contains this")
+    args = ap.parse_args(argv)
+    dtype = np.dtype(args.dtype)
+    threads = [int(t) for t in args.threads.split(",")]
+    repeats, target_s = (5, 0.01) if args.quick else (9, 0.03)
+    rng = np.random.default_rng(0)
+
+    print(f"pynn gemm benchmark, {dtype}; NumPy {np.__version__}: {blas_info()}; "
+          f"PyTorch: {torch.__version__ if torch is not None else 'not installed'}")
+    print(f"pynn arch {pynn.get_arch()}, OpenMP {pynn._config._runtime().have_openmp()}; "
+          f"medians of {repeats} alternating rounds, warm-up dropped")
+    headers = ["thr", "shape", "pynn ms", "pynn GF", "numpy GF", "pynn/np"]
+    if torch is not None:
+        headers += ["torch GF", "pynn/torch"]
+    headers += ["% peak"]
+    rows, gf = [], {}
+    for nt in threads:
+        with pinned_threads(nt):
+            try:
+                peak = measured_peak(nt)
+                print(f"measured FP32 peak, {nt} thread(s): {peak / 1e9:.1f} GFLOPS")
+            except RuntimeError as e:
+                peak = None
+                print(f"peak not measured: {e}")
+            if dtype == np.float64 and peak:
+                peak /= 2
+            for label, ashape, bshape, ta, tb in cases(args.quick):
+                if args.only and args.only not in label:
+                    continue
+                M, N, K, t = run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats,
+                                      target_s)
+                flops = 2.0 * M * N * K
+                g = {k: flops / v / 1e9 for k, v in t.items()}
+                gf[(nt, label)] = g["pynn"]
+                row = [nt, label, t["pynn"] * 1e3, g["pynn"], g["numpy"],
+                       g["pynn"] / g["numpy"]]
+                if torch is not None:
+                    row += [g["torch"], g["pynn"] / g["torch"]]
+                row += [100 * g["pynn"] * 1e9 / peak if peak else float("nan")]
+                rows.append(row)
+                print(f"  {nt} thread(s) {label}: pynn {g['pynn']:.1f} GFLOPS, "
+                      f"NumPy {g['numpy']:.1f} GFLOPS", flush=True)
+    print()
+    print_table(headers, rows)
+    for label in ("square 2048", "square 1024"):
+        if (1, label) in gf and (2, label) in gf:
+            print(f"{label}: 2 threads / 1 thread = {gf[(2, label)] / gf[(1, label)]:.2f}x")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+/* gemm_ukr.h - the GEMM micro-kernel contract and the per-ISA kernel tables.
+ *
+ * A micro-kernel updates one MR x NR tile of C from an A sliver and a B sliver:
+ *
+ *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p*csa] * b[p*rsb + j] + beta * C[...]
+ *   for i < m <= MR, j < n <= NR; beta == 0 never reads C.
+ *
+ * a: the A sliver packed column by column (rsa = 1, csa = MR; rows >= m zero-padded), or
+ *    A itself read in place by its strides (small path; then m == MR).
+ * b: NR consecutive values per p at row stride rsb: a packed sliver (rsb = NR, columns >= n
+ *    zero-padded) or B itself when its columns are contiguous (then columns >= n are never
+ *    read). Each C element is accumulated over p = 0..k-1 in order, with the same vector
+ *    operations whatever its position in the tile and whatever m and n are, so the bits of
+ *    a result do not depend on how the driver splits C between threads.
+ * Blocking sizes travel with the kernel: kc (depth of a packed block), nc (columns of a
+ * packed B block kept in L2).
+ */
+#ifndef PYNN_GEMM_UKR_H
+#define PYNN_GEMM_UKR_H
+#include "pynn.h"
+
+typedef void (*pynn_gemm_ukr_f32)(pynn_idx k, const float *a, pynn_idx rsa, pynn_idx csa,
+                                  const float *b, pynn_idx rsb,
+                                  float *c, pynn_idx rsc, pynn_idx csc, float alpha,
+                                  float beta, pynn_idx m, pynn_idx n);
+typedef void (*pynn_gemm_ukr_f64)(pynn_idx k, const double *a, pynn_idx rsa, pynn_idx csa,
+                                  const double *b, pynn_idx rsb,
+                                  double *c, pynn_idx rsc, pynn_idx csc, double alpha,
+                                  double beta, pynn_idx m, pynn_idx n);
+
+typedef struct {
+    int mr, nr;          /* register tile */
+    pynn_idx kc, nc;     /* packed block depth and width */
+    pynn_gemm_ukr_f32 ukr;
+} pynn_gemm_kernel_f32;
+
+typedef struct {
+    int mr, nr;
+    pynn_idx kc, nc;
+    pynn_gemm_ukr_f64 ukr;
+} pynn_gemm_kernel_f64;
+
+/* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */
+extern const pynn_gemm_kernel_f32 pynn_gemm_generic_f32, pynn_gemm_avx2_f32, pynn_gemm_avx512_f32;
+extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pynn_gemm_avx512_f64;
+
+/* One body for every SIMD kernel (gemm_ukr_avx2.c, gemm_ukr_avx512.c): a tile of ROWS(...)
+ * rows by two vectors of VL lanes. Before instantiating, the including file defines T, VT
+ * (vector), MT (lane mask), VL, MR and the operations ZERO() SET1(x) LOADU(p) MLOADZ(mask, p)
+ * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count). Edge columns use lane masks
+ * (never reading B or C past column n); edge rows are computed on zero padding and not
+ * stored; a strided C goes through a row buffer with the same vector arithmetic. */
+#define PYNN_UKR_DECL(i) VT c##i##a = ZERO(), c##i##b = ZERO();
+#define PYNN_UKR_STEP(i, AI) {                                                               \
+        VT ai = SET1(AI);                                                                    \
+        c##i##a = FMADD(ai, b0, c##i##a);                                                    \
+        c##i##b = FMADD(ai, b1, c##i##b);                                                    \
+    }
+#define PYNN_UKR_STEP_PACKED(i) PYNN_UKR_STEP(i, a[i])
+/* strided A: rows 6.. from a second base, so row offsets are (0..5) x rsa, which x86
+ * addresses from three registers (rsa, 3 rsa, 5 rsa) instead of spilling twelve */
+#define PYNN_UKR_AS(i) ((i) < 6 ? a[(i) * rsa] : a6[((i) - 6) * rsa])
+#define PYNN_UKR_STEP_STRIDED(i) PYNN_UKR_STEP(i, PYNN_UKR_AS(i))
+/* n <= VL: the second vector column is all padding, its FMAs are skipped */
+#define PYNN_UKR_STEP1(i, AI) c##i##a = FMADD(SET1(AI), b0, c##i##a);
+#define PYNN_UKR_STEP1_PACKED(i) PYNN_UKR_STEP1(i, a[i])
+#define PYNN_UKR_STEP1_STRIDED(i) PYNN_UKR_STEP1(i, PYNN_UKR_AS(i))
+#define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
+    for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        const T *a6 = a + 6 * rsa;                                                           \
+        VT b0 = LOADB0, b1 = LOADB1;                                                         \
+        (void)a6;                                                                            \
+        ROWS(STEP)                                                                           \
+    }
+#define PYNN_UKR_LOOP1(ROWS, STEP, ASTEP)                                                    \
+    for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        const T *a6 = a + 6 * rsa;                                                           \
+        VT b0 = MLOADZ(m0, b);                                                               \
+        (void)a6;                                                                            \
+        ROWS(STEP)                                                                           \
+    }
+#define PYNN_UKR_ROW(i, cr)                                                                  \
+    if (beta == (T)0) {                                                                      \
+        MSTORE(cr, m0, MUL(va, c##i##a));                                                    \
+        MSTORE(cr + VL, m1, MUL(va, c##i##b));                                               \
+    } else {                                                                                 \
+        MSTORE(cr, m0, FMADD(va, c##i##a, MUL(vb, MLOADZ(m0, cr))));                         \
+        MSTORE(cr + VL, m1, FMADD(va, c##i##b, MUL(vb, MLOADZ(m1, cr + VL))));               \
+    }
+#define PYNN_UKR_STORE(i)                                                                    \
+    if (i < m) {                                                                             \
+        T *cr = c + i * rsc;                                                                 \
+        PYNN_UKR_ROW(i, cr)                                                                  \
+    }
+#define PYNN_UKR_STORE_STRIDED(i)                                                            \
+    if (i < m) {                                                                             \
+        T *cr = c + i * rsc;                                                                 \
+        if (beta != (T)0)                                                                    \
+            for (pynn_idx j = 0; j < n; j++) tmp[j] = cr[j * csc];                           \
+        PYNN_UKR_ROW(i, tmp)                                                                 \
+        for (pynn_idx j = 0; j < n; j++) cr[j * csc] = tmp[j];                               \
+    }
+
+#define PYNN_GEMM_UKR_SIMD(NAME, ROWS)                                                       \
+static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
+                 pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
+                 pynn_idx m, pynn_idx n) {                                                   \
+    /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
+    ROWS(PYNN_UKR_DECL)                                                                      \
+    MT m0 = MASK(PYNN_MIN(n, VL)), m1 = MASK(PYNN_MAX(0, PYNN_MIN(n - VL, VL)));             \
+    if (rsa == 1) { /* packed sliver, or A with contiguous columns: constant offsets */      \
+        if (n == 2 * VL)                                                                     \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), csa)          \
+        else if (n <= VL)                                                                    \
+            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_PACKED, csa)                                 \
+        else                                                                                 \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
+    } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */       \
+        if (n == 2 * VL)                                                                     \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, LOADU(b), LOADU(b + VL), csa)         \
+        else if (n <= VL)                                                                    \
+            PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_STRIDED, csa)                                \
+        else                                                                                 \
+            PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
+    }                                                                                        \
+    VT va = SET1(alpha), vb = SET1(beta);                                                    \
+    if (csc == 1) {                                                                          \
+        ROWS(PYNN_UKR_STORE)                                                                 \
+    } else {                                                                                 \
+        T tmp[2 * VL] __attribute__((aligned(64)));                                          \
+        ROWS(PYNN_UKR_STORE_STRIDED)                                                         \
+    }                                                                                        \
+}
+
+#define PYNN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define PYNN_ROWS12(X) PYNN_ROWS6(X) X(6) X(7) X(8) X(9) X(10) X(11)
+#define PYNN_ROWS14(X) PYNN_ROWS12(X) X(12) X(13)
+
+#endif /* PYNN_GEMM_UKR_H */

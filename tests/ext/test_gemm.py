@@ -1,0 +1,205 @@
+"""GEMM: the C kernel against its NumPy twin under every arch x {1, 2} threads (bit-identical
+across thread counts), hand-worked values, alpha/beta semantics, layouts, a large product by
+random projection, random shapes, bad input."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import pynn
+from helpers import ARCHS, C, REF, assert_close, compare, layouts, rand
+
+DTYPES = (np.float32, np.float64)
+TRANS = list(itertools.product((False, True), (False, True)))
+# (M, N, K): zeros, ones, primes, non-multiples of every MR (4, 6, 12) and NR (8, 16, 32),
+# N <= one vector (the narrow kernel loop); (5, 9, 2100) splits K on the small path; the
+# last three take the packed path (B beyond the small-path size), cross kc = 256 and, in
+# float32, nc = 1024 (N = 1100); 2 threads split N for wide shapes, M for tall ones
+SHAPES = [(0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 1, 1), (1, 7, 3), (5, 1, 2), (2, 3, 5),
+          (7, 13, 11), (13, 33, 17), (12, 32, 64), (29, 67, 131), (53, 10, 128),
+          (5, 9, 2100), (37, 300, 600), (131, 53, 1031), (30, 1100, 130)]
+
+
+def operands(rng, M, N, K, ta, tb, dtype):
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    return a, b
+
+
+def test_hand_worked_values():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b = np.array([[5.0, 6.0], [7.0, 8.0]])
+    for be in (C, REF):
+        np.testing.assert_array_equal(be.gemm(a, b), [[19.0, 22.0], [43.0, 50.0]])
+        np.testing.assert_array_equal(be.gemm(a, b, trans_a=True), [[26.0, 30.0], [38.0, 44.0]])
+        np.testing.assert_array_equal(be.gemm(a, b, trans_b=True), [[17.0, 23.0], [39.0, 53.0]])
+        np.testing.assert_array_equal(be.gemm(a, b, True, True), [[23.0, 31.0], [34.0, 46.0]])
+        out = np.array([[1.0, -1.0], [0.5, 2.0]])
+        be.gemm(a, b, alpha=2.0, beta=-2.0, out=out)
+        np.testing.assert_array_equal(out, [[36.0, 46.0], [85.0, 96.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("exact", [False, True], ids=["random", "exact-ints"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in SHAPES])
+def test_against_reference(shape, exact, dtype):
+    M, N, K = shape
+    rng = np.random.default_rng(M * 10007 + N * 101 + K)
+    for ta, tb in TRANS:
+        a, b = operands(rng, M, N, K, ta, tb, dtype)
+        if exact:
+            # entries in {-1, 0, 1}: every partial sum is a small integer, exact in float
+            a, b = np.round(a), np.round(b)
+            for arch in ARCHS:
+                with pynn.arch(arch):
+                    got = C.gemm(a, b, ta, tb)
+                np.testing.assert_array_equal(got, REF.gemm(a, b, ta, tb),
+                                              err_msg=f"arch={arch} trans=({ta}, {tb})")
+        else:
+            compare("gemm", a, b, ta, tb, k=K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(13, 33, 17), (53, 10, 128), (37, 300, 600)])
+def test_layouts(shape, dtype):
+    """C, Fortran, strided, read-only and unaligned operands, also reversed and broadcast."""
+    M, N, K = shape
+    rng = np.random.default_rng(7)
+    for ta, tb in TRANS:
+        a, b = operands(rng, M, N, K, ta, tb, dtype)
+        for name, av in layouts(a):
+            compare("gemm", av, b, ta, tb, k=K)
+        for name, bv in layouts(b):
+            compare("gemm", a, bv, ta, tb, k=K)
+        compare("gemm", a[::-1, ::-1].copy()[::-1, ::-1], b[::-1], ta, tb, k=K)
+    row = rand(rng, (1, K), dtype)
+    compare("gemm", np.broadcast_to(row, (M, K)), rand(rng, (K, N), dtype), k=K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 13, 11), (29, 67, 131), (37, 300, 600)])
+def test_alpha_beta(shape, dtype):
+    M, N, K = shape
+    rng = np.random.default_rng(3)
+    for ta, tb in TRANS:
+        a, b = operands(rng, M, N, K, ta, tb, dtype)
+        c0 = rand(rng, (M, N), dtype)
+        # out passed by position: compare gives every run a fresh copy of it
+        compare("gemm", a, b, ta, tb, -0.5, 2.0, c0, k=K)
+        compare("gemm", a, b, ta, tb, 1.0, 1.0, c0, k=K)
+        compare("gemm", a, b, ta, tb, 0.0, 1.0, c0, k=K)
+        nan_out = np.full((M, N), np.nan, dtype)
+        expected = compare("gemm", a, b, ta, tb, 1.5, 0.0, nan_out, k=K)
+        assert not np.isnan(expected).any()
+        for arch in ARCHS:
+            out = np.full((M, N), np.nan, dtype)
+            with pynn.arch(arch):
+                got = C.gemm(a, b, ta, tb, 1.5, 0.0, out)
+            assert got is out and not np.isnan(out).any(), f"beta=0 read out (arch={arch})"
+
+
+def test_beta_one_accumulates():
+    rng = np.random.default_rng(5)
+    for dtype in DTYPES:
+        a, b = rand(rng, (20, 30), dtype), rand(rng, (30, 40), dtype)
+        out = np.zeros((20, 40), dtype)
+        for _ in range(3):
+            C.gemm(a, b, beta=1.0, out=out)
+        assert_close(out, 3 * (a.astype(np.float64) @ b), dtype, k=90)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_k_zero(dtype):
+    a, b = np.empty((3, 0), dtype), np.empty((0, 4), dtype)
+    for be in (C, REF):
+        np.testing.assert_array_equal(be.gemm(a, b), np.zeros((3, 4)))
+        out = np.full((3, 4), np.nan, dtype)
+        np.testing.assert_array_equal(be.gemm(a, b, out=out), np.zeros((3, 4)))
+        out = np.full((3, 4), 2.0, dtype)
+        be.gemm(a, b, beta=-1.5, out=out)
+        np.testing.assert_array_equal(out, np.full((3, 4), -3.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans", [(False, False), (True, True)])
+def test_large_by_random_projection(dtype, trans):
+    """1000 x 1100 x 1200: C t against A (B t) (no full reference product), bit-identical
+    for 1 and 2 threads."""
+    M, N, K = 1000, 1100, 1200
+    ta, tb = trans
+    rng = np.random.default_rng(11)
+    a, b = operands(rng, M, N, K, ta, tb, dtype)
+    opa, opb = (a.T if ta else a).astype(np.float64), (b.T if tb else b).astype(np.float64)
+    t = rng.standard_normal((N, 3))
+    outs = []
+    for nt in (1, 2):
+        with pynn.num_threads(nt):
+            outs.append(C.gemm(a, b, ta, tb))
+    assert np.array_equal(outs[0], outs[1]), "1 and 2 threads differ"
+    got = outs[0].astype(np.float64) @ t  # (M, 3)
+    want = opa @ (opb @ t)  # (M, 3)
+    # each entry of C carries the K-term error bound; t mixes N of them
+    tol = 4 * np.finfo(dtype).eps * (K + 8) * np.sqrt(K) * np.sqrt(N) * 4
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(0, 70), n=st.integers(0, 70), k=st.integers(0, 300),
+       ta=st.booleans(), tb=st.booleans(), dtype=st.sampled_from(DTYPES),
+       beta=st.sampled_from([0.0, 1.0, -0.75]))
+def test_random_shapes(m, n, k, ta, tb, dtype, beta):
+    rng = np.random.default_rng(m * 1000003 + n * 1009 + k)
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    c0 = rand(rng, (m, n), dtype)
+    compare("gemm", a, b, ta, tb, 0.75, beta, c0, k=k)
+
+
+def test_out_is_returned_and_ops_uses_c():
+    a, b = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    out = np.empty((4, 2), np.float32)
+    assert C.gemm(a, b, out=out) is out
+    r = pynn.ops.gemm(a, b)
+    assert r.dtype == np.float32 and r.shape == (4, 2) and r.flags.c_contiguous
+    np.testing.assert_array_equal(r, np.full((4, 2), 3.0))
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_bad_input(be):
+    a, b = np.ones((4, 3)), np.ones((3, 5))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.gemm(np.ones((4, 3), np.int64), b)
+    with pytest.raises(TypeError, match="ndarray"):
+        be.gemm([[1.0, 2.0]], b)
+    with pytest.raises(TypeError, match="dtype"):
+        be.gemm(a, b.astype(np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        be.gemm(np.ones(3), b)
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(4, 5\)"):
+        be.gemm(a, np.ones((4, 5)))
+    with pytest.raises(ValueError, match="inner dimensions"):
+        be.gemm(a, b, trans_a=True)
+    with pytest.raises(ValueError, match="out is None"):
+        be.gemm(a, b, beta=1.0)
+    with pytest.raises(ValueError, match="finite"):
+        be.gemm(a, b, alpha=np.inf)
+    with pytest.raises(ValueError, match="finite"):
+        be.gemm(a, b, beta=np.nan, out=np.empty((4, 5)))
+    with pytest.raises(TypeError, match="real number"):
+        be.gemm(a, b, alpha=None)
+    with pytest.raises(ValueError, match="shape"):
+        be.gemm(a, b, out=np.empty((5, 4)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.gemm(a, b, out=np.empty((4, 5), np.float32))
+    ro = np.empty((4, 5))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.gemm(a, b, out=ro)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        be.gemm(a, b, out=np.empty((5, 4)).T)
+    sq = np.ones((4, 4))
+    with pytest.raises(ValueError, match="overlaps"):
+        be.gemm(sq, np.ones((4, 4)), out=sq)
+    buf = np.ones(40)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.gemm(a, buf[:15].reshape(3, 5), out=buf[10:30].reshape(4, 5))
