@@ -122,7 +122,7 @@ def global_max_pool2d_forward(x, out=None):
     """y (B, C) = max of x (B, H, W, C) over H and W."""
     x, _ = _global_args(x)
     out = _checks.out_array(out, (x.shape[0], x.shape[3]), x.dtype, inputs=(x,))
-    flat = x.reshape(x.shape[0], -1, x.shape[3])                            # (B,H*W,C)
+    flat = x.reshape(x.shape[0], x.shape[1] * x.shape[2], x.shape[3])      # (B,H*W,C)
     idx = np.argmax(flat, axis=1)[:, None, :]                               # (B,1,C)
     out[...] = np.take_along_axis(flat, idx, axis=1)[:, 0, :]               # (B,C)
     return out
