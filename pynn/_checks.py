@@ -330,5 +330,6 @@ def batch_norm_outs(x, dy, gamma, mean, inv_std, dx, dgamma, dbeta):
     ins = (x, dy, gamma, mean, inv_std)
     dgamma = out_array(dgamma, (C,), x.dtype, "dgamma", inputs=ins)
     dbeta = out_array(dbeta, (C,), x.dtype, "dbeta", inputs=ins + (dgamma,))
-    dx = out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta), allow_inplace=True)
+    dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(x, gamma, mean, inv_std, dgamma, dbeta))
+    dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(dy,), allow_inplace=True)
     return dx, dgamma, dbeta
