@@ -1,11 +1,12 @@
 /* conv.c - 2-D convolution (im2col blocks + GEMM) and depthwise convolution (direct), NHWC.
  *
- * conv2d forward: the output is cut into units of (image, block of output rows); a unit's
- * receptive field is unrolled (im2col) into per-thread scratch col (rows*OW, KH*KW*C) and
+ * conv2d forward: the B*OH*OW output pixels are cut into blocks (across image boundaries);
+ * a block's receptive field is unrolled (im2col) into per-thread scratch col (n, KH*KW*C) and
  * multiplied by w viewed as (KH*KW*C, OC) with our GEMM straight into y, then bias and the
- * activation run on the block while it is in cache. A 1x1, stride-1 convolution whose x rows
- * are evenly strided is a plain GEMM on x, no im2col. Units are spread over threads; the
- * inner GEMM runs serial then, or with all threads when there is one unit.
+ * activation run on the block while it is in cache. A 1x1, stride-1 convolution whose x
+ * pixels are evenly strided is a plain GEMM on x viewed as (B*H*W, C), no im2col. Blocks are
+ * spread over threads; the inner GEMM runs serial then, or with all threads when there is
+ * one block.
  *
  * conv2d backward: dz = dy * act'(y) per block; dw (K,OC) = col^T dz and db = column sums of
  * dz are accumulated per group of images (a fixed number of groups, set by the batch size
@@ -30,20 +31,22 @@
 #include "conv.h"
 #include "gemm.h"
 
-/* im2col block size target, in elements of col (256 KiB of float32) */
-#define PYNN_CONV_BLOCK 65536
+/* im2col block size target, in elements of col (512 KiB of float32) */
+#define PYNN_CONV_BLOCK 131072
 /* at most this many per-group partial sums of dw (memory: groups * KH*KW*C*OC) */
 #define PYNN_CONV_GROUPS 16
 
-static pynn_idx conv_rows_per_block(pynn_conv_geom g, pynn_idx K) {
-    pynn_idx per_row = g.OW * (K > g.OC ? K : g.OC);
-    pynn_idx rb = per_row > 0 ? PYNN_CONV_BLOCK / per_row : g.OH;
-    return PYNN_MAX(1, PYNN_MIN(g.OH, rb));
+/* output pixels per im2col block: about PYNN_CONV_BLOCK elements of col (or of the
+   (pixels, OC) gradient block); blocks run across image boundaries, so small images still
+   give the GEMM long panels */
+static pynn_idx conv_block_pixels(pynn_conv_geom g, pynn_idx K) {
+    pynn_idx width = K > g.OC ? K : g.OC;
+    return PYNN_MAX(1, PYNN_CONV_BLOCK / PYNN_MAX(1, width));
 }
 
 static int conv_is_pointwise(pynn_conv_geom g) {
     return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0
-           && g.xsh == g.W * g.xsw;
+           && g.xsh == g.W * g.xsw && g.xsb == g.H * g.xsh;
 }
 
 #define PYNN_CONV_FAMILY(T, SUF)                                                                  \
@@ -75,48 +78,46 @@ static void conv_act_grad_##SUF(T *dz, const T *y, const T *dy, pynn_idx n, int 
     }                                                                                             \
 }                                                                                                 \
                                                                                                   \
-/* col (rows*OW, KH*KW*C) = the taps of output rows [oh0, oh0+rows) of image xb, zeros            \
-   where a tap falls in the padding; column order (i, j, c) matches w (KH,KW,C,OC) */             \
-static void conv_im2col_##SUF(T *col, const T *xb, pynn_conv_geom g, pynn_idx oh0,                \
-                              pynn_idx rows) {                                                    \
-    pynn_idx K = g.KH * g.KW * g.C;                                                               \
-    for (pynn_idx r = 0; r < rows; r++) {                                                         \
-        pynn_idx oh = oh0 + r;                                                                    \
-        for (pynn_idx ow = 0; ow < g.OW; ow++) {                                                  \
-            T *dst = col + (r * g.OW + ow) * K;                                                   \
-            for (pynn_idx i = 0; i < g.KH; i++) {                                                 \
-                pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                        \
-                for (pynn_idx j = 0; j < g.KW; j++, dst += g.C) {                                 \
-                    pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                    \
-                    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                             \
-                        memset(dst, 0, (size_t)g.C * sizeof(T));                                  \
-                        continue;                                                                 \
-                    }                                                                             \
-                    const T *src = xb + ih * g.xsh + iw * g.xsw;                                  \
-                    if (g.xsc == 1) memcpy(dst, src, (size_t)g.C * sizeof(T));                    \
-                    else for (pynn_idx c = 0; c < g.C; c++) dst[c] = src[c * g.xsc];              \
+/* col (n, KH*KW*C) = the taps of output pixels [p0, p0+n) (flat over B*OH*OW, so a block         \
+   may span images), zeros where a tap falls in the padding; column order (i, j, c) matches       \
+   w (KH,KW,C,OC) */                                                                              \
+static void conv_im2col_##SUF(T *col, const T *x, pynn_conv_geom g, pynn_idx p0, pynn_idx n) {    \
+    pynn_idx K = g.KH * g.KW * g.C, P = g.OH * g.OW;                                              \
+    for (pynn_idx q = 0; q < n; q++) {                                                            \
+        pynn_idx p = p0 + q, b = p / P, oh = (p % P) / g.OW, ow = p % g.OW;                       \
+        const T *xb = x + b * g.xsb;                                                              \
+        T *dst = col + q * K;                                                                     \
+        for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
+            pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            for (pynn_idx j = 0; j < g.KW; j++, dst += g.C) {                                     \
+                pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                                 \
+                    for (pynn_idx c = 0; c < g.C; c++) dst[c] = 0;                                \
+                    continue;                                                                     \
                 }                                                                                 \
+                const T *src = xb + ih * g.xsh + iw * g.xsw;                                      \
+                if (g.xsc == 1) for (pynn_idx c = 0; c < g.C; c++) dst[c] = src[c];               \
+                else for (pynn_idx c = 0; c < g.C; c++) dst[c] = src[c * g.xsc];                  \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
 }                                                                                                 \
                                                                                                   \
-/* dxb (H,W,C) += the taps of dcol (rows*OW, KH*KW*C) for output rows [oh0, oh0+rows) */          \
-static void conv_col2im_##SUF(T *dxb, const T *dcol, pynn_conv_geom g, pynn_idx oh0,              \
-                              pynn_idx rows) {                                                    \
-    pynn_idx K = g.KH * g.KW * g.C;                                                               \
-    for (pynn_idx r = 0; r < rows; r++) {                                                         \
-        pynn_idx oh = oh0 + r;                                                                    \
-        for (pynn_idx ow = 0; ow < g.OW; ow++) {                                                  \
-            const T *src = dcol + (r * g.OW + ow) * K;                                            \
-            for (pynn_idx i = 0; i < g.KH; i++) {                                                 \
-                pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                        \
-                for (pynn_idx j = 0; j < g.KW; j++, src += g.C) {                                 \
-                    pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                    \
-                    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;                     \
-                    T *dst = dxb + (ih * g.W + iw) * g.C;                                         \
-                    for (pynn_idx c = 0; c < g.C; c++) dst[c] += src[c];                          \
-                }                                                                                 \
+/* dx (B,H,W,C) += the taps of dcol (n, KH*KW*C) for output pixels [p0, p0+n) */                  \
+static void conv_col2im_##SUF(T *dx, const T *dcol, pynn_conv_geom g, pynn_idx p0,                \
+                              pynn_idx n) {                                                       \
+    pynn_idx K = g.KH * g.KW * g.C, P = g.OH * g.OW;                                              \
+    for (pynn_idx q = 0; q < n; q++) {                                                            \
+        pynn_idx p = p0 + q, b = p / P, oh = (p % P) / g.OW, ow = p % g.OW;                       \
+        T *dxb = dx + b * g.H * g.W * g.C;                                                        \
+        const T *src = dcol + q * K;                                                              \
+        for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
+            pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            for (pynn_idx j = 0; j < g.KW; j++, src += g.C) {                                     \
+                pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;                         \
+                T *dst = dxb + (ih * g.W + iw) * g.C;                                             \
+                for (pynn_idx c = 0; c < g.C; c++) dst[c] += src[c];                              \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
@@ -124,40 +125,38 @@ static void conv_col2im_##SUF(T *dxb, const T *dcol, pynn_conv_geom g, pynn_idx 
                                                                                                   \
 int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                        \
                               pynn_conv_geom g, int act, pynn_ctx ctx) {                          \
-    /* y (B,OH,OW,OC) = act(im2col(x) (B*OH*OW, KH*KW*C) @ w (KH*KW*C, OC) + bias (OC)) */        \
-    pynn_idx K = g.KH * g.KW * g.C;                                                               \
-    if (g.B == 0 || g.OH == 0 || g.OW == 0) return PYNN_OK;                                       \
+    /* y (B*OH*OW, OC) = act(im2col(x) (B*OH*OW, KH*KW*C) @ w (KH*KW*C, OC) + bias (OC)) */       \
+    pynn_idx K = g.KH * g.KW * g.C, PT = g.B * g.OH * g.OW;                                       \
+    if (PT == 0) return PYNN_OK;                                                                  \
     int pointwise = conv_is_pointwise(g);                                                         \
-    pynn_idx rb = conv_rows_per_block(g, K);                                                      \
-    pynn_idx nrb = (g.OH + rb - 1) / rb, units = g.B * nrb;                                       \
-    int nt = pynn_threads_for(ctx, 2.0 * g.B * g.OH * g.OW * (double)K * g.OC);                   \
+    pynn_idx pb = conv_block_pixels(g, K), units = (PT + pb - 1) / pb;                            \
+    int nt = pynn_threads_for(ctx, 2.0 * PT * (double)K * g.OC);                                  \
     if (nt > units) nt = (int)units;                                                              \
     pynn_ctx inner = ctx;                                                                         \
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
     T *scratch = NULL;                                                                            \
     if (!pointwise && K > 0) {                                                                    \
-        scratch = (T *)malloc((size_t)nt * rb * g.OW * K * sizeof(T));                            \
+        scratch = (T *)malloc((size_t)nt * pb * K * sizeof(T));                                   \
         if (!scratch) return PYNN_ENOMEM;                                                         \
     }                                                                                             \
     int fail = 0;                                                                                 \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
     for (pynn_idx u = 0; u < units; u++) {                                                        \
-        pynn_idx b = u / nrb, oh0 = (u % nrb) * rb, rows = PYNN_MIN(rb, g.OH - oh0);              \
-        pynn_idx M = rows * g.OW;                                                                 \
-        T *yb = y + (b * g.OH + oh0) * g.OW * g.OC;                                               \
-        const T *a = x + b * g.xsb + oh0 * g.xsh;                                                 \
+        pynn_idx p0 = u * pb, n = PYNN_MIN(pb, PT - p0);                                          \
+        T *yb = y + p0 * g.OC;                                                                    \
+        const T *a = x + p0 * g.xsw;                                                              \
         pynn_idx rsa = g.xsw, csa = g.xsc;                                                        \
         if (!pointwise && K > 0) {                                                                \
-            T *col = scratch + (size_t)PYNN_TID * rb * g.OW * K;                                  \
-            conv_im2col_##SUF(col, x + b * g.xsb, g, oh0, rows);                                  \
+            T *col = scratch + (size_t)PYNN_TID * pb * K;                                         \
+            conv_im2col_##SUF(col, x, g, p0, n);                                                  \
             a = col; rsa = K; csa = 1;                                                            \
         }                                                                                         \
-        if (pynn_gemm_##SUF(yb, g.OC, 1, a, rsa, csa, w, g.OC, 1, M, g.OC, K, 1, 0, inner)        \
+        if (pynn_gemm_##SUF(yb, g.OC, 1, a, rsa, csa, w, g.OC, 1, n, g.OC, K, 1, 0, inner)        \
             != PYNN_OK) {                                                                         \
             _Pragma("omp atomic write")                                                           \
             fail = 1;                                                                             \
         }                                                                                         \
-        conv_epilogue_##SUF(yb, bias, M, g.OC, act);                                              \
+        conv_epilogue_##SUF(yb, bias, n, g.OC, act);                                              \
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
@@ -177,15 +176,14 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
         return PYNN_OK;                                                                           \
     }                                                                                             \
     int pointwise = conv_is_pointwise(g);                                                         \
-    pynn_idx rb = conv_rows_per_block(g, K), nrb = (g.OH + rb - 1) / rb;                          \
-    pynn_idx M1 = rb * g.OW;                                                                      \
+    pynn_idx pb = conv_block_pixels(g, K);                                                        \
     pynn_idx G = PYNN_MIN(g.B, PYNN_CONV_GROUPS);                                                 \
     int nt = pynn_threads_for(ctx, 6.0 * g.B * P * (double)K * g.OC);                             \
     if (nt > G) nt = (int)G;                                                                      \
     pynn_ctx inner = ctx;                                                                         \
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
-    /* per thread: col (M1,K), dcol (M1,K), dz (M1,OC); per group >= 1: dw (K,OC), db (OC) */     \
-    size_t per_thread = (size_t)2 * M1 * K + (size_t)M1 * g.OC;                                   \
+    /* per thread: col (pb,K), dcol (pb,K), dz (pb,OC); per group >= 1: dw (K,OC), db (OC) */     \
+    size_t per_thread = (size_t)2 * pb * K + (size_t)pb * g.OC;                                   \
     size_t partial = (size_t)(G - 1) * (KO + g.OC);                                               \
     T *scratch = (T *)malloc(((size_t)nt * per_thread + partial + 1) * sizeof(T));                \
     if (!scratch) return PYNN_ENOMEM;                                                             \
@@ -194,49 +192,46 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
     for (pynn_idx gi = 0; gi < G; gi++) {                                                         \
         T *col = scratch + (size_t)PYNN_TID * per_thread;                                         \
-        T *dcol = col + (size_t)M1 * K, *dzb = dcol + (size_t)M1 * K;                             \
+        T *dcol = col + (size_t)pb * K, *dzb = dcol + (size_t)pb * K;                             \
         T *dwg = gi == 0 ? dweight : parts + (size_t)(gi - 1) * (KO + g.OC);                      \
         T *dbg = gi == 0 ? dbias : parts + (size_t)(gi - 1) * (KO + g.OC) + KO;                   \
-        pynn_idx b0 = gi * g.B / G, b1 = (gi + 1) * g.B / G;                                      \
+        /* the group's images [b0, b1) as a range of output pixels, in blocks of pb */            \
+        pynn_idx q0 = (gi * g.B / G) * P, q1 = ((gi + 1) * g.B / G) * P;                          \
         int first = 1;                                                                            \
         for (pynn_idx j = 0; j < g.OC; j++) dbg[j] = 0;                                           \
         if (K == 0) memset(dwg, 0, (size_t)KO * sizeof(T));                                       \
-        for (pynn_idx b = b0; b < b1; b++) {                                                      \
-            for (pynn_idx q = 0; q < nrb; q++) {                                                  \
-                pynn_idx oh0 = q * rb, rows = PYNN_MIN(rb, g.OH - oh0), M = rows * g.OW;          \
-                size_t off = (size_t)(b * P + oh0 * g.OW) * g.OC;                                 \
-                const T *dz = dy + off;                                                           \
-                if (act != PYNN_CONV_LINEAR) {                                                    \
-                    conv_act_grad_##SUF(dzb, y + off, dy + off, M * g.OC, act);                   \
-                    dz = dzb;                                                                     \
-                }                                                                                 \
-                for (pynn_idx i = 0; i < M; i++)                                                  \
-                    for (pynn_idx j = 0; j < g.OC; j++) dbg[j] += dz[i * g.OC + j];               \
-                if (K == 0) continue;                                                             \
-                const T *a = x + b * g.xsb + oh0 * g.xsh;                                         \
-                pynn_idx rsa = g.xsw, csa = g.xsc;                                                \
-                if (!pointwise) {                                                                 \
-                    conv_im2col_##SUF(col, x + b * g.xsb, g, oh0, rows);                          \
-                    a = col; rsa = K; csa = 1;                                                    \
-                }                                                                                 \
-                /* dw (K,OC) (+)= a^T (K,M) @ dz (M,OC) */                                        \
-                if (pynn_gemm_##SUF(dwg, g.OC, 1, a, csa, rsa, dz, g.OC, 1, K, g.OC, M, 1,        \
-                                    first ? 0 : 1, inner) != PYNN_OK) {                           \
-                    _Pragma("omp atomic write")                                                   \
-                    fail = 1;                                                                     \
-                }                                                                                 \
-                first = 0;                                                                        \
-                if (!dx) continue;                                                                \
-                T *dxb = dx + b * g.H * g.W * g.C;                                                \
-                /* dcol (M,K) = dz (M,OC) @ w^T (OC,K); pointwise: straight into dx rows */       \
-                T *dc = pointwise ? dxb + oh0 * g.W * g.C : dcol;                                 \
-                if (pynn_gemm_##SUF(dc, K, 1, dz, g.OC, 1, w, 1, g.OC, M, K, g.OC, 1, 0, inner)   \
-                    != PYNN_OK) {                                                                 \
-                    _Pragma("omp atomic write")                                                   \
-                    fail = 1;                                                                     \
-                }                                                                                 \
-                if (!pointwise) conv_col2im_##SUF(dxb, dcol, g, oh0, rows);                       \
+        for (pynn_idx p0 = q0; p0 < q1; p0 += pb) {                                               \
+            pynn_idx n = PYNN_MIN(pb, q1 - p0);                                                   \
+            const T *dz = dy + p0 * g.OC;                                                         \
+            if (act != PYNN_CONV_LINEAR) {                                                        \
+                conv_act_grad_##SUF(dzb, y + p0 * g.OC, dz, n * g.OC, act);                       \
+                dz = dzb;                                                                         \
             }                                                                                     \
+            for (pynn_idx i = 0; i < n; i++)                                                      \
+                for (pynn_idx j = 0; j < g.OC; j++) dbg[j] += dz[i * g.OC + j];                   \
+            if (K == 0) continue;                                                                 \
+            const T *a = x + p0 * g.xsw;                                                          \
+            pynn_idx rsa = g.xsw, csa = g.xsc;                                                    \
+            if (!pointwise) {                                                                     \
+                conv_im2col_##SUF(col, x, g, p0, n);                                              \
+                a = col; rsa = K; csa = 1;                                                        \
+            }                                                                                     \
+            /* dw (K,OC) (+)= a^T (K,n) @ dz (n,OC) */                                            \
+            if (pynn_gemm_##SUF(dwg, g.OC, 1, a, csa, rsa, dz, g.OC, 1, K, g.OC, n, 1,            \
+                                first ? 0 : 1, inner) != PYNN_OK) {                               \
+                _Pragma("omp atomic write")                                                       \
+                fail = 1;                                                                         \
+            }                                                                                     \
+            first = 0;                                                                            \
+            if (!dx) continue;                                                                    \
+            /* dcol (n,K) = dz (n,OC) @ w^T (OC,K); pointwise: straight into dx rows */           \
+            T *dc = pointwise ? dx + p0 * g.C : dcol;                                             \
+            if (pynn_gemm_##SUF(dc, K, 1, dz, g.OC, 1, w, 1, g.OC, n, K, g.OC, 1, 0, inner)       \
+                != PYNN_OK) {                                                                     \
+                _Pragma("omp atomic write")                                                       \
+                fail = 1;                                                                         \
+            }                                                                                     \
+            if (!pointwise) conv_col2im_##SUF(dx, dcol, g, p0, n);                                \
         }                                                                                         \
         if (first && K > 0) memset(dwg, 0, (size_t)KO * sizeof(T));                               \
     }                                                                                             \
