@@ -171,8 +171,8 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     pynn_idx P = g.OH * g.OW;                                                                     \
     if (dx) memset(dx, 0, (size_t)g.B * g.H * g.W * g.C * sizeof(T));                             \
     if (g.B == 0 || P == 0) {                                                                     \
-        memset(dweight, 0, (size_t)KO * sizeof(T));                                               \
-        memset(dbias, 0, (size_t)g.OC * sizeof(T));                                               \
+        if (dweight) memset(dweight, 0, (size_t)KO * sizeof(T));                                  \
+        if (dbias) memset(dbias, 0, (size_t)g.OC * sizeof(T));                                    \
         return PYNN_OK;                                                                           \
     }                                                                                             \
     int pointwise = conv_is_pointwise(g);                                                         \
@@ -184,7 +184,7 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
     /* per thread: col (pb,K), dcol (pb,K), dz (pb,OC); per group >= 1: dw (K,OC), db (OC) */     \
     size_t per_thread = (size_t)2 * pb * K + (size_t)pb * g.OC;                                   \
-    size_t partial = (size_t)(G - 1) * (KO + g.OC);                                               \
+    size_t partial = dweight ? (size_t)(G - 1) * (KO + g.OC) : 0;                                 \
     T *scratch = (T *)malloc(((size_t)nt * per_thread + partial + 1) * sizeof(T));                \
     if (!scratch) return PYNN_ENOMEM;                                                             \
     T *parts = scratch + (size_t)nt * per_thread;                                                 \
@@ -193,13 +193,15 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     for (pynn_idx gi = 0; gi < G; gi++) {                                                         \
         T *col = scratch + (size_t)PYNN_TID * per_thread;                                         \
         T *dcol = col + (size_t)pb * K, *dzb = dcol + (size_t)pb * K;                             \
-        T *dwg = gi == 0 ? dweight : parts + (size_t)(gi - 1) * (KO + g.OC);                      \
-        T *dbg = gi == 0 ? dbias : parts + (size_t)(gi - 1) * (KO + g.OC) + KO;                   \
+        T *dwg = gi == 0 || !dweight ? dweight : parts + (size_t)(gi - 1) * (KO + g.OC);          \
+        T *dbg = gi == 0 || !dweight ? dbias : parts + (size_t)(gi - 1) * (KO + g.OC) + KO;       \
         /* the group's images [b0, b1) as a range of output pixels, in blocks of pb */            \
         pynn_idx q0 = (gi * g.B / G) * P, q1 = ((gi + 1) * g.B / G) * P;                          \
         int first = 1;                                                                            \
-        for (pynn_idx j = 0; j < g.OC; j++) dbg[j] = 0;                                           \
-        if (K == 0) memset(dwg, 0, (size_t)KO * sizeof(T));                                       \
+        if (dweight) {                                                                            \
+            for (pynn_idx j = 0; j < g.OC; j++) dbg[j] = 0;                                       \
+            if (K == 0) memset(dwg, 0, (size_t)KO * sizeof(T));                                   \
+        }                                                                                         \
         for (pynn_idx p0 = q0; p0 < q1; p0 += pb) {                                               \
             pynn_idx n = PYNN_MIN(pb, q1 - p0);                                                   \
             const T *dz = dy + p0 * g.OC;                                                         \
@@ -207,22 +209,25 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
                 conv_act_grad_##SUF(dzb, y + p0 * g.OC, dz, n * g.OC, act);                       \
                 dz = dzb;                                                                         \
             }                                                                                     \
-            for (pynn_idx i = 0; i < n; i++)                                                      \
-                for (pynn_idx j = 0; j < g.OC; j++) dbg[j] += dz[i * g.OC + j];                   \
+            if (dweight)                                                                          \
+                for (pynn_idx i = 0; i < n; i++)                                                  \
+                    for (pynn_idx j = 0; j < g.OC; j++) dbg[j] += dz[i * g.OC + j];               \
             if (K == 0) continue;                                                                 \
-            const T *a = x + p0 * g.xsw;                                                          \
-            pynn_idx rsa = g.xsw, csa = g.xsc;                                                    \
-            if (!pointwise) {                                                                     \
-                conv_im2col_##SUF(col, x, g, p0, n);                                              \
-                a = col; rsa = K; csa = 1;                                                        \
+            if (dweight) {                                                                        \
+                const T *a = x + p0 * g.xsw;                                                      \
+                pynn_idx rsa = g.xsw, csa = g.xsc;                                                \
+                if (!pointwise) {                                                                 \
+                    conv_im2col_##SUF(col, x, g, p0, n);                                          \
+                    a = col; rsa = K; csa = 1;                                                    \
+                }                                                                                 \
+                /* dw (K,OC) (+)= a^T (K,n) @ dz (n,OC) */                                        \
+                if (pynn_gemm_##SUF(dwg, g.OC, 1, a, csa, rsa, dz, g.OC, 1, K, g.OC, n, 1,        \
+                                    first ? 0 : 1, inner) != PYNN_OK) {                           \
+                    _Pragma("omp atomic write")                                                   \
+                    fail = 1;                                                                     \
+                }                                                                                 \
+                first = 0;                                                                        \
             }                                                                                     \
-            /* dw (K,OC) (+)= a^T (K,n) @ dz (n,OC) */                                            \
-            if (pynn_gemm_##SUF(dwg, g.OC, 1, a, csa, rsa, dz, g.OC, 1, K, g.OC, n, 1,            \
-                                first ? 0 : 1, inner) != PYNN_OK) {                               \
-                _Pragma("omp atomic write")                                                       \
-                fail = 1;                                                                         \
-            }                                                                                     \
-            first = 0;                                                                            \
             if (!dx) continue;                                                                    \
             /* dcol (n,K) = dz (n,OC) @ w^T (OC,K); pointwise: straight into dx rows */           \
             T *dc = pointwise ? dx + p0 * g.C : dcol;                                             \
@@ -233,10 +238,10 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
             }                                                                                     \
             if (!pointwise) conv_col2im_##SUF(dx, dcol, g, p0, n);                                \
         }                                                                                         \
-        if (first && K > 0) memset(dwg, 0, (size_t)KO * sizeof(T));                               \
+        if (dweight && first && K > 0) memset(dwg, 0, (size_t)KO * sizeof(T));                    \
     }                                                                                             \
     /* group partials summed in group order: the same bits for any thread count */                \
-    if (G > 1) {                                                                                  \
+    if (dweight && G > 1) {                                                                       \
         int nt2 = pynn_threads_for(ctx, (double)G * KO);                                          \
         _Pragma("omp parallel for num_threads(nt2) schedule(static) if(nt2 > 1)")                 \
         for (pynn_idx e = 0; e < KO + g.OC; e++) {                                                \
@@ -248,6 +253,52 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
+}                                                                                                 \
+                                                                                                  \
+int pynn_conv2d_transpose_forward_##SUF(T *y, const T *x, const T *w, const T *bias,              \
+                                        pynn_conv_geom g, int act, pynn_ctx ctx) {                \
+    /* y (B,H,W,C) = act(conv2d's input gradient for output gradient x (B,OH,OW,OC) + bias (C));  \
+       g is the underlying convolution (B,H,W,C) -> (B,OH,OW,OC), w (KH,KW,C,OC) */               \
+    int st = pynn_conv2d_backward_##SUF(y, NULL, NULL, NULL, w, NULL, x, g, PYNN_CONV_LINEAR,     \
+                                        ctx);                                                     \
+    if (st != PYNN_OK) return st;                                                                 \
+    pynn_idx rows = g.B * g.H * g.W;                                                              \
+    int nt = pynn_threads_for(ctx, (double)rows * g.C * (act == PYNN_CONV_LINEAR ? 1 : 8));       \
+    pynn_idx nb = (rows + 255) / 256;                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
+    for (pynn_idx k = 0; k < nb; k++)                                                             \
+        conv_epilogue_##SUF(y + k * 256 * g.C, bias, PYNN_MIN(256, rows - k * 256), g.C, act);    \
+    return PYNN_OK;                                                                               \
+}                                                                                                 \
+                                                                                                  \
+int pynn_conv2d_transpose_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T *w,     \
+                                         const T *y, const T *dy, pynn_conv_geom g, int act,      \
+                                         pynn_ctx ctx) {                                          \
+    /* dz (B,H,W,C) = dy * act'(y); dx (B,OH,OW,OC) = conv2d(dz, w); dweight = conv2d's           \
+       weight gradient for input dz and output gradient x; dbias (C) = sum of dz */               \
+    pynn_idx rows = g.B * g.H * g.W;                                                              \
+    T *dz = NULL;                                                                                 \
+    int st = PYNN_OK;                                                                             \
+    if (act != PYNN_CONV_LINEAR) {                                                                \
+        dz = (T *)malloc(((size_t)rows * g.C + 1) * sizeof(T));                                   \
+        if (!dz) return PYNN_ENOMEM;                                                              \
+        conv_act_grad_##SUF(dz, y, dy, rows * g.C, act);                                          \
+    }                                                                                             \
+    const T *dzc = dz ? dz : dy;                                                                  \
+    pynn_conv_geom gz = g;                                                                        \
+    gz.xsc = 1; gz.xsw = g.C; gz.xsh = g.W * g.C; gz.xsb = g.H * g.W * g.C;                       \
+    T *sum_x = (T *)malloc(((size_t)g.OC + 1) * sizeof(T));                                       \
+    if (!sum_x) { free(dz); return PYNN_ENOMEM; }                                                 \
+    if (dx) st = pynn_conv2d_forward_##SUF(dx, dzc, w, NULL, gz, PYNN_CONV_LINEAR, ctx);          \
+    if (st == PYNN_OK)                                                                            \
+        st = pynn_conv2d_backward_##SUF(NULL, dweight, sum_x, dzc, w, NULL, x, gz,                \
+                                        PYNN_CONV_LINEAR, ctx);                                   \
+    for (pynn_idx c = 0; c < g.C; c++) dbias[c] = 0;                                              \
+    for (pynn_idx r = 0; r < rows; r++)                                                           \
+        for (pynn_idx c = 0; c < g.C; c++) dbias[c] += dzc[r * g.C + c];                          \
+    free(sum_x);                                                                                  \
+    free(dz);                                                                                     \
+    return st;                                                                                    \
 }                                                                                                 \
                                                                                                   \
 int pynn_depthwise_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,              \

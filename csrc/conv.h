@@ -29,13 +29,32 @@ int pynn_conv2d_forward_f32(float *y, const float *x, const float *w, const floa
                             pynn_conv_geom g, int act, pynn_ctx ctx);
 int pynn_conv2d_forward_f64(double *y, const double *x, const double *w, const double *bias,
                             pynn_conv_geom g, int act, pynn_ctx ctx);
-/* dx may be NULL (not needed); y may be NULL for PYNN_CONV_LINEAR */
+/* dx may be NULL (not needed); y may be NULL for PYNN_CONV_LINEAR; dweight and dbias may
+ * both be NULL (input gradient only; x is not read then) */
 int pynn_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float *x,
                              const float *w, const float *y, const float *dy,
                              pynn_conv_geom g, int act, pynn_ctx ctx);
 int pynn_conv2d_backward_f64(double *dx, double *dweight, double *dbias, const double *x,
                              const double *w, const double *y, const double *dy,
                              pynn_conv_geom g, int act, pynn_ctx ctx);
+
+/* transposed convolution: g is the underlying convolution (B,H,W,C) -> (B,OH,OW,OC) with
+ * w (KH,KW,C,OC); the transposed one maps x (B,OH,OW,OC) -> y (B,H,W,C), bias (C). Its forward
+ * is conv2d's input gradient, its backward a conv2d forward (dx) and weight gradient (dweight).
+ * x, y, dy are C-contiguous here (x's strides in g are not used). */
+int pynn_conv2d_transpose_forward_f32(float *y, const float *x, const float *w,
+                                      const float *bias, pynn_conv_geom g, int act,
+                                      pynn_ctx ctx);
+int pynn_conv2d_transpose_forward_f64(double *y, const double *x, const double *w,
+                                      const double *bias, pynn_conv_geom g, int act,
+                                      pynn_ctx ctx);
+int pynn_conv2d_transpose_backward_f32(float *dx, float *dweight, float *dbias, const float *x,
+                                       const float *w, const float *y, const float *dy,
+                                       pynn_conv_geom g, int act, pynn_ctx ctx);
+int pynn_conv2d_transpose_backward_f64(double *dx, double *dweight, double *dbias,
+                                       const double *x, const double *w, const double *y,
+                                       const double *dy, pynn_conv_geom g, int act,
+                                       pynn_ctx ctx);
 
 /* depthwise, depth_multiplier 1: w (KH,KW,C), bias (C), g.OC == g.C */
 int pynn_depthwise_conv2d_forward_f32(float *y, const float *x, const float *w,

@@ -333,3 +333,39 @@ def batch_norm_outs(x, dy, gamma, mean, inv_std, dx, dgamma, dbeta):
     dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(x, gamma, mean, inv_std, dgamma, dbeta))
     dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(dy,), allow_inplace=True)
     return dx, dgamma, dbeta
+
+
+def conv2d_transpose_args(x, w, b, strides, padding, dilation, activation):
+    """Check a conv2d_transpose call: x (B, H, W, C), w (KH, KW, F, C) as Keras'
+    Conv2DTranspose stores it, b (F,). Output (B, HO, WO, F) with Keras' sizes: "same"
+    HO = H * sh; "valid" HO = H * sh + max(keff - sh, 0). Returns (x, w, b, strides, padding,
+    dilation, activation, (HO, WO), geo) where geo = (H, W, pad_top, pad_left) is the
+    geometry of the convolution (B, HO, WO, F) -> (B, H, W, C) whose input gradient this is."""
+    x = float_array(x, "x", ndim=4)
+    w = float_array(w, "w", ndim=4)
+    same_dtype(x.dtype, w=w)
+    if w.shape[3] != x.shape[3]:
+        raise ValueError(f"w has {w.shape[3]} input channels (w.shape[3]) but x has "
+                         f"{x.shape[3]} (x.shape[3]); a transposed convolution's w is "
+                         f"(KH, KW, filters, C)")
+    if min(w.shape[:3]) < 1:
+        raise ValueError(f"w must have KH, KW, filters >= 1, received {w.shape}")
+    if b is not None:
+        b = float_array(b, "b", ndim=1)
+        same_dtype(x.dtype, b=b)
+        if b.shape != (w.shape[2],):
+            raise ValueError(f"b must have shape ({w.shape[2]},), received {b.shape}")
+    strides = int_pair(strides, "strides")
+    dilation = int_pair(dilation, "dilation")
+    padding = padding_name(padding)
+    activation = conv_activation(activation)
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"input height and width must be >= 1, received shape {x.shape}")
+    size = []
+    for n, k, s, d in zip(x.shape[1:3], w.shape[:2], strides, dilation):
+        keff = (k - 1) * d + 1
+        size.append(n * s if padding == "same" else n * s + max(keff - s, 0))
+    geo = conv_geometry((x.shape[0], size[0], size[1], w.shape[2]), w.shape[:2], strides,
+                        padding, dilation)
+    assert geo[:2] == x.shape[1:3], (geo, x.shape)
+    return x, w, b, strides, padding, dilation, activation, tuple(size), geo

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""C backend of pynn.reference.conv: conv2d and depthwise conv2d, NHWC, forward and backward.
+"""C backend of pynn.reference.conv: conv2d, conv2d_transpose and depthwise conv2d, NHWC,
+forward and backward.
 
 Each wrapper checks its arguments with pynn._checks (the same checks as the reference),
 allocates the outputs it was not given, then makes one C call with the GIL released.
@@ -26,6 +27,20 @@ cdef extern from "conv.h" nogil:
     int pynn_conv2d_backward_f64(double *dx, double *dweight, double *dbias, const double *x,
                                  const double *w, const double *y, const double *dy,
                                  pynn_conv_geom g, int act, pynn_ctx ctx)
+    int pynn_conv2d_transpose_forward_f32(float *y, const float *x, const float *w,
+                                          const float *bias, pynn_conv_geom g, int act,
+                                          pynn_ctx ctx)
+    int pynn_conv2d_transpose_forward_f64(double *y, const double *x, const double *w,
+                                          const double *bias, pynn_conv_geom g, int act,
+                                          pynn_ctx ctx)
+    int pynn_conv2d_transpose_backward_f32(float *dx, float *dweight, float *dbias,
+                                           const float *x, const float *w, const float *y,
+                                           const float *dy, pynn_conv_geom g, int act,
+                                           pynn_ctx ctx)
+    int pynn_conv2d_transpose_backward_f64(double *dx, double *dweight, double *dbias,
+                                           const double *x, const double *w, const double *y,
+                                           const double *dy, pynn_conv_geom g, int act,
+                                           pynn_ctx ctx)
     int pynn_depthwise_conv2d_forward_f32(float *y, const float *x, const float *w,
                                           const float *bias, pynn_conv_geom g, int act,
                                           pynn_ctx ctx)
@@ -41,8 +56,12 @@ cdef extern from "conv.h" nogil:
                                            const double *dy, pynn_conv_geom g, int act,
                                            pynn_ctx ctx)
 
-__all__ = ["conv2d_forward", "conv2d_backward",
-           "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+__all__ = ["conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
+           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+
+# which family of C kernels a call runs
+cdef enum:
+    CONV, DEPTHWISE, TRANSPOSE
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
@@ -81,7 +100,7 @@ cdef int _forward(floating[::1] y,                      # OUT (B*OH*OW*OC,)
                   const floating[:, :, :, :] x,         # IN  (B,H,W,C), strided
                   const floating[:, :, :, :] w,         # IN  (KH,KW,C,OC), contiguous
                   const floating[::1] b,                # IN  (OC,) or None
-                  pynn_conv_geom g, int act, bint depthwise, pynn_ctx ctx) noexcept:
+                  pynn_conv_geom g, int act, int kind, pynn_ctx ctx) noexcept:
     cdef int st = PYNN_OK
     cdef floating *py = optr(y)
     cdef const floating *px = cptr(x)
@@ -91,13 +110,17 @@ cdef int _forward(floating[::1] y,                      # OUT (B*OH*OW*OC,)
         return st
     with nogil:
         if floating is float:
-            if depthwise:
+            if kind == DEPTHWISE:
                 st = pynn_depthwise_conv2d_forward_f32(py, px, pw, pb, g, act, ctx)
+            elif kind == TRANSPOSE:
+                st = pynn_conv2d_transpose_forward_f32(py, px, pw, pb, g, act, ctx)
             else:
                 st = pynn_conv2d_forward_f32(py, px, pw, pb, g, act, ctx)
         else:
-            if depthwise:
+            if kind == DEPTHWISE:
                 st = pynn_depthwise_conv2d_forward_f64(py, px, pw, pb, g, act, ctx)
+            elif kind == TRANSPOSE:
+                st = pynn_conv2d_transpose_forward_f64(py, px, pw, pb, g, act, ctx)
             else:
                 st = pynn_conv2d_forward_f64(py, px, pw, pb, g, act, ctx)
     return st
@@ -110,7 +133,7 @@ cdef int _backward(floating[::1] dx,                    # OUT (B*H*W*C,) or None
                    const floating[:, :, :, :] w,        # IN  (KH,KW,C,OC), contiguous
                    const floating[:, :, :, :] y,        # IN  (B,OH,OW,OC) or None
                    const floating[:, :, :, :] dy,       # IN  (B,OH,OW,OC)
-                   pynn_conv_geom g, int act, bint depthwise, pynn_ctx ctx) noexcept:
+                   pynn_conv_geom g, int act, int kind, pynn_ctx ctx) noexcept:
     cdef int st = PYNN_OK
     cdef floating *pdx = optr(dx)
     cdef floating *pdw = optr(dw)
@@ -121,19 +144,23 @@ cdef int _backward(floating[::1] dx,                    # OUT (B*H*W*C,) or None
     cdef const floating *pdy = cptr(dy)
     with nogil:
         if floating is float:
-            if depthwise:
+            if kind == DEPTHWISE:
                 st = pynn_depthwise_conv2d_backward_f32(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
+            elif kind == TRANSPOSE:
+                st = pynn_conv2d_transpose_backward_f32(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
             else:
                 st = pynn_conv2d_backward_f32(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
         else:
-            if depthwise:
+            if kind == DEPTHWISE:
                 st = pynn_depthwise_conv2d_backward_f64(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
+            elif kind == TRANSPOSE:
+                st = pynn_conv2d_transpose_backward_f64(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
             else:
                 st = pynn_conv2d_backward_f64(pdx, pdw, pdb, px, pw, py, pdy, g, act, ctx)
     return st
 
 
-def _run_forward(x, w, b, strides, padding, dilation, activation, out, depthwise):
+def _run_forward(x, w, b, strides, padding, dilation, activation, out, bint depthwise):
     x, w, b, strides, padding, dilation, activation, geo = _checks.conv2d_args(
         x, w, b, strides, padding, dilation, activation, depthwise=depthwise)
     oc = x.shape[3] if depthwise else w.shape[3]
@@ -142,18 +169,18 @@ def _run_forward(x, w, b, strides, padding, dilation, activation, out, depthwise
     b = None if b is None else _checks.contiguous(b)
     g = make_geom(x, w.shape[0], w.shape[1], oc, geo, strides, dilation)
     if x.dtype == np.float32:
-        st = _forward[float](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation], depthwise,
-                             get_ctx())
+        st = _forward[float](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation],
+                             DEPTHWISE if depthwise else CONV, get_ctx())
     else:
-        st = _forward[double](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation], depthwise,
-                              get_ctx())
+        st = _forward[double](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation],
+                              DEPTHWISE if depthwise else CONV, get_ctx())
     if st != PYNN_OK:
         raise MemoryError("conv2d: could not allocate im2col scratch")
     return out
 
 
 def _run_backward(x, w, y, dy, strides, padding, dilation, activation, need_dx, dx, dw, db,
-                  depthwise):
+                  bint depthwise):
     x, w, _, strides, padding, dilation, activation, geo = _checks.conv2d_args(
         x, w, None, strides, padding, dilation, activation, depthwise=depthwise)
     oc = x.shape[3] if depthwise else w.shape[3]
@@ -171,10 +198,12 @@ def _run_backward(x, w, y, dy, strides, padding, dilation, activation, need_dx, 
     g = make_geom(x, w.shape[0], w.shape[1], oc, geo, strides, dilation)
     if x.dtype == np.float32:
         st = _backward[float](_flat(dx), dw.reshape(-1), db, x, w, y, dy, g,
-                              ACTIVATIONS[activation], depthwise, get_ctx())
+                              ACTIVATIONS[activation],
+                              DEPTHWISE if depthwise else CONV, get_ctx())
     else:
         st = _backward[double](_flat(dx), dw.reshape(-1), db, x, w, y, dy, g,
-                               ACTIVATIONS[activation], depthwise, get_ctx())
+                               ACTIVATIONS[activation],
+                              DEPTHWISE if depthwise else CONV, get_ctx())
     if st != PYNN_OK:
         raise MemoryError("conv2d backward: could not allocate scratch")
     return dx, dw, db
@@ -191,6 +220,66 @@ def conv2d_backward(x, w, y, dy, strides=(1, 1), padding="valid", dilation=(1, 1
     """(dx or None, dw, db) of conv2d_forward. See pynn.reference.conv2d_backward."""
     return _run_backward(x, w, y, dy, strides, padding, dilation, activation, need_dx,
                          dx, dw, db, False)
+
+
+def _transpose_geom(x, w, size, geo, strides, dilation):
+    # the convolution (B, HO, WO, F) -> (B, H, W, C) whose input gradient this is; its
+    # input is the transposed output, C-contiguous
+    cdef pynn_conv_geom g
+    g.B, g.H, g.W, g.C = x.shape[0], size[0], size[1], w.shape[2]
+    g.OC, g.KH, g.KW = w.shape[3], w.shape[0], w.shape[1]
+    g.OH, g.OW, g.pt, g.pl = geo
+    g.sh, g.sw = strides
+    g.dh, g.dw = dilation
+    g.xsc, g.xsw, g.xsh, g.xsb = 1, g.C, g.W * g.C, g.H * g.W * g.C
+    return g
+
+
+def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                             activation="linear", out=None):
+    """y (B, HO, WO, F), w (KH, KW, F, C). See pynn.reference.conv2d_transpose_forward."""
+    x, w, b, strides, padding, dilation, activation, size, geo = \
+        _checks.conv2d_transpose_args(x, w, b, strides, padding, dilation, activation)
+    out = _checks.out_array(out, (x.shape[0], size[0], size[1], w.shape[2]), x.dtype,
+                            inputs=(x, w, b))
+    x = _checks.contiguous(x)
+    w = _checks.contiguous(w)
+    b = None if b is None else _checks.contiguous(b)
+    g = _transpose_geom(x, w, size, geo, strides, dilation)
+    if x.dtype == np.float32:
+        st = _forward[float](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation], TRANSPOSE,
+                             get_ctx())
+    else:
+        st = _forward[double](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation], TRANSPOSE,
+                              get_ctx())
+    if st != PYNN_OK:
+        raise MemoryError("conv2d_transpose: could not allocate scratch")
+    return out
+
+
+def conv2d_transpose_backward(x, w, y, dy, strides=(1, 1), padding="valid", dilation=(1, 1),
+                              activation="linear", need_dx=True, dx=None, dw=None, db=None):
+    """(dx or None, dw, db) of conv2d_transpose_forward."""
+    x, w, _, strides, padding, dilation, activation, size, geo = \
+        _checks.conv2d_transpose_args(x, w, None, strides, padding, dilation, activation)
+    F = w.shape[2]
+    y, dy = _checks.conv2d_grad_args(x, y, dy, activation, (x.shape[0], size[0], size[1], F))
+    ins = (x, w, y, dy)
+    dw = _checks.out_array(dw, w.shape, x.dtype, "dw", inputs=ins)
+    db = _checks.out_array(db, (F,), x.dtype, "db", inputs=ins + (dw,))
+    dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dw, db)) if need_dx else None
+    x, w, dy = (_checks.contiguous(a) for a in (x, w, dy))
+    y = None if activation == "linear" or y is None else _checks.contiguous(y)
+    g = _transpose_geom(x, w, size, geo, strides, dilation)
+    if x.dtype == np.float32:
+        st = _backward[float](_flat(dx), dw.reshape(-1), db, x, w, y, dy, g,
+                              ACTIVATIONS[activation], TRANSPOSE, get_ctx())
+    else:
+        st = _backward[double](_flat(dx), dw.reshape(-1), db, x, w, y, dy, g,
+                               ACTIVATIONS[activation], TRANSPOSE, get_ctx())
+    if st != PYNN_OK:
+        raise MemoryError("conv2d_transpose backward: could not allocate scratch")
+    return dx, dw, db
 
 
 def depthwise_conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),

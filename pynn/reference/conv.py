@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import _checks
 
-__all__ = ["conv2d_forward", "conv2d_backward",
-           "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+__all__ = ["conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
+           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
 
 def _act(z, activation):
@@ -106,6 +106,57 @@ def conv2d_backward(x, w, y, dy, strides=(1, 1), padding="valid", dilation=(1, 1
         return None, dw, db
     H, W = x.shape[1], x.shape[2]
     dx[...] = dxp[:, geo[2]:geo[2] + H, geo[3]:geo[3] + W, :]          # (B,H,W,C)
+    return dx, dw, db
+
+
+def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                             activation="linear", out=None):
+    """y (B, HO, WO, F) = act(conv2d_transpose(x, w) + b), w (KH, KW, F, C) (Keras'
+    Conv2DTranspose): the input gradient of the convolution (B,HO,WO,F) -> (B,H,W,C) with
+    weights w, taken at output gradient x. Sizes: "same" HO = H * sh, "valid"
+    HO = H * sh + max(keff - sh, 0)."""
+    x, w, b, strides, padding, dilation, activation, size, geo = \
+        _checks.conv2d_transpose_args(x, w, b, strides, padding, dilation, activation)
+    B, F = x.shape[0], w.shape[2]
+    out = _checks.out_array(out, (B, size[0], size[1], F), x.dtype, inputs=(x, w, b))
+    yp = _pad(out[..., :0], geo, w.shape[:2], strides, dilation)       # (B,Hp,Wp,0)
+    zp = np.zeros(yp.shape[:3] + (F,), x.dtype)                        # (B,Hp,Wp,F)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            zp[_tap(i, j, geo, strides, dilation)] += x @ w[i, j].T    # (B,H,W,C) @ (C,F)
+    z = zp[:, geo[2]:geo[2] + size[0], geo[3]:geo[3] + size[1], :]     # (B,HO,WO,F)
+    if b is not None:
+        z = z + b                                                      # (B,HO,WO,F)
+    out[...] = _act(z, activation)                                     # (B,HO,WO,F)
+    return out
+
+
+def conv2d_transpose_backward(x, w, y, dy, strides=(1, 1), padding="valid", dilation=(1, 1),
+                              activation="linear", need_dx=True, dx=None, dw=None, db=None):
+    """(dx (B,H,W,C) or None, dw (KH,KW,F,C), db (F,)) of conv2d_transpose_forward:
+    dz = dy * act'(y); dx = conv2d(dz, w); dw[i,j] = window(i,j) of dz (padded)^T x;
+    db = sum of dz."""
+    x, w, _, strides, padding, dilation, activation, size, geo = \
+        _checks.conv2d_transpose_args(x, w, None, strides, padding, dilation, activation)
+    B, F = x.shape[0], w.shape[2]
+    y, dy = _checks.conv2d_grad_args(x, y, dy, activation, (B, size[0], size[1], F))
+    ins = (x, w, y, dy)
+    dw = _checks.out_array(dw, w.shape, x.dtype, "dw", inputs=ins)
+    db = _checks.out_array(db, (F,), x.dtype, "db", inputs=ins + (dw,))
+    if need_dx:
+        dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dw, db))
+    dz = _act_grad(y, dy, activation)                                   # (B,HO,WO,F)
+    dzp = _pad(dz, geo, w.shape[:2], strides, dilation)                 # (B,Hp,Wp,F)
+    g = np.zeros(x.shape, x.dtype)                                      # (B,H,W,C)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            t = _tap(i, j, geo, strides, dilation)
+            dw[i, j] = np.tensordot(dzp[t], x, axes=([0, 1, 2], [0, 1, 2]))  # (F,C)
+            g += dzp[t] @ w[i, j]                                       # (B,H,W,F) @ (F,C)
+    db[...] = dz.sum(axis=(0, 1, 2))                                    # (F,)
+    if not need_dx:
+        return None, dw, db
+    dx[...] = g                                                         # (B,H,W,C)
     return dx, dw, db
 
 

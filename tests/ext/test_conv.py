@@ -261,3 +261,95 @@ def test_depthwise_rejects_multiplier():
     for be in (C, REF):
         with pytest.raises(ValueError, match="depth_multiplier 1"):
             be.depthwise_conv2d_forward(np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 2)))
+
+
+# conv2d_transpose: (B, H, W, C, F, KH, KW, strides, padding, dilation, activation)
+TRANSPOSE_CASES = [
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), "valid", (1, 1), "linear"),
+    (2, 4, 4, 3, 5, 3, 3, (2, 2), "same", (1, 1), "linear"),
+    (2, 5, 3, 3, 5, 3, 3, (2, 1), "valid", (1, 1), "relu"),
+    (1, 3, 3, 2, 4, 2, 2, (3, 3), "valid", (1, 1), "tanh"),     # stride > kernel: gaps
+    (2, 4, 5, 3, 2, 2, 3, (1, 1), "same", (2, 1), "sigmoid"),   # dilation
+    (3, 4, 4, 3, 5, 1, 1, (1, 1), "valid", (1, 1), "linear"),   # 1x1
+    (4, 8, 8, 8, 16, 3, 3, (2, 2), "same", (1, 1), "relu"),     # big enough for 2 threads
+    (0, 3, 3, 2, 2, 3, 3, (1, 1), "same", (1, 1), "linear"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=_ids)
+def test_transpose_against_reference(case, dtype):
+    B, H, W, Cin, F, KH, KW, s, p, d, act = case
+    rng = np.random.default_rng(0)
+    x = rand(rng, (B, H, W, Cin), dtype)
+    w = rand(rng, (KH, KW, F, Cin), dtype)
+    b = rand(rng, (F,), dtype)
+    y = compare("conv2d_transpose_forward", x, w, b, s, p, d, act, k=KH * KW * Cin)
+    dy = rand(rng, y.shape, dtype)
+    n = max(y.shape[0] * y.shape[1] * y.shape[2], KH * KW * F)
+    compare("conv2d_transpose_backward", x, w, y, dy, s, p, d, act, k=n)
+    compare("conv2d_transpose_backward", x, w, y, dy, s, p, d, act, need_dx=False, k=n)
+    for name, xv in layouts(x):
+        compare("conv2d_transpose_forward", xv, w, b, s, p, d, act, k=KH * KW * Cin)
+
+
+@pytest.mark.parametrize("case", [TRANSPOSE_CASES[1], TRANSPOSE_CASES[3], TRANSPOSE_CASES[4]],
+                         ids=_ids)
+@BACKENDS
+def test_transpose_gradients(be, case):
+    B, H, W, Cin, F, KH, KW, s, p, d, act = case
+    rng = np.random.default_rng(1)
+    x = rand(rng, (B, H, W, Cin), np.float64)
+    w = rand(rng, (KH, KW, F, Cin), np.float64)
+    b = rand(rng, (F,), np.float64)
+    act = "tanh" if act == "relu" else act
+
+    def forward(x, w, b):
+        return be.conv2d_transpose_forward(x, w, b, s, p, d, act)
+
+    def grads(x, w, b, dy):
+        return be.conv2d_transpose_backward(x, w, forward(x, w, b), dy, s, p, d, act)
+
+    check_grad(forward, grads, (x, w, b))
+
+
+@BACKENDS
+def test_transpose_hand_worked_and_adjoint(be):
+    # one pixel through an all-ones 3x3 kernel: the kernel stamped, scaled by the pixel
+    y = be.conv2d_transpose_forward(np.full((1, 1, 1, 1), 2.0), np.ones((3, 3, 1, 1)))
+    np.testing.assert_array_equal(y[0, :, :, 0], np.full((3, 3), 2.0))
+    # stride 2, 2x2 kernel, valid: stamps tile the output without overlap
+    x = np.arange(4.0).reshape(1, 2, 2, 1)
+    y = be.conv2d_transpose_forward(x, np.ones((2, 2, 1, 1)), strides=2)
+    np.testing.assert_array_equal(y[0, :, :, 0], np.kron(x[0, :, :, 0], np.ones((2, 2))))
+    # Keras output sizes: same -> H * s; valid -> H * s + max(k - s, 0)
+    assert be.conv2d_transpose_forward(np.ones((1, 3, 5, 2)), np.ones((3, 3, 4, 2)), None, 2,
+                                       "same").shape == (1, 6, 10, 4)
+    assert be.conv2d_transpose_forward(np.ones((1, 3, 5, 2)), np.ones((3, 3, 4, 2)), None, 2,
+                                       "valid").shape == (1, 7, 11, 4)
+    # the transpose of conv2d: <conv2d(z, w), x> == <z, conv2d_transpose(x, w)>
+    rng = np.random.default_rng(2)
+    for s, p in [(2, "same"), (2, "valid"), (1, "same"), (3, "valid")]:
+        x = rng.standard_normal((2, 4, 3, 3))
+        w = rng.standard_normal((3, 2, 5, 3))
+        y = be.conv2d_transpose_forward(x, w, None, s, p)
+        z = rng.standard_normal(y.shape)
+        np.testing.assert_allclose(np.sum(be.conv2d_forward(z, w, None, s, p) * x),
+                                   np.sum(z * y), rtol=1e-12)
+
+
+@BACKENDS
+def test_transpose_bad_input(be):
+    x = np.ones((2, 4, 4, 3))
+    with pytest.raises(ValueError, match="input channels"):
+        be.conv2d_transpose_forward(x, np.ones((3, 3, 5, 2)))
+    with pytest.raises(ValueError, match="4-D"):
+        be.conv2d_transpose_forward(x[0], np.ones((3, 3, 5, 3)))
+    with pytest.raises(ValueError, match="b must have shape"):
+        be.conv2d_transpose_forward(x, np.ones((3, 3, 5, 3)), np.ones(3))
+    with pytest.raises(ValueError, match=">= 1"):
+        be.conv2d_transpose_forward(x, np.ones((3, 3, 5, 3)), strides=0)
+    with pytest.raises(ValueError, match="padding"):
+        be.conv2d_transpose_forward(x, np.ones((3, 3, 5, 3)), padding="full")
+    with pytest.raises(ValueError, match="dy must have shape"):
+        be.conv2d_transpose_backward(x, np.ones((3, 3, 5, 3)), None, np.ones((2, 4, 4, 5)))
