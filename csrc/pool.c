@@ -206,6 +206,41 @@ void pynn_global_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_
             dxb[bp * g.C + c] = dy[b * g.C + c];                                                     \
         }                                                                                            \
     }                                                                                                \
+}                                                                                                    \
+                                                                                                     \
+void pynn_upsampling2d_forward_##SUF(T *y, const T *x, pynn_conv_geom g, pynn_ctx ctx) {             \
+    /* y (B, H*KH, W*KW, C): y[b, h*KH + i, w*KW + j, c] = x[b, h, w, c] (nearest) */                \
+    pynn_idx units = g.B * g.OH, C = g.C;                                                            \
+    int nt = pynn_threads_for(ctx, (double)units * g.OW * C);                                        \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                          \
+    for (pynn_idx u = 0; u < units; u++) {                                                           \
+        pynn_idx b = u / g.OH, h = (u % g.OH) / g.KH;                                                \
+        T *yr = y + u * g.OW * C;                                                                    \
+        for (pynn_idx ow = 0; ow < g.OW; ow++) {                                                     \
+            const T *xp = x + b * g.xsb + h * g.xsh + (ow / g.KW) * g.xsw;                           \
+            for (pynn_idx c = 0; c < C; c++) yr[ow * C + c] = xp[c * g.xsc];                         \
+        }                                                                                            \
+    }                                                                                                \
+}                                                                                                    \
+                                                                                                     \
+void pynn_upsampling2d_backward_##SUF(T *dx, const T *dy, pynn_conv_geom g, pynn_ctx ctx) {          \
+    /* dx (B,H,W,C) = sum over the KH x KW block of dy (B, H*KH, W*KW, C), row-major order */        \
+    pynn_idx units = g.B * g.H, C = g.C;                                                             \
+    int nt = pynn_threads_for(ctx, (double)g.B * g.OH * g.OW * C);                                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                          \
+    for (pynn_idx u = 0; u < units; u++) {                                                           \
+        pynn_idx b = u / g.H, h = u % g.H;                                                           \
+        T *dxr = dx + u * g.W * C;                                                                   \
+        for (pynn_idx w = 0; w < g.W; w++) {                                                         \
+            T *o = dxr + w * C;                                                                      \
+            for (pynn_idx c = 0; c < C; c++) o[c] = 0;                                               \
+            for (pynn_idx i = 0; i < g.KH; i++)                                                      \
+                for (pynn_idx j = 0; j < g.KW; j++) {                                                \
+                    const T *d = dy + ((b * g.OH + h * g.KH + i) * g.OW + w * g.KW + j) * C;         \
+                    for (pynn_idx c = 0; c < C; c++) o[c] += d[c];                                   \
+                }                                                                                    \
+        }                                                                                            \
+    }                                                                                                \
 }
 
 PYNN_POOL_FAMILY(float, f32)

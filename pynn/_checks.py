@@ -369,3 +369,9 @@ def conv2d_transpose_args(x, w, b, strides, padding, dilation, activation):
                         padding, dilation)
     assert geo[:2] == x.shape[1:3], (geo, x.shape)
     return x, w, b, strides, padding, dilation, activation, tuple(size), geo
+
+
+def upsampling2d_args(x, size):
+    """Check an upsampling2d call: x (B, H, W, C), size an int or pair >= 1."""
+    x = float_array(x, "x", ndim=4)
+    return x, int_pair(size, "size")

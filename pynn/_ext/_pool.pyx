@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""C backend of pynn.reference.pool: max / average pooling and global pooling, NHWC.
+"""C backend of pynn.reference.pool: max / average / global pooling, nearest upsampling, NHWC.
 
 Each wrapper checks its arguments with pynn._checks (the same checks as the reference),
 allocates `out` if absent, then makes one C call with the GIL released. x is passed by its
@@ -42,14 +42,22 @@ cdef extern from "pool.h" nogil:
                                              pynn_conv_geom g, pynn_ctx ctx)
     void pynn_global_max_pool2d_backward_f64(double *dx, const double *x, const double *dy,
                                              pynn_conv_geom g, pynn_ctx ctx)
+    void pynn_upsampling2d_forward_f32(float *y, const float *x, pynn_conv_geom g, pynn_ctx ctx)
+    void pynn_upsampling2d_forward_f64(double *y, const double *x, pynn_conv_geom g,
+                                       pynn_ctx ctx)
+    void pynn_upsampling2d_backward_f32(float *dx, const float *dy, pynn_conv_geom g,
+                                        pynn_ctx ctx)
+    void pynn_upsampling2d_backward_f64(double *dx, const double *dy, pynn_conv_geom g,
+                                        pynn_ctx ctx)
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
            "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward",
-           "global_max_pool2d_forward", "global_max_pool2d_backward"]
+           "global_max_pool2d_forward", "global_max_pool2d_backward", "upsampling2d_forward",
+           "upsampling2d_backward"]
 
 # which C kernel a call runs
 cdef enum:
-    MAX_FWD, MAX_BWD, AVG_FWD, AVG_BWD, GAVG_FWD, GAVG_BWD, GMAX_FWD, GMAX_BWD
+    MAX_FWD, MAX_BWD, AVG_FWD, AVG_BWD, GAVG_FWD, GAVG_BWD, GMAX_FWD, GMAX_BWD, UP_FWD, UP_BWD
 
 
 cdef pynn_conv_geom make_geom(x, pool_size, strides, geo):
@@ -88,7 +96,9 @@ cdef void _run(floating[::1] out,                    # OUT y or dx, flat
             elif which == GAVG_FWD: pynn_global_avg_pool2d_forward_f32(po, px, g, ctx)
             elif which == GAVG_BWD: pynn_global_avg_pool2d_backward_f32(po, pdy, g, ctx)
             elif which == GMAX_FWD: pynn_global_max_pool2d_forward_f32(po, px, g, ctx)
-            else: pynn_global_max_pool2d_backward_f32(po, px, pdy, g, ctx)
+            elif which == GMAX_BWD: pynn_global_max_pool2d_backward_f32(po, px, pdy, g, ctx)
+            elif which == UP_FWD: pynn_upsampling2d_forward_f32(po, px, g, ctx)
+            else: pynn_upsampling2d_backward_f32(po, pdy, g, ctx)
         else:
             if which == MAX_FWD: pynn_max_pool2d_forward_f64(po, px, g, ctx)
             elif which == MAX_BWD: pynn_max_pool2d_backward_f64(po, px, pdy, g, ctx)
@@ -97,7 +107,9 @@ cdef void _run(floating[::1] out,                    # OUT y or dx, flat
             elif which == GAVG_FWD: pynn_global_avg_pool2d_forward_f64(po, px, g, ctx)
             elif which == GAVG_BWD: pynn_global_avg_pool2d_backward_f64(po, pdy, g, ctx)
             elif which == GMAX_FWD: pynn_global_max_pool2d_forward_f64(po, px, g, ctx)
-            else: pynn_global_max_pool2d_backward_f64(po, px, pdy, g, ctx)
+            elif which == GMAX_BWD: pynn_global_max_pool2d_backward_f64(po, px, pdy, g, ctx)
+            elif which == UP_FWD: pynn_upsampling2d_forward_f64(po, px, g, ctx)
+            else: pynn_upsampling2d_backward_f64(po, pdy, g, ctx)
 
 
 def _call(out, x, dy, g, which):
@@ -176,3 +188,21 @@ def global_max_pool2d_backward(x, dy, out=None):
     x, dy, g = _global_args(x, dy)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
     return _call(out, x, dy, g, GMAX_BWD)
+
+
+def upsampling2d_forward(x, size=(2, 2), out=None):
+    """y (B, H*sh, W*sw, C): each pixel repeated sh x sw times (nearest)."""
+    x, size = _checks.upsampling2d_args(x, size)
+    out = _checks.out_array(out, (x.shape[0], x.shape[1] * size[0], x.shape[2] * size[1],
+                                  x.shape[3]), x.dtype, inputs=(x,))
+    g = make_geom(x, size, (1, 1), (x.shape[1] * size[0], x.shape[2] * size[1], 0, 0))
+    return _call(out, x, None, g, UP_FWD)
+
+
+def upsampling2d_backward(x, dy, size=(2, 2), out=None):
+    """dx (B, H, W, C) = the sum of dy over each pixel's sh x sw block."""
+    x, size = _checks.upsampling2d_args(x, size)
+    dy = _checks.pool2d_grad_args(x, dy, (x.shape[1] * size[0], x.shape[2] * size[1]))
+    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
+    g = make_geom(x, size, (1, 1), (x.shape[1] * size[0], x.shape[2] * size[1], 0, 0))
+    return _call(out, x, dy, g, UP_BWD)

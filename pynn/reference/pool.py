@@ -1,4 +1,5 @@
-"""2-D pooling, NHWC: max, average, global average and global max; the NumPy reference.
+"""2-D pooling, NHWC: max, average, global average and global max, and nearest-neighbour
+upsampling (Keras UpSampling2D); the NumPy reference.
 
 pool_size and strides are ints or pairs (strides None means pool_size, as in Keras);
 padding "valid" or "same" with the convolution's Keras/TF arithmetic. Padded positions
@@ -14,7 +15,8 @@ from .. import _checks
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
            "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward",
-           "global_max_pool2d_forward", "global_max_pool2d_backward"]
+           "global_max_pool2d_forward", "global_max_pool2d_backward", "upsampling2d_forward",
+           "upsampling2d_backward"]
 
 
 def _windows(x, pool_size, strides, geo, fill):
@@ -136,4 +138,23 @@ def global_max_pool2d_backward(x, dy, out=None):
     idx = np.argmax(x.reshape(B, H * W, C), axis=1)                         # (B,C)
     onehot = np.arange(H * W)[None, :, None] == idx[:, None, :]             # (B,H*W,C)
     out[...] = (onehot * dy[:, None, :]).reshape(x.shape)                   # (B,H,W,C)
+    return out
+
+
+def upsampling2d_forward(x, size=(2, 2), out=None):
+    """y (B, H*sh, W*sw, C): each pixel repeated sh x sw times (nearest)."""
+    x, size = _checks.upsampling2d_args(x, size)
+    out = _checks.out_array(out, (x.shape[0], x.shape[1] * size[0], x.shape[2] * size[1],
+                                  x.shape[3]), x.dtype, inputs=(x,))
+    out[...] = np.repeat(np.repeat(x, size[0], axis=1), size[1], axis=2)    # (B,H*sh,W*sw,C)
+    return out
+
+
+def upsampling2d_backward(x, dy, size=(2, 2), out=None):
+    """dx (B, H, W, C) = the sum of dy over each pixel's sh x sw block."""
+    x, size = _checks.upsampling2d_args(x, size)
+    dy = _checks.pool2d_grad_args(x, dy, (x.shape[1] * size[0], x.shape[2] * size[1]))
+    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
+    B, H, W, C = x.shape
+    out[...] = dy.reshape(B, H, size[0], W, size[1], C).sum(axis=(2, 4))   # (B,H,W,C)
     return out

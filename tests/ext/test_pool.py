@@ -199,3 +199,38 @@ def test_bad_input(be, kind):
         gb(x, np.ones((2, 4)))
     with pytest.raises(ValueError, match="2-D"):
         gb(x, np.ones((2, 3, 1)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,size", [((1, 1, 1, 1), 1), ((2, 3, 4, 5), (2, 2)),
+                                        ((3, 5, 2, 3), (1, 3)), ((0, 2, 2, 2), 2),
+                                        ((8, 16, 16, 16), (2, 2))])
+def test_upsampling_against_reference(shape, size, dtype):
+    rng = np.random.default_rng(6)
+    x = rand(rng, shape, dtype)
+    y = compare("upsampling2d_forward", x, size)
+    dy = rand(rng, y.shape, dtype)
+    compare("upsampling2d_backward", x, dy, size, k=9)
+    if x.size:
+        for name, xv in layouts(x):
+            compare("upsampling2d_forward", xv, size)
+        for name, dyv in layouts(dy):
+            compare("upsampling2d_backward", x, dyv, size, k=9)
+
+
+@BACKENDS
+def test_upsampling_gradient_and_values(be):
+    x = np.random.default_rng(7).standard_normal((2, 3, 2, 2))
+    check_grad(lambda x: be.upsampling2d_forward(x, (2, 3)),
+               lambda x, dy: be.upsampling2d_backward(x, dy, (2, 3)), (x,))
+    img = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
+    np.testing.assert_array_equal(be.upsampling2d_forward(img, (1, 2))[0, :, :, 0],
+                                  [[1, 1, 2, 2], [3, 3, 4, 4]])
+    dx = be.upsampling2d_backward(img, np.ones((1, 4, 4, 1)))
+    np.testing.assert_array_equal(dx, 4.0)
+    with pytest.raises(ValueError, match=">= 1"):
+        be.upsampling2d_forward(img, 0)
+    with pytest.raises(ValueError, match="4-D"):
+        be.upsampling2d_forward(img[0])
+    with pytest.raises(ValueError, match="dy must have shape"):
+        be.upsampling2d_backward(img, np.ones((1, 4, 3, 1)))
