@@ -35,6 +35,8 @@
 #define PYNN_CONV_BLOCK 131072
 /* at most this many per-group partial sums of dw (memory: groups * KH*KW*C*OC) */
 #define PYNN_CONV_GROUPS 16
+/* and at most this many elements of them (32 MiB of float32) */
+#define PYNN_CONV_PARTIALS 8388608
 
 /* output pixels per im2col block: about PYNN_CONV_BLOCK elements of col (or of the
    (pixels, OC) gradient block); blocks run across image boundaries, so small images still
@@ -183,7 +185,10 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     }                                                                                             \
     int pointwise = conv_is_pointwise(g);                                                         \
     pynn_idx pb = conv_block_pixels(g, K);                                                        \
+    /* groups: set by the shapes only (never by the thread count), capped so the partial          \
+       sums of dw stay within PYNN_CONV_PARTIALS elements */                                      \
     pynn_idx G = PYNN_MIN(g.B, PYNN_CONV_GROUPS);                                                 \
+    G = PYNN_MAX(1, PYNN_MIN(G, 1 + PYNN_CONV_PARTIALS / PYNN_MAX(1, KO + g.OC)));                \
     int nt = pynn_threads_for(ctx, 6.0 * g.B * P * (double)K * g.OC);                             \
     if (nt > G) nt = (int)G;                                                                      \
     pynn_ctx inner = ctx;                                                                         \

@@ -353,3 +353,16 @@ def test_transpose_bad_input(be):
         be.conv2d_transpose_forward(x, np.ones((3, 3, 5, 3)), padding="full")
     with pytest.raises(ValueError, match="dy must have shape"):
         be.conv2d_transpose_backward(x, np.ones((3, 3, 5, 3)), None, np.ones((2, 4, 4, 5)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_input_channels(dtype):
+    # C = 0: the convolution sums nothing, y is the bias; gradients of w are empty
+    x = np.ones((2, 5, 5, 0), dtype)
+    w = np.ones((3, 3, 0, 4), dtype)
+    b = np.arange(4, dtype=dtype)
+    y = compare("conv2d_forward", x, w, b, 1, "same")
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (2, 5, 5, 4)))
+    dx, dw, db = compare("conv2d_backward", x, w, None, np.ones(y.shape, dtype), 1, "same")
+    np.testing.assert_array_equal(db, 50)
+    compare("depthwise_conv2d_forward", x, np.ones((3, 3, 0, 1), dtype), None, 1, "same")
