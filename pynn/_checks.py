@@ -215,3 +215,258 @@ def gemm_args(a, b, trans_a, trans_b, alpha, beta, out):
         raise ValueError(f"beta={beta} reads out, but out is None; pass out= or beta=0")
     out = out_array(out, (M, N), a.dtype, inputs=(a, b))
     return a, b, M, N, K, alpha, beta, out
+
+
+# ---- convolution and pooling geometry (conv, pool families) --------------------------------
+
+PADDINGS = ("valid", "same")
+CONV_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+
+
+def int_pair(value, name, low=1):
+    """(a, b) from an int or a pair of ints, each >= low; ValueError/TypeError otherwise."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a pair of ints, received {value!r}") from None
+    for v in (a, b):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int or a pair of ints, received {value!r}")
+        if v < low:
+            raise ValueError(f"{name} must be >= {low}, received {value!r}")
+    return int(a), int(b)
+
+
+def padding_name(padding):
+    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, received {padding!r}")
+    return padding.lower()
+
+
+def conv_activation(activation):
+    if activation is None:
+        return "linear"
+    if activation not in CONV_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {CONV_ACTIVATIONS}, received {activation!r}; "
+                         f"run other activations as a separate op")
+    return activation
+
+
+def conv_out_size(n, k, stride, dilation, padding, what="kernel"):
+    """Keras/TF output size and leading pad along one axis: (out, pad_before).
+
+    "valid": out = (n - keff) // stride + 1 with keff = (k - 1) * dilation + 1, needs n >= keff;
+    "same": out = ceil(n / stride), total pad max((out - 1) * stride + keff - n, 0), of which
+    the smaller half goes before (TF puts the odd one after).
+    """
+    keff = (k - 1) * dilation + 1
+    if padding == "valid":
+        if n < keff:
+            raise ValueError(f"{what} (extent {keff} with dilation) is larger than the padded "
+                             f"input ({n}) with padding='valid'; use a smaller {what} or "
+                             f"padding='same'")
+        return (n - keff) // stride + 1, 0
+    out = -(-n // stride)
+    total = max((out - 1) * stride + keff - n, 0)
+    return out, total // 2
+
+
+def conv_geometry(x_shape, k_hw, strides, padding, dilation=(1, 1), what="kernel"):
+    """(OH, OW, pad_top, pad_left) of an NHWC input (B, H, W, C) under Keras' rules."""
+    _, H, W, _ = x_shape
+    if H < 1 or W < 1:
+        raise ValueError(f"input height and width must be >= 1, received shape {tuple(x_shape)}")
+    OH, pt = conv_out_size(H, k_hw[0], strides[0], dilation[0], padding, what)
+    OW, pl = conv_out_size(W, k_hw[1], strides[1], dilation[1], padding, what)
+    return OH, OW, pt, pl
+
+
+def writeable_array(a, name, shape, dtype):
+    """An in/out state buffer updated in place (running statistics): exact shape, dtype,
+    writeable and C-contiguous."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, received {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {a.dtype}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, received {a.shape}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} is read-only; it is updated in place, pass a writeable array")
+    if not a.flags.c_contiguous or not a.flags.aligned:
+        raise ValueError(f"{name} must be C-contiguous and aligned")
+    return a
+
+
+def conv2d_args(x, w, b, strides, padding, dilation, activation, depthwise=False):
+    """Check a (depthwise) conv2d call; returns (x, w, b, strides, padding, dilation,
+    activation, (OH, OW, pad_top, pad_left)). x (B,H,W,C), w (KH,KW,C,OC) or (KH,KW,C,1)."""
+    x = float_array(x, "x", ndim=4)
+    w = float_array(w, "w", ndim=4)
+    same_dtype(x.dtype, w=w)
+    if w.shape[2] != x.shape[3]:
+        raise ValueError(f"w has {w.shape[2]} input channels (w.shape[2]) but x has "
+                         f"{x.shape[3]} (x.shape[3]); w must be (KH, KW, C, OC) for NHWC x")
+    if depthwise and w.shape[3] != 1:
+        raise ValueError(f"depthwise w must be (KH, KW, C, 1) (depth_multiplier 1), "
+                         f"received {w.shape}")
+    if w.shape[0] < 1 or w.shape[1] < 1 or w.shape[3] < 1:
+        raise ValueError(f"w must have KH, KW, OC >= 1, received {w.shape}")
+    oc = w.shape[2] if depthwise else w.shape[3]
+    if b is not None:
+        b = float_array(b, "b", ndim=1)
+        same_dtype(x.dtype, b=b)
+        if b.shape != (oc,):
+            raise ValueError(f"b must have shape ({oc},), received {b.shape}")
+    strides = int_pair(strides, "strides")
+    dilation = int_pair(dilation, "dilation")
+    padding = padding_name(padding)
+    activation = conv_activation(activation)
+    geo = conv_geometry(x.shape, w.shape[:2], strides, padding, dilation)
+    return x, w, b, strides, padding, dilation, activation, geo
+
+
+def conv2d_grad_args(x, y, dy, activation, out_shape):
+    """Check the forward output y and its gradient dy of a conv/pool backward call."""
+    dy = float_array(dy, "dy", ndim=4)
+    same_dtype(x.dtype, dy=dy)
+    same_shape(tuple(out_shape), dy=dy)
+    if y is None:
+        if activation != "linear":
+            raise ValueError(f"y (the forward output) is needed for activation={activation!r}")
+    else:
+        y = float_array(y, "y", ndim=4)
+        same_dtype(x.dtype, y=y)
+        same_shape(tuple(out_shape), y=y)
+    return y, dy
+
+
+def pool2d_args(x, pool_size, strides, padding):
+    """Check a pooling call; strides None means pool_size (Keras). Returns
+    (x, pool_size, strides, padding, (OH, OW, pad_top, pad_left))."""
+    x = float_array(x, "x", ndim=4)
+    pool_size = int_pair(pool_size, "pool_size")
+    strides = pool_size if strides is None else int_pair(strides, "strides")
+    padding = padding_name(padding)
+    geo = conv_geometry(x.shape, pool_size, strides, padding, (1, 1), what="pool_size")
+    return x, pool_size, strides, padding, geo
+
+
+def pool2d_grad_args(x, dy, geo):
+    """Check dy (B, OH, OW, C) of a pooling backward call."""
+    dy = float_array(dy, "dy", ndim=4)
+    same_dtype(x.dtype, dy=dy)
+    same_shape((x.shape[0], geo[0], geo[1], x.shape[3]), dy=dy)
+    return dy
+
+
+def global_pool2d_args(x, dy=None):
+    """Check a global pooling call: x (B, H, W, C) with H, W >= 1, dy (B, C) or None."""
+    x = float_array(x, "x", ndim=4)
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"x height and width must be >= 1, received shape {x.shape}")
+    if dy is not None:
+        dy = float_array(dy, "dy", ndim=2)
+        same_dtype(x.dtype, dy=dy)
+        same_shape((x.shape[0], x.shape[3]), dy=dy)
+    return x, dy
+
+
+# ---- batch normalization (norm family) ------------------------------------------------------
+
+def _bn_params(x, gamma, beta=None):
+    x = float_array(x, "x", min_ndim=2)
+    C = x.shape[-1]
+    if C < 1:
+        raise ValueError(f"x must have at least one channel (last axis), received shape {x.shape}")
+    gamma = float_array(gamma, "gamma", ndim=1)
+    same_dtype(x.dtype, gamma=gamma)
+    same_shape((C,), gamma=gamma)
+    if beta is not None:
+        beta = float_array(beta, "beta", ndim=1)
+        same_dtype(x.dtype, beta=beta)
+        same_shape((C,), beta=beta)
+    return x, gamma, beta
+
+
+def batch_norm_args(x, gamma, beta, running_mean, running_var, training, momentum, epsilon):
+    """Check a batch_norm_forward call: x (..., C), gamma/beta/running stats (C,);
+    returns (x, gamma, beta, momentum, epsilon)."""
+    x, gamma, beta = _bn_params(x, gamma, beta)
+    C = x.shape[-1]
+    writeable_array(running_mean, "running_mean", (C,), x.dtype)
+    writeable_array(running_var, "running_var", (C,), x.dtype)
+    momentum = finite_scalar(momentum, "momentum", 0.0, 1.0)
+    epsilon = finite_scalar(epsilon, "epsilon", 0.0, low_open=True)
+    if training and x.size == 0:
+        raise ValueError(f"batch_norm in training needs at least one row, received shape {x.shape}")
+    if not training and not np.all(running_var >= 0):
+        raise ValueError("running_var must be >= 0 (and not NaN) in inference")
+    return x, gamma, beta, momentum, epsilon
+
+
+def batch_norm_grad_args(x, dy, gamma, mean, inv_std):
+    """Check a batch_norm_backward call; returns (x, dy, gamma, mean, inv_std)."""
+    x, gamma, _ = _bn_params(x, gamma)
+    C = x.shape[-1]
+    dy = float_array(dy, "dy")
+    mean = float_array(mean, "mean", ndim=1)
+    inv_std = float_array(inv_std, "inv_std", ndim=1)
+    same_dtype(x.dtype, dy=dy, mean=mean, inv_std=inv_std)
+    same_shape(x.shape, dy=dy)
+    same_shape((C,), mean=mean, inv_std=inv_std)
+    return x, dy, gamma, mean, inv_std
+
+
+def batch_norm_outs(x, dy, gamma, mean, inv_std, dx, dgamma, dbeta):
+    """Outputs of batch_norm_backward: dx may be dy itself (in place), nothing else overlaps."""
+    C = x.shape[-1]
+    ins = (x, dy, gamma, mean, inv_std)
+    dgamma = out_array(dgamma, (C,), x.dtype, "dgamma", inputs=ins)
+    dbeta = out_array(dbeta, (C,), x.dtype, "dbeta", inputs=ins + (dgamma,))
+    dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(x, gamma, mean, inv_std, dgamma, dbeta))
+    dx = out_array(dx, x.shape, x.dtype, "dx", inputs=(dy,), allow_inplace=True)
+    return dx, dgamma, dbeta
+
+
+def conv2d_transpose_args(x, w, b, strides, padding, dilation, activation):
+    """Check a conv2d_transpose call: x (B, H, W, C), w (KH, KW, F, C) as Keras'
+    Conv2DTranspose stores it, b (F,). Output (B, HO, WO, F) with Keras' sizes: "same"
+    HO = H * sh; "valid" HO = H * sh + max(keff - sh, 0). Returns (x, w, b, strides, padding,
+    dilation, activation, (HO, WO), geo) where geo = (H, W, pad_top, pad_left) is the
+    geometry of the convolution (B, HO, WO, F) -> (B, H, W, C) whose input gradient this is."""
+    x = float_array(x, "x", ndim=4)
+    w = float_array(w, "w", ndim=4)
+    same_dtype(x.dtype, w=w)
+    if w.shape[3] != x.shape[3]:
+        raise ValueError(f"w has {w.shape[3]} input channels (w.shape[3]) but x has "
+                         f"{x.shape[3]} (x.shape[3]); a transposed convolution's w is "
+                         f"(KH, KW, filters, C)")
+    if min(w.shape[:3]) < 1:
+        raise ValueError(f"w must have KH, KW, filters >= 1, received {w.shape}")
+    if b is not None:
+        b = float_array(b, "b", ndim=1)
+        same_dtype(x.dtype, b=b)
+        if b.shape != (w.shape[2],):
+            raise ValueError(f"b must have shape ({w.shape[2]},), received {b.shape}")
+    strides = int_pair(strides, "strides")
+    dilation = int_pair(dilation, "dilation")
+    padding = padding_name(padding)
+    activation = conv_activation(activation)
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"input height and width must be >= 1, received shape {x.shape}")
+    size = []
+    for n, k, s, d in zip(x.shape[1:3], w.shape[:2], strides, dilation):
+        keff = (k - 1) * d + 1
+        size.append(n * s if padding == "same" else n * s + max(keff - s, 0))
+    geo = conv_geometry((x.shape[0], size[0], size[1], w.shape[2]), w.shape[:2], strides,
+                        padding, dilation)
+    assert geo[:2] == x.shape[1:3], (geo, x.shape)
+    return x, w, b, strides, padding, dilation, activation, tuple(size), geo
+
+
+def upsampling2d_args(x, size):
+    """Check an upsampling2d call: x (B, H, W, C), size an int or pair >= 1."""
+    x = float_array(x, "x", ndim=4)
+    return x, int_pair(size, "size")

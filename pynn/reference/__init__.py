@@ -6,7 +6,8 @@ One module per kernel family, matching csrc/<family>.c and pynn/_ext/_<family>.p
 """
 import importlib as _importlib
 
-FAMILIES = ("gemm", "dense", "activations", "losses", "dropout", "optim", "reduce")
+FAMILIES = ("gemm", "dense", "activations", "losses", "dropout", "optim", "reduce",
+            "conv", "pool", "norm")
 
 
 def _collect():
