@@ -113,6 +113,30 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
     }                                                                                        \
 }                                                                                            \
                                                                                              \
+static void pynn_gemm_part_##SUF(int t, int nt, const pynn_gemm_kernel_##SUF *kr, T *work,   \
+                                 size_t lw, size_t la, pynn_idx parts, int split_n,          \
+                                 T *C, pynn_idx rsc, pynn_idx csc,                           \
+                                 const T *A, pynn_idx rsa, pynn_idx csa,                     \
+                                 const T *B, pynn_idx rsb, pynn_idx csb,                     \
+                                 pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
+                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
+    /* thread t of nt: its share (whole tiles) of the rows or of the columns of C */         \
+    PYNN_FTZ_BEGIN;                                                                          \
+    const int mr = kr->mr, nr = kr->nr;                                                      \
+    T *wa = work + (size_t)t * lw, *wb = wa + la;                                            \
+    pynn_idx p0 = parts * t / nt, p1 = parts * (t + 1) / nt;                                 \
+    if (split_n) {                                                                           \
+        pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
+        pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
+                             rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, pack_a, pack_b);  \
+    } else {                                                                                 \
+        pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                    \
+        pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, B,  \
+                             rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_a, pack_b);  \
+    }                                                                                        \
+    PYNN_FTZ_END;                                                                            \
+}                                                                                            \
+                                                                                             \
 int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,              \
                     pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,        \
                     pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx) {                 \
@@ -149,23 +173,17 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     void *buf = NULL;                                                                        \
     if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
     T *work = (T *)buf;                                                                      \
-    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
-    for (int t = 0; t < nt; t++) {                                                           \
-        PYNN_FTZ_BEGIN;                                                                      \
-        T *wa = work + (size_t)t * (la + lb), *wb = wa + la;                                 \
-        pynn_idx p0 = parts * t / nt, p1 = parts * (t + 1) / nt;                             \
-        if (split_n) {                                                                       \
-            pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                \
-            pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa,            \
-                                 B + n0 * csb, rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, \
-                                 !small, pack_b);                                            \
-        } else {                                                                             \
-            pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                \
-            pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, \
-                                 B, rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, !small,    \
-                                 pack_b);                                                    \
-        }                                                                                    \
-        PYNN_FTZ_END;                                                                        \
+    /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
+    if (nt == 1)                                                                             \
+        pynn_gemm_part_##SUF(0, 1, kr, work, la + lb, la, parts, split_n, C, rsc, csc,       \
+                             A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
+                             !small, pack_b);                                                \
+    else {                                                                                   \
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")              \
+        for (int t = 0; t < nt; t++)                                                         \
+            pynn_gemm_part_##SUF(t, nt, kr, work, la + lb, la, parts, split_n, C, rsc,       \
+                                 csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta,        \
+                                 kc, nc, !small, pack_b);                                    \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \
