@@ -77,12 +77,15 @@ macros = [("PYNN_CFLAGS", '"%s"' % " ".join(CFLAGS))]
 csrc = sorted(glob.glob("csrc/*.c"))
 isa_src = {isa: [s for s in csrc if s.endswith("_%s.c" % isa)] for isa in ISA_CFLAGS}
 core_src = [s for s in csrc if not any(s in v for v in isa_src.values())]
+# every object depends on every header: a changed header recompiles what includes it
+obj_deps = {"": sorted(glob.glob("csrc/*.h"))}
 libraries = [("pynn_core", {"sources": core_src, "include_dirs": ["csrc"], "macros": macros,
-                            "cflags": CFLAGS})]
+                            "cflags": CFLAGS, "obj_deps": obj_deps})]
 for isa, srcs in isa_src.items():
     if srcs:
         libraries.append(("pynn_" + isa, {"sources": srcs, "include_dirs": ["csrc"],
-                                          "cflags": CFLAGS + ISA_CFLAGS[isa]}))
+                                          "cflags": CFLAGS + ISA_CFLAGS[isa],
+                                          "obj_deps": obj_deps}))
 lib_names = [name for name, _ in libraries]
 
 debug = os.environ.get("PYNN_CYTHON_DEBUG", "") == "1"
