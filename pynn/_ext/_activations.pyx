@@ -5,6 +5,10 @@ over the last axis, forward and backward.
 Each wrapper checks its arguments with pynn._checks (the same checks, in the same order, as
 the reference), copies a non-contiguous input to C order (the kernels take flat arrays), and
 makes one C call with the GIL released. Forward out may be x; backward out may be dy.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
 cimport numpy as cnp

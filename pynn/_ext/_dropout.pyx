@@ -4,6 +4,10 @@
 Each wrapper checks its arguments with pynn._checks (the same checks as the reference),
 then makes one C call with the GIL released. The kernels walk the flat C-order index, so a
 strided input is first copied into the (C-contiguous) output and dropped there in place.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
 cimport numpy as cnp

@@ -6,6 +6,10 @@ views the prediction as (B, D) rows (strides when possible, a copy otherwise), t
 one C call with the GIL released. Forward returns L as a Python float; backward writes
 dL/d(prediction) into `out` (allocated when None; it may be the prediction itself).
 B == 0 gives 0.0 and an empty gradient without entering C.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import math
 

@@ -4,6 +4,10 @@
 Arguments are checked by the same functions as the reference (pynn.reference.optim.check_*,
 built on pynn._checks); each wrapper then makes one C call with the GIL released. Buffers
 are flat views of C-contiguous arrays; optional state is passed as NULL.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
 cimport numpy as cnp
