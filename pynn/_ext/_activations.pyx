@@ -5,13 +5,22 @@ over the last axis, forward and backward.
 Each wrapper checks its arguments with pynn._checks (the same checks, in the same order, as
 the reference), copies a non-contiguous input to C order (the kernels take flat arrays), and
 makes one C call with the GIL released. Forward out may be x; backward out may be dy.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
+cimport numpy as cnp
 from cython cimport floating
+from libc.math cimport INFINITY
 
 from pynn import _checks
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
+from pynn._ext cimport _fast
+
+cnp.import_array()
 
 cdef extern from "activations.h" nogil:
     void pynn_relu_forward_f32(float *out, const float *x, pynn_idx n, pynn_ctx ctx)
@@ -97,15 +106,12 @@ cdef enum:
 
 
 cdef void _forward(int op,
-                   floating[::1] out,          # OUT (n,)
-                   const floating[::1] x,      # IN  (n,)
-                   pynn_idx N, double alpha, int flag, pynn_ctx ctx) noexcept:
+                   floating *o,                # OUT (n,)
+                   const floating *p,          # IN  (n,), may be o
+                   pynn_idx n, pynn_idx N, double alpha, int flag, pynn_ctx ctx) noexcept:
     """One kernel call: op over n elements (softmax family: n // N rows of N)."""
-    cdef pynn_idx n = x.shape[0]
     if n == 0:
         return
-    cdef floating *o = &out[0]
-    cdef const floating *p = &x[0]
     with nogil:
         if floating is float:
             if op == RELU:
@@ -152,16 +158,12 @@ cdef void _forward(int op,
 
 
 cdef void _backward(int op,
-                    floating[::1] dx,          # OUT (n,)
-                    const floating[::1] x,     # IN  (n,) forward input (softmax family: output)
-                    const floating[::1] dy,    # IN  (n,)
-                    pynn_idx N, double alpha, int flag, pynn_ctx ctx) noexcept:
-    cdef pynn_idx n = x.shape[0]
+                    floating *o,               # OUT (n,) dx, may be g
+                    const floating *p,         # IN  (n,) forward input (softmax family: output)
+                    const floating *g,         # IN  (n,) dy
+                    pynn_idx n, pynn_idx N, double alpha, int flag, pynn_ctx ctx) noexcept:
     if n == 0:
         return
-    cdef floating *o = &dx[0]
-    cdef const floating *p = &x[0]
-    cdef const floating *g = &dy[0]
     with nogil:
         if floating is float:
             if op == RELU:
@@ -207,33 +209,66 @@ cdef void _backward(int op,
                 pynn_log_softmax_backward_f64(o, p, g, n // N, N, ctx)
 
 
-def _run_forward(int op, x, out, double alpha=0.0, int flag=0, min_ndim=None):
-    x = _checks.float_array(x, "x", min_ndim=min_ndim)
-    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x,), allow_inplace=True)
-    xc = _checks.contiguous(x)
-    cdef pynn_idx N = x.shape[x.ndim - 1] if x.ndim else 1
-    if x.dtype == np.float32:
-        _forward[float](op, out.reshape(-1), xc.reshape(-1), N, alpha, flag, get_ctx())
+cdef object _run_forward(int op, x, out, double alpha=0.0, int flag=0, bint rows=False):
+    # fast path: plain x (ndim >= 1 for the softmax family) and out that is x, new or disjoint
+    cdef int t = _fast.float_type(x)
+    checked = None
+    if t and not (rows and cnp.PyArray_NDIM(<cnp.ndarray>x) == 0):
+        checked = _fast.new_like(out, <cnp.ndarray>x)
+        if checked is not None and not _fast.inplace_ok(checked, x):
+            checked = None
+    if checked is None:
+        x = _checks.float_array(x, "x", min_ndim=1 if rows else None)
+        checked = _checks.out_array(out, x.shape, x.dtype, inputs=(x,), allow_inplace=True)
+        x = _checks.contiguous(x)
+    cdef cnp.ndarray X = <cnp.ndarray>x, O = <cnp.ndarray>checked
+    cdef int nd = cnp.PyArray_NDIM(X)
+    cdef pynn_idx n = cnp.PyArray_SIZE(X), N = cnp.PyArray_DIM(X, nd - 1) if nd else 1
+    if cnp.PyArray_TYPE(X) == cnp.NPY_FLOAT32:
+        _forward[float](op, <float *>cnp.PyArray_DATA(O), <const float *>cnp.PyArray_DATA(X),
+                        n, N, alpha, flag, get_ctx())
     else:
-        _forward[double](op, out.reshape(-1), xc.reshape(-1), N, alpha, flag, get_ctx())
-    return out
+        _forward[double](op, <double *>cnp.PyArray_DATA(O),
+                         <const double *>cnp.PyArray_DATA(X), n, N, alpha, flag, get_ctx())
+    return checked
 
 
-def _run_backward(int op, x, dy, out, double alpha=0.0, int flag=0, xname="x", min_ndim=None):
-    x = _checks.float_array(x, xname, min_ndim=min_ndim)
-    dy = _checks.float_array(dy, "dy")
-    _checks.same_dtype(x.dtype, dy=dy)
-    _checks.same_shape(x.shape, dy=dy)
-    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy), allow_inplace=True)
-    xc, dyc = _checks.contiguous(x), _checks.contiguous(dy)
-    cdef pynn_idx N = x.shape[x.ndim - 1] if x.ndim else 1
-    if x.dtype == np.float32:
-        _backward[float](op, out.reshape(-1), xc.reshape(-1), dyc.reshape(-1), N, alpha, flag,
-                         get_ctx())
+cdef object _run_backward(int op, x, dy, out, double alpha=0.0, int flag=0, xname="x",
+                          bint rows=False):
+    # fast path: plain x and dy of one type and shape, out new or dy or disjoint, out != x
+    cdef int t = _fast.float_type(x)
+    checked = None
+    if (t and not (rows and cnp.PyArray_NDIM(<cnp.ndarray>x) == 0)
+            and _fast.plain_like(dy, <cnp.ndarray>x, False)):
+        checked = _fast.new_like(out, <cnp.ndarray>x)
+        if checked is not None and not (_fast.inplace_ok(checked, x)
+                                        and _fast.inplace_ok(checked, dy)):
+            checked = None
+    if checked is None:
+        x = _checks.float_array(x, xname, min_ndim=1 if rows else None)
+        dy = _checks.float_array(dy, "dy")
+        _checks.same_dtype(x.dtype, dy=dy)
+        _checks.same_shape(x.shape, dy=dy)
+        checked = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy), allow_inplace=True)
+        x, dy = _checks.contiguous(x), _checks.contiguous(dy)
+    cdef cnp.ndarray X = <cnp.ndarray>x, G = <cnp.ndarray>dy, O = <cnp.ndarray>checked
+    cdef int nd = cnp.PyArray_NDIM(X)
+    cdef pynn_idx n = cnp.PyArray_SIZE(X), N = cnp.PyArray_DIM(X, nd - 1) if nd else 1
+    if cnp.PyArray_TYPE(X) == cnp.NPY_FLOAT32:
+        _backward[float](op, <float *>cnp.PyArray_DATA(O), <const float *>cnp.PyArray_DATA(X),
+                         <const float *>cnp.PyArray_DATA(G), n, N, alpha, flag, get_ctx())
     else:
-        _backward[double](op, out.reshape(-1), xc.reshape(-1), dyc.reshape(-1), N, alpha, flag,
-                          get_ctx())
-    return out
+        _backward[double](op, <double *>cnp.PyArray_DATA(O),
+                          <const double *>cnp.PyArray_DATA(X),
+                          <const double *>cnp.PyArray_DATA(G), n, N, alpha, flag, get_ctx())
+    return checked
+
+
+cdef double _alpha(alpha) except? -1.0:
+    """alpha as finite_scalar gives it, without a Python call for a finite float."""
+    if _fast.float_in(alpha, -INFINITY, INFINITY, False, False):
+        return alpha
+    return _checks.finite_scalar(alpha, "alpha")
 
 
 def relu_forward(x, out=None):
@@ -248,25 +283,25 @@ def relu_backward(x, dy, out=None):
 
 def leaky_relu_forward(x, alpha=0.2, out=None):
     """x for x >= 0, alpha * x otherwise."""
-    a = _checks.finite_scalar(alpha, "alpha")
+    a = _alpha(alpha)
     return _run_forward(LEAKY_RELU, x, out, a)
 
 
 def leaky_relu_backward(x, dy, alpha=0.2, out=None):
     """dy for x > 0, alpha * dy otherwise."""
-    a = _checks.finite_scalar(alpha, "alpha")
+    a = _alpha(alpha)
     return _run_backward(LEAKY_RELU, x, dy, out, a)
 
 
 def elu_forward(x, alpha=1.0, out=None):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
-    a = _checks.finite_scalar(alpha, "alpha")
+    a = _alpha(alpha)
     return _run_forward(ELU, x, out, a)
 
 
 def elu_backward(x, dy, alpha=1.0, out=None):
     """dy for x > 0, dy * alpha * exp(x) otherwise."""
-    a = _checks.finite_scalar(alpha, "alpha")
+    a = _alpha(alpha)
     return _run_backward(ELU, x, dy, out, a)
 
 
@@ -326,19 +361,19 @@ swish_backward = silu_backward
 
 def softmax_forward(x, out=None):
     """exp(x - max) / sum exp(x - max) over the last axis (ndim >= 1)."""
-    return _run_forward(SOFTMAX, x, out, min_ndim=1)
+    return _run_forward(SOFTMAX, x, out, 0.0, 0, True)
 
 
 def softmax_backward(y, dy, out=None):
     """y * (dy - sum(y * dy)) over the last axis, from the forward output y."""
-    return _run_backward(SOFTMAX, y, dy, out, xname="y", min_ndim=1)
+    return _run_backward(SOFTMAX, y, dy, out, 0.0, 0, "y", True)
 
 
 def log_softmax_forward(x, out=None):
     """(x - max) - log sum exp(x - max) over the last axis (ndim >= 1)."""
-    return _run_forward(LOG_SOFTMAX, x, out, min_ndim=1)
+    return _run_forward(LOG_SOFTMAX, x, out, 0.0, 0, True)
 
 
 def log_softmax_backward(y, dy, out=None):
     """dy - exp(y) * sum(dy) over the last axis, from the forward output y."""
-    return _run_backward(LOG_SOFTMAX, y, dy, out, xname="y", min_ndim=1)
+    return _run_backward(LOG_SOFTMAX, y, dy, out, 0.0, 0, "y", True)

@@ -5,13 +5,20 @@ Each wrapper checks its arguments with pynn._checks (the same checks, in the sam
 the reference) and makes one C call with the GIL released. x and w go to C by strides
 (transposed, Fortran-ordered and sliced views are not copied); y and dy are made
 C-contiguous (a copy only when they are not).
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
-from cython cimport floating
+cimport numpy as cnp
 
 from pynn import _checks
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx, PYNN_OK, PYNN_ENOMEM
 from pynn._ext._runtime cimport get_ctx
+from pynn._ext cimport _fast
+
+cnp.import_array()
 
 cdef extern from "dense.h" nogil:
     int pynn_dense_forward_f32(float *out, const float *x, pynn_idx rsx, pynn_idx csx,
@@ -36,29 +43,38 @@ __all__ = ["dense_forward", "dense_backward"]
 DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")  # codes 0..3 = PYNN_ACT_* in C
 
 
-cdef inline const floating *_p2(const floating[:, :] a) noexcept:
-    """Address of a[0, 0], NULL for an empty array (never dereferenced then)."""
-    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
+cdef inline void *_d(a, bint nonempty) noexcept:
+    """Data of a checked array, NULL when it is None or empty (never dereferenced then)."""
+    return cnp.PyArray_DATA(<cnp.ndarray>a) if a is not None and nonempty else NULL
 
 
-cdef int _forward(floating[:, ::1] out,            # OUT (B, OC)
-                  const floating[:, :] x,          # IN  (B, C)
-                  const floating[:, :] w,          # IN  (C, OC)
-                  const floating[::1] b,           # IN  (OC,) or None
+cdef inline pynn_idx _st(cnp.ndarray a, int d) noexcept:
+    """Element stride of axis d."""
+    return cnp.PyArray_STRIDE(a, d) // cnp.PyArray_ITEMSIZE(a)
+
+
+cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
+                  cnp.ndarray x,           # IN  (B, C), any strides
+                  cnp.ndarray w,           # IN  (C, OC), any strides
+                  b,                       # IN  (OC,) contiguous, or None
                   int act, pynn_ctx ctx) noexcept:
-    cdef pynn_idx B = x.shape[0], C = x.shape[1], OC = w.shape[1]
-    cdef pynn_idx rsx = x.strides[0] // sizeof(floating), csx = x.strides[1] // sizeof(floating)
-    cdef pynn_idx rsw = w.strides[0] // sizeof(floating), csw = w.strides[1] // sizeof(floating)
-    cdef const floating *px = _p2(x)
-    cdef const floating *pw = _p2(w)
-    cdef const floating *pb = &b[0] if b is not None and OC > 0 else NULL
-    cdef floating *po = &out[0, 0] if B > 0 and OC > 0 else NULL
+    cdef pynn_idx B = cnp.PyArray_DIM(x, 0), C = cnp.PyArray_DIM(x, 1)
+    cdef pynn_idx OC = cnp.PyArray_DIM(w, 1)
+    cdef pynn_idx rsx = _st(x, 0), csx = _st(x, 1), rsw = _st(w, 0), csw = _st(w, 1)
+    cdef const void *px = _d(x, B > 0 and C > 0)
+    cdef const void *pw = _d(w, C > 0 and OC > 0)
+    cdef const void *pb = _d(b, OC > 0)
+    cdef void *po = _d(out, B > 0 and OC > 0)
     cdef int st
     with nogil:
-        if floating is float:
-            st = pynn_dense_forward_f32(po, px, rsx, csx, pw, rsw, csw, pb, B, C, OC, act, ctx)
+        if cnp.PyArray_ITEMSIZE(x) == 4:
+            st = pynn_dense_forward_f32(<float *>po, <const float *>px, rsx, csx,
+                                        <const float *>pw, rsw, csw, <const float *>pb,
+                                        B, C, OC, act, ctx)
         else:
-            st = pynn_dense_forward_f64(po, px, rsx, csx, pw, rsw, csw, pb, B, C, OC, act, ctx)
+            st = pynn_dense_forward_f64(<double *>po, <const double *>px, rsx, csx,
+                                        <const double *>pw, rsw, csw, <const double *>pb,
+                                        B, C, OC, act, ctx)
     return st
 
 
@@ -82,77 +98,162 @@ def _status(int st):
         raise RuntimeError(f"dense: the C kernel failed with status {st}")
 
 
+cdef int _act_code(activation) noexcept:
+    """Index of an exact str activation in DENSE_ACTIVATIONS, -1 otherwise (checked later)."""
+    if type(activation) is str:
+        for i, a in enumerate(DENSE_ACTIVATIONS):
+            if activation == a:
+                return i
+    return -1
+
+
+cdef bint _plain_xw(x, w) noexcept:
+    """x (B, C) and w (C, OC): plain 2-D arrays (pynn/_ext/_fast.pxd) of one float type."""
+    cdef int t = _fast.float_type(x)
+    return (t and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2 and _fast.plain_2d(w, t)
+            and cnp.PyArray_DIM(<cnp.ndarray>w, 0) == cnp.PyArray_DIM(<cnp.ndarray>x, 1))
+
+
+cdef bint _plain_vec(b, cnp.npy_intp n, int t) noexcept:
+    return _fast.plain(b, t) and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and \
+        cnp.PyArray_DIM(<cnp.ndarray>b, 0) == n
+
+
+cdef bint _apart(o, tuple ins) noexcept:
+    """Output o (None: absent) meets none of the arrays in ins (None entries skipped)."""
+    if o is None:
+        return True
+    for a in ins:
+        if a is not None and not _fast.disjoint(<cnp.ndarray>o, <cnp.ndarray>a):
+            return False
+    return True
+
+
 def dense_forward(x, w, b=None, activation="linear", out=None):
     """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC).
 
     See pynn.reference.dense_forward."""
-    act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation", DENSE_ACTIVATIONS))
-    x, w, b = _weights(x, w, b)
-    out = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
-    b = _checks.contiguous(b) if b is not None else None
-    if x.dtype == np.float32:
-        _status(_forward[float](out, x, w, b, act, get_ctx()))
-    else:
-        _status(_forward[double](out, x, w, b, act, get_ctx()))
-    return out
+    cdef int act = _act_code(activation)
+    cdef cnp.npy_intp dims[2]
+    cdef int t
+    checked = None
+    if act >= 0 and _plain_xw(x, w):
+        t = cnp.PyArray_TYPE(<cnp.ndarray>x)
+        dims[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        dims[1] = cnp.PyArray_DIM(<cnp.ndarray>w, 1)
+        if b is None or _plain_vec(b, dims[1], t):
+            checked = _fast.new_or_out(out, 2, dims, t)
+            if checked is not None and not (out is None or _apart(out, (x, w, b))):
+                checked = None
+    if checked is None:
+        act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation",
+                                                     DENSE_ACTIVATIONS))
+        x, w, b = _weights(x, w, b)
+        checked = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
+        b = _checks.contiguous(b) if b is not None else None
+    _status(_forward(checked, x, w, b, act, get_ctx()))
+    return checked
 
 
-cdef int _backward(floating[:, ::1] dx,           # OUT (B, C) or None
-                   floating[:, ::1] dw,           # OUT (C, OC)
-                   floating[::1] db,              # OUT (OC,)
-                   const floating[:, :] x,        # IN  (B, C)
-                   const floating[:, :] w,        # IN  (C, OC)
-                   const floating[:, ::1] y,      # IN  (B, OC) or None ("linear")
-                   const floating[:, ::1] dy,     # IN  (B, OC)
+cdef int _backward(dx,                     # OUT (B, C) or None, C-contiguous
+                   cnp.ndarray dw,         # OUT (C, OC), C-contiguous
+                   cnp.ndarray db,         # OUT (OC,)
+                   cnp.ndarray x,          # IN  (B, C), any strides
+                   cnp.ndarray w,          # IN  (C, OC), any strides
+                   y,                      # IN  (B, OC) C-contiguous, or None ("linear")
+                   cnp.ndarray dy,         # IN  (B, OC), C-contiguous
                    int act, pynn_ctx ctx) noexcept:
-    cdef pynn_idx B = x.shape[0], C = x.shape[1], OC = w.shape[1]
-    cdef pynn_idx rsx = x.strides[0] // sizeof(floating), csx = x.strides[1] // sizeof(floating)
-    cdef pynn_idx rsw = w.strides[0] // sizeof(floating), csw = w.strides[1] // sizeof(floating)
-    cdef const floating *px = _p2(x)
-    cdef const floating *pw = _p2(w)
-    cdef const floating *py = &y[0, 0] if y is not None and B > 0 and OC > 0 else NULL
-    cdef const floating *pdy = &dy[0, 0] if B > 0 and OC > 0 else NULL
-    cdef floating *pdx = &dx[0, 0] if dx is not None and B > 0 and C > 0 else NULL
-    cdef floating *pdw = &dw[0, 0] if C > 0 and OC > 0 else NULL
-    cdef floating *pdb = &db[0] if OC > 0 else NULL
+    cdef pynn_idx B = cnp.PyArray_DIM(x, 0), C = cnp.PyArray_DIM(x, 1)
+    cdef pynn_idx OC = cnp.PyArray_DIM(w, 1)
+    cdef pynn_idx rsx = _st(x, 0), csx = _st(x, 1), rsw = _st(w, 0), csw = _st(w, 1)
+    cdef const void *px = _d(x, B > 0 and C > 0)
+    cdef const void *pw = _d(w, C > 0 and OC > 0)
+    cdef const void *py = _d(y, B > 0 and OC > 0)
+    cdef const void *pdy = _d(dy, B > 0 and OC > 0)
+    cdef void *pdx = _d(dx, B > 0 and C > 0)
+    cdef void *pdw = _d(dw, C > 0 and OC > 0)
+    cdef void *pdb = _d(db, OC > 0)
     cdef int st
     with nogil:
-        if floating is float:
-            st = pynn_dense_backward_f32(pdx, pdw, pdb, px, rsx, csx, pw, rsw, csw, py, pdy,
+        if cnp.PyArray_ITEMSIZE(x) == 4:
+            st = pynn_dense_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb,
+                                         <const float *>px, rsx, csx, <const float *>pw, rsw,
+                                         csw, <const float *>py, <const float *>pdy,
                                          B, C, OC, act, ctx)
         else:
-            st = pynn_dense_backward_f64(pdx, pdw, pdb, px, rsx, csx, pw, rsw, csw, py, pdy,
+            st = pynn_dense_backward_f64(<double *>pdx, <double *>pdw, <double *>pdb,
+                                         <const double *>px, rsx, csx, <const double *>pw,
+                                         rsw, csw, <const double *>py, <const double *>pdy,
                                          B, C, OC, act, ctx)
     return st
+
+
+cdef tuple _plain_backward(x, w, y, dy, int act, need_dx, dx, dw, db):
+    """(dx, dw, db) checked or allocated when the call is plainly valid, else None."""
+    if act < 0 or not (need_dx is True or need_dx is False) or not _plain_xw(x, w):
+        return None
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    cdef cnp.npy_intp d[3]
+    d[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)     # B
+    d[1] = cnp.PyArray_DIM(<cnp.ndarray>x, 1)     # C
+    d[2] = cnp.PyArray_DIM(<cnp.ndarray>w, 1)     # OC
+    if not _fast.plain_2d(dy, t) or (y is not None and not _fast.plain_2d(y, t)):
+        return None
+    if cnp.PyArray_DIM(<cnp.ndarray>dy, 0) != d[0] or cnp.PyArray_DIM(<cnp.ndarray>dy, 1) != d[2]:
+        return None
+    if y is None:
+        if act != 0:
+            return None
+    elif cnp.PyArray_DIM(<cnp.ndarray>y, 0) != d[0] or cnp.PyArray_DIM(<cnp.ndarray>y, 1) != d[2]:
+        return None
+    if need_dx is False:
+        if dx is not None:
+            return None
+        cdx = None
+    else:
+        cdx = _fast.new_or_out(dx, 2, d, t)
+        if cdx is None:
+            return None
+    cdw = _fast.new_or_out(dw, 2, &d[1], t)
+    cdb = _fast.new_or_out(db, 1, &d[2], t)
+    if cdw is None or cdb is None:
+        return None
+    ins = (x, w, y, dy)
+    if not (_apart(dx, ins) and _apart(dw, ins + (cdx,)) and _apart(db, ins + (cdx, cdw))):
+        return None
+    return cdx, cdw, cdb
 
 
 def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
     """Gradients of dense_forward: (dx (B, C) or None, dw (C, OC), db (OC,)).
 
     See pynn.reference.dense_backward."""
-    act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation", DENSE_ACTIVATIONS))
-    x, w, _ = _weights(x, w, None)
-    B, C, OC = x.shape[0], x.shape[1], w.shape[1]
-    dy = _checks.float_array(dy, "dy", ndim=2)
-    _checks.same_shape((B, OC), dy=dy)
-    if y is None:
-        if activation != "linear":
-            raise ValueError(f"dense_backward needs the forward output y for "
-                             f"activation={activation!r}; pass y (B, OC)")
+    cdef int act = _act_code(activation)
+    checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db)
+    if checked is not None:
+        dx, dw, db = checked
     else:
-        y = _checks.float_array(y, "y", ndim=2)
-        _checks.same_shape((B, OC), y=y)
-    _checks.same_dtype(x.dtype, w=w, y=y, dy=dy)
-    if not need_dx and dx is not None:
-        raise ValueError("dx was passed but need_dx=False; pass need_dx=True or drop dx")
-    ins = (x, w, y, dy)
-    dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
-    dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
-    db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
-    dyc = _checks.contiguous(dy)
-    yc = _checks.contiguous(y) if act != 0 else None  # "linear" never reads y
-    if x.dtype == np.float32:
-        _status(_backward[float](dx, dw, db, x, w, yc, dyc, act, get_ctx()))
-    else:
-        _status(_backward[double](dx, dw, db, x, w, yc, dyc, act, get_ctx()))
+        act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation",
+                                                     DENSE_ACTIVATIONS))
+        x, w, _ = _weights(x, w, None)
+        B, C, OC = x.shape[0], x.shape[1], w.shape[1]
+        dy = _checks.float_array(dy, "dy", ndim=2)
+        _checks.same_shape((B, OC), dy=dy)
+        if y is None:
+            if activation != "linear":
+                raise ValueError(f"dense_backward needs the forward output y for "
+                                 f"activation={activation!r}; pass y (B, OC)")
+        else:
+            y = _checks.float_array(y, "y", ndim=2)
+            _checks.same_shape((B, OC), y=y)
+        _checks.same_dtype(x.dtype, w=w, y=y, dy=dy)
+        if not need_dx and dx is not None:
+            raise ValueError("dx was passed but need_dx=False; pass need_dx=True or drop dx")
+        ins = (x, w, y, dy)
+        dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
+        dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
+        db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
+        dy = _checks.contiguous(dy)
+        y = _checks.contiguous(y) if act != 0 else None
+    _status(_backward(dx, dw, db, x, w, y if act != 0 else None, dy, act, get_ctx()))
     return dx, dw, db

@@ -6,16 +6,24 @@ views the prediction as (B, D) rows (strides when possible, a copy otherwise), t
 one C call with the GIL released. Forward returns L as a Python float; backward writes
 dL/d(prediction) into `out` (allocated when None; it may be the prediction itself).
 B == 0 gives 0.0 and an empty gradient without entering C.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import math
 
 import numpy as np
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
 
 from pynn import _checks
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
+from pynn._ext cimport _fast
+
+cnp.import_array()
 
 cdef extern from "losses.h" nogil:
     double pynn_mse_forward_f32(const float *x, const float *t, const float *w, pynn_idx B,
@@ -276,13 +284,13 @@ cdef void _backward(int kind,
 
 
 def _run_forward(kind, x, t, y, w, eps=0.0):
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32:
         return _forward[float](kind, x, t, y, w, eps, get_ctx())
     return _forward[double](kind, x, t, y, w, eps, get_ctx())
 
 
 def _run_backward(kind, out, x, t, y, w, eps=0.0):
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32:
         _backward[float](kind, out, x, t, y, w, eps, get_ctx())
     else:
         _backward[double](kind, out, x, t, y, w, eps, get_ctx())
@@ -411,13 +419,33 @@ def _cat_backward(kind, x, y_true, sample_weight, out, name, eps=None):
     return _run_backward(kind, out, x, t, None, w, e)
 
 
+cdef bint _plain_sparse(x, labels, sample_weight, eps) noexcept:
+    """Plainly valid (pynn/_ext/_fast.pxd): x a plain 2-D float array with K >= 1 classes,
+    labels a plain int64 array (B,) in [0, K), no sample weights, eps None or a float in
+    [0, 0.5) -- what _label_args and _eps pass through unchanged."""
+    if sample_weight is not None or not _fast.float_type(x):
+        return False
+    if eps is not None and not _fast.float_in(eps, 0.0, 0.5, False, True):
+        return False
+    cdef cnp.ndarray X = <cnp.ndarray>x
+    return (cnp.PyArray_NDIM(X) == 2 and cnp.PyArray_DIM(X, 1) > 0
+            and _fast.labels_ok(labels, cnp.PyArray_DIM(X, 0), cnp.PyArray_DIM(X, 1)))
+
+
 def _sparse_forward(kind, x, labels, sample_weight, name, eps=None):
+    if _plain_sparse(x, labels, sample_weight, eps):
+        return _run_forward(kind, x, None, labels, None, 0.0 if eps is None else eps)
     x, y, w, B, K = _label_args(x, labels, sample_weight, name)
     e = 0.0 if eps is None else _eps(eps)
     return _run_forward(kind, x, None, y, w, e)
 
 
 def _sparse_backward(kind, x, labels, sample_weight, out, name, eps=None):
+    if _plain_sparse(x, labels, sample_weight, eps):
+        checked = _fast.new_like(out, <cnp.ndarray>x)
+        if checked is not None and _fast.inplace_ok(checked, <cnp.ndarray>x):
+            return _run_backward(kind, checked, x, None, labels, None,
+                                 0.0 if eps is None else eps)
     x, y, w, B, K = _label_args(x, labels, sample_weight, name)
     e = 0.0 if eps is None else _eps(eps)
     out = _out(out, x, (w,))

@@ -3,14 +3,22 @@
 
 Each wrapper checks its arguments with pynn._checks (the same checks as the reference),
 then makes one C call with the GIL released. Strided 2-D inputs are passed by strides.
+
+Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of one float
+dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
+every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
 import numpy as np
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
 
 from pynn import _checks
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
+from pynn._ext cimport _fast
+
+cnp.import_array()
 
 cdef extern from "reduce.h" nogil:
     void pynn_column_sum_f32(float *out, const float *x, pynn_idx B, pynn_idx N,
@@ -45,9 +53,19 @@ cdef void _column_sum(floating[::1] out,            # OUT (N,)
 
 def column_sum(x, out=None):
     """Sum of a 2-D array over its rows: x (B, N) -> out (N,). See pynn.reference.column_sum."""
-    x = _checks.float_array(x, "x", ndim=2)
-    out = _checks.out_array(out, (x.shape[1],), x.dtype, inputs=(x,))
-    if x.dtype == np.float32:
+    cdef cnp.npy_intp n
+    cdef int t = _fast.float_type(x)
+    checked = None
+    if t and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2:
+        n = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+        checked = _fast.new_or_out(out, 1, &n, t)
+        if checked is not None and not _fast.disjoint(checked, <cnp.ndarray>x):
+            checked = None
+    if checked is None:
+        x = _checks.float_array(x, "x", ndim=2)
+        checked = _checks.out_array(out, (x.shape[1],), x.dtype, inputs=(x,))
+    out = checked
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32:
         _column_sum[float](out, x, get_ctx())
     else:
         _column_sum[double](out, x, get_ctx())
@@ -74,7 +92,7 @@ def row_argmax(x, out=None):
     if x.shape[1] == 0:
         raise ValueError(f"row_argmax needs at least one column, received shape {x.shape}")
     out = _checks.out_array(out, (x.shape[0],), np.int64, inputs=(x,))
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32:
         _row_argmax[float](out, x, get_ctx())
     else:
         _row_argmax[double](out, x, get_ctx())
@@ -98,11 +116,16 @@ cdef pynn_idx _count_correct(const floating[:, :] x,       # IN (B, N)
 
 def count_correct(x, labels):
     """Number of rows whose argmax equals the integer label: x (B, N), labels (B,) -> int."""
-    x = _checks.float_array(x, "x", ndim=2)
-    if x.shape[1] == 0:
-        raise ValueError(f"count_correct needs at least one column, received shape {x.shape}")
-    labels = _checks.int_labels(labels, x.shape[0], x.shape[1])
-    if x.dtype == np.float32:
+    cdef int t = _fast.float_type(x)
+    if not (t and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2 and cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+            and _fast.labels_ok(labels, cnp.PyArray_DIM(<cnp.ndarray>x, 0),
+                                cnp.PyArray_DIM(<cnp.ndarray>x, 1))):
+        x = _checks.float_array(x, "x", ndim=2)
+        if x.shape[1] == 0:
+            raise ValueError(f"count_correct needs at least one column, received shape "
+                             f"{x.shape}")
+        labels = _checks.int_labels(labels, x.shape[0], x.shape[1])
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32:
         return int(_count_correct[float](x, labels, get_ctx()))
     return int(_count_correct[double](x, labels, get_ctx()))
 
