@@ -78,17 +78,9 @@ cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
     return st
 
 
-def _weights(x, w, b):
-    x = _checks.float_array(x, "x", ndim=2)
-    w = _checks.float_array(w, "w", ndim=2)
-    if w.shape[0] != x.shape[1]:
-        raise ValueError(f"w must have shape (C, OC) with C = x.shape[1] = {x.shape[1]} "
-                         f"(Keras layout: in features first), received w of shape {w.shape}")
-    if b is not None:
-        b = _checks.float_array(b, "b", ndim=1)
-        _checks.same_shape((w.shape[1],), b=b)
-    _checks.same_dtype(x.dtype, w=w, b=b)
-    return x, w, b
+# argument checks: the very functions of pynn.reference.dense, so both backends refuse bad
+# input identically
+from pynn.reference.dense import forward_args, backward_args
 
 
 def _status(int st):
@@ -146,10 +138,8 @@ def dense_forward(x, w, b=None, activation="linear", out=None):
             if checked is not None and not (out is None or _apart(out, (x, w, b))):
                 checked = None
     if checked is None:
-        act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation",
-                                                     DENSE_ACTIVATIONS))
-        x, w, b = _weights(x, w, b)
-        checked = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
+        x, w, b, checked = forward_args(x, w, b, activation, out)
+        act = DENSE_ACTIVATIONS.index(activation)
         b = _checks.contiguous(b) if b is not None else None
     _status(_forward(checked, x, w, b, act, get_ctx()))
     return checked
@@ -233,26 +223,8 @@ def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=N
     if checked is not None:
         dx, dw, db = checked
     else:
-        act = DENSE_ACTIVATIONS.index(_checks.one_of(activation, "activation",
-                                                     DENSE_ACTIVATIONS))
-        x, w, _ = _weights(x, w, None)
-        B, C, OC = x.shape[0], x.shape[1], w.shape[1]
-        dy = _checks.float_array(dy, "dy", ndim=2)
-        _checks.same_shape((B, OC), dy=dy)
-        if y is None:
-            if activation != "linear":
-                raise ValueError(f"dense_backward needs the forward output y for "
-                                 f"activation={activation!r}; pass y (B, OC)")
-        else:
-            y = _checks.float_array(y, "y", ndim=2)
-            _checks.same_shape((B, OC), y=y)
-        _checks.same_dtype(x.dtype, w=w, y=y, dy=dy)
-        if not need_dx and dx is not None:
-            raise ValueError("dx was passed but need_dx=False; pass need_dx=True or drop dx")
-        ins = (x, w, y, dy)
-        dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
-        dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
-        db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
+        x, w, y, dy, dx, dw, db = backward_args(x, w, y, dy, activation, need_dx, dx, dw, db)
+        act = DENSE_ACTIVATIONS.index(activation)
         dy = _checks.contiguous(dy)
         y = _checks.contiguous(y) if act != 0 else None
     _status(_backward(dx, dw, db, x, w, y if act != 0 else None, dy, act, get_ctx()))

@@ -11,7 +11,6 @@ Fast path: a plainly valid call (exact, C-contiguous, aligned, native arrays of 
 dtype, see pynn/_ext/_fast.pxd) is recognised with C-level tests and goes straight to C;
 every other call, valid or not, takes the pynn._checks path above, so errors are unchanged.
 """
-import math
 
 import numpy as np
 cimport numpy as cnp
@@ -297,55 +296,9 @@ def _run_backward(kind, out, x, t, y, w, eps=0.0):
     return out
 
 
-# ---- argument checks: the same _checks calls, in the same order, as pynn.reference.losses ----
-
-def _weights(sample_weight, n, dtype):
-    if sample_weight is None:
-        return None
-    w = _checks.float_array(sample_weight, "sample_weight", ndim=1)
-    _checks.same_dtype(dtype, sample_weight=w)
-    _checks.same_shape((n,), sample_weight=w)
-    _checks.finite(w, "sample_weight")
-    return w
-
-
-def _dense_args(x, y_true, sample_weight, name, categorical):
-    """x (B, ...) or (B, K) and targets of its shape and dtype -> (x, y_true, w, B, D)."""
-    if categorical:
-        x = _checks.float_array(x, name, ndim=2)
-    else:
-        x = _checks.float_array(x, name, min_ndim=1)
-    y_true = _checks.float_array(y_true, "y_true")
-    _checks.same_dtype(x.dtype, y_true=y_true)
-    _checks.same_shape(x.shape, y_true=y_true)
-    B, D = x.shape[0], math.prod(x.shape[1:])
-    if D == 0:
-        raise ValueError(f"{name} must hold at least one value per sample, received shape "
-                         f"{x.shape}")
-    w = _weights(sample_weight, B, x.dtype)
-    _checks.finite(y_true, "y_true")
-    return x, y_true, w, B, D
-
-
-def _label_args(x, labels, sample_weight, name):
-    """x (B, K) and integer labels (B,) -> (x, labels int64, w, B, K)."""
-    x = _checks.float_array(x, name, ndim=2)
-    B, K = x.shape
-    if K == 0:
-        raise ValueError(f"{name} must hold at least one class, received shape {x.shape}")
-    labels = _checks.int_labels(labels, B, K)
-    w = _weights(sample_weight, B, x.dtype)
-    return x, labels, w, B, K
-
-
-def _eps(eps):
-    return _checks.finite_scalar(eps, "eps", low=0.0, high=0.5, high_open=True)
-
-
-def _out(out, x, others):
-    """The gradient buffer: may be x itself, may not overlap the targets or weights."""
-    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x,), allow_inplace=True)
-    return _checks.out_array(out, x.shape, x.dtype, inputs=others)
+# ---- argument checks: the very functions of pynn.reference.losses, so both backends refuse
+# bad input identically ----
+from pynn.reference.losses import _weights, _dense_args, _label_args, _eps, _out
 
 
 # ---- elementwise losses: rows (B, D) of any (B, ...) shape ----

@@ -31,29 +31,16 @@ def _weights(x, w, b):
     return x, w, b
 
 
-def dense_forward(x, w, b=None, activation="linear", out=None):
-    """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC)."""
+def forward_args(x, w, b, activation, out):
+    """Checked arguments of dense_forward (both backends): (x, w, b, out)."""
     _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
     x, w, b = _weights(x, w, b)
     out = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
-    z = x @ w                               # (B, OC)
-    if b is not None:
-        z = z + b                           # (B, OC)
-    if activation == "relu":
-        z = np.where(z < 0, 0, z)           # (B, OC)
-    elif activation == "sigmoid":
-        z = _sigmoid(z)                     # (B, OC)
-    elif activation == "tanh":
-        z = np.tanh(z)                      # (B, OC)
-    out[...] = z                            # (B, OC)
-    return out
+    return x, w, b, out
 
 
-def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
-    """Gradients of dense_forward: returns (dx (B, C) or None, dw (C, OC), db (OC,)).
-
-    y is the forward output (B, OC), needed for every activation but "linear" (may be None).
-    """
+def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
+    """Checked arguments of dense_backward (both backends): (x, w, y, dy, dx, dw, db)."""
     _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
     x, w, _ = _weights(x, w, None)
     B, C, OC = x.shape[0], x.shape[1], w.shape[1]
@@ -73,6 +60,31 @@ def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=N
     dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
     dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
     db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
+    return x, w, y, dy, dx, dw, db
+
+
+def dense_forward(x, w, b=None, activation="linear", out=None):
+    """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC)."""
+    x, w, b, out = forward_args(x, w, b, activation, out)
+    z = x @ w                               # (B, OC)
+    if b is not None:
+        z = z + b                           # (B, OC)
+    if activation == "relu":
+        z = np.where(z < 0, 0, z)           # (B, OC)
+    elif activation == "sigmoid":
+        z = _sigmoid(z)                     # (B, OC)
+    elif activation == "tanh":
+        z = np.tanh(z)                      # (B, OC)
+    out[...] = z                            # (B, OC)
+    return out
+
+
+def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
+    """Gradients of dense_forward: returns (dx (B, C) or None, dw (C, OC), db (OC,)).
+
+    y is the forward output (B, OC), needed for every activation but "linear" (may be None).
+    """
+    x, w, y, dy, dx, dw, db = backward_args(x, w, y, dy, activation, need_dx, dx, dw, db)
     if activation == "relu":
         dz = np.where(y > 0, dy, 0)         # (B, OC)
     elif activation == "sigmoid":
