@@ -8,10 +8,14 @@
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
+ * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
+ * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
+ * transposed (contiguous columns) and K >= 64 is computed as C^T = B^T A^T, whose rows fill
+ * the kernel's vectors. A single row (M == 1, or a one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
- * sequential FMA chain in the micro-kernel; kc and the path depend only on (M, N, K), the
- * dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
+ * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
+ * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
  * the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread; PYNN_ENOMEM if it cannot
  * be allocated (C untouched).
