@@ -3,7 +3,7 @@
 One row per shape x threads: milliseconds, GFLOPS (2MNK / t) for each contender, ratios, and
 pynn's share of the machine's measured FP32 peak (an AVX-512 FMA throughput loop per thread
 count). Shapes: squares 128..2048 and the GEMMs of a 784-128-10 MLP at batch 32/128/512
-(forward, and the backward X^T dY and dY W^T). Each result is checked against NumPy before
+(forward, and the backward X^T dY and dY W^T), a GEMV and a long dot product. Each result is checked against NumPy before
 it is timed. Usage:  python bench/gemm.py [--quick] [--threads 1,2] [--dtype float32]
 """
 import argparse
@@ -39,6 +39,9 @@ def cases(quick):
     out = [(f"square {n}", (n, n), (n, n), False, False) for n in sq]
     for b in BATCHES:
         out += mlp_cases(b)
+    # single-row and single-element products (the dot / GEMV path)
+    out += [("gemv (1,784)@(784,128)", (1, 784), (784, 128), False, False),
+            ("dot (1,101770)@(101770,1)", (1, 101770), (101770, 1), False, False)]
     return out
 
 

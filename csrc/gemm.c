@@ -8,10 +8,14 @@
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
+ * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
+ * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
+ * transposed (contiguous columns) and K >= 64 is computed as C^T = B^T A^T, whose rows fill
+ * the kernel's vectors. A single row (M == 1, or a one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
- * sequential FMA chain in the micro-kernel; kc and the path depend only on (M, N, K), the
- * dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
+ * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
+ * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
  * the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread; PYNN_ENOMEM if it cannot
  * be allocated (C untouched).
@@ -98,7 +102,7 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                 pynn_idx mcur = PYNN_MIN(mr, M - ir);                                        \
                 const T *ap = A + ir * rsa + pc * csa;                                       \
                 pynn_idx ra = rsa, ca = csa;                                                 \
-                if (pack_a || mcur < mr) {                                                   \
+                if (pack_a || (mcur < mr && mcur > 1)) { /* one row: read in place */        \
                     pynn_gemm_pack_a_##SUF(wa, ap, rsa, csa, mcur, kcur, mr);                \
                     ap = wa, ra = 1, ca = mr;                                                \
                 }                                                                            \
@@ -137,6 +141,22 @@ static void pynn_gemm_part_##SUF(int t, int nt, const pynn_gemm_kernel_##SUF *kr
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
                                                                                              \
+static void pynn_gemm_dots_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx rsc,       \
+                                 pynn_idx csc, const T *A, pynn_idx rsa, const T *B,         \
+                                 pynn_idx csb, pynn_idx N, pynn_idx K, T alpha, T beta,      \
+                                 pynn_idx e0, pynn_idx e1) {                                 \
+    /* elements e0..e1-1 of C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, M == 1 or        \
+     * N == 1, rows of A and columns of B contiguous: one dot product per element */         \
+    PYNN_FTZ_BEGIN;                                                                          \
+    for (pynn_idx e = e0; e < e1; e++) {                                                     \
+        pynn_idx i = N == 1 ? e : 0, j = N == 1 ? 0 : e;                                     \
+        T s = kr->dot(K, A + i * rsa, B + j * csb);                                          \
+        T *c = C + i * rsc + j * csc;                                                        \
+        *c = beta == (T)0 ? alpha * s : alpha * s + beta * *c;                               \
+    }                                                                                        \
+    PYNN_FTZ_END;                                                                            \
+}                                                                                            \
+                                                                                             \
 int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,              \
                     pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,        \
                     pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx) {                 \
@@ -154,6 +174,32 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
                                      : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF      \
                                      : &pynn_gemm_generic_##SUF;                             \
     const int mr = kr->mr, nr = kr->nr;                                                      \
+    if ((M == 1 || N == 1) && csa == 1 && rsb == 1) {                                        \
+        /* GEMV and dot shapes with contiguous rows of A and columns of B: one dot product   \
+         * per element (tiles would waste all but one row or column); threads split the     \
+         * elements, each computed whole by one thread */                                    \
+        pynn_idx ne = M * N;                                                                 \
+        int nt = pynn_threads_for(ctx, (double)ne * (double)K);                              \
+        if (nt > ne) nt = (int)ne;                                                           \
+        if (nt == 1)                                                                         \
+            pynn_gemm_dots_##SUF(kr, C, rsc, csc, A, rsa, B, csb, N, K, alpha, beta, 0, ne); \
+        else {                                                                               \
+            _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")          \
+            for (int t = 0; t < nt; t++)                                                     \
+                pynn_gemm_dots_##SUF(kr, C, rsc, csc, A, rsa, B, csb, N, K, alpha, beta,     \
+                                     ne * t / nt, ne * (t + 1) / nt);                        \
+        }                                                                                    \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
+    if (N <= nr / 2 && M > N && K >= 64 && rsa == 1 && csa != 1) {                           \
+        /* narrow C and A with contiguous columns (A^T B in a backward pass): compute        \
+         * C^T = B^T A^T, whose tiles fill both vectors of B^T's rows and read A^T's         \
+         * contiguous rows in place; each element is still one FMA chain over p */           \
+        const T *t = A;                                                                      \
+        pynn_idx ti = M, trs = rsa, tcs = csa;                                               \
+        A = B, rsa = csb, csa = rsb, B = t, rsb = tcs, csb = trs, M = N, N = ti;              \
+        ti = rsc, rsc = csc, csc = ti;                                                       \
+    }                                                                                        \
     /* path and depth blocking from the shapes alone (see the header comment) */             \
     int small = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES || M <= 2 * mr; \
     pynn_idx kmax = small ? PYNN_GEMM_SMALL_KC : kr->kc;                                     \

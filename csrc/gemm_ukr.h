@@ -28,16 +28,22 @@ typedef void (*pynn_gemm_ukr_f64)(pynn_idx k, const double *a, pynn_idx rsa, pyn
                                   double *c, pynn_idx rsc, pynn_idx csc, double alpha,
                                   double beta, pynn_idx m, pynn_idx n);
 
+/* dot product of two contiguous vectors of length k, in a fixed order */
+typedef float (*pynn_gemm_dot_f32)(pynn_idx k, const float *a, const float *b);
+typedef double (*pynn_gemm_dot_f64)(pynn_idx k, const double *a, const double *b);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
     pynn_gemm_ukr_f32 ukr;
+    pynn_gemm_dot_f32 dot;
 } pynn_gemm_kernel_f32;
 
 typedef struct {
     int mr, nr;
     pynn_idx kc, nc;
     pynn_gemm_ukr_f64 ukr;
+    pynn_gemm_dot_f64 dot;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */
@@ -47,7 +53,8 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
 /* One body for every SIMD kernel (gemm_ukr_avx2.c, gemm_ukr_avx512.c): a tile of ROWS(...)
  * rows by two vectors of VL lanes. Before instantiating, the including file defines T, VT
  * (vector), MT (lane mask), VL, MR and the operations ZERO() SET1(x) LOADU(p) MLOADZ(mask, p)
- * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count). Edge columns use lane masks
+ * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count), and for the dot product ADD(a, b)
+ * and STORE(p, v) (aligned). Edge columns use lane masks
  * (never reading B or C past column n); edge rows are computed on zero padding and not
  * stored; a strided C goes through a row buffer with the same vector arithmetic. */
 #define PYNN_UKR_DECL(i) VT c##i##a = ZERO(), c##i##b = ZERO();
@@ -65,8 +72,23 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
 #define PYNN_UKR_STEP1(i, AI) c##i##a = FMADD(SET1(AI), b0, c##i##a);
 #define PYNN_UKR_STEP1_PACKED(i) PYNN_UKR_STEP1(i, a[i])
 #define PYNN_UKR_STEP1_STRIDED(i) PYNN_UKR_STEP1(i, PYNN_UKR_AS(i))
+/* B rows are fetched PYNN_UKR_PF rows ahead, both vectors' lines: B read in place has a
+ * row stride of N (512 bytes for N = 128, a new 4 KB page every few rows), which the
+ * hardware prefetchers follow late (measured 5-10% on the layer shapes and squares);
+ * a prefetch past the end of B is harmless (it never faults) */
+#define PYNN_UKR_PF 16
+#define PYNN_UKR_PREFETCH_B                                                                  \
+    __builtin_prefetch(b + PYNN_UKR_PF * rsb), __builtin_prefetch(b + PYNN_UKR_PF * rsb + VL)
+/* A with contiguous columns (a packed sliver, or a transposed operand read in place with
+ * a column stride of M): its column PYNN_UKR_PF ahead, first and last row's lines
+ * (measured 5-15% on x^T dy and the squares; row-strided A gains nothing) */
+#define PYNN_UKR_PREFETCH_A                                                                  \
+    if (rsa == 1)                                                                            \
+        __builtin_prefetch(a + PYNN_UKR_PF * csa), __builtin_prefetch(a + PYNN_UKR_PF * csa + MR - 1)
 #define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        PYNN_UKR_PREFETCH_B;                                                                 \
+        PYNN_UKR_PREFETCH_A;                                                                 \
         const T *a6 = a + 6 * rsa;                                                           \
         VT b0 = LOADB0, b1 = LOADB1;                                                         \
         (void)a6;                                                                            \
@@ -74,6 +96,7 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
     }
 #define PYNN_UKR_LOOP1(ROWS, STEP, ASTEP)                                                    \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
+        __builtin_prefetch(b + PYNN_UKR_PF * rsb);                                           \
         const T *a6 = a + 6 * rsa;                                                           \
         VT b0 = MLOADZ(m0, b);                                                               \
         (void)a6;                                                                            \
@@ -132,6 +155,55 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     }                                                                                        \
 }
 
+/* One kernel per ISA from three bodies: the full MR rows, and 1 or 4 rows for short edge
+ * slivers and single-row products (M == 1), so a short sliver costs its own rows' FMAs, not
+ * MR rows'. A row's accumulation is the same FMA chain in every body (the bits do not change).
+ * The 1-row body reads only row 0, so a single row is read in place, never packed. */
+#define PYNN_GEMM_UKR_SIMD_ALL(NAME, ROWS)                                                   \
+PYNN_GEMM_UKR_SIMD(NAME##_full, ROWS)                                                        \
+PYNN_GEMM_UKR_SIMD(NAME##_r4, PYNN_ROWS4)                                                    \
+PYNN_GEMM_UKR_SIMD(NAME##_r1, PYNN_ROWS1)                                                    \
+static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
+                 pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
+                 pynn_idx m, pynn_idx n) {                                                   \
+    /* C (m,n) = alpha * A (m,k) @ B (k,n) + beta * C with the fewest rows that cover m */   \
+    if (m == 1)                                                                              \
+        NAME##_r1(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
+    else if (m <= 4)                                                                         \
+        NAME##_r4(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
+    else                                                                                     \
+        NAME##_full(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                 \
+}
+
+/* Dot product of two contiguous vectors (the M == 1 or N == 1 path of gemm.c): four vector
+ * accumulators over blocks of 4 VL, one more vector at a time into the first, a masked tail
+ * into the second, then (s0 + s1) + (s2 + s3) and its lanes summed in order: a fixed order
+ * that depends on k only. */
+#define PYNN_GEMM_DOT_SIMD(NAME)                                                             \
+static T NAME(pynn_idx k, const T *a, const T *b) {                                          \
+    /* sum_p a[p] * b[p], p < k */                                                           \
+    VT s0 = ZERO(), s1 = ZERO(), s2 = ZERO(), s3 = ZERO();                                   \
+    pynn_idx p = 0;                                                                          \
+    for (; p + 4 * VL <= k; p += 4 * VL) {                                                   \
+        s0 = FMADD(LOADU(a + p), LOADU(b + p), s0);                                          \
+        s1 = FMADD(LOADU(a + p + VL), LOADU(b + p + VL), s1);                                \
+        s2 = FMADD(LOADU(a + p + 2 * VL), LOADU(b + p + 2 * VL), s2);                        \
+        s3 = FMADD(LOADU(a + p + 3 * VL), LOADU(b + p + 3 * VL), s3);                        \
+    }                                                                                        \
+    for (; p + VL <= k; p += VL) s0 = FMADD(LOADU(a + p), LOADU(b + p), s0);                 \
+    if (p < k) {                                                                             \
+        MT mk = MASK(k - p);                                                                 \
+        s1 = FMADD(MLOADZ(mk, a + p), MLOADZ(mk, b + p), s1);                                \
+    }                                                                                        \
+    T lanes[VL] __attribute__((aligned(64)));                                                \
+    STORE(lanes, ADD(ADD(s0, s1), ADD(s2, s3)));                                             \
+    T s = lanes[0];                                                                          \
+    for (int l = 1; l < VL; l++) s += lanes[l];                                              \
+    return s;                                                                                \
+}
+
+#define PYNN_ROWS1(X) X(0)
+#define PYNN_ROWS4(X) X(0) X(1) X(2) X(3)
 #define PYNN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define PYNN_ROWS12(X) PYNN_ROWS6(X) X(6) X(7) X(8) X(9) X(10) X(11)
 #define PYNN_ROWS14(X) PYNN_ROWS12(X) X(12) X(13)

@@ -14,11 +14,14 @@
 #define MUL(x, y) _mm256_mul_ps(x, y)
 #define MASK(cnt) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt)), \
                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define ADD(x, y) _mm256_add_ps(x, y)
+#define STORE(p, v) _mm256_store_ps(p, v)
 #define T float
 #define VT __m256
 #define MT __m256i
 #define VL 8
-PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
+PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
+PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f32)
 #undef ZERO
 #undef SET1
 #undef LOADU
@@ -27,6 +30,8 @@ PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
 #undef FMADD
 #undef MUL
 #undef MASK
+#undef ADD
+#undef STORE
 #undef T
 #undef VT
 #undef VL
@@ -40,10 +45,15 @@ PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
 #define MUL(x, y) _mm256_mul_pd(x, y)
 #define MASK(cnt) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(cnt)), \
                                      _mm256_setr_epi64x(0, 1, 2, 3))
+#define ADD(x, y) _mm256_add_pd(x, y)
+#define STORE(p, v) _mm256_store_pd(p, v)
 #define T double
 #define VT __m256d
 #define VL 4
-PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx2_f64, PYNN_ROWS6)
+PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f64, PYNN_ROWS6)
+PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f64)
 
-const pynn_gemm_kernel_f32 pynn_gemm_avx2_f32 = {MR, 16, 256, 1024, pynn_gemm_ukr_avx2_f32};
-const pynn_gemm_kernel_f64 pynn_gemm_avx2_f64 = {MR, 8, 256, 512, pynn_gemm_ukr_avx2_f64};
+const pynn_gemm_kernel_f32 pynn_gemm_avx2_f32 = {MR, 16, 256, 1024, pynn_gemm_ukr_avx2_f32,
+                                             pynn_gemm_dot_avx2_f32};
+const pynn_gemm_kernel_f64 pynn_gemm_avx2_f64 = {MR, 8, 256, 512, pynn_gemm_ukr_avx2_f64,
+                                             pynn_gemm_dot_avx2_f64};

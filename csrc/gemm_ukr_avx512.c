@@ -14,11 +14,14 @@
 #define FMADD(x, y, z) _mm512_fmadd_ps(x, y, z)
 #define MUL(x, y) _mm512_mul_ps(x, y)
 #define MASK(cnt) ((__mmask16)((1u << (cnt)) - 1u))
+#define ADD(x, y) _mm512_add_ps(x, y)
+#define STORE(p, v) _mm512_store_ps(p, v)
 #define T float
 #define VT __m512
 #define MT __mmask16
 #define VL 16
-PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
+PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
+PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f32)
 #undef ZERO
 #undef SET1
 #undef LOADU
@@ -27,6 +30,8 @@ PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
 #undef FMADD
 #undef MUL
 #undef MASK
+#undef ADD
+#undef STORE
 #undef T
 #undef VT
 #undef MT
@@ -40,12 +45,17 @@ PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
 #define FMADD(x, y, z) _mm512_fmadd_pd(x, y, z)
 #define MUL(x, y) _mm512_mul_pd(x, y)
 #define MASK(cnt) ((__mmask8)((1u << (cnt)) - 1u))
+#define ADD(x, y) _mm512_add_pd(x, y)
+#define STORE(p, v) _mm512_store_pd(p, v)
 #define T double
 #define VT __m512d
 #define MT __mmask8
 #define VL 8
-PYNN_GEMM_UKR_SIMD(pynn_gemm_ukr_avx512_f64, PYNN_ROWS12)
+PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f64, PYNN_ROWS12)
+PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f64)
 
 /* kc x nr of packed B stays in L2 with the A sliver in L1; nc x kc of B in L2 (2 MB) */
-const pynn_gemm_kernel_f32 pynn_gemm_avx512_f32 = {MR, 32, 256, 1024, pynn_gemm_ukr_avx512_f32};
-const pynn_gemm_kernel_f64 pynn_gemm_avx512_f64 = {MR, 16, 256, 512, pynn_gemm_ukr_avx512_f64};
+const pynn_gemm_kernel_f32 pynn_gemm_avx512_f32 = {MR, 32, 256, 1024, pynn_gemm_ukr_avx512_f32,
+                                               pynn_gemm_dot_avx512_f32};
+const pynn_gemm_kernel_f64 pynn_gemm_avx512_f64 = {MR, 16, 256, 512, pynn_gemm_ukr_avx512_f64,
+                                               pynn_gemm_dot_avx512_f64};

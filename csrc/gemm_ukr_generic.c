@@ -13,7 +13,12 @@ static void pynn_gemm_ukr_generic_##SUF(pynn_idx k, const T *a, pynn_idx rsa, py
                                         pynn_idx m, pynn_idx n) {                            \
     /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
     T acc[PYNN_GEN_MR][PYNN_GEN_NR] = {{0}};                                                 \
-    if (n == PYNN_GEN_NR) {                                                                  \
+    if (m == 1) { /* a single row, possibly read in place: touch row 0 only */              \
+        for (pynn_idx p = 0; p < k; p++) {                                                   \
+            const T *ap = a + p * csa, *bp = b + p * rsb;                                    \
+            for (int j = 0; j < n; j++) acc[0][j] += ap[0] * bp[j];                          \
+        }                                                                                    \
+    } else if (n == PYNN_GEN_NR) {                                                                  \
         for (pynn_idx p = 0; p < k; p++) {                                                   \
             const T *ap = a + p * csa, *bp = b + p * rsb;                                    \
             for (int i = 0; i < PYNN_GEN_MR; i++)                                            \
@@ -33,8 +38,19 @@ static void pynn_gemm_ukr_generic_##SUF(pynn_idx k, const T *a, pynn_idx rsa, py
             *cij = beta == (T)0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cij;       \
         }                                                                                    \
 }                                                                                            \
+static T pynn_gemm_dot_generic_##SUF(pynn_idx k, const T *a, const T *b) {                   \
+    /* sum_p a[p] * b[p]: eight partial sums over blocks of 8, the tail into the first,      \
+     * combined pairwise; a fixed order that depends on k only */                            \
+    T s[8] = {0};                                                                            \
+    pynn_idx p = 0;                                                                          \
+    for (; p + 8 <= k; p += 8)                                                               \
+        for (int l = 0; l < 8; l++) s[l] += a[p + l] * b[p + l];                             \
+    for (; p < k; p++) s[0] += a[p] * b[p];                                                  \
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));               \
+}                                                                                            \
 const pynn_gemm_kernel_##SUF pynn_gemm_generic_##SUF = {                                     \
-    PYNN_GEN_MR, PYNN_GEN_NR, 256, 512, pynn_gemm_ukr_generic_##SUF};
+    PYNN_GEN_MR, PYNN_GEN_NR, 256, 512, pynn_gemm_ukr_generic_##SUF,                         \
+    pynn_gemm_dot_generic_##SUF};
 
 PYNN_GEMM_UKR_GENERIC(float, f32)
 PYNN_GEMM_UKR_GENERIC(double, f64)

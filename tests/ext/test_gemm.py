@@ -60,6 +60,64 @@ def test_against_reference(shape, exact, dtype):
             compare("gemm", a, b, ta, tb, k=K)
 
 
+# shapes that pick the special paths of gemm.c, (M, N, K, trans_a, trans_b):
+# M == 1 or N == 1 with contiguous rows of op(a) and columns of op(b): one dot product per
+# element (threads split the elements); narrow C (N <= NR/2: 16 avx512 f32, 8 avx512 f64 and
+# avx2 f32, 4 avx2 f64 and generic) with trans_a and K >= 64: C^T = op(b)^T op(a)^T; one row
+# (M == 1, or a one-row edge sliver) read in place by the 1-row kernel, 2..4-row edges by
+# the 4-row kernel
+PATHS = [(1, 1, 101770, False, False),  # the dot product
+         (1, 1, 77, False, False),  # dot: vector blocks, single vectors, masked tail
+         (1, 300, 250, False, True),  # row vector @ op(b) with contiguous columns: dots
+         (400, 1, 300, False, False),  # GEMV: dots, split between threads
+         (1, 300, 250, False, False),  # one row read in place, rows of b contiguous
+         (1, 70, 40, True, False),  # one row read in place from a column of a
+         (13, 70, 40, False, False),  # a 12-row sliver and a one-row edge in place
+         (14, 40, 30, True, False), (16, 40, 30, False, True),  # 2- and 4-row edges
+         (130, 10, 100, True, False),  # h^T dy: C^T = dy^T h for avx512 f32
+         (300, 3, 500, True, False), (300, 3, 500, True, True),  # C^T on every arch
+         (200, 1, 300, True, False),  # N == 1 with a^T: C^T is one row, read in place
+         (20, 10, 63, True, False)]  # K < 64: stays untransposed
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", PATHS, ids=[f"{m}x{n}x{k}-{int(ta)}{int(tb)}"
+                                             for m, n, k, ta, tb in PATHS])
+def test_shape_paths(case, dtype):
+    """Dot, GEMV, transposed-product and short-sliver paths against the reference on every
+    arch, 1 and 2 threads bit-identical; alpha/beta, and beta == 0 never reads out."""
+    M, N, K, ta, tb = case
+    rng = np.random.default_rng(M * 7919 + N * 31 + K)
+    a, b = operands(rng, M, N, K, ta, tb, dtype)
+    compare("gemm", a, b, ta, tb, k=K)
+    compare("gemm", a, b, ta, tb, -0.5, 2.0, rand(rng, (M, N), dtype), k=K)
+    for arch in ARCHS:
+        out = np.full((M, N), np.nan, dtype)
+        with pynn.arch(arch):
+            C.gemm(a, b, ta, tb, 1.5, 0.0, out)
+        assert not np.isnan(out).any(), f"beta=0 read out (arch={arch})"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dot_exact_and_layouts(dtype):
+    """A long dot product of small integers is exact; strided and reversed vectors."""
+    K = 101770  # the sum stays below 2**24: exact in float32 whatever the order
+    a = np.ones((1, K), dtype)
+    b = np.tile(np.array([1.0, 2.0, -1.0, 0.0], dtype), K // 4 + 1)[:K].reshape(K, 1)
+    want = float(b.sum(dtype=np.float64))
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            assert C.gemm(a, b)[0, 0] == want, f"arch={arch}"
+            assert C.gemm(b, a, True, True)[0, 0] == want, f"arch={arch}"
+    rng = np.random.default_rng(13)
+    a, b = rand(rng, (90, 257), dtype), rand(rng, (257, 1), dtype)
+    for name, av in layouts(a):
+        compare("gemm", av, b, k=257)
+    for name, bv in layouts(b):
+        compare("gemm", a, bv, k=257)
+    compare("gemm", a[::-1], b[::-1], k=257)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(13, 33, 17), (53, 10, 128), (37, 300, 600)])
 def test_layouts(shape, dtype):
