@@ -219,6 +219,14 @@ def feature_maps(model, image, layer_types=("Conv2D", "DepthwiseConv2D")):
     return maps
 
 
+def _as_image(img):
+    """(H, W) or (H, W, 3|4) for imshow: one channel squeezed, other counts averaged."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] not in (3, 4):
+        return img.mean(axis=-1)
+    return img
+
+
 def _grid(n, cols):
     cols = min(cols, n)
     return -(-n // cols), cols
@@ -261,9 +269,7 @@ def plot_feature_maps(model, image, path=None, max_channels=16, cols=8, title=No
         ax.set_xticks([])
         ax.set_yticks([])
         ax.axis("off")
-    img = np.asarray(image)
-    axes[0, 0].imshow(img.reshape(img.shape[:2]) if img.ndim == 3 and img.shape[-1] == 1
-                      else img, cmap="gray")
+    axes[0, 0].imshow(_as_image(image), cmap="gray")
     axes[0, 0].axis("on")
     axes[0, 0].set_title("input", fontsize=7)
     r = 1
@@ -288,7 +294,7 @@ def plot_saliency(model, images, labels=None, class_names=None, path=None, title
     plt = _pyplot()
     fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4), squeeze=False)
     for k in range(n):
-        img = images[k].reshape(images[k].shape[:2]) if images[k].ndim == 3 else images[k]
+        img = _as_image(images[k])
         s = np.abs(sal[k]).reshape(sal[k].shape[:2] + (-1,)).max(axis=-1)
         axes[0, k].imshow(img, cmap="gray")
         cap = f"pred {name(pred[k])}"

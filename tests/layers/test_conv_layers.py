@@ -384,3 +384,27 @@ def test_config_round_trip():
         layers.GlobalAveragePooling2D(keepdims=True)])
     c = pynn.models.model_from_config(m.get_config())
     assert c.get_config() == m.get_config()
+
+
+def test_cnn_plots_write_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    pynn.utils.set_random_seed(10)
+    m = small_cnn()
+    m.build((None, 9, 9, 2))
+    x = np.random.default_rng(10).standard_normal((3, 9, 9, 2)).astype(np.float32)
+    maps = pynn.plot.feature_maps(m, x[0])
+    assert [(name, a.shape) for name, a in maps] == [(m.layers[0].name, (9, 9, 4)),
+                                                     (m.layers[3].name, (3, 3, 4)),
+                                                     (m.layers[4].name, (3, 3, 5))]
+    try:
+        for name, fig in [("f", pynn.plot.plot_filters(m.layers[0], path=tmp_path / "f.png")),
+                          ("m", pynn.plot.plot_feature_maps(m, x[0], path=tmp_path / "m.png")),
+                          ("s", pynn.plot.plot_saliency(m, x, [0, 1, 2], path=tmp_path / "s.png"))]:
+            assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with pytest.raises(ValueError, match="convolution layer"):
+            pynn.plot.plot_filters(m.layers[2])
+        with pytest.raises(ValueError, match="class_index"):
+            pynn.plot.saliency(m, x, class_index=3)
+    finally:
+        plt.close("all")
