@@ -98,12 +98,14 @@ def layer_rows(threads, use_ref, use_torch, x):
             continue
         contenders = {}
         outs = {}
+        dy = None
         for b, m in models.items():
             lay = m._layers[i]
             lay._need_dx = True
             y = lay.forward(inputs[b], training=True)
             outs[b] = np.array(y, copy=True)
-            dy = rng.standard_normal(y.shape).astype(np.float32) if b == "c" else dy
+            if b == "c":  # the same dy for every contender
+                dy = rng.standard_normal(y.shape).astype(np.float32)
 
             def step(lay=lay, xin=inputs[b], dy=dy):
                 lay.forward(xin, training=True)
@@ -204,7 +206,7 @@ def main():
     use_ref, use_torch = not a.no_reference, torch is not None and not a.no_torch
     x, y, xt, yt, how = load_data()
     print(f"data: {how}; batch {BATCH}; {STEPS_PER_EPOCH} batches per epoch; "
-          f"{'timed ' + str(steps) + ' batches, scaled' if steps < STEPS_PER_EPOCH else 'full epochs'}; "
+          f"{f'timed {steps} batches, scaled' if steps < STEPS_PER_EPOCH else 'full epochs'}; "
           f"torch {'%s' % torch.__version__ if torch is not None else 'not importable'}")
     fl_epoch = 3 * forward_flops_per_sample() * N_TRAIN
     summary = []
