@@ -13,6 +13,9 @@
 
 #include "pool.h"
 
+/* channels per argmax block of max_pool2d_backward (fixed-size stack arrays) */
+#define POOL_CB 64
+
 #define PYNN_POOL_FAMILY(T, SUF)                                                                     \
 /* the winner test: v beats the best so far (first maximum wins, NaN beats numbers) */               \
 static inline int pool_beats_##SUF(T v, T best) {                                                    \
@@ -68,16 +71,33 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
                 const T *dyp = dy + ((b * g.OH + oh) * g.OW + ow) * C;                               \
                 pynn_idx j0 = PYNN_MAX(0, g.pl - ow * g.sw);                                         \
                 pynn_idx j1 = PYNN_MIN(g.KW, g.W + g.pl - ow * g.sw);                                \
-                for (pynn_idx c = 0; c < C; c++) {                                                   \
-                    pynn_idx bh = -1, bw = -1;                                                       \
-                    T best = 0;                                                                      \
+                if (i1 <= i0 || j1 <= j0) continue;                                                  \
+                /* channels in blocks of POOL_CB: the argmax scan visits the taps with               \
+                   channels innermost and branch-free selects (vectorizable; the per-                \
+                   channel branch mispredicted on random data) */                                    \
+                for (pynn_idx c0 = 0; c0 < C; c0 += POOL_CB) {                                       \
+                    int cn = (int)PYNN_MIN(POOL_CB, C - c0);                                         \
+                    T best[POOL_CB];                                                                 \
+                    int at[POOL_CB];                                                                 \
+                    const T *x0 = xb + (oh * g.sh + i0 - g.pt) * g.xsh                               \
+                                  + (ow * g.sw + j0 - g.pl) * g.xsw + c0 * g.xsc;                    \
+                    for (int c = 0; c < cn; c++) { best[c] = x0[c * g.xsc]; at[c] = 0; }             \
                     for (pynn_idx i = i0; i < i1; i++)                                               \
-                        for (pynn_idx j = j0; j < j1; j++) {                                         \
-                            pynn_idx ih = oh * g.sh + i - g.pt, iw = ow * g.sw + j - g.pl;           \
-                            T v = xb[ih * g.xsh + iw * g.xsw + c * g.xsc];                           \
-                            if (bh < 0 || pool_beats_##SUF(v, best)) { best = v; bh = ih; bw = iw; } \
+                        for (pynn_idx j = (i == i0 ? j0 + 1 : j0); j < j1; j++) {                    \
+                            const T *xp = x0 + (i - i0) * g.xsh + (j - j0) * g.xsw;                  \
+                            int t = (int)((i - i0) * g.KW + (j - j0));                               \
+                            for (int c = 0; c < cn; c++) {                                           \
+                                T v = xp[c * g.xsc];                                                 \
+                                int w = pool_beats_##SUF(v, best[c]);                                \
+                                best[c] = w ? v : best[c];                                           \
+                                at[c] = w ? t : at[c];                                               \
+                            }                                                                        \
                         }                                                                            \
-                    if (bh >= 0) dxb[(bh * g.W + bw) * C + c] += dyp[c];                             \
+                    for (int c = 0; c < cn; c++) {                                                   \
+                        pynn_idx ih = oh * g.sh + i0 + at[c] / g.KW - g.pt;                          \
+                        pynn_idx iw = ow * g.sw + j0 + at[c] % g.KW - g.pl;                          \
+                        dxb[(ih * g.W + iw) * C + c0 + c] += dyp[c0 + c];                            \
+                    }                                                                                \
                 }                                                                                    \
             }                                                                                        \
         }                                                                                            \

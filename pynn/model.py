@@ -369,7 +369,7 @@ class Model:
                          f"{shape:<{widths[1]}}{layer.count_params():,}")
         lines.append("=" * line_length)
         total = self.count_params()
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
+        trainable = sum(w.size for w in self.trainable_weights)
         itemsize = self.dtype.itemsize
         lines += [f"Total params: {total:,} ({_size(total * itemsize)})",
                   f"Trainable params: {trainable:,} ({_size(trainable * itemsize)})",

@@ -3,11 +3,22 @@ listed here, so a saved architecture can name no other code."""
 from .._registry import lookup
 from .base import Layer
 from .core import InputLayer, Input, Dense, Flatten, Dropout, Activation, Reshape
+from .conv import Conv2D, DepthwiseConv2D, Conv2DTranspose
+from .pooling import (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+                      GlobalMaxPooling2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D)
+from .normalization import BatchNormalization
+from .reshaping import UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation",
-           "Reshape", "serialize", "deserialize", "REGISTRY"]
+           "Reshape", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D",
+           "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D",
+           "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "BatchNormalization",
+           "UpSampling2D", "ZeroPadding2D", "serialize", "deserialize", "REGISTRY"]
 
-REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape)}
+REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape,
+                                    Conv2D, DepthwiseConv2D, Conv2DTranspose, MaxPooling2D,
+                                    AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+                                    BatchNormalization, UpSampling2D, ZeroPadding2D)}
 
 
 def serialize(layer):

@@ -28,9 +28,11 @@ def _unique_name(base):
 
 
 def _snake(name):
+    # Keras' names: Conv2D -> conv2d, Conv2DTranspose -> conv2d_transpose
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
+        prev, nxt = name[i - 1] if i else "", name[i + 1:i + 2]
+        if ch.isupper() and i and (prev.islower() or (prev.isupper() and nxt.islower())):
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
@@ -112,7 +114,16 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return list(self.params.values()) if self.trainable else []
+        """Weights the optimizer updates (none when the layer is frozen; never the
+        non-trainable ones, such as BatchNormalization's moving statistics)."""
+        if not self.trainable:
+            return []
+        return [w for k, w in self.params.items() if self._weight_info[k][1]]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.params.values()
+                if not any(w is t for t in self.trainable_weights)]
 
     def get_weights(self):
         return [w.copy() for w in self.params.values()]
