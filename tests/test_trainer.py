@@ -374,3 +374,15 @@ def test_batching_any_size(n, batch, backend):
     m.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     assert m.optimizer.iterations == -(-n // batch)
     assert m.metrics[0].count == n
+
+
+def test_all_finite_is_exact_for_huge_values_nan_and_inf():
+    from pynn.trainer import all_finite
+    huge = np.full((3, 4), 3e38, np.float32)          # x.x overflows: the exact test decides
+    assert all_finite(huge)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = huge.copy()
+        x[2, 3] = bad
+        assert not all_finite(x)
+    assert all_finite(np.zeros((2, 2)))
+    assert not all_finite(np.array([[0.0, np.nan]]))
