@@ -213,7 +213,9 @@ def all_finite(x):
     temporary mask; when it is not finite (also for legitimately huge values that overflow
     it), the exact elementwise test decides."""
     flat = x.reshape(-1)
-    return bool(np.isfinite(np.dot(flat, flat))) or bool(np.all(np.isfinite(flat)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.dot(flat, flat)
+    return bool(np.isfinite(s)) or bool(np.all(np.isfinite(flat)))
 
 
 def as_inputs(model, x, what="x"):
