@@ -24,8 +24,10 @@
 #include <tgmath.h>
 
 #include "losses.h"
+#include "activations.h"   /* pynn_exp_f32/f64: inline, vectorizable exp */
 
 #define PYNN_LOSS_NCHUNK 64
+#define PYNN_SUMEXP_BLOCK 256   /* exponentials per stack block in pynn_sumexp */
 
 /* elementwise losses: LOSS and GRAD are expressions in p, y, lo, hi of type T */
 #define PYNN_MSE_LOSS(T) ((p - y) * (p - y))
@@ -183,20 +185,43 @@ static void sparse_categorical_crossentropy_grad_row_##SUF(T *d,                
     d[yi] = s * ((ay + u) / S);                                                                     \
 }                                                                                                   \
                                                                                                     \
-/* max of a row; a NaN anywhere makes the loss NaN through exp(NaN) below */                        \
+/* max of a row; a NaN anywhere makes the loss NaN through exp(NaN) below. Contiguous rows          \
+ * keep 16 running maxima (independent chains, so the loop vectorizes); max is exact, so            \
+ * the lane split cannot change the result. */                                                      \
 static inline T pynn_rowmax_##SUF(const T *x, pynn_idx K, pynn_idx csx) {                           \
     T m = x[0];                                                                                     \
-    for (pynn_idx j = 1; j < K; j++) m = x[j * csx] > m ? x[j * csx] : m;                           \
+    pynn_idx j = 1;                                                                                 \
+    if (csx == 1 && K >= 33) {                                                                      \
+        T lane[16];                                                                                 \
+        for (int l = 0; l < 16; l++) lane[l] = x[l];                                                \
+        for (j = 16; j + 16 <= K; j += 16)                                                          \
+            for (int l = 0; l < 16; l++) lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];         \
+        for (int l = 0; l < 16; l++) m = lane[l] > m ? lane[l] : m;                                 \
+    }                                                                                               \
+    for (; j < K; j++) m = x[j * csx] > m ? x[j * csx] : m;                                         \
     return m;                                                                                       \
 }                                                                                                   \
-/* s = sum_j exp(x_j - m) in double; e (K) receives the exponentials when not NULL */               \
+/* s = sum_j exp(x_j - m) in double; e (K) receives the exponentials when not NULL.                 \
+ * The exponentials come from the inline pynn_exp (activations.h: no libm call, so the              \
+ * block loop vectorizes) in blocks of PYNN_SUMEXP_BLOCK through a fixed stack buffer; the          \
+ * sum keeps 8 double partial sums (lane l takes j = l mod 8, then lanes are added in               \
+ * order): a fixed order that depends on K only, so every call gives the same bits. */              \
 static inline double pynn_sumexp_##SUF(T *e, const T *x, pynn_idx K, pynn_idx csx, T m) {           \
-    double s = 0;                                                                                   \
-    for (pynn_idx j = 0; j < K; j++) {                                                              \
-        T v = exp(x[j * csx] - m);                                                                  \
-        if (e) e[j] = v;                                                                            \
-        s += (double)v;                                                                             \
+    T buf[PYNN_SUMEXP_BLOCK];                                                                       \
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;                                               \
+    for (pynn_idx j0 = 0; j0 < K; j0 += PYNN_SUMEXP_BLOCK) {                                        \
+        pynn_idx n = K - j0 < PYNN_SUMEXP_BLOCK ? K - j0 : PYNN_SUMEXP_BLOCK, j = 0;                \
+        const T *xb = x + j0 * csx;                                                                 \
+        T *eb = e ? e + j0 : buf;                                                                   \
+        if (csx == 1)                                                                               \
+            for (j = 0; j < n; j++) eb[j] = pynn_exp_##SUF(xb[j] - m);                              \
+        else                                                                                        \
+            for (j = 0; j < n; j++) eb[j] = pynn_exp_##SUF(xb[j * csx] - m);                        \
+        for (j = 0; j + 8 <= n; j += 8)                                                             \
+            for (int l = 0; l < 8; l++) lane[l] += (double)eb[j + l];                               \
+        for (; j < n; j++) lane[(j0 + j) & 7] += (double)eb[j];                                     \
     }                                                                                               \
+    for (int l = 0; l < 8; l++) s += lane[l];                                                       \
     return s;                                                                                       \
 }                                                                                                   \
                                                                                                     \
@@ -212,10 +237,10 @@ static void softmax_cross_entropy_grad_row_##SUF(T *d, const pynn_loss_args_##SU
     const T *x = a->x + i * a->rsx;                                                                 \
     T m = pynn_rowmax_##SUF(x, a->K, a->csx);                                                       \
     /* d may be x itself (in place): each d[j] is written after x[j] was last read */               \
-    double z = pynn_sumexp_##SUF(d, x, a->K, a->csx, m);                                            \
+    double iz = 1.0 / pynn_sumexp_##SUF(d, x, a->K, a->csx, m);                                      \
     pynn_idx yi = a->labels[i];                                                                     \
     for (pynn_idx j = 0; j < a->K; j++) {                                                           \
-        T p = (T)((double)d[j] / z);                                                                \
+        T p = (T)((double)d[j] * iz);                                                                \
         d[j] = s * (j == yi ? p - (T)1 : p);                                                        \
     }                                                                                               \
 }                                                                                                   \
@@ -236,10 +261,10 @@ static void softmax_categorical_crossentropy_grad_row_##SUF(T *d,               
         const pynn_loss_args_##SUF *a, pynn_idx i, T s) {                                           \
     const T *x = a->x + i * a->rsx, *t = a->t + i * a->rst;                                         \
     T m = pynn_rowmax_##SUF(x, a->K, a->csx);                                                       \
-    double z = pynn_sumexp_##SUF(d, x, a->K, a->csx, m), ysum = 0;                                  \
+    double iz = 1.0 / pynn_sumexp_##SUF(d, x, a->K, a->csx, m), ysum = 0;                            \
     for (pynn_idx j = 0; j < a->K; j++) ysum += (double)t[j * a->cst];                              \
     for (pynn_idx j = 0; j < a->K; j++)                                                             \
-        d[j] = s * ((T)ysum * (T)((double)d[j] / z) - t[j * a->cst]);                               \
+        d[j] = s * ((T)ysum * (T)((double)d[j] * iz) - t[j * a->cst]);                              \
 }                                                                                                   \
                                                                                                     \
 /* ---- public kernels: argument structs over the row functions above ---- */                       \

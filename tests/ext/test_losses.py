@@ -17,10 +17,13 @@ SPARSE = ("sparse_categorical_crossentropy", "softmax_cross_entropy")
 LOSSES = ELEMENTWISE + DENSE_CAT + SPARSE
 EPS_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
 # mse/mae/bce take any (B, ...): 1-D, 2-D and 3-D, B in {0, 1, prime, large}; the last one
-# is big enough for two threads. Categorical ones take (B, K), K in {1, 2, prime}.
+# is big enough for two threads. Categorical ones take (B, K), K in {1, 2, prime}, and wide
+# rows that take the C kernels' lane-split max and blocked exp-sum paths (K = 33 is the first
+# lane-split row, 257 crosses an exp block, 1000 several).
 ELEM_SHAPES = [(0,), (0, 3), (1,), (1, 1), (13,), (1, 7), (7, 2), (13, 5), (31, 3, 4),
                (1031, 29)]
-CAT_SHAPES = [(0, 3), (1, 1), (1, 2), (13, 7), (31, 2), (17, 1), (517, 10), (2053, 17)]
+CAT_SHAPES = [(0, 3), (1, 1), (1, 2), (13, 7), (31, 2), (17, 1), (517, 10), (2053, 17),
+              (7, 33), (5, 257), (3, 1000)]
 
 
 def _softmax(z):
@@ -224,6 +227,18 @@ def test_logits_of_magnitude_1e4(be, dtype):
     m = z64.max(axis=1)
     ref = np.mean(m + np.log(np.exp(z64 - m[:, None]).sum(axis=1)) - z64[np.arange(50), yr])
     assert be.softmax_cross_entropy_forward(zr, yr) == pytest.approx(ref, rel=1e-6)
+    # wide rows with the maximum in the tail lanes and masked (-inf) logits
+    zw = rng.uniform(-5, 5, (4, 1001)).astype(dtype)
+    zw[:, 1000] = 50
+    zw[:, 17::3] = -np.inf
+    yw = np.array([1000, 0, 2, 999])
+    z64 = zw.astype(np.float64)
+    lse = 50 + np.log(np.exp(z64 - 50).sum(axis=1))
+    assert be.softmax_cross_entropy_forward(zw, yw) == \
+        pytest.approx(np.mean(lse - z64[np.arange(4), yw]), rel=1e-6)
+    gw = be.softmax_cross_entropy_backward(zw, yw)
+    expect = (np.exp(z64 - lse[:, None]) - np.eye(1001)[yw]) / 4
+    np.testing.assert_allclose(gw, expect, atol=1e-7)
     # binary cross-entropy from logits: max(z, 0) - z y exactly, finite gradient
     zb = np.array([[1e4, -1e4, 1e4, -1e4]], dtype)
     yb = np.array([[0, 1, 1, 0]], dtype)
