@@ -426,6 +426,9 @@ class Model:
                              f"{len(douts)} output gradient(s)")
         ds = []
         for o, d in zip(outs, douts):
+            if d is None and len(outs) > 1:     # no gradient from this output
+                ds.append(None)
+                continue
             d = np.asarray(d)
             if d.dtype.kind not in "fiub":
                 raise TypeError(f"dout must be numeric, received dtype {d.dtype}")
