@@ -637,6 +637,10 @@ class Sequential(Model):
                 raise ValueError(f"layer {layer.name!r} was built for input shape "
                                  f"{layer.input_shape}, the model gives it {shape}")
             shape = layer._build_for(shape, self.ops, self.dtype)
+            if isinstance(shape, list):
+                raise ValueError(f"layer {layer.name!r} returns {len(shape)} outputs "
+                                 f"{shape}; a Sequential passes one array from layer to "
+                                 f"layer: build a graph model (pynn.Model(inputs, outputs))")
         self.output_shape = shape
         self._flatten_parameters()
         self.built = True
@@ -776,6 +780,11 @@ class Functional(Model):
 
     def _ensure_built(self, x_shape):
         pass
+
+    @property
+    def build_input_shape(self):
+        """None: a graph model is built from its config (its Input shapes)."""
+        return None
 
     def _output_layer(self):
         if self._multi_out:

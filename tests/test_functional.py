@@ -178,6 +178,37 @@ def test_save_load_graph_model(tmp_path):
     np.testing.assert_array_equal(back.optimizer.get_state()["m"],
                                   full.optimizer.get_state()["m"])
     assert back.get_config() == full.get_config()
+    # several inputs, weights only
+    a, b = pynn.Input(shape=(2,)), pynn.Input(shape=(3,))
+    two = pynn.Model([a, b], layers.Concatenate()([layers.Dense(2)(a), b]))
+    two.save_weights(tmp_path / "w.pynn")
+    a2, b2 = pynn.Input(shape=(2,)), pynn.Input(shape=(3,))
+    other = pynn.Model([a2, b2], layers.Concatenate()([layers.Dense(2)(a2), b2]))
+    other.load_weights(tmp_path / "w.pynn")
+    xs = [rng.standard_normal((4, 2)), rng.standard_normal((4, 3))]
+    np.testing.assert_array_equal(other.predict(xs, verbose=0), two.predict(xs, verbose=0))
+
+
+def test_multi_output_layer_in_sequential_is_refused():
+    class Split(layers.Layer):
+        def compute_output_shape(self, input_shape):
+            return [tuple(input_shape), tuple(input_shape)]
+
+        def forward(self, x, training=False):
+            return [x, -x]
+
+        def backward(self, dys):
+            return dys[0] - dys[1]
+    with pytest.raises(ValueError, match="returns 2 outputs"):
+        pynn.Sequential([layers.Input(shape=(3,)), Split()])
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    p, q = Split()(inp)
+    m = pynn.Model(inp, layers.Add()([p, layers.Dense(3)(q)]))
+    x = np.ones((2, 3))
+    m(x, training=True)
+    dx = m.backward(np.ones((2, 3)))
+    w = m.layers[2].params["kernel"]
+    np.testing.assert_allclose(dx, np.ones((2, 3)) - np.ones((2, 3)) @ w.T)
 
 
 def test_call_keyword_arguments_and_constants():
