@@ -164,6 +164,18 @@ class Model:
     def count_params(self):
         return int(sum(layer.count_params() for layer in self._layers))
 
+    def get_layer(self, name=None, index=None):
+        """A layer (or nested model) of `layers` by name or by index."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer takes exactly one of name= and index=")
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; layers: "
+                         f"{[layer.name for layer in self.layers]}")
+
     def get_weights(self):
         """All weights in Keras order (layer by layer, kernel then bias), as copies."""
         self._assert_built("get_weights")

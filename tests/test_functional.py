@@ -84,6 +84,9 @@ def _fanout_model(backend):
 def test_gradients_fanout_shared_merges_vs_central_differences(backend):
     m = _fanout_model(backend)
     assert len(m.get_weights()) == 6                        # the shared layer counts once
+    assert m.get_layer("shared") is m.get_layer(index=1)
+    with pytest.raises(ValueError, match="no layer named"):
+        m.get_layer("nope")
     m.compile("sgd", "mse")
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
