@@ -505,8 +505,10 @@ class Model:
                  "=" * line_length]
         for layer in self.layers:
             shape = str(layer.output_shape) if layer.built else "?"
+            inbound = self._inbound(layer)
             lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<{widths[0]}}"
-                         f"{shape:<{widths[1]}}{layer.count_params():,}")
+                         f"{shape:<{widths[1]}}{layer.count_params():,}"
+                         + (f"  <- {', '.join(inbound)}" if inbound else ""))
         lines.append("=" * line_length)
         total = self.count_params()
         trainable = sum(w.size for w in self.trainable_weights)
@@ -516,6 +518,10 @@ class Model:
                   f"Non-trainable params: {total - trainable:,} "
                   f"({_size((total - trainable) * itemsize)})", rule]
         print_fn("\n".join(lines))
+
+    def _inbound(self, layer):
+        """Names of the tensors a layer is called on (graph models, for summary)."""
+        return []
 
     # -- saving (file format: pynn.io) -----------------------------------------------
     @property
@@ -793,6 +799,10 @@ class Functional(Model):
     def _ensure_built(self, x_shape):
         pass
 
+    def _inbound(self, layer):
+        return [t.name for n in self._order if n.op is layer
+                for t in n.inputs + list(n.tensor_kwargs.values())]
+
     @property
     def build_input_shape(self):
         """None: a graph model is built from its config (its Input shapes)."""
@@ -892,6 +902,8 @@ class Functional(Model):
                 if id(op) in seen and op.params:
                     extra = extra if extra is not None else self._scratch_grads("shared")
                     saved = self._swap_grads(extra, [op])
+                    for g in op.grads.values():
+                        g[...] = 0
                     try:
                         dx = op.backward(d)
                     finally:

@@ -148,6 +148,9 @@ def test_nested_models_share_buffers_gan_style():
     assert combined.count_params() == g.count_params() + d.count_params()
     assert np.shares_memory(g._flat_params, combined._flat_params)
     assert np.shares_memory(d._flat_params, combined._flat_params)
+    lines = []
+    combined.summary(print_fn=lines.append)
+    assert f"<- {g.name}" in lines[0] and "Total params: 13" in lines[0]
     x = np.random.default_rng(5).standard_normal((4, 2))
     np.testing.assert_array_equal(combined.predict(x, verbose=0),
                                   d.predict(g.predict(x, verbose=0), verbose=0))
