@@ -63,8 +63,8 @@ def _activation(activation):
 
 
 def _hprev(h0, h):
-    # (B, T, H): the state entering each step, h0 then h_0..h_{T-2}
-    return np.concatenate([h0[:, None, :], h[:, :-1, :]], axis=1)
+    # (B, T, H): the state entering each step, h0 then h_0..h_{T-2} (nothing when T == 0)
+    return np.concatenate([h0[:, None, :], h[:, :-1, :]], axis=1)[:, :h.shape[1]]
 
 
 def simple_rnn_forward(xproj, h0, w_rec, activation="tanh", out=None):
