@@ -8,17 +8,23 @@ from .pooling import (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
                       GlobalMaxPooling2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D)
 from .normalization import BatchNormalization
 from .reshaping import UpSampling2D, ZeroPadding2D
+from .embedding import Embedding, PositionalEmbedding
+from .layernorm import LayerNormalization
+from .attention import MultiHeadAttention, TransformerBlock
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation",
            "Reshape", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D",
            "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "BatchNormalization",
-           "UpSampling2D", "ZeroPadding2D", "serialize", "deserialize", "REGISTRY"]
+           "UpSampling2D", "ZeroPadding2D", "Embedding", "PositionalEmbedding",
+           "LayerNormalization", "MultiHeadAttention", "TransformerBlock", "serialize", "deserialize", "REGISTRY"]
 
 REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape,
                                     Conv2D, DepthwiseConv2D, Conv2DTranspose, MaxPooling2D,
                                     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-                                    BatchNormalization, UpSampling2D, ZeroPadding2D)}
+                                    BatchNormalization, UpSampling2D, ZeroPadding2D, Embedding,
+                                    PositionalEmbedding, LayerNormalization, MultiHeadAttention,
+                                    TransformerBlock)}
 
 
 def serialize(layer):
