@@ -19,12 +19,31 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "activations.h" /* pynn_exp_f32/f64: exp written out, so the softmax loops vectorize */
 #include "attention.h"
 #include "gemm.h"
 
 #define PYNN_ATT_RB 32
 
 #define PYNN_ATTENTION_FAMILY(T_, SUF, EXP)                                                  \
+/* sum of a[j] (b NULL) or of a[j] b[j] over j < n in 16 interleaved partial sums combined  \
+ * in a fixed order: vectorizes without reassociation, same bits on every call */          \
+static inline T_ pynn_att_dot_##SUF(const T_ *a, const T_ *b, pynn_idx n) {                  \
+    T_ acc[16] = {0};                                                                        \
+    pynn_idx j = 0;                                                                          \
+    if (b) {                                                                                 \
+        for (; j + 16 <= n; j += 16)                                                         \
+            for (int k = 0; k < 16; k++) acc[k] += a[j + k] * b[j + k];                      \
+        for (int k = 0; j < n; j++, k++) acc[k] += a[j] * b[j];                              \
+    } else {                                                                                 \
+        for (; j + 16 <= n; j += 16)                                                         \
+            for (int k = 0; k < 16; k++) acc[k] += a[j + k];                                 \
+        for (int k = 0; j < n; j++, k++) acc[k] += a[j];                                     \
+    }                                                                                        \
+    for (int k = 8; k; k >>= 1)                                                              \
+        for (int i = 0; i < k; i++) acc[i] += acc[i + k];                                    \
+    return acc[0];                                                                           \
+}                                                                                            \
 int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, const T_ *v,  \
                                  const uint8_t *mask, pynn_idx B, pynn_idx H, pynn_idx T,    \
                                  pynn_idx S, pynn_idx D, pynn_idx DV, const pynn_idx *so,    \
@@ -56,27 +75,23 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
                 const uint8_t *mr = mask ? mask + b * sm[0] + t * sm[1] : NULL;              \
                 pynn_idx lim = causal ? PYNN_MIN(S, t + 1) : S;                              \
                 T_ mx = -INFINITY;                                                           \
-                for (pynn_idx j = 0; j < lim; j++)                                           \
-                    if ((!mr || mr[j * sm[2]]) && row[j] > mx) mx = row[j];                  \
+                if (mr) {                                                                    \
+                    for (pynn_idx j = 0; j < lim; j++)                                       \
+                        if (mr[j * sm[2]] && row[j] > mx) mx = row[j];                       \
+                } else {                                                                     \
+                    for (pynn_idx j = 0; j < lim; j++) mx = row[j] > mx ? row[j] : mx;       \
+                }                                                                            \
                 if (mx == -INFINITY) {                                                       \
                     for (pynn_idx j = 0; j < S; j++) row[j] = 0;                             \
                     continue;                                                                \
                 }                                                                            \
-                T_ sum = 0;                                                                  \
                 if (mr) {                                                                    \
-                    for (pynn_idx j = 0; j < lim; j++) {                                     \
-                        T_ e = mr[j * sm[2]] ? EXP(row[j] - mx) : (T_)0;                     \
-                        row[j] = e;                                                          \
-                        sum += e;                                                            \
-                    }                                                                        \
+                    for (pynn_idx j = 0; j < lim; j++)                                       \
+                        row[j] = mr[j * sm[2]] ? EXP(row[j] - mx) : (T_)0;                   \
                 } else {                                                                     \
-                    for (pynn_idx j = 0; j < lim; j++) {                                     \
-                        T_ e = EXP(row[j] - mx);                                             \
-                        row[j] = e;                                                          \
-                        sum += e;                                                            \
-                    }                                                                        \
+                    for (pynn_idx j = 0; j < lim; j++) row[j] = EXP(row[j] - mx);            \
                 }                                                                            \
-                T_ inv = (T_)1 / sum;                                                        \
+                T_ inv = (T_)1 / pynn_att_dot_##SUF(row, NULL, lim);                         \
                 for (pynn_idx j = 0; j < lim; j++) row[j] *= inv;                            \
                 for (pynn_idx j = lim; j < S; j++) row[j] = 0;                               \
             }                                                                                \
@@ -134,8 +149,7 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                 for (pynn_idx t = t0; t < t1; t++) {                                         \
                     T_ *r = dS + t * S;                                                      \
                     const T_ *pr = P + t * S;                                                \
-                    T_ dot = 0;                                                              \
-                    for (pynn_idx j = 0; j < nc; j++) dot += pr[j] * r[j];                   \
+                    T_ dot = pynn_att_dot_##SUF(pr, r, nc);                                  \
                     for (pynn_idx j = 0; j < nc; j++) r[j] = pr[j] * (r[j] - dot) * (T_)scale; \
                     for (pynn_idx j = nc; j < S; j++) r[j] = 0;                              \
                 }                                                                            \
@@ -163,5 +177,5 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
     return st ? PYNN_ENOMEM : PYNN_OK;                                                       \
 }
 
-PYNN_ATTENTION_FAMILY(float, f32, expf)
-PYNN_ATTENTION_FAMILY(double, f64, exp)
+PYNN_ATTENTION_FAMILY(float, f32, pynn_exp_f32)
+PYNN_ATTENTION_FAMILY(double, f64, pynn_exp_f64)
