@@ -398,10 +398,8 @@ class TransformerBlock(Layer):
         if not self._need_dx:
             s["ln1"].backward(dh)
             return None
-        dx = self._buffer("dx", dy.shape)
-        np.copyto(dx, dx1)
-        s["ln1"].backward(dh, dx=dx, accumulate=True)
-        return dx
+        # dx = dx1 + ln1'(dh), added in place: dx1 is this layer's buffer, already consumed
+        return s["ln1"].backward(dh, dx=dx1, accumulate=True)
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
