@@ -243,3 +243,20 @@ def test_toy_next_token_model_learns(backend):
             for k in layer.params:
                 layer.params[k] -= 0.3 * layer.grads[k]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses[::10]
+
+
+def test_transformer_block_same_bits_for_any_thread_count():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((4, 33, 16)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for nt in (1, 2):
+        pynn.utils.set_random_seed(3)
+        blk = build(TransformerBlock(4, ff_dim=24), (None, 33, 16), "c", np.float32)
+        with pynn.num_threads(nt):
+            y = blk.forward(x, training=True).copy()
+            dx = blk.backward(dy).copy()
+        results.append((y, dx, {k: g.copy() for k, g in blk.grads.items()}))
+    (y1, dx1, g1), (y2, dx2, g2) = results
+    assert np.array_equal(y1, y2) and np.array_equal(dx1, dx2)
+    assert all(np.array_equal(g1[k], g2[k]) for k in g1)
