@@ -138,7 +138,7 @@ def test_initializers():
     assert initializers.deserialize(json.loads(json.dumps(
         initializers.serialize(init)))).get_config() == init.get_config()
     with pytest.raises(ValueError, match="unknown initializer"):
-        initializers.get("orthogonal")
+        initializers.get("identity_matrix")
 
 
 def test_set_random_seed_reproduces_weights_and_dropout_seeds():
