@@ -420,3 +420,24 @@ def test_real_registry_refuses_unknown_layer(tmp_path, monkeypatch):
         np.savez(f, **arrays)
     with pytest.raises(ModelFileError, match="cannot be rebuilt"):
         io.load_model(p)
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
+def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
+    # saved before the first step: the optimizer has no state yet, and loading then training
+    # gives the same weights as training the original
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    pynn.utils.set_random_seed(3)
+    model = pynn.Sequential([pynn.layers.Dense(3, activation="softmax", input_shape=(4,))])
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "u.pynn")
+    m2 = pynn.models.load_model(tmp_path / "u.pynn")
+    assert m2.optimizer.iterations == 0
+    for m in (model, m2):
+        m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for wa, wb in zip(model.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert m2.optimizer.iterations == 2

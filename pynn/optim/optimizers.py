@@ -99,6 +99,9 @@ class Optimizer:
         if "iterations" not in state:
             raise ValueError("optimizer state has no 'iterations' entry")
         slots = set(state) - {"iterations"}
+        if not slots and int(np.asarray(state["iterations"])) == 0:
+            self.iterations = 0  # saved before its first step: nothing allocated yet
+            return
         if slots != set(self._active_slots()):
             raise ValueError(f"optimizer state has slots {sorted(slots)}, {type(self).__name__} "
                              f"with this configuration expects {sorted(self._active_slots())}")
