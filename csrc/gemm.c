@@ -21,8 +21,17 @@
  * be allocated (C untouched).
  */
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define PYNN_GEMM_TID omp_get_thread_num()
+#else
+#define PYNN_GEMM_TID 0
+#endif
 #include "gemm.h"
 #include "gemm_ukr.h"
+
+/* chunks of C per thread on the tiled paths (see the driver) */
+#define PYNN_GEMM_CHUNKS 4
 
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
@@ -117,18 +126,20 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
     }                                                                                        \
 }                                                                                            \
                                                                                              \
-static void pynn_gemm_part_##SUF(int t, int nt, const pynn_gemm_kernel_##SUF *kr, T *work,   \
+static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,                          \
+                                 const pynn_gemm_kernel_##SUF *kr, T *work,                  \
                                  size_t lw, size_t la, pynn_idx parts, int split_n,          \
                                  T *C, pynn_idx rsc, pynn_idx csc,                           \
                                  const T *A, pynn_idx rsa, pynn_idx csa,                     \
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
-    /* thread t of nt: its share (whole tiles) of the rows or of the columns of C */         \
+    /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
+     * owns slice t of the scratch */                                                        \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     T *wa = work + (size_t)t * lw, *wb = wa + la;                                            \
-    pynn_idx p0 = parts * t / nt, p1 = parts * (t + 1) / nt;                                 \
+    pynn_idx p0 = parts * ch / nch, p1 = parts * (ch + 1) / nch;                             \
     if (split_n) {                                                                           \
         pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
@@ -211,7 +222,12 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     pynn_idx parts = split_n ? tn : tm;                                                      \
     int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);                \
     if (nt > parts) nt = (int)parts;                                                         \
-    pynn_idx ntile = (split_n ? (parts + nt - 1) / nt : tn) * nr;                            \
+    /* with threads, C is cut into PYNN_GEMM_CHUNKS chunks per thread, each handed to the     \
+     * next free thread: a thread that starts late or is preempted (another process, a BLAS  \
+     * pool spinning on the other core) costs its own chunks, not half the product; chunks  \
+     * are whole tiles computed as by one thread, so the bits do not change */               \
+    pynn_idx nch = nt == 1 ? 1 : PYNN_MIN(parts, (pynn_idx)nt * PYNN_GEMM_CHUNKS);           \
+    pynn_idx ntile = (split_n ? (parts + nch - 1) / nch : tn) * nr;                          \
     pynn_idx nc = pack_b ? PYNN_MIN(kr->nc, ntile) : N;                                      \
     /* per-thread scratch: the A sliver and the packed B block, each 64-byte aligned */      \
     size_t la = ((size_t)(mr * kc) + 15) & ~(size_t)15;                                      \
@@ -221,15 +237,15 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     T *work = (T *)buf;                                                                      \
     /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
     if (nt == 1)                                                                             \
-        pynn_gemm_part_##SUF(0, 1, kr, work, la + lb, la, parts, split_n, C, rsc, csc,       \
+        pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
                              !small, pack_b);                                                \
     else {                                                                                   \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")              \
-        for (int t = 0; t < nt; t++)                                                         \
-            pynn_gemm_part_##SUF(t, nt, kr, work, la + lb, la, parts, split_n, C, rsc,       \
-                                 csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta,        \
-                                 kc, nc, !small, pack_b);                                    \
+        _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")          \
+        for (pynn_idx ch = 0; ch < nch; ch++)                                                \
+            pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, work, la + lb, la, parts,       \
+                                 split_n, C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K,    \
+                                 alpha, beta, kc, nc, !small, pack_b);                       \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \
