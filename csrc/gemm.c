@@ -130,6 +130,43 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
     }                                                                                        \
 }                                                                                            \
                                                                                              \
+static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *work,         \
+                                   size_t la, T *C, pynn_idx rsc, pynn_idx csc,              \
+                                   const T *A, pynn_idx rsa, pynn_idx csa,                   \
+                                   const T *B, pynn_idx rsb, pynn_idx csb,                   \
+                                   pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,      \
+                                   pynn_idx kc, pynn_idx nc) {                               \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, run by every thread of the team:      \
+     * each packed B block is shared (slivers packed by all threads, then a barrier), the A  \
+     * slivers are taken two at a time by whichever thread is free; a barrier before the     \
+     * next block overwrites wb. Same kernel calls on the same packed data as the rect path. */ \
+    PYNN_FTZ_BEGIN;                                                                          \
+    const int mr = kr->mr, nr = kr->nr;                                                      \
+    T *wa = work + (size_t)PYNN_GEMM_TID * la;                                               \
+    pynn_idx nir = (M + mr - 1) / mr;                                                        \
+    for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
+        pynn_idx ncur = PYNN_MIN(nc, N - jc), nsl = (ncur + nr - 1) / nr;                    \
+        for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
+            pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
+            T bet = pc == 0 ? beta : (T)1;                                                   \
+            _Pragma("omp for schedule(static)")                                              \
+            for (pynn_idx sl = 0; sl < nsl; sl++)                                            \
+                pynn_gemm_pack_b_##SUF(wb + sl * nr * kcur, B + pc * rsb + (jc + sl * nr) * csb, \
+                                       rsb, csb, kcur, PYNN_MIN(nr, ncur - sl * nr), nr);    \
+            _Pragma("omp for schedule(dynamic, 2)")                                          \
+            for (pynn_idx q = 0; q < nir; q++) {                                             \
+                pynn_idx ir = q * mr, mcur = PYNN_MIN(mr, M - ir);                           \
+                pynn_gemm_pack_a_##SUF(wa, A + ir * rsa + pc * csa, rsa, csa, mcur, kcur, mr); \
+                T *cr = C + ir * rsc + jc * csc;                                             \
+                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
+                    kr->ukr(kcur, wa, 1, mr, wb + jr * kcur, nr, cr + jr * csc, rsc, csc,    \
+                            alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    PYNN_FTZ_END;                                                                            \
+}                                                                                            \
+                                                                                             \
 static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,                          \
                                  const pynn_gemm_kernel_##SUF *kr, T *work,                  \
                                  size_t lw, size_t la, pynn_idx parts, int split_n,          \
@@ -290,10 +327,24 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     /* per-thread scratch: the A sliver and the packed B block, each 64-byte aligned */      \
     size_t la = ((size_t)(mr * kc) + 15) & ~(size_t)15;                                      \
     size_t lb = pack_b ? (((size_t)(kc * ((nc + nr - 1) / nr) * nr)) + 15) & ~(size_t)15 : 0; \
+    /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
+    if (nt > 1 && !small && !split_n) {                                                      \
+        /* packed rows: one shared B block (kc x kr->nc) for the team, A slivers dynamic */  \
+        pynn_idx ncs = PYNN_MIN(kr->nc, N);                                                  \
+        size_t lbs = (size_t)(kc * ((ncs + nr - 1) / nr) * nr);                              \
+        void *sbuf = NULL;                                                                   \
+        if (posix_memalign(&sbuf, 64, ((size_t)nt * la + lbs) * sizeof(T)) != 0)             \
+            return PYNN_ENOMEM;                                                              \
+        T *swork = (T *)sbuf, *swb = swork + (size_t)nt * la;                                \
+        _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                   \
+        pynn_gemm_shared_##SUF(kr, swb, swork, la, C, rsc, csc, A, rsa, csa, B, rsb, csb,    \
+                               M, N, K, alpha, beta, kc, ncs);                               \
+        free(sbuf);                                                                          \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
     void *buf = NULL;                                                                        \
     if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
     T *work = (T *)buf;                                                                      \
-    /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
     if (nt == 1)                                                                             \
         pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \

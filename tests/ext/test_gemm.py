@@ -83,7 +83,10 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (37, 10, 300, False, False),  # narrow: 4 x 4 blocks, 1-row and 2-column edges
          (400, 6, 517, False, False),  # narrow, split between threads, k tail of 5
          (6, 3, 64, False, True),  # narrow from op(b) = b^T, k without tail
-         (9, 16, 700, False, False), (50, 10, 128, False, False)]  # narrow not taken
+         (9, 16, 700, False, False), (50, 10, 128, False, False),  # narrow not taken
+         # packed path split by rows: one B block shared by the threads, A slivers handed
+         # out dynamically; edge sliver, edge columns, two depth blocks
+         (200, 450, 300, False, False), (203, 450, 300, True, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
