@@ -4,6 +4,9 @@
  *   JC over N by nc -> PC over K by kc: pack B block (kc x nc, L2 resident) ->
  *   IR over M by MR: pack one A sliver (MR x kc, L1 resident) -> JR over the block by NR:
  *   micro-kernel (gemm_ukr.h) on the MR x NR tile of C.
+ * Threads on this packed path, split by rows (BLIS/GotoBLAS): all threads pack slivers of
+ * one shared B block, barrier, take A slivers two at a time (schedule(dynamic)) against it,
+ * barrier before the next block; split by columns, each thread packs its own columns.
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
@@ -21,7 +24,8 @@
  * disjoint rectangles of whole tiles (never K), a few chunks per thread handed out as threads
  * free up (schedule(dynamic): which thread computes a chunk does not change its bits), so
  * the bits are the same for any thread count.
- * Scratch: one 64-byte-aligned block per call, a slice per thread; PYNN_ENOMEM if it cannot
+ * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
+ * PYNN_ENOMEM if it cannot
  * be allocated (C untouched).
  */
 #include <stdlib.h>
