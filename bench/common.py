@@ -69,16 +69,21 @@ def calibrate(fn, target_s):
     return inner
 
 
-def race(contenders, repeats=7, warmup=2, target_s=0.02):
+def race(contenders, repeats=7, warmup=2, target_s=0.02, settle_s=0.0):
     """Time each of {name: fn} alternately; return {name: median seconds per call}.
 
     Each round calls every contender once in turn (sample = `inner` calls, calibrated per
-    contender to last ~target_s); the first `warmup` rounds are dropped.
+    contender to last ~target_s); the first `warmup` rounds are dropped. settle_s > 0 idles
+    that long (untimed) before each sample, so that thread pools left spinning by the
+    previous contender (OpenBLAS workers busy-wait ~0.1 s after a call) are asleep and each
+    sample starts on idle cores, as a library called alone would.
     """
     inner = {name: calibrate(fn, target_s) for name, fn in contenders.items()}
     samples = {name: [] for name in contenders}
     for r in range(warmup + repeats):
         for name, fn in contenders.items():
+            if settle_s > 0:
+                time.sleep(settle_s)
             t = _time_once(fn, inner[name])
             if r >= warmup:
                 samples[name].append(t)

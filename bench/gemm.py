@@ -4,7 +4,11 @@ One row per shape x threads: milliseconds, GFLOPS (2MNK / t) for each contender,
 pynn's share of the machine's measured FP32 peak (an AVX-512 FMA throughput loop per thread
 count). Shapes: squares 128..2048 and the GEMMs of a 784-128-10 MLP at batch 32/128/512
 (forward, and the backward X^T dY and dY W^T), a GEMV and a long dot product. Each result is checked against NumPy before
-it is timed. Usage:  python bench/gemm.py [--quick] [--threads 1,2] [--dtype float32]
+it is timed. With more than one thread each sample starts after --settle seconds idle: a
+thread pool left spinning by the previous contender (OpenBLAS busy-waits ~0.1 s after each
+call) otherwise takes half a core from the next one's threads (measured on x^T dh, B=512, 2
+threads: 25 GFLOPS right after NumPy calls, 108 after a pause).
+Usage:  python bench/gemm.py [--quick] [--threads 1,2] [--dtype float32] [--settle 0.2]
 """
 import argparse
 import os
@@ -66,7 +70,7 @@ def measured_peak(nthreads, seconds=0.005, runs=40):
     return best
 
 
-def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s):
+def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s, settle_s=0.0):
     a = rng.standard_normal(ashape).astype(dtype)
     b = rng.standard_normal(bshape).astype(dtype)
     opa, opb = (a.T if ta else a), (b.T if tb else b)
@@ -95,7 +99,7 @@ def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s):
     bound = 4 * np.finfo(dtype).eps * (K + 8) * max(1.0, float(np.max(np.abs(ref))))
     if not err <= bound:
         raise AssertionError(f"{label}: pynn differs from NumPy by {err:.3g} > {bound:.3g}")
-    times = race(contenders, repeats=repeats, target_s=target_s)
+    times = race(contenders, repeats=repeats, target_s=target_s, settle_s=settle_s)
     return M, N, K, times
 
 
@@ -105,6 +109,9 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--only", default="", help="run only cases whose label contains this")
+    ap.add_argument("--settle", type=float, default=0.2,
+                    help="seconds idle before each sample with more than one thread (the "
+                         "previous contender's spinning pool threads go to sleep; 0: off)")
     args = ap.parse_args(argv)
     dtype = np.dtype(args.dtype)
     threads = [int(t) for t in args.threads.split(",")]
@@ -114,7 +121,8 @@ def main(argv=None):
     print(f"pynn gemm benchmark, {dtype}; NumPy {np.__version__}: {blas_info()}; "
           f"PyTorch: {torch.__version__ if torch is not None else 'not installed'}")
     print(f"pynn arch {pynn.get_arch()}, OpenMP {pynn._config._runtime().have_openmp()}; "
-          f"medians of {repeats} alternating rounds, warm-up dropped")
+          f"medians of {repeats} alternating rounds, warm-up dropped; "
+          f"{args.settle} s idle before each multi-thread sample")
     headers = ["thr", "shape", "pynn ms", "pynn GF", "numpy GF", "pynn/np"]
     if torch is not None:
         headers += ["torch GF", "pynn/torch"]
@@ -134,7 +142,7 @@ def main(argv=None):
                 if args.only and args.only not in label:
                     continue
                 M, N, K, t = run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats,
-                                      target_s)
+                                      target_s, args.settle if nt > 1 else 0.0)
                 flops = 2.0 * M * N * K
                 g = {k: flops / v / 1e9 for k, v in t.items()}
                 gf[(nt, label)] = g["pynn"]

@@ -4,6 +4,9 @@
  *   JC over N by nc -> PC over K by kc: pack B block (kc x nc, L2 resident) ->
  *   IR over M by MR: pack one A sliver (MR x kc, L1 resident) -> JR over the block by NR:
  *   micro-kernel (gemm_ukr.h) on the MR x NR tile of C.
+ * Threads on this packed path, split by rows (BLIS/GotoBLAS): all threads pack slivers of
+ * one shared B block, barrier, take A slivers two at a time (schedule(dynamic)) against it,
+ * barrier before the next block; split by columns, each thread packs its own columns.
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
@@ -11,18 +14,32 @@
  * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
  * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
  * transposed (contiguous columns) and K >= 64 is computed as C^T = B^T A^T, whose rows fill
- * the kernel's vectors. A single row (M == 1, or a one-row edge) is read in place.
+ * the kernel's vectors; a narrow C (N <= 16) from rows of A contiguous in k, where the kernel
+ * table has it (AVX-512 f32) and its cost model says so, is dot products along k in 4 x 4
+ * blocks against B^T packed once. A single row (M == 1, or a one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
- * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into disjoint rectangles of whole tiles (never K), so
+ * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into
+ * disjoint rectangles of whole tiles (never K), a few chunks per thread handed out as threads
+ * free up (schedule(dynamic): which thread computes a chunk does not change its bits), so
  * the bits are the same for any thread count.
- * Scratch: one 64-byte-aligned block per call, a slice per thread; PYNN_ENOMEM if it cannot
+ * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
+ * PYNN_ENOMEM if it cannot
  * be allocated (C untouched).
  */
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define PYNN_GEMM_TID omp_get_thread_num()
+#else
+#define PYNN_GEMM_TID 0
+#endif
 #include "gemm.h"
 #include "gemm_ukr.h"
+
+/* chunks of C per thread on the tiled paths (see the driver) */
+#define PYNN_GEMM_CHUNKS 4
 
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
@@ -117,18 +134,57 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
     }                                                                                        \
 }                                                                                            \
                                                                                              \
-static void pynn_gemm_part_##SUF(int t, int nt, const pynn_gemm_kernel_##SUF *kr, T *work,   \
+static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *work,         \
+                                   size_t la, T *C, pynn_idx rsc, pynn_idx csc,              \
+                                   const T *A, pynn_idx rsa, pynn_idx csa,                   \
+                                   const T *B, pynn_idx rsb, pynn_idx csb,                   \
+                                   pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,      \
+                                   pynn_idx kc, pynn_idx nc) {                               \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, run by every thread of the team:      \
+     * each packed B block is shared (slivers packed by all threads, then a barrier), the A  \
+     * slivers are taken two at a time by whichever thread is free; a barrier before the     \
+     * next block overwrites wb. Same kernel calls on the same packed data as the rect path. */ \
+    PYNN_FTZ_BEGIN;                                                                          \
+    const int mr = kr->mr, nr = kr->nr;                                                      \
+    T *wa = work + (size_t)PYNN_GEMM_TID * la;                                               \
+    pynn_idx nir = (M + mr - 1) / mr;                                                        \
+    for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
+        pynn_idx ncur = PYNN_MIN(nc, N - jc), nsl = (ncur + nr - 1) / nr;                    \
+        for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
+            pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
+            T bet = pc == 0 ? beta : (T)1;                                                   \
+            _Pragma("omp for schedule(static)")                                              \
+            for (pynn_idx sl = 0; sl < nsl; sl++)                                            \
+                pynn_gemm_pack_b_##SUF(wb + sl * nr * kcur, B + pc * rsb + (jc + sl * nr) * csb, \
+                                       rsb, csb, kcur, PYNN_MIN(nr, ncur - sl * nr), nr);    \
+            _Pragma("omp for schedule(dynamic, 2)")                                          \
+            for (pynn_idx q = 0; q < nir; q++) {                                             \
+                pynn_idx ir = q * mr, mcur = PYNN_MIN(mr, M - ir);                           \
+                pynn_gemm_pack_a_##SUF(wa, A + ir * rsa + pc * csa, rsa, csa, mcur, kcur, mr); \
+                T *cr = C + ir * rsc + jc * csc;                                             \
+                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
+                    kr->ukr(kcur, wa, 1, mr, wb + jr * kcur, nr, cr + jr * csc, rsc, csc,    \
+                            alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    PYNN_FTZ_END;                                                                            \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,                          \
+                                 const pynn_gemm_kernel_##SUF *kr, T *work,                  \
                                  size_t lw, size_t la, pynn_idx parts, int split_n,          \
                                  T *C, pynn_idx rsc, pynn_idx csc,                           \
                                  const T *A, pynn_idx rsa, pynn_idx csa,                     \
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
-    /* thread t of nt: its share (whole tiles) of the rows or of the columns of C */         \
+    /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
+     * owns slice t of the scratch */                                                        \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     T *wa = work + (size_t)t * lw, *wb = wa + la;                                            \
-    pynn_idx p0 = parts * t / nt, p1 = parts * (t + 1) / nt;                                 \
+    pynn_idx p0 = parts * ch / nch, p1 = parts * (ch + 1) / nch;                             \
     if (split_n) {                                                                           \
         pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
@@ -154,6 +210,19 @@ static void pynn_gemm_dots_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_id
         T *c = C + i * rsc + j * csc;                                                        \
         *c = beta == (T)0 ? alpha * s : alpha * s + beta * *c;                               \
     }                                                                                        \
+    PYNN_FTZ_END;                                                                            \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_narrow_part_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx rsc,  \
+                                        pynn_idx csc, const T *A, pynn_idx rsa, const T *bt, \
+                                        pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta, \
+                                        pynn_idx nb, pynn_idx ch, pynn_idx nch) {            \
+    /* chunk ch of nch (blocks of 4 rows, nb blocks) of C (M,N) = alpha * A @ BT^T + beta C */ \
+    PYNN_FTZ_BEGIN;                                                                          \
+    pynn_idx i0 = nb * ch / nch * 4, i1 = PYNN_MIN(M, nb * (ch + 1) / nch * 4);              \
+    if (i1 > i0)                                                                             \
+        kr->narrow(K, A + i0 * rsa, rsa, bt, K, C + i0 * rsc, rsc, csc, alpha, beta,         \
+                   i1 - i0, N);                                                              \
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
                                                                                              \
@@ -191,6 +260,38 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         }                                                                                    \
         return PYNN_OK;                                                                      \
     }                                                                                        \
+    pynn_idx n4 = (N + 3) & ~(pynn_idx)3;                                                    \
+    if (kr->narrow && N <= PYNN_GEMM_NARROW_N && M >= 4 && K >= 64 && csa == 1               \
+        && (double)(K + 48) * (double)n4 * 10.0 < 144.0 * (double)K) {                       \
+        /* narrow C from rows of A contiguous in k (a classifier head, h @ W2): dot products  \
+         * of A's rows with B^T's rows (packed once, a few KB), vectors along k, so no lane   \
+         * is spent on columns past N; threads take chunks of 4-row blocks. Cost per element \
+         * of C in vector ops: tiles K / N (one lane per column, 16 lanes), this path        \
+         * (K + ~48) / 16 (the lane sums) over n4 / N padded columns; taken where it is 10%  \
+         * cheaper: N <= 4 from K = 64, N <= 8 from K = 61, N <= 12 from K = 241, never 16   \
+         * (measured 1 thread, 256 x 10 x 784: 108 against 80 GFLOPS; 512 x 10 x 128: 79    \
+         * against 77, within noise, so it stays on tiles) */                                \
+        void *bbuf = NULL;                                                                   \
+        if (posix_memalign(&bbuf, 64, (size_t)(n4 * K) * sizeof(T)) != 0) return PYNN_ENOMEM; \
+        T *bt = (T *)bbuf;                                                                   \
+        for (pynn_idx j = 0; j < n4; j++)                                                    \
+            for (pynn_idx p = 0; p < K; p++) bt[j * K + p] = j < N ? B[p * rsb + j * csb] : (T)0; \
+        pynn_idx nb = (M + 3) / 4;                                                           \
+        int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);            \
+        if (nt > nb) nt = (int)nb;                                                           \
+        if (nt == 1)                                                                         \
+            pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha, beta,   \
+                                        nb, 0, 1);                                           \
+        else {                                                                               \
+            pynn_idx nch = PYNN_MIN(nb, (pynn_idx)nt * PYNN_GEMM_CHUNKS);                    \
+            _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")      \
+            for (pynn_idx ch = 0; ch < nch; ch++)                                            \
+                pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha,     \
+                                            beta, nb, ch, nch);                              \
+        }                                                                                    \
+        free(bbuf);                                                                          \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
     if (N <= nr / 2 && M > N && K >= 64 && rsa == 1 && csa != 1) {                           \
         /* narrow C and A with contiguous columns (A^T B in a backward pass): compute        \
          * C^T = B^T A^T, whose tiles fill both vectors of B^T's rows and read A^T's         \
@@ -211,25 +312,53 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     pynn_idx parts = split_n ? tn : tm;                                                      \
     int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);                \
     if (nt > parts) nt = (int)parts;                                                         \
-    pynn_idx ntile = (split_n ? (parts + nt - 1) / nt : tn) * nr;                            \
+    /* with threads, C is cut into up to PYNN_GEMM_CHUNKS chunks per thread, each handed to  \
+     * the next free thread: a thread that starts late or is preempted (another process, a   \
+     * BLAS pool spinning on the other core) costs its own chunks, not half the product;     \
+     * chunks are whole tiles computed as by one thread, so the bits do not change. Where    \
+     * every chunk packs its own copy of the other operand (A packed for column chunks, B    \
+     * for row chunks), chunks keep >= 512 rows or columns: 8 chunks of 1024^3 or 2048^3     \
+     * cost 9-13% more CPU time than one (measured 1 thread) */                             \
+    pynn_idx nch = 1;                                                                        \
+    if (nt > 1) {                                                                            \
+        nch = (pynn_idx)nt * PYNN_GEMM_CHUNKS;                                               \
+        if (!small || (pack_b && !split_n))                                                  \
+            nch = PYNN_MAX(nt, PYNN_MIN(nch, (split_n ? N : M) / 512));                      \
+        nch = PYNN_MIN(nch, parts);                                                          \
+    }                                                                                        \
+    pynn_idx ntile = (split_n ? (parts + nch - 1) / nch : tn) * nr;                          \
     pynn_idx nc = pack_b ? PYNN_MIN(kr->nc, ntile) : N;                                      \
     /* per-thread scratch: the A sliver and the packed B block, each 64-byte aligned */      \
     size_t la = ((size_t)(mr * kc) + 15) & ~(size_t)15;                                      \
     size_t lb = pack_b ? (((size_t)(kc * ((nc + nr - 1) / nr) * nr)) + 15) & ~(size_t)15 : 0; \
+    /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
+    if (nt > 1 && !small && !split_n) {                                                      \
+        /* packed rows: one shared B block (kc x kr->nc) for the team, A slivers dynamic */  \
+        pynn_idx ncs = PYNN_MIN(kr->nc, N);                                                  \
+        size_t lbs = (size_t)(kc * ((ncs + nr - 1) / nr) * nr);                              \
+        void *sbuf = NULL;                                                                   \
+        if (posix_memalign(&sbuf, 64, ((size_t)nt * la + lbs) * sizeof(T)) != 0)             \
+            return PYNN_ENOMEM;                                                              \
+        T *swork = (T *)sbuf, *swb = swork + (size_t)nt * la;                                \
+        _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                   \
+        pynn_gemm_shared_##SUF(kr, swb, swork, la, C, rsc, csc, A, rsa, csa, B, rsb, csb,    \
+                               M, N, K, alpha, beta, kc, ncs);                               \
+        free(sbuf);                                                                          \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
     void *buf = NULL;                                                                        \
     if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
     T *work = (T *)buf;                                                                      \
-    /* one thread: no parallel region at all (it costs more than a small GEMM) */            \
     if (nt == 1)                                                                             \
-        pynn_gemm_part_##SUF(0, 1, kr, work, la + lb, la, parts, split_n, C, rsc, csc,       \
+        pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
                              !small, pack_b);                                                \
     else {                                                                                   \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")              \
-        for (int t = 0; t < nt; t++)                                                         \
-            pynn_gemm_part_##SUF(t, nt, kr, work, la + lb, la, parts, split_n, C, rsc,       \
-                                 csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta,        \
-                                 kc, nc, !small, pack_b);                                    \
+        _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")          \
+        for (pynn_idx ch = 0; ch < nch; ch++)                                                \
+            pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, work, la + lb, la, parts,       \
+                                 split_n, C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K,    \
+                                 alpha, beta, kc, nc, !small, pack_b);                       \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \

@@ -32,11 +32,27 @@ typedef void (*pynn_gemm_ukr_f64)(pynn_idx k, const double *a, pynn_idx rsa, pyn
 typedef float (*pynn_gemm_dot_f32)(pynn_idx k, const float *a, const float *b);
 typedef double (*pynn_gemm_dot_f64)(pynn_idx k, const double *a, const double *b);
 
+/* narrow C (n <= PYNN_GEMM_NARROW_N columns) from rows of A that are contiguous in k:
+ *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p] * bt[j*rsbt + p] + beta * C[...], i < m, j < n
+ * bt holds B^T, its rows padded with zero rows to a multiple of 4 (rows n..). Vectors run
+ * along k (all lanes useful however small n is); each element is one FMA chain per lane
+ * over the k blocks, then its lanes summed by a fixed tree: the order depends on k only. */
+#define PYNN_GEMM_NARROW_N 16
+typedef void (*pynn_gemm_narrow_f32)(pynn_idx k, const float *a, pynn_idx rsa,
+                                     const float *bt, pynn_idx rsbt, float *c, pynn_idx rsc,
+                                     pynn_idx csc, float alpha, float beta, pynn_idx m,
+                                     pynn_idx n);
+typedef void (*pynn_gemm_narrow_f64)(pynn_idx k, const double *a, pynn_idx rsa,
+                                     const double *bt, pynn_idx rsbt, double *c, pynn_idx rsc,
+                                     pynn_idx csc, double alpha, double beta, pynn_idx m,
+                                     pynn_idx n);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
     pynn_gemm_ukr_f32 ukr;
     pynn_gemm_dot_f32 dot;
+    pynn_gemm_narrow_f32 narrow; /* NULL: narrow C takes the tile path */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -44,6 +60,7 @@ typedef struct {
     pynn_idx kc, nc;
     pynn_gemm_ukr_f64 ukr;
     pynn_gemm_dot_f64 dot;
+    pynn_gemm_narrow_f64 narrow;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */

@@ -65,7 +65,9 @@ def test_against_reference(shape, exact, dtype):
 # element (threads split the elements); narrow C (N <= NR/2: 16 avx512 f32, 8 avx512 f64 and
 # avx2 f32, 4 avx2 f64 and generic) with trans_a and K >= 64: C^T = op(b)^T op(a)^T; one row
 # (M == 1, or a one-row edge sliver) read in place by the 1-row kernel, 2..4-row edges by
-# the 4-row kernel
+# the 4-row kernel; narrow C from rows of op(a) contiguous in k (avx512 f32, where the
+# per-element cost is lower: N <= 8 from K = 64, N <= 12 from K = 241): dot products with
+# op(b)^T's rows in 4 x 4 blocks, a masked k tail, row and column edges of the blocks
 PATHS = [(1, 1, 101770, False, False),  # the dot product
          (1, 1, 77, False, False),  # dot: vector blocks, single vectors, masked tail
          (1, 300, 250, False, True),  # row vector @ op(b) with contiguous columns: dots
@@ -77,7 +79,14 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (130, 10, 100, True, False),  # h^T dy: C^T = dy^T h for avx512 f32
          (300, 3, 500, True, False), (300, 3, 500, True, True),  # C^T on every arch
          (200, 1, 300, True, False),  # N == 1 with a^T: C^T is one row, read in place
-         (20, 10, 63, True, False)]  # K < 64: stays untransposed
+         (20, 10, 63, True, False),  # K < 64: stays untransposed
+         (37, 10, 300, False, False),  # narrow: 4 x 4 blocks, 1-row and 2-column edges
+         (400, 6, 517, False, False),  # narrow, split between threads, k tail of 5
+         (6, 3, 64, False, True),  # narrow from op(b) = b^T, k without tail
+         (9, 16, 700, False, False), (50, 10, 128, False, False),  # narrow not taken
+         # packed path split by rows: one B block shared by the threads, A slivers handed
+         # out dynamically; edge sliver, edge columns, two depth blocks
+         (200, 450, 300, False, False), (203, 450, 300, True, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
