@@ -16,6 +16,9 @@
 #include "reduce.h"
 
 #define PYNN_DENSE_BLOCK 32768 /* outputs per forward row block */
+/* but never fewer rows than this: a GEMM of fewer rows runs unpacked and re-reads all of w
+ * per block (2048 x 256 @ 256 x 1024 in 32-row blocks ran at half the GEMM speed) */
+#define PYNN_DENSE_MIN_ROWS 512
 
 #define PYNN_DENSE_FAMILY(T, SUF)                                                           \
 int pynn_dense_forward_##SUF(T *out, const T *x, pynn_idx rsx, pynn_idx csx,                \
@@ -23,7 +26,7 @@ int pynn_dense_forward_##SUF(T *out, const T *x, pynn_idx rsx, pynn_idx csx,    
                              pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) {  \
     /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) */                                     \
     if (B == 0 || OC == 0) return PYNN_OK;                                                  \
-    pynn_idx mb = PYNN_MAX(1, PYNN_DENSE_BLOCK / OC);                                       \
+    pynn_idx mb = PYNN_MAX(PYNN_DENSE_MIN_ROWS, PYNN_DENSE_BLOCK / OC);                     \
     for (pynn_idx r0 = 0; r0 < B; r0 += mb) {                                               \
         pynn_idx rows = PYNN_MIN(mb, B - r0);                                               \
         T *yb = out + r0 * OC;                                                              \
