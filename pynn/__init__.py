@@ -13,6 +13,7 @@ from . import reference, ops  # noqa: E402
 from . import (activations, initializers, regularizers, losses, metrics, optim,  # noqa: E402
                layers, callbacks, utils, models)
 from .model import Model, Sequential  # noqa: E402
+from . import functional  # noqa: E402
 from .compare import compare  # noqa: E402
 from . import keras  # noqa: E402
 

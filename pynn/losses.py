@@ -40,13 +40,17 @@ class Loss:
         """
         if self.kind == "sparse":
             y = np.asarray(y)
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y[:, 0]
-            if y.ndim != 1:
-                raise ValueError(f"{self.name} expects integer labels of shape (n,), received "
-                                 f"shape {y.shape}; for one-hot targets use "
+            lead = tuple(output_shape[:-1])    # () for (B, K) outputs, (T,) for (B, T, K)
+            if y.ndim == len(lead) + 2 and y.shape[-1] == 1:
+                y = y[..., 0]
+            if y.ndim != len(lead) + 1 or tuple(y.shape[1:]) != lead:
+                want = "(n,)" if not lead else f"(n, {', '.join(map(str, lead))})"
+                raise ValueError(f"{self.name} expects integer labels of shape {want} for a "
+                                 f"model output of shape (n, {', '.join(map(str, output_shape))})"
+                                 f", received shape {y.shape}; for one-hot targets use "
                                  f"categorical_crossentropy")
-            return _checks.int_labels(y, y.shape[0], output_shape[-1], "labels (y)")
+            flat = _checks.int_labels(y.reshape(-1), y.size, output_shape[-1], "labels (y)")
+            return flat.reshape(y.shape)
         y = np.asarray(y)
         if y.dtype.kind not in "fiub":
             raise TypeError(f"targets (y) must be numeric, received dtype {y.dtype}")
@@ -71,14 +75,57 @@ class Loss:
             return self.logits_kernel, True
         return self.kernel, False
 
+    def _positions(self, y_pred, y_true, sample_weight):
+        """Sequence outputs (B, T, ..., K) of the classification losses run their (B', K)
+        kernels on a (B*T*..., K) view (no copy): each position is a sample, so the loss is
+        the mean over B*T ("sum_over_batch_size" with the positions as samples); a per-sample
+        weight (B,) is repeated over the positions."""
+        if y_pred.ndim <= 2 or self.kind not in ("sparse", "categorical"):
+            return y_pred, y_true, sample_weight
+        k = y_pred.shape[-1]
+        reps = y_pred.size // (k * y_pred.shape[0]) if y_pred.shape[0] else 1
+        if sample_weight is not None:
+            sample_weight = np.repeat(np.asarray(sample_weight), reps)      # (B*T,)
+        y_true = y_true.reshape(-1) if self.kind == "sparse" else y_true.reshape(-1, k)
+        return y_pred.reshape(-1, k), y_true, sample_weight                 # (B*T, K)
+
     def forward(self, ops, y_pred, y_true, sample_weight=None, fused=False):
         name = self.logits_kernel if (fused or self.from_logits) else self.kernel
+        y_pred, y_true, sample_weight = self._positions(y_pred, y_true, sample_weight)
         return getattr(ops, name + "_forward")(y_pred, y_true, sample_weight=sample_weight)
 
     def backward(self, ops, y_pred, y_true, sample_weight=None, fused=False, out=None):
         name = self.logits_kernel if (fused or self.from_logits) else self.kernel
-        return getattr(ops, name + "_backward")(y_pred, y_true, sample_weight=sample_weight,
-                                                out=out)
+        shape = y_pred.shape
+        y_pred, y_true, sample_weight = self._positions(y_pred, y_true, sample_weight)
+        if out is None:
+            out = np.empty(shape, y_pred.dtype)
+        getattr(ops, name + "_backward")(y_pred, y_true, sample_weight=sample_weight,
+                                         out=out.reshape(y_pred.shape))
+        return out
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None, ops=None):
+        """(loss as a float, d loss / d y_pred) for one batch: the custom training step.
+
+        Keras argument order. y_pred is the model output as returned by `model(x)` (after
+        its output activation: probabilities unless from_logits=True). ops: a backend
+        namespace (default: the active pynn.ops backend).
+        """
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype not in _checks.FLOAT_DTYPES:
+            y_pred = y_pred.astype(np.float32)
+        if y_pred.ndim < 1 or y_pred.shape[0] == 0:
+            raise ValueError(f"y_pred must have a non-empty batch axis, received shape "
+                             f"{y_pred.shape}")
+        y_true = self.prepare_targets(y_true, y_pred.shape[1:], y_pred.dtype)
+        if len(y_true) != y_pred.shape[0]:
+            raise ValueError(f"y_true has {len(y_true)} samples, y_pred {y_pred.shape[0]}")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=y_pred.dtype)
+        ops = ops or _ops.get_backend()
+        value = self.forward(ops, y_pred, y_true, sample_weight)
+        grad = self.backward(ops, y_pred, y_true, sample_weight)
+        return float(value), grad
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Keras order: the loss value as a float, on the active backend."""

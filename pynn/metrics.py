@@ -67,10 +67,22 @@ def _weighted(values, sample_weight):
     return float(np.dot(values, sw)), float(sw.sum())
 
 
+def _positions(y_pred, y_true, sample_weight, sparse):
+    """Sequence outputs (B, T, K): every position counts as a sample, on a (B*T, K) view."""
+    if y_pred.ndim <= 2:
+        return y_pred, y_true, sample_weight
+    k = y_pred.shape[-1]
+    if sample_weight is not None:
+        sample_weight = np.repeat(np.asarray(sample_weight), y_pred.size // (k * y_pred.shape[0]))
+    y_true = y_true.reshape(-1) if sparse else y_true.reshape(-1, k)
+    return y_pred.reshape(-1, k), y_true, sample_weight
+
+
 class SparseCategoricalAccuracy(Metric):
     argmax_invariant = True
 
     def update(self, ops, y_pred, y_true, sample_weight=None):
+        y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, True)
         if sample_weight is None:
             self.total += ops.count_correct(y_pred, y_true)
             self.count += y_pred.shape[0]
@@ -87,6 +99,7 @@ class SparseCategoricalAccuracy(Metric):
 
 class CategoricalAccuracy(SparseCategoricalAccuracy):
     def update(self, ops, y_pred, y_true, sample_weight=None):
+        y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, False)
         super().update(ops, y_pred, ops.row_argmax(y_true), sample_weight)
 
     def _prepare(self, y_true, y_pred):

@@ -26,14 +26,22 @@ from . import trainer as _trainer
 from .layers.base import Layer, shape_tuple
 from .layers.core import InputLayer
 
-__all__ = ["Model", "Sequential", "model_from_config", "load_model"]
+__all__ = ["Model", "Sequential", "Functional", "model_from_config", "load_model"]
 
 
 class Model:
-    """Base model: compile, the train/test steps and the public Keras methods.
+    """Base model: compile, the train/test steps, the custom-step methods (`model(x)`,
+    `backward`, `zero_grad`) and the public Keras methods.
 
-    Subclasses provide `_layers` (in order), `build(input_shape)` and config methods.
+    `Model(inputs, outputs)` makes a graph model (Functional, pynn.functional). Subclasses
+    provide `_layers` (every layer with weights, in weight order), `build(input_shape)`,
+    `_run_backward` and config methods.
     """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name=None, backend=None, dtype=None):
         self.name = name or _layers.base._unique_name(
@@ -61,6 +69,8 @@ class Model:
         self._runs_key = None
         self._bufs = {}
         self._layers = []
+        self._scratch = {}
+        self._last_out = None
 
     @property
     def trainable(self):
@@ -77,21 +87,47 @@ class Model:
         if not self.built:
             self.build((None,) + tuple(x_shape[1:]))
 
+    def _units(self):
+        """Layers and nested built models, in weight order."""
+        return self._layers
+
     def _flatten_parameters(self):
-        """Move every layer's weights into one flat buffer (and grads into another)."""
-        entries = [(layer, k, w) for layer in self._layers for k, w in layer.params.items()]
-        total = sum(w.size for _, _, w in entries)
+        """Move every layer's weights into one flat buffer (and grads into another).
+        A nested built model's buffers become a contiguous slice of these."""
+        total = sum(u._flat_params.size if isinstance(u, Model) else
+                    sum(w.size for w in u.params.values()) for u in self._units())
         flat = np.empty(total, dtype=self.dtype)
         gflat = np.zeros(total, dtype=self.dtype)
+        a = 0
+        for u in self._units():
+            if isinstance(u, Model):
+                b = a + u._flat_params.size
+                flat[a:b] = u._flat_params
+                gflat[a:b] = u._flat_grads
+                u._rebase(flat[a:b], gflat[a:b])
+                a = b
+                continue
+            for k, w in list(u.params.items()):
+                b = a + w.size
+                flat[a:b] = w.reshape(-1)
+                u.params[k] = flat[a:b].reshape(w.shape)
+                u.grads[k] = gflat[a:b].reshape(w.shape)
+                a = b
+        self._rebase(flat, gflat)
+
+    def _rebase(self, flat, gflat):
+        """Point every layer's params/grads at views of `flat`/`gflat` (same layout)."""
         segments, a = [], 0
-        for layer, k, w in entries:
-            b = a + w.size
-            flat[a:b] = w.reshape(-1)
-            layer.params[k] = flat[a:b].reshape(w.shape)
-            layer.grads[k] = gflat[a:b].reshape(w.shape)
-            segments.append((a, b, layer, k))
-            a = b
+        for layer in self._layers:
+            for k, w in list(layer.params.items()):
+                b = a + w.size
+                flat[a:b] = w.reshape(-1)
+                layer.params[k] = flat[a:b].reshape(w.shape)
+                layer.grads[k] = gflat[a:b].reshape(w.shape)
+                segments.append((a, b, layer, k))
+                a = b
         self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
+        self._scratch = {}
         self._runs_key = None
 
     def _trainable_runs(self):
@@ -188,7 +224,7 @@ class Model:
         self._out_act = None
         if not self.compiled or not self._layers:
             return
-        last = self._layers[-1]
+        last = self._output_layer()
         act = getattr(last, "activation", None)
         if act is not None and not self.loss.from_logits:
             _, fused = self.loss.kernels(act.name)
@@ -219,9 +255,13 @@ class Model:
             x = layer.forward(x, training=training)
         return x
 
+    def _output_layer(self):
+        """The layer making the output, whose activation may fuse into the loss (or None)."""
+        return self._layers[-1]
+
     def _set_logits(self, on):
         if self._fused:
-            self._layers[-1]._output_logits = on
+            self._output_layer()._output_logits = on
 
     def _buf(self, key, shape):
         k = (key, shape)
@@ -245,8 +285,7 @@ class Model:
             loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
             dy = self.loss.backward(self.ops, out, y, sw, fused=self._fused,
                                     out=self._buf("dout", out.shape))
-            for layer in reversed(self._layers[self._first:]):
-                dy = layer.backward(dy)
+            self._run_backward(dy, need_input_grad=False)
             if self._has_reg:
                 for layer in self._layers:
                     loss += layer.regularization_penalty()
@@ -256,8 +295,9 @@ class Model:
         return out, loss
 
     def _train_step(self, x, y, sw):
+        self.optimizer._bind(self)
         out, loss = self._forward_backward(x, y, sw)
-        n = x.shape[0]
+        n = _trainer.batch_len(x)
         self._loss_tracker.add(loss, n)
         if self.metrics:
             p = self._metric_input(out)
@@ -280,7 +320,7 @@ class Model:
             self._set_logits(False)
         if self._trainable_runs() is not None and self._has_reg:
             loss += sum(layer.regularization_penalty() for layer in self._layers)
-        self._loss_tracker.add(loss, x.shape[0])
+        self._loss_tracker.add(loss, _trainer.batch_len(x))
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
@@ -325,7 +365,7 @@ class Model:
         x = _trainer.as_inputs(self, x)
         _trainer._check_lengths(x, y)
         y = self._targets(y)
-        sw = _trainer.sample_weights(self, y, x.shape[0], sample_weight, class_weight)
+        sw = _trainer.sample_weights(self, y, _trainer.batch_len(x), sample_weight, class_weight)
         self._reset_metrics()
         self._train_step(x, y, sw)
         return self._result(return_dict)
@@ -335,14 +375,14 @@ class Model:
         x = _trainer.as_inputs(self, x)
         _trainer._check_lengths(x, y)
         y = self._targets(y)
-        sw = _trainer.sample_weights(self, y, x.shape[0], sample_weight)
+        sw = _trainer.sample_weights(self, y, _trainer.batch_len(x), sample_weight)
         self._reset_metrics()
         self._test_step(x, y, sw)
         return self._result(return_dict)
 
     def predict_on_batch(self, x):
         x = _trainer.as_inputs(self, x)
-        return self._forward(x, training=False).copy()
+        return _copy(self._forward(x, training=False))
 
     def _result(self, return_dict):
         logs = self._logs()
@@ -351,9 +391,92 @@ class Model:
         vals = list(logs.values())
         return vals[0] if len(vals) == 1 else vals
 
-    def __call__(self, x, training=False):
+    # -- custom training steps ------------------------------------------------------
+    def __call__(self, x, *args, training=False, **kwargs):
+        """On arrays: the forward pass (training=True for dropout/batch statistics), keeping
+        what `backward` needs; returns a new array (a list for several outputs).
+        On symbolic tensors: records this model as one node of a graph model."""
+        from . import functional
+        if functional.is_symbolic(x, args, kwargs):
+            if kwargs:
+                raise TypeError(f"model {self.name!r} takes no call keyword arguments, "
+                                f"received {sorted(kwargs)}")
+            return functional.call(self, x, args, {})
+        if args:
+            x = [x, *args]
         x = _trainer.as_inputs(self, x)
-        return self._forward(x, training=training).copy()
+        self._trainable_runs()
+        out = self._forward(x, training=training)
+        self._last_out = out
+        return _copy(out)
+
+    def backward(self, dout, accumulate=False, params=True):
+        """Backward pass after `model(x, training=True)`: writes the gradients of the
+        parameters into the model's flat gradient buffer (accumulate=True adds to them;
+        params=False leaves them untouched) and returns d(loss)/d(input) (a list for
+        several inputs). dout: d(loss)/d(output), e.g. from loss.value_and_grad."""
+        last = getattr(self, "_last_out", None)
+        if last is None:
+            raise ValueError(f"model {self.name!r}: call model(x, training=True) before "
+                             f"backward(dout)")
+        outs = last if isinstance(last, list) else [last]
+        douts = dout if isinstance(dout, (list, tuple)) else [dout]
+        if len(douts) != len(outs):
+            raise ValueError(f"model {self.name!r} has {len(outs)} output(s), received "
+                             f"{len(douts)} output gradient(s)")
+        ds = []
+        for o, d in zip(outs, douts):
+            d = np.asarray(d)
+            if d.dtype.kind not in "fiub":
+                raise TypeError(f"dout must be numeric, received dtype {d.dtype}")
+            if d.shape != o.shape:
+                raise ValueError(f"dout has shape {d.shape}, the last output of model "
+                                 f"{self.name!r} has shape {o.shape}")
+            ds.append(np.ascontiguousarray(d, dtype=self.dtype))
+        self._trainable_runs()
+        redirect = accumulate or not params
+        if redirect:
+            scratch = self._scratch_grads("redirect")
+            scratch[...] = 0
+            saved = self._swap_grads(scratch)
+        try:
+            dx = self._run_backward(ds if isinstance(last, list) else ds[0],
+                                    need_input_grad=True)
+        finally:
+            if redirect:
+                self._restore_grads(saved)
+        if accumulate and params:
+            self._flat_grads += scratch
+        return dx
+
+    def zero_grad(self):
+        """Set the model's flat gradient buffer to zero."""
+        self._assert_built("zero_grad")
+        self._flat_grads[...] = 0
+
+    def _scratch_grads(self, key):
+        b = self._scratch.get(key)
+        if b is None:
+            b = self._scratch[key] = np.zeros_like(self._flat_grads)
+        return b
+
+    def _swap_grads(self, buf, layers=None):
+        """Point layers' grads at views of `buf` (same layout); returns the old dicts."""
+        want = None if layers is None else {id(layer) for layer in layers}
+        saved = {}
+        for a, b, layer, k in self._segments:
+            if want is not None and id(layer) not in want:
+                continue
+            if id(layer) not in saved:
+                saved[id(layer)] = (layer, layer.grads)
+                layer.grads = dict(layer.grads)
+            layer.grads[k] = buf[a:b].reshape(layer.grads[k].shape)
+        return saved
+
+    @staticmethod
+    def _restore_grads(saved):
+        for layer, grads in saved.values():
+            layer.grads = grads
 
     def summary(self, print_fn=None, line_length=72):
         """Print layers with output shapes and parameter counts, then the totals."""
@@ -402,6 +525,10 @@ class Model:
         return json.dumps(self.get_config())
 
 
+def _copy(out):
+    return [o.copy() for o in out] if isinstance(out, list) else out.copy()
+
+
 def _check_overwrite(filepath, overwrite):
     import os
     if not overwrite and os.path.exists(filepath):
@@ -441,6 +568,12 @@ class Sequential(Model):
 
     def add(self, layer):
         """Append a layer (a first layer with input_shape= declares the model input)."""
+        from .functional import KerasTensor
+        if isinstance(layer, KerasTensor):
+            if not isinstance(layer.node.op, InputLayer):
+                raise TypeError(f"Sequential.add takes layers or a pynn.Input, received the "
+                                f"symbolic output {layer!r}; build a pynn.Model instead")
+            layer = layer.node.op
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a pynn layer, received "
                             f"{type(layer).__name__}: {layer!r}")
@@ -504,6 +637,19 @@ class Sequential(Model):
         self.built = True
         self._setup_fusion()
 
+    def _input_list(self):
+        return [self.input_shape]
+
+    def _run_backward(self, dy, need_input_grad):
+        """Backward through the stack from d(output); returns d(input) (None when not
+        needed). Without need_input_grad it stops at the first layer with weights to train."""
+        first = 0 if need_input_grad else self._first
+        for i in range(len(self._layers) - 1, first - 1, -1):
+            layer = self._layers[i]
+            layer._need_dx = need_input_grad or i > first
+            dy = layer.backward(dy)
+        return dy if need_input_grad else None
+
     # -- config ----------------------------------------------------------------------
     def get_config(self):
         """JSON-able {'class_name': 'Sequential', 'config': {'name', 'dtype', 'layers':
@@ -532,7 +678,305 @@ class Sequential(Model):
                    dtype=config.get("dtype"), backend=backend)
 
 
-_MODELS = {"Sequential": Sequential}
+# attributes of a shared layer that stay as they are when the graph swaps in a call's state
+_KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "built",
+                   "_weight_info", "name", "_output_logits"))
+
+
+class Functional(Model):
+    """A graph model: `pynn.Model(inputs, outputs)` over symbolic tensors (pynn.functional).
+
+    Parameters
+    ----------
+    inputs, outputs : KerasTensor or list of KerasTensor
+    name : str, optional
+    backend : {'c', 'reference'}, optional
+    dtype : {'float32', 'float64'}, optional
+        Default: the inputs' dtype (pynn.Input(dtype=...)), else float32.
+    """
+
+    def __init__(self, inputs, outputs, name=None, backend=None, dtype=None, trainable=True):
+        from . import functional as F
+        ins, self._multi_in = F._flat(inputs, "inputs")
+        outs, self._multi_out = F._flat(outputs, "outputs")
+        if dtype is None:
+            dtype = next((t.dtype for t in ins if t.dtype is not None), None)
+        super().__init__(name=name, backend=backend, dtype=dtype)
+        if len({id(t) for t in ins}) != len(ins):
+            raise ValueError("the same input tensor appears twice in inputs")
+        self.inputs, self.outputs = ins, outs
+        self._order = F._topological(ins, outs)
+        units, counts = [], {}
+        for node in self._order:
+            counts[id(node.op)] = counts.get(id(node.op), 0) + 1
+            if counts[id(node.op)] == 1:
+                units.append(node.op)
+        for u in units:
+            if isinstance(u, Model) and counts[id(u)] > 1:
+                raise ValueError(f"model {u.name!r} is called {counts[id(u)]} times in this "
+                                 f"graph; call a nested model once (or call its layers)")
+            if u is self:
+                raise ValueError("a model cannot contain itself")
+        self._unit_list = units
+        self._shared = {id(u) for u in units if counts[id(u)] > 1}
+        layers = []
+        for u in units:
+            layers.extend(u._layers if isinstance(u, Model) else [u])
+        self._layers = layers
+        self.build()
+        if not trainable:
+            self.trainable = False
+
+    @property
+    def layers(self):
+        """The layers and nested models of the graph (InputLayers included, as Keras)."""
+        return list(self._unit_list)
+
+    def _units(self):
+        return self._unit_list
+
+    def _input_list(self):
+        return self.inputs
+
+    def build(self, input_shape=None):
+        """Set backend and dtype on every layer and flatten the weights (a graph model is
+        built when it is made; input_shape must match its inputs if given)."""
+        shapes = [t.shape for t in self.inputs]
+        if input_shape is not None:
+            from .functional import _same_shape
+            want = shapes if self._multi_in else shapes[0]
+            got = [shape_tuple(s) for s in input_shape] if self._multi_in else \
+                shape_tuple(input_shape)
+            if not _same_shape(want, got):
+                raise ValueError(f"model {self.name!r} has inputs of shape {want}, "
+                                 f"build received {input_shape}")
+        self.ops = _ops.get_backend(self.backend)
+        for u in self._unit_list:
+            if isinstance(u, Model):
+                u.ops = self.ops
+                if u.dtype != self.dtype:
+                    raise TypeError(f"nested model {u.name!r} is {u.dtype}, this model is "
+                                    f"{self.dtype}")
+        for layer in self._layers:
+            layer.ops = self.ops
+            if layer.dtype != self.dtype:
+                layer.dtype = self.dtype
+                layer._bufs = {}
+        self.input_shape = shapes if self._multi_in else shapes[0]
+        outs = [t.shape for t in self.outputs]
+        self.output_shape = outs if self._multi_out else outs[0]
+        self._flatten_parameters()
+        self.built = True
+        self._setup_fusion()
+
+    def _ensure_built(self, x_shape):
+        pass
+
+    def _output_layer(self):
+        if self._multi_out:
+            return None
+        op = self.outputs[0].node.op
+        if isinstance(op, Model) or id(op) in self._shared or self.outputs[0].node.multi_out:
+            return None
+        return op
+
+    def _setup_fusion(self):
+        if self.compiled and self._multi_out:
+            raise ValueError(f"model {self.name!r} has {len(self.outputs)} outputs: compile/"
+                             f"fit/evaluate support one output (one loss); train several "
+                             f"outputs with a custom step (model(x), loss.value_and_grad, "
+                             f"model.backward([d1, d2]), optimizer.apply_gradients(model))")
+        super()._setup_fusion()
+
+    def _trainable_runs(self):
+        runs = super()._trainable_runs()
+        if getattr(self, "_grad_key", None) is not self._runs_key:
+            # per node: does any trainable weight sit upstream of (or in) it? only those
+            # nodes need an input gradient in fit's backward pass
+            up = {}
+            for node in self._order:
+                own = any(layer.trainable and layer.params for layer in
+                          (node.op._layers if isinstance(node.op, Model) else [node.op]))
+                up[id(node)] = own or any(up[id(p)] for p in node.parents())
+                node.need_dx = any(up[id(t.node)] for t in node.inputs)
+            self._grad_key = self._runs_key
+        return runs
+
+    def _forward(self, x, training):
+        vals = {}
+        xs = x if self._multi_in else [x]
+        for t, a in zip(self.inputs, xs):
+            vals[id(t)] = a
+        for node in self._order:
+            op = node.op
+            if isinstance(op, InputLayer):
+                continue
+            args = [vals[id(t)] for t in node.inputs]
+            inp = args if node.list_input else args[0]
+            kw = {k: vals[id(t)] for k, t in node.tensor_kwargs.items()}
+            if isinstance(op, Model):
+                out = op._forward(inp, training=node.const_kwargs.get("training", training))
+            else:
+                kw.update(node.const_kwargs)
+                kw.setdefault("training", training)
+                shared = id(op) in self._shared
+                if shared:
+                    op._bufs = node.bufs
+                out = op.forward(inp, **kw)
+                if shared:
+                    node.state = {k: v for k, v in op.__dict__.items() if k not in _KEEP}
+            outs = out if node.multi_out else [out]
+            if node.multi_out:
+                node.last = outs
+            for t, o in zip(node.outputs, outs):
+                vals[id(t)] = o
+        res = [vals[id(t)] for t in self.outputs]
+        return res if self._multi_out else res[0]
+
+    def _run_backward(self, dy, need_input_grad):
+        """Reverse topological walk: sums fan-out gradients, and shared layers' weight
+        gradients (their second and later calls write into scratch, then add)."""
+        grads = {}
+        for t, d in zip(self.outputs, dy if self._multi_out else [dy]):
+            if d is not None:
+                grads[id(t)] = d
+        seen, extra = set(), None
+        for node in reversed(self._order):
+            op = node.op
+            if isinstance(op, InputLayer):
+                continue
+            dys = [grads.pop(id(t), None) for t in node.outputs]
+            if all(d is None for d in dys):
+                continue
+            need = need_input_grad or node.need_dx
+            if not need and not any(layer.trainable and layer.params for layer in
+                                    (op._layers if isinstance(op, Model) else [op])):
+                continue
+            if node.multi_out:
+                d = [np.zeros_like(o) if g is None else g for g, o in zip(dys, node.last)]
+            else:
+                d = dys[0]
+            if isinstance(op, Model):
+                op._trainable_runs()
+                dx = op._run_backward(d, need_input_grad=need)
+            else:
+                if id(op) in self._shared:
+                    op.__dict__.update(node.state)
+                op._need_dx = need
+                if id(op) in seen and op.params:
+                    extra = extra if extra is not None else self._scratch_grads("shared")
+                    saved = self._swap_grads(extra, [op])
+                    try:
+                        dx = op.backward(d)
+                    finally:
+                        written = op.grads
+                        self._restore_grads(saved)
+                    for k, g in op.grads.items():
+                        g += written[k]
+                else:
+                    dx = op.backward(d)
+                seen.add(id(op))
+            if not need or dx is None:
+                continue
+            dxs = dx if node.list_input else [dx]
+            for t, g in zip(node.inputs, dxs):
+                if g is None:
+                    continue
+                k = id(t)
+                grads[k] = g if k not in grads else grads[k] + g
+        if not need_input_grad:
+            return None
+        res = [grads.get(id(t)) for t in self.inputs]
+        return res if self._multi_in else res[0]
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self):
+        """JSON-able {'class_name': 'Functional', 'config': {'name', 'dtype', 'layers':
+        [layer configs], 'nodes': [[layer name, args, list_input, kwargs, tensor_kwargs]],
+        'input_layers', 'output_layers'}}; a tensor is [layer name, node index, output index]
+        (node index: that layer's calls in this graph, in order)."""
+        node_index, per_op = {}, {}
+        for node in self._order:
+            node_index[id(node)] = per_op.get(id(node.op), 0)
+            per_op[id(node.op)] = node_index[id(node)] + 1
+
+        def ref(t):
+            return [t.node.op.name, node_index[id(t.node)], t.index]
+        names = [u.name for u in self._unit_list]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model {self.name!r} has several layers named the same; give "
+                             f"them unique names to save it")
+        layer_cfgs = []
+        for u in self._unit_list:
+            cfg = u.get_config() if isinstance(u, Model) else _layers.serialize(u)
+            cfg = {"class_name": cfg["class_name"], "config": cfg["config"]}
+            if not isinstance(u, Model):
+                cfg["config"].pop("input_shape", None)
+            layer_cfgs.append(cfg)
+        nodes = [[n.op.name, [ref(t) for t in n.inputs], n.list_input, n.const_kwargs,
+                  {k: ref(t) for k, t in n.tensor_kwargs.items()}]
+                 for n in self._order if not isinstance(n.op, InputLayer)]
+        return {"class_name": "Functional",
+                "config": {"name": self.name, "dtype": self.dtype.name, "layers": layer_cfgs,
+                           "nodes": nodes, "input_layers": [ref(t) for t in self.inputs],
+                           "output_layers": [ref(t) for t in self.outputs],
+                           "multi_input": self._multi_in, "multi_output": self._multi_out}}
+
+    @classmethod
+    def from_config(cls, config, backend=None):
+        from . import functional as F
+        if isinstance(config, dict) and "class_name" in config:
+            if config["class_name"] != "Functional":
+                raise ValueError(f"not a Functional config: class_name "
+                                 f"{config['class_name']!r}")
+            config = config.get("config") or {}
+        if not isinstance(config, dict) or "layers" not in config or "nodes" not in config:
+            raise ValueError("a Functional config needs 'layers' and 'nodes' lists")
+        ops, made = {}, {}
+        for c in config["layers"]:
+            if not isinstance(c, dict):
+                raise ValueError(f"a layer config must be a dict, received {c!r}")
+            if c.get("class_name") in _MODELS:
+                op = model_from_config(c, backend=backend)
+            else:
+                op = _layers.deserialize(c)
+            if op.name in ops:
+                raise ValueError(f"duplicate layer name {op.name!r} in the config")
+            ops[op.name] = op
+            if isinstance(op, InputLayer):
+                made[(op.name, 0)] = [F.input_tensor(op)]
+
+        def tensor(r):
+            try:
+                return made[(r[0], int(r[1]))][int(r[2])]
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise ValueError(f"the config refers to tensor {r!r}, which no earlier node "
+                                 f"makes") from None
+        counts = {}
+        for name, args, list_input, kwargs, tkwargs in config["nodes"]:
+            if name not in ops:
+                raise ValueError(f"the config calls unknown layer {name!r}")
+            op = ops[name]
+            ins = [tensor(r) for r in args]
+            kw = dict(kwargs or {})
+            kw.update({k: tensor(r) for k, r in (tkwargs or {}).items()})
+            training = kw.pop("training", None)
+            x = ins if list_input else ins[0]
+            if isinstance(op, Model):
+                out = op(x)
+            else:
+                out = F.call(op, x, (), kw, training)
+            i = counts.get(name, 0)
+            counts[name] = i + 1
+            made[(name, i)] = out if isinstance(out, list) else [out]
+        ins = [tensor(r) for r in config["input_layers"]]
+        outs = [tensor(r) for r in config["output_layers"]]
+        return cls(ins if config.get("multi_input") else ins[0],
+                   outs if config.get("multi_output") else outs[0],
+                   name=config.get("name"), dtype=config.get("dtype"), backend=backend)
+
+
+_MODELS = {"Sequential": Sequential, "Functional": Functional}
 
 
 def model_from_config(config, backend=None):

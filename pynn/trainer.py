@@ -218,8 +218,29 @@ def all_finite(x):
     return bool(np.isfinite(s)) or bool(np.all(np.isfinite(flat)))
 
 
+def batch_len(x):
+    """Number of samples of an input array or of a list of input arrays."""
+    return x[0].shape[0] if isinstance(x, list) else x.shape[0]
+
+
 def as_inputs(model, x, what="x"):
-    """x as an array of the model dtype (one conversion per call), checked for shape/NaN."""
+    """x as an array of the model dtype (one conversion per call), checked for shape/NaN.
+    A model with several inputs takes a list of arrays (same number of samples)."""
+    if getattr(model, "_multi_in", False):
+        if not isinstance(x, (list, tuple)) or len(x) != len(model.inputs):
+            raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs: pass "
+                             f"{what} as a list of {len(model.inputs)} arrays, received "
+                             f"{type(x).__name__}")
+        xs = [_as_input(model, a, f"{what}[{i}]", model.input_shape[i])
+              for i, a in enumerate(x)]
+        if len({a.shape[0] for a in xs}) != 1:
+            raise ValueError(f"the arrays of {what} have different numbers of samples: "
+                             f"{[a.shape[0] for a in xs]}")
+        return xs
+    return _as_input(model, x, what, None)
+
+
+def _as_input(model, x, what, exp):
     if x is None:
         raise ValueError(f"{what} is None; pass a numpy array of inputs")
     if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
@@ -235,8 +256,9 @@ def as_inputs(model, x, what="x"):
     x = x.astype(model.dtype, copy=False)
     if not all_finite(x):
         raise ValueError(f"{what} contains NaN or infinity; clean the data before training")
-    model._ensure_built(x.shape)
-    exp = model.input_shape
+    if exp is None:
+        model._ensure_built(x.shape)
+        exp = model.input_shape
     if x.shape[1:] != tuple(exp[1:]):
         raise ValueError(f"model {model.name!r} expects inputs of shape {exp}, received "
                          f"{what} with shape {x.shape}")
@@ -266,8 +288,8 @@ def sample_weights(model, y, n, sample_weight=None, class_weight=None):
 
 
 def _check_lengths(x, y, sw=None):
-    if y is not None and len(y) != x.shape[0]:
-        raise ValueError(f"x and y have different numbers of samples: x has {x.shape[0]}, "
+    if y is not None and len(y) != batch_len(x):
+        raise ValueError(f"x and y have different numbers of samples: x has {batch_len(x)}, "
                          f"y has {len(y)}")
 
 
@@ -293,7 +315,7 @@ class _Batches:
 
     def __init__(self, x, y, sw, batch_size):
         self.x, self.y, self.sw, self.bs = x, y, sw, batch_size
-        self.n = x.shape[0]
+        self.n = batch_len(x)
         self.steps = -(-self.n // batch_size)
         self._bufs = {}
 
@@ -309,13 +331,19 @@ class _Batches:
         for step in range(self.steps):
             a, e = step * self.bs, min(self.n, (step + 1) * self.bs)
             if order is None:
-                yield step, self.x[a:e], _sl(self.y, a, e), _sl(self.sw, a, e)
+                xb = [v[a:e] for v in self.x] if isinstance(self.x, list) else self.x[a:e]
+                yield step, xb, _sl(self.y, a, e), _sl(self.sw, a, e)
             else:
                 # mode="clip": the indices are a permutation, always in range, and with
                 # mode="raise" NumPy gathers through a temporary buffer (4x slower)
                 idx = order[a:e]
                 b = e - a
-                xb = np.take(self.x, idx, axis=0, out=self._buf("x", self.x, b), mode="clip")
+                if isinstance(self.x, list):
+                    xb = [np.take(v, idx, axis=0, out=self._buf(("x", i), v, b), mode="clip")
+                          for i, v in enumerate(self.x)]
+                else:
+                    xb = np.take(self.x, idx, axis=0, out=self._buf("x", self.x, b),
+                                 mode="clip")
                 yb = None if self.y is None else np.take(
                     self.y, idx, axis=0, out=self._buf("y", self.y, b), mode="clip")
                 sb = None if self.sw is None else np.take(
@@ -324,6 +352,8 @@ class _Batches:
 
 
 def _sl(a, s, e):
+    if isinstance(a, list):
+        return [v[s:e] for v in a]
     return None if a is None else a[s:e]
 
 
@@ -346,7 +376,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
     if y is None:
         raise ValueError("fit needs targets y")
     _check_lengths(x, y)
-    n = x.shape[0]
+    n = batch_len(x)
     y = model._targets(y)
     sw = sample_weights(model, y, n, sample_weight, class_weight)
     val = None
@@ -357,7 +387,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
         vx = as_inputs(model, validation_data[0], "validation x")
         _check_lengths(vx, validation_data[1])
         vy = model._targets(validation_data[1])
-        vsw = sample_weights(model, vy, vx.shape[0],
+        vsw = sample_weights(model, vy, batch_len(vx),
                              validation_data[2] if len(validation_data) == 3 else None)
         val = (vx, vy, vsw)
     elif validation_split:
@@ -368,8 +398,8 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             raise ValueError(f"validation_split={validation_split} leaves "
                              f"{'no training' if split == 0 else 'no validation'} samples "
                              f"out of {n}")
-        val = (x[split:], y[split:], None if sw is None else sw[split:])
-        x, y, sw = x[:split], y[:split], None if sw is None else sw[:split]
+        val = (_sl(x, split, n), y[split:], None if sw is None else sw[split:])
+        x, y, sw = _sl(x, 0, split), y[:split], None if sw is None else sw[:split]
         n = split
     batches = _Batches(x, y, sw, bs)
     vbatches = None if val is None else _Batches(*val, _batch_size(validation_batch_size, bs))
@@ -424,7 +454,7 @@ def evaluate(model, x, y, batch_size=None, verbose="auto", sample_weight=None, s
         raise ValueError("evaluate needs targets y")
     _check_lengths(x, y)
     y = model._targets(y)
-    sw = sample_weights(model, y, x.shape[0], sample_weight)
+    sw = sample_weights(model, y, batch_len(x), sample_weight)
     batches = _Batches(x, y, sw, _batch_size(batch_size))
     cbs = CallbackList(callbacks, model, {"steps": batches.steps, "verbose": verbose})
     cbs.on_test_begin()
@@ -443,7 +473,10 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     verbose = _verbose(verbose)
     x = as_inputs(model, x)
     batches = _Batches(x, None, None, _batch_size(batch_size))
-    out = np.empty((x.shape[0],) + tuple(model.output_shape[1:]), dtype=model.dtype)
+    n = batch_len(x)
+    multi = isinstance(model.output_shape, list)
+    shapes = model.output_shape if multi else [model.output_shape]
+    outs = [np.empty((n,) + tuple(s[1:]), dtype=model.dtype) for s in shapes]
     cbs = CallbackList(callbacks, model, {"steps": batches.steps, "verbose": verbose})
     cbs.on_predict_begin()
     bar = Progbar(batches.steps, verbose) if verbose else None
@@ -451,10 +484,12 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         if cbs._batch_hooks:
             cbs.on_predict_batch_begin(step)
         a = step * batches.bs
-        out[a:a + xb.shape[0]] = model._forward(xb, training=False)
+        res = model._forward(xb, training=False)
+        for o, r in zip(outs, res if multi else [res]):
+            o[a:a + r.shape[0]] = r
         if cbs._batch_hooks:
             cbs.on_predict_batch_end(step, {})
     if bar is not None:
         bar.update(batches.steps, {}, finalize=True)
     cbs.on_predict_end()
-    return out
+    return outs if multi else outs[0]

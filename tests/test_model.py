@@ -178,6 +178,8 @@ def test_config_round_trip():
     assert m3.get_config()["config"]["layers"][0]["class_name"] == "InputLayer"
     assert pynn.models.model_from_config(m3.get_config()).built
     with pytest.raises(ValueError, match="unknown model class"):
+        pynn.models.model_from_config({"class_name": "NoSuchModel", "config": {}})
+    with pytest.raises(ValueError, match="needs 'layers' and 'nodes'"):
         pynn.models.model_from_config({"class_name": "Functional", "config": {}})
 
 

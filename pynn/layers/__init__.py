@@ -20,6 +20,12 @@ REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activat
                                     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                     BatchNormalization, UpSampling2D, ZeroPadding2D)}
 
+# merge layers (functional API)
+from .merge import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate  # noqa: E402
+_MERGE = (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)
+__all__ += [c.__name__ for c in _MERGE]
+REGISTRY.update({c.__name__: c for c in _MERGE})
+
 
 def serialize(layer):
     """{'class_name': ..., 'config': ...} (JSON-able)."""

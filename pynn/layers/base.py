@@ -198,8 +198,17 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
-        """Run the layer on its own (builds on first call; float32 unless dtype set)."""
+    def __call__(self, x, *args, training=False, **kwargs):
+        """Run the layer on its own (builds on first call; float32 unless dtype set).
+        On symbolic tensors (pynn.Input, pynn.functional) it records a graph node instead."""
+        from .. import functional
+        if functional.is_symbolic(x, args, kwargs):
+            return functional.call(self, x, args, kwargs)
+        if args or isinstance(x, (list, tuple)):
+            xs = [np.asarray(a) for a in (list(x) + list(args) if args else x)]
+            self._build_for([(None,) + a.shape[1:] for a in xs])
+            xs = [a.astype(self.dtype) if a.dtype != self.dtype else a for a in xs]
+            return self.forward(xs, training=training, **kwargs)
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"layer {self.name!r} needs a numeric array, received {x.dtype}")
@@ -207,7 +216,7 @@ class Layer:
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         self._check_input(x)
-        return self.forward(x, training=training)
+        return self.forward(x, training=training, **kwargs)
 
     # -- config ----------------------------------------------------------------------
     def get_config(self):

@@ -41,9 +41,11 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
-    """keras.Input for Sequential models: an InputLayer declaring the input shape."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
-                      batch_shape=batch_shape)
+    """keras.Input: a symbolic tensor for the functional API (pynn.functional); as the first
+    entry of a Sequential list it declares the input shape."""
+    from ..functional import Input as _Input
+    return _Input(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
+                  batch_shape=batch_shape)
 
 
 class Dense(Layer):

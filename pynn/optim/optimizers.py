@@ -5,6 +5,8 @@ optimizer keeps one buffer of the same length per state slot (Adam: m and v). A 
 fused kernel call per contiguous run of trainable parameters (usually one for the whole
 model); clipping by global norm is one `clip_by_global_norm` call per run.
 """
+import weakref
+
 import numpy as np
 
 from .._registry import lookup
@@ -53,6 +55,7 @@ class Optimizer:
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self._state = None
+        self._owner = None
 
     # -- learning rate ---------------------------------------------------------------
     @property
@@ -114,6 +117,35 @@ class Optimizer:
         self.iterations = int(np.asarray(state["iterations"]))
 
     # -- the step --------------------------------------------------------------------
+    def _bind(self, model):
+        """An optimizer's state follows one model's flat buffer: refuse a second model."""
+        owner = self._owner() if self._owner is not None else None
+        if owner is not None and owner is not model:
+            raise ValueError(f"this {type(self).__name__} optimizer already updates model "
+                             f"{owner.name!r}; its state (moments, step count) belongs to "
+                             f"that model. Give model {model.name!r} its own optimizer, "
+                             f"e.g. pynn.optimizers.{type(self).__name__}(...)")
+        self._owner = weakref.ref(model)
+
+    def apply_gradients(self, model):
+        """One optimizer step on `model` from the gradients in its flat buffer (after
+        model.backward): one fused kernel call per contiguous trainable run.
+
+        The custom training step: out = model(x, training=True); loss, d =
+        loss_fn.value_and_grad(y, out); model.backward(d); opt.apply_gradients(model).
+        """
+        if not hasattr(model, "_trainable_runs") or not getattr(model, "built", False):
+            raise TypeError(f"apply_gradients takes a built pynn model, received "
+                            f"{type(model).__name__}")
+        self._bind(model)
+        runs = model._trainable_runs()
+        if runs:
+            size = getattr(self, "_size", None) if self._state else None
+            if size is not None and size != model._flat_params.shape[0]:
+                raise ValueError(f"optimizer state has {self._size} entries, model "
+                                 f"{model.name!r} has {model._flat_params.shape[0]} parameters")
+            self.apply(model.ops, model._flat_params, model._flat_grads, runs, model._segs)
+
     def apply(self, ops, params, grads, runs, segments=()):
         """One optimizer step in place.
 
