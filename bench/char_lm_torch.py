@@ -1,7 +1,7 @@
 """The PyTorch twin of examples/char_lm.py's Transformer character model, and the comparison
 of both on the same steps.
 
-    python bench/char_lm_torch.py [--steps 1000] [--seed 0] [--threads 2] [--compare]
+    python bench/char_lm_torch.py [--steps 1000] [--seed 0] [--threads 1] [--compare]
 
 Same sizes (context 64, width 128, 2 pre-norm blocks of 4 causal heads with a GELU MLP of
 512, final LayerNorm, Dense to the 65 characters), the same initialization scheme (Keras'
@@ -15,7 +15,6 @@ torch). Runs only where torch imports; it is never a pynn dependency.
 """
 import argparse
 import math
-import os
 import pathlib
 import sys
 import time
@@ -113,7 +112,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads of both (the losses do not depend on it; 1 is kinder to a "
+                        "busy machine)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--compare", action="store_true", help="train the pynn model too")
     p.add_argument("--data", default=None, help="input.txt or a folder holding it")

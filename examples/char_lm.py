@@ -20,7 +20,6 @@ on the next-character labels (B, T), Adam. bench/char_lm_torch.py trains the sam
 Transformer in PyTorch on the same batches (and compares both with --compare).
 """
 import argparse
-import os
 import pathlib
 import sys
 import time
