@@ -176,6 +176,10 @@ def _flat(x, what):
 def _topological(inputs, outputs):
     """Nodes needed for `outputs`, parents first; checks the graph is connected."""
     order, state = [], {}
+    for t in inputs:
+        if not isinstance(t.node.op, InputLayer):
+            raise ValueError(f"Model inputs must come from pynn.Input, received {t!r} (an "
+                             f"output of layer {t.node.op.name!r})")
     input_nodes = {id(t.node) for t in inputs}
     for out in outputs:
         stack = [(out.node, False)]
@@ -202,9 +206,6 @@ def _topological(inputs, outputs):
                 if state.get(id(p)) != 2:
                     stack.append((p, False))
     for t in inputs:
-        if not isinstance(t.node.op, InputLayer):
-            raise ValueError(f"Model inputs must come from pynn.Input, received {t!r} (an "
-                             f"output of layer {t.node.op.name!r})")
         if state.get(id(t.node)) != 2:
             raise ValueError(f"input {t.node.op.name!r} is not connected to any output; remove "
                              f"it from inputs or use it")

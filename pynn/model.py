@@ -414,7 +414,7 @@ class Model:
         """Backward pass after `model(x, training=True)`: writes the gradients of the
         parameters into the model's flat gradient buffer (accumulate=True adds to them;
         params=False leaves them untouched) and returns d(loss)/d(input) (a list for
-        several inputs). dout: d(loss)/d(output), e.g. from loss.value_and_grad."""
+        several inputs; a new array). dout: d(loss)/d(output), e.g. from loss.value_and_grad."""
         last = getattr(self, "_last_out", None)
         if last is None:
             raise ValueError(f"model {self.name!r}: call model(x, training=True) before "
@@ -426,6 +426,9 @@ class Model:
                              f"{len(douts)} output gradient(s)")
         ds = []
         for o, d in zip(outs, douts):
+            if d is None and len(outs) > 1:     # no gradient from this output
+                ds.append(None)
+                continue
             d = np.asarray(d)
             if d.dtype.kind not in "fiub":
                 raise TypeError(f"dout must be numeric, received dtype {d.dtype}")
@@ -447,7 +450,9 @@ class Model:
                 self._restore_grads(saved)
         if accumulate and params:
             self._flat_grads += scratch
-        return dx
+        if isinstance(dx, list):
+            return [None if d is None else d.copy() for d in dx]
+        return None if dx is None else dx.copy()     # a new array: layer buffers get reused
 
     def zero_grad(self):
         """Set the model's flat gradient buffer to zero."""

@@ -1,0 +1,233 @@
+"""The functional API: pynn.Input, layer calls on symbolic tensors, pynn.Model(inputs,
+outputs). Graph vs Sequential equivalence, hand-computed two-branch results, float64 central
+differences through fan-out / a shared layer / merges, nested models, save/load, bad graphs."""
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+
+BACKENDS = ["c", "reference"]
+
+
+def numeric_grad(f, p, eps=1e-6):
+    g = np.empty_like(p)
+    for i in range(p.size):
+        old = p.flat[i]
+        p.flat[i] = old + eps
+        fp = f()
+        p.flat[i] = old - eps
+        fm = f()
+        p.flat[i] = old
+        g.flat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graph_equals_sequential(backend):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    seq = pynn.Sequential([layers.Input(shape=(5,)), layers.Dense(7, activation="relu"),
+                           layers.Dense(3, activation="softmax")], backend=backend,
+                          dtype="float64")
+    inp = pynn.Input(shape=(5,), dtype="float64")
+    out = layers.Dense(3, activation="softmax")(layers.Dense(7, activation="relu")(inp))
+    graph = pynn.Model(inputs=inp, outputs=out, backend=backend)
+    assert isinstance(graph, pynn.model.Functional) and graph.dtype == np.float64
+    graph.set_weights(seq.get_weights())
+    np.testing.assert_array_equal(graph.predict(x, verbose=0), seq.predict(x, verbose=0))
+    for m in (seq, graph):
+        m.compile("sgd", "sparse_categorical_crossentropy")
+    assert graph._fused and seq._fused            # the softmax output fuses into the loss
+    yt = seq._targets(y)
+    _, ls = seq._forward_backward(x, yt, None)
+    _, lg = graph._forward_backward(x, yt, None)
+    assert ls == lg
+    np.testing.assert_array_equal(seq._flat_grads, graph._flat_grads)
+    assert graph.evaluate(x, y, verbose=0) == seq.evaluate(x, y, verbose=0)
+    seq.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    graph.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(graph._flat_params, seq._flat_params)
+
+
+def test_two_branch_residual_vs_numpy():
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    d1 = layers.Dense(4, activation="relu", name="d1")
+    d2 = layers.Dense(4, name="d2")
+    h = d1(inp)
+    r = layers.Add()([h, d2(h)])                            # residual
+    c = layers.Concatenate()([r, layers.Multiply()([h, r])])
+    m = pynn.Model(inp, layers.Subtract()([c, layers.Concatenate()([h, h])]))
+    assert m.output_shape == (None, 8)
+    rng = np.random.default_rng(1)
+    m.set_weights([rng.standard_normal(w.shape) for w in m.get_weights()])
+    x = rng.standard_normal((5, 3))
+    w1, b1, w2, b2 = m.get_weights()
+    hn = np.maximum(x @ w1 + b1, 0)
+    rn = hn + (hn @ w2 + b2)
+    want = np.concatenate([rn, hn * rn], 1) - np.concatenate([hn, hn], 1)
+    np.testing.assert_allclose(m.predict(x, verbose=0), want, rtol=1e-12, atol=1e-12)
+
+
+def _fanout_model(backend):
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    shared = layers.Dense(4, activation="tanh", name="shared")
+    a = shared(inp)                                         # the shared layer, call 1
+    b = shared(layers.Dense(3, activation="tanh", name="pre")(inp))   # call 2
+    c = layers.Concatenate()([a, b])
+    s = layers.Add()([layers.Multiply()([a, b]), a])        # `a` fans out three ways
+    out = layers.Dense(2, name="head")(layers.Concatenate()([c, s]))
+    return pynn.Model(inp, out, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradients_fanout_shared_merges_vs_central_differences(backend):
+    m = _fanout_model(backend)
+    assert len(m.get_weights()) == 6                        # the shared layer counts once
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    yt = m._targets(y)
+    m._forward_backward(x, yt, None)
+    g = m._flat_grads.copy()
+    num = numeric_grad(lambda: m._forward_backward(x, yt, None)[1], m._flat_params)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
+    # the input gradient through the custom step, against central differences
+    loss_fn = pynn.losses.MeanSquaredError()
+    out = m(x, training=True)
+    _, dout = loss_fn.value_and_grad(y, out, ops=m.ops)
+    dx = m.backward(dout)
+    np.testing.assert_allclose(m._flat_grads, g, rtol=1e-12, atol=1e-14)
+    xx = x.copy()
+    num_x = numeric_grad(lambda: loss_fn.value_and_grad(y, m(xx), ops=m.ops)[0], xx)
+    np.testing.assert_allclose(dx, num_x, rtol=1e-6, atol=1e-8)
+
+
+def test_multi_input_fit_and_predict():
+    a, b = pynn.Input(shape=(3,)), pynn.Input(shape=(2,))
+    h = layers.Concatenate()([layers.Dense(4)(a), layers.Dense(4)(b)])
+    m = pynn.keras.Model(inputs=[a, b], outputs=layers.Dense(1)(h))
+    assert m.input_shape == [(None, 3), (None, 2)]
+    m.compile("adam", "mse")
+    rng = np.random.default_rng(3)
+    xa, xb = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    y = xa.sum(1, keepdims=True) - xb[:, :1]
+    h = m.fit([xa, xb], y, epochs=30, batch_size=8, verbose=0, validation_split=0.25)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert m.predict([xa, xb], verbose=0).shape == (40, 1)
+    with pytest.raises(ValueError, match="has 2 inputs"):
+        m.predict(xa, verbose=0)
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        m.predict([xa, xb[:5]], verbose=0)
+
+
+def test_multi_output_custom_step_and_compile_error():
+    inp = pynn.Input(shape=(4,), dtype="float64")
+    h = layers.Dense(3)(inp)
+    m = pynn.Model(inp, [layers.Dense(2)(h), layers.Dense(1)(h)])
+    with pytest.raises(ValueError, match="2 outputs"):
+        m.compile("adam", "mse")
+    x = np.random.default_rng(4).standard_normal((5, 4))
+    o1, o2 = m(x, training=True)
+    dx = m.backward([np.ones_like(o1), None])               # None: no gradient from o2
+    w1 = m.layers[1].params["kernel"]                       # (4, 3), then head 1 (3, 2)
+    np.testing.assert_allclose(dx, np.ones((5, 2)) @ m.layers[2].params["kernel"].T @ w1.T)
+    with pytest.raises(ValueError, match="2 output"):
+        m.backward(np.ones_like(o1))
+
+
+def test_nested_models_share_buffers_gan_style():
+    g = pynn.Sequential([layers.Input(shape=(2,)), layers.Dense(3, activation="tanh")],
+                        dtype="float64")
+    d = pynn.Sequential([layers.Input(shape=(3,)), layers.Dense(1)], dtype="float64")
+    z = pynn.Input(shape=(2,), dtype="float64")
+    combined = pynn.Model(z, d(g(z)))
+    assert combined.count_params() == g.count_params() + d.count_params()
+    assert np.shares_memory(g._flat_params, combined._flat_params)
+    assert np.shares_memory(d._flat_params, combined._flat_params)
+    x = np.random.default_rng(5).standard_normal((4, 2))
+    np.testing.assert_array_equal(combined.predict(x, verbose=0),
+                                  d.predict(g.predict(x, verbose=0), verbose=0))
+    d.compile("sgd", "mse")
+    d.fit(np.ones((4, 3)), np.zeros((4, 1)), verbose=0)      # d still trains on its own
+    np.testing.assert_array_equal(combined.predict(x, verbose=0),
+                                  d.predict(g.predict(x, verbose=0), verbose=0))
+    d.trainable = False                                     # Keras' combined model
+    combined.compile("sgd", "mse")
+    before = d.get_weights()
+    combined.fit(x, np.ones((4, 1)), verbose=0)
+    for w, v in zip(before, d.get_weights()):
+        np.testing.assert_array_equal(w, v)
+    assert combined._trainable_runs() == [(0, g._flat_params.size)]
+
+
+def test_save_load_graph_model(tmp_path):
+    m = _fanout_model("c")
+    g = pynn.Sequential([layers.Input(shape=(2,)), layers.Dense(3)], dtype="float64")
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    full = pynn.Model(inp, g(m(inp)), name="outer")
+    full.compile("adam", "mse")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((7, 3))
+    full.fit(x, rng.standard_normal((7, 3)), verbose=0, epochs=2)
+    path = tmp_path / "graph.pynn"
+    full.save(path)
+    back = pynn.models.load_model(path)
+    assert isinstance(back, pynn.model.Functional)
+    np.testing.assert_array_equal(back.predict(x, verbose=0), full.predict(x, verbose=0))
+    np.testing.assert_array_equal(back.optimizer.get_state()["m"],
+                                  full.optimizer.get_state()["m"])
+    assert back.get_config() == full.get_config()
+
+
+def test_call_keyword_arguments_and_constants():
+    class Scale(layers.Layer):
+        def forward(self, x, training=False, factor=1.0, offset=None):
+            self._f = factor
+            out = x * factor
+            return out if offset is None else out + offset
+
+        def backward(self, dy):
+            return dy * self._f
+
+        def get_config(self):
+            return super().get_config()
+    inp, off = pynn.Input(shape=(2,)), pynn.Input(shape=(2,))
+    y = Scale()(inp, factor=3.0, offset=off)
+    m = pynn.Model([inp, off], y)
+    node = y.node
+    assert node.const_kwargs == {"factor": 3.0} and "offset" in node.tensor_kwargs
+    out = m.predict([np.ones((2, 2)), np.full((2, 2), 0.5)], verbose=0)
+    np.testing.assert_array_equal(out, np.full((2, 2), 3.5))
+
+
+def test_bad_graphs():
+    a, b = pynn.Input(shape=(3,)), pynn.Input(shape=(3,))
+    y = layers.Add()([a, b])
+    with pytest.raises(ValueError, match="graph disconnected.*not in the model's inputs"):
+        pynn.Model(a, y)
+    with pytest.raises(ValueError, match="not connected to any output"):
+        pynn.Model([a, b, pynn.Input(shape=(1,))], y)
+    with pytest.raises(TypeError, match="symbolic tensors"):
+        pynn.Model(a, np.zeros(3))
+    with pytest.raises(ValueError, match="same shape"):
+        layers.Add()([a, pynn.Input(shape=(4,))])
+    d = layers.Dense(2)
+    d(a)
+    with pytest.raises(ValueError, match="built for input shape"):
+        d(pynn.Input(shape=(5,)))
+    with pytest.raises(ValueError, match="must come from pynn.Input"):
+        pynn.Model(layers.Dense(2)(a), y)
+    with pytest.raises(TypeError, match="mix of symbolic tensors"):
+        layers.Add()([a, np.zeros((1, 3))])
+    with pytest.raises(ValueError, match="expects inputs of shape"):
+        pynn.Model(a, layers.Dense(1)(a)).predict(np.zeros((2, 4)), verbose=0)
+    with pytest.raises(TypeError, match="symbolic"):
+        np.asarray(a)
+
+
+def test_input_still_declares_a_sequential():
+    m = pynn.Sequential([pynn.Input(shape=(3,)), layers.Dense(2)])
+    assert m.built and m.input_shape == (None, 3)
+    with pytest.raises(TypeError, match="symbolic output"):
+        pynn.Sequential([layers.Dense(2)(pynn.Input(shape=(3,)))])
