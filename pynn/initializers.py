@@ -13,7 +13,7 @@ from ._registry import lookup
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
-           "LecunNormal", "LecunUniform", "get", "serialize", "deserialize"]
+           "LecunNormal", "LecunUniform", "Orthogonal", "get", "serialize", "deserialize"]
 
 
 def _fans(shape):
@@ -158,13 +158,37 @@ class LecunUniform(_VarianceScaling):
     scale, mode, distribution = 1.0, "fan_in", "uniform"
 
 
+class Orthogonal(_Random):
+    """Keras' Orthogonal (recurrent kernels): the Q of a QR of a normal matrix, signs fixed by
+    R's diagonal, times `gain`; shape (..., N) is treated as the matrix (prod(...), N), and
+    its rows (or columns, whichever are fewer) are orthonormal."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32"):
+        shape = tuple(shape)
+        rows, cols = (math.prod(shape[:-1]), shape[-1]) if len(shape) > 1 else (1, shape[0])
+        a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)  # (max, min) with orthonormal columns
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).astype(dtype)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
 _CLASSES = {c.__name__: c for c in (Zeros, Ones, Constant, RandomNormal, RandomUniform,
                                     TruncatedNormal, GlorotUniform, GlorotNormal, HeNormal,
-                                    HeUniform, LecunNormal, LecunUniform)}
+                                    HeUniform, LecunNormal, LecunUniform, Orthogonal)}
 _NAMES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
           "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
           "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
-          "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform}
+          "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
+          "orthogonal": Orthogonal}
 
 
 def get(identifier):

@@ -1,0 +1,530 @@
+"""Recurrent layers (Keras names, arguments and weight layouts): SimpleRNN, LSTM, GRU, and the
+wrappers Bidirectional and TimeDistributed.
+
+Sequences are batch-first (B, T, C). A recurrent layer computes the input projection of all
+steps as one GEMM, xproj = x @ kernel + bias (B*T, G*H), runs the recurrence over the whole
+sequence in one kernel call (ops.lstm_forward, ...), and in backward gets dxproj from one BPTT
+kernel call, then dkernel, dbias and dx from one more GEMM pass (ops.dense_backward).
+Weights: kernel (C, G*H), recurrent_kernel (H, G*H), bias (G*H,) (GRU with reset_after:
+(2, 3H), the input bias then the recurrent one); gate order LSTM i, f, c, o; GRU z, r, h.
+
+Inputs: `forward(x)` or, with initial states, `forward([x, h0])` (LSTM: `[x, h0, c0]`);
+backward then returns [dx, dh0(, dc0)]. `return_state=True` makes forward return
+[output, h_T(, c_T)] and backward take a list of gradients (None entries are zero).
+`stateful=True` starts each batch from the previous batch's final state (no gradient flows
+into it); `reset_states()` sets it back to zeros.
+"""
+import numpy as np
+
+from .. import initializers, regularizers
+from .base import Layer
+
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
+
+
+def _positive_units(cls, units):
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+        raise ValueError(f"{cls} needs a positive integer number of units. "
+                         f"Received: units={units!r}")
+    return int(units)
+
+
+def _act_name(value, what, allowed):
+    name = value if isinstance(value, str) else getattr(value, "name", None)
+    if name not in allowed:
+        raise ValueError(f"{what}={value!r} is not supported by the fused recurrent kernels; "
+                         f"use one of {allowed}")
+    return name
+
+
+class _RNN(Layer):
+    """Shared machinery of SimpleRNN, LSTM and GRU (one kernel call per direction)."""
+
+    _gates = 1
+    _nstates = 1
+
+    def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, **kwargs):
+        self.units = _positive_units(type(self).__name__, units)
+        super().__init__(**kwargs)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self._states = None
+
+    # -- weights and shapes ------------------------------------------------------------
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def build(self, input_shape):
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if len(shape) != 3 or shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs input of shape "
+                             f"(batch, timesteps, features) with known features, received "
+                             f"{shape}")
+        c, gh = shape[-1], self._gates * self.units
+        self.add_weight("kernel", (c, gh), self.kernel_initializer, self.kernel_regularizer)
+        self.add_weight("recurrent_kernel", (self.units, gh), self.recurrent_initializer,
+                        self.recurrent_regularizer)
+        if self.use_bias:
+            self.add_weight("bias", self._bias_shape(), self.bias_initializer,
+                            self.bias_regularizer)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        b, t = shape[0], shape[1]
+        out = (b, t, self.units) if self.return_sequences else (b, self.units)
+        if self.return_state:
+            return [out] + [(b, self.units)] * self._nstates
+        return out
+
+    def reset_states(self):
+        """Forget the carried state of a stateful layer (the next batch starts from zeros)."""
+        self._states = None
+
+    def _check_input(self, x):
+        self._check_x(x)
+
+    def _check_x(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of shape "
+                             f"(batch, timesteps, features), received "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        c = self.params["kernel"].shape[0]
+        if x.shape[2] != c:
+            raise ValueError(f"{type(self).__name__} {self.name!r} was built for {c} features, "
+                             f"received input of shape {x.shape}")
+
+    def __call__(self, inputs, training=False):
+        """Run the layer on its own: an array, or [x, initial states...]."""
+        xs = [np.asarray(a) for a in inputs] if isinstance(inputs, (list, tuple)) else None
+        x = xs[0] if xs else np.asarray(inputs)
+        self._build_for((None,) + x.shape[1:])
+        if xs:
+            return self.forward([a.astype(self.dtype, copy=False) for a in xs], training)
+        return self.forward(x.astype(self.dtype, copy=False), training)
+
+    # -- running -----------------------------------------------------------------------
+    def _initial_states(self, given, b):
+        h = self.units
+        if given:
+            if len(given) != self._nstates:
+                raise ValueError(f"{type(self).__name__} {self.name!r} takes {self._nstates} "
+                                 f"initial state(s), received {len(given)}")
+            out = []
+            for s in given:
+                if not isinstance(s, np.ndarray) or s.shape != (b, h):
+                    raise ValueError(f"initial state of {self.name!r} must have shape "
+                                     f"({b}, {h}), received {getattr(s, 'shape', s)}")
+                out.append(s.astype(self.dtype, copy=False))
+            return out
+        if self.stateful and self._states is not None:
+            if self._states[0].shape[0] != b:
+                raise ValueError(f"stateful layer {self.name!r} carries a state for batch "
+                                 f"size {self._states[0].shape[0]}, received batch size {b}; "
+                                 f"call reset_states() first")
+            return self._states
+        z = self._buffer("zeros_state", (b, h))
+        z[...] = 0
+        return [z] * self._nstates
+
+    def forward(self, inputs, training=False):
+        given = None
+        if isinstance(inputs, (list, tuple)):
+            inputs, given = inputs[0], list(inputs[1:])
+        x = inputs
+        self._check_x(x)
+        b, t, c = x.shape
+        if self.go_backwards:
+            x = x[:, ::-1]  # the recurrence runs t = T-1 .. 0
+        gh = self._gates * self.units
+        x2 = x.reshape(b * t, c)  # (B*T, C), a copy only for the reversed view
+        w, bias = self.params["kernel"], self._input_bias()
+        xproj = self.ops.dense_forward(x2, w, bias, "linear",
+                                       out=self._buffer("xproj", (b * t, gh)))
+        states = self._initial_states(given, b)
+        seq, final = self._run(xproj.reshape(b, t, gh), states)
+        if self.stateful:
+            self._states = [s.copy() for s in final]
+        self._cache = (x2, states, given is not None, (b, t, c))
+        out = seq if self.return_sequences else seq[:, -1]
+        if self.return_state:
+            return [out] + list(final)
+        return out
+
+    def backward(self, dy):
+        x2, states, has_given, (b, t, c) = self._cache
+        h = self.units
+        dfinal = [None] * self._nstates
+        if self.return_state:
+            dy, dfinal = dy[0], list(dy[1:])
+        dseq = self._buffer("dseq", (b, t, h))
+        dlast = dfinal[0]
+        if self.return_sequences:
+            if dy is None:
+                dseq[...] = 0
+            else:
+                dseq[...] = dy
+        else:
+            dseq[...] = 0
+            if dy is not None:
+                dlast = dy if dlast is None else dy + dlast
+        dxproj, dstates = self._run_backward(states, dseq, [dlast] + dfinal[1:])
+        gh = self._gates * h
+        db = self._input_bias_grad()
+        need_dx = self._need_dx or has_given
+        dx2, _, _ = self.ops.dense_backward(
+            x2, self.params["kernel"], None, dxproj.reshape(b * t, gh), "linear",
+            need_dx=need_dx, dx=self._buffer("dx2", (b * t, c)) if need_dx else None,
+            dw=self.grads["kernel"], db=db)
+        dx = None
+        if need_dx:
+            dx = dx2.reshape(b, t, c)
+            if self.go_backwards:
+                dxr = self._buffer("dx", (b, t, c))
+                dxr[...] = dx[:, ::-1]
+                dx = dxr
+        if has_given:
+            return [dx] + list(dstates)
+        return dx
+
+    def _input_bias(self):
+        return self.params.get("bias")
+
+    def _input_bias_grad(self):
+        return self.grads["bias"] if self.use_bias else None
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": self.stateful}
+
+
+class SimpleRNN(_RNN):
+    """Fully connected recurrence h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel
+    + bias), activation 'tanh' (default) or 'relu'."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, **kwargs)
+        self.activation = _act_name(activation, "activation", ("tanh", "relu"))
+
+    def _run(self, xproj, states):
+        b, t, _ = xproj.shape
+        seq = self.ops.simple_rnn_forward(xproj, states[0], self.params["recurrent_kernel"],
+                                          self.activation,
+                                          out=self._buffer("h", (b, t, self.units)))
+        self._seq = seq
+        return seq, [seq[:, -1]]
+
+    def _run_backward(self, states, dseq, dfinal):
+        b, t, h = dseq.shape
+        dxproj, dh0, _ = self.ops.simple_rnn_backward(
+            states[0], self.params["recurrent_kernel"], self._seq, dseq, dfinal[0],
+            self.activation, dxproj=self._buffer("dxproj", (b, t, h)),
+            dh0=self._buffer("dh0", (b, h)), dw_rec=self.grads["recurrent_kernel"])
+        return dxproj, [dh0]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class LSTM(_RNN):
+    """Long short-term memory (Hochreiter 1997), Keras gate order i, f, c, o; activation
+    tanh and recurrent_activation sigmoid (fused in the kernel). unit_forget_bias=True starts
+    the forget-gate bias at 1."""
+
+    _gates = 4
+    _nstates = 2
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.activation = _act_name(activation, "activation", ("tanh",))
+        self.recurrent_activation = _act_name(recurrent_activation, "recurrent_activation",
+                                              ("sigmoid",))
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.use_bias and self.unit_forget_bias:
+            self.params["bias"][self.units:2 * self.units] = 1.0
+
+    def _run(self, xproj, states):
+        b, t, _ = xproj.shape
+        h = self.units
+        seq, c, gates = self.ops.lstm_forward(
+            xproj, states[0], states[1], self.params["recurrent_kernel"],
+            out_h=self._buffer("h", (b, t, h)), out_c=self._buffer("c", (b, t, h)),
+            out_gates=self._buffer("gates", (b, t, 4 * h)))
+        self._fwd = (seq, c, gates)
+        return seq, [seq[:, -1], c[:, -1]]
+
+    def _run_backward(self, states, dseq, dfinal):
+        b, t, h = dseq.shape
+        dxproj, dh0, dc0, _ = self.ops.lstm_backward(
+            states[0], states[1], self.params["recurrent_kernel"], *self._fwd, dseq,
+            dfinal[0], dfinal[1], dxproj=self._buffer("dxproj", (b, t, 4 * h)),
+            dh0=self._buffer("dh0", (b, h)), dc0=self._buffer("dc0", (b, h)),
+            dw_rec=self.grads["recurrent_kernel"])
+        return dxproj, [dh0, dc0]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation,
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_RNN):
+    """Gated recurrent unit (Cho 2014), Keras reset_after=True (the only variant): gate order
+    z, r, h; the recurrent projection has its own bias (row 1 of bias (2, 3H)) and r gates it.
+    activation tanh and recurrent_activation sigmoid (fused in the kernel)."""
+
+    _gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.activation = _act_name(activation, "activation", ("tanh",))
+        self.recurrent_activation = _act_name(recurrent_activation, "recurrent_activation",
+                                              ("sigmoid",))
+        if not reset_after:
+            raise ValueError("GRU supports reset_after=True only (the Keras default)")
+        self.reset_after = True
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _input_bias(self):
+        return self.params["bias"][0] if self.use_bias else None
+
+    def _input_bias_grad(self):
+        return self.grads["bias"][0] if self.use_bias else None
+
+    def _run(self, xproj, states):
+        b, t, _ = xproj.shape
+        h = self.units
+        b_rec = self.params["bias"][1] if self.use_bias else None
+        seq, gates = self.ops.gru_forward(xproj, states[0], self.params["recurrent_kernel"],
+                                          b_rec, out_h=self._buffer("h", (b, t, h)),
+                                          out_gates=self._buffer("gates", (b, t, 4 * h)))
+        self._fwd = (seq, gates)
+        return seq, [seq[:, -1]]
+
+    def _run_backward(self, states, dseq, dfinal):
+        b, t, h = dseq.shape
+        db_rec = self.grads["bias"][1] if self.use_bias else self._buffer("db_rec", (3 * h,))
+        dxproj, dh0, _, _ = self.ops.gru_backward(
+            states[0], self.params["recurrent_kernel"], *self._fwd, dseq, dfinal[0],
+            dxproj=self._buffer("dxproj", (b, t, 3 * h)), dh0=self._buffer("dh0", (b, h)),
+            dw_rec=self.grads["recurrent_kernel"], db_rec=db_rec)
+        return dxproj, [dh0]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation, "reset_after": True}
+
+
+# -- wrappers ---------------------------------------------------------------------------------
+class _Wrapper(Layer):
+    """A layer holding sub-layers whose weights it owns under prefixed names, so that a model
+    can view them into its flat buffers; the sub-layers are pointed at those views per call."""
+
+    def _adopt(self, layer, prefix, input_shape):
+        layer._build_for(input_shape, self.ops, self.dtype)
+        for k in list(layer.params):
+            self.params[prefix + k] = layer.params[k]
+            self.grads[prefix + k] = layer.grads[k]
+            self._weight_info[prefix + k] = layer._weight_info[k]
+        return layer.output_shape
+
+    def _sync(self, layer, prefix):
+        for k in layer.params:
+            layer.params[k] = self.params[prefix + k]
+            layer.grads[k] = self.grads[prefix + k]
+        layer.ops = self.ops
+        layer.trainable = self.trainable
+
+
+def _deserialize(cfg):
+    from . import deserialize  # the registry lives in the package (imports this module)
+    return deserialize(cfg)
+
+
+def _serialize(layer):
+    from . import serialize
+    return serialize(layer)
+
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(_Wrapper):
+    """Runs a recurrent layer forwards and a copy of it backwards over the sequence and merges
+    the two outputs: merge_mode 'concat' (default), 'sum', 'mul', 'ave', or None (a list of
+    both). The backward copy's output sequence is flipped back, so step t of both lines up.
+    Weights: forward_* and backward_* (kernel, recurrent_kernel, bias)."""
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        if isinstance(layer, dict):
+            layer = _deserialize(layer)
+        if not isinstance(layer, _RNN):
+            raise ValueError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, received "
+                             f"{layer!r}")
+        if layer.return_state:
+            raise ValueError("Bidirectional does not support return_state=True layers")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"unknown merge_mode {merge_mode!r}: expected one of "
+                             f"{_MERGE_MODES}")
+        kwargs.setdefault("name", "bidirectional_" + layer.name)
+        super().__init__(**kwargs)
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        if backward_layer is None:
+            cfg = layer.get_config()
+            cfg.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
+            cfg.pop("input_shape", None)
+            backward_layer = type(layer).from_config(cfg)
+        elif isinstance(backward_layer, dict):
+            backward_layer = _deserialize(backward_layer)
+        self.backward_layer = backward_layer
+        if self.input_shape_arg is None and layer.input_shape_arg is not None:
+            self.input_shape_arg = layer.input_shape_arg
+
+    def build(self, input_shape):
+        self._adopt(self.forward_layer, "forward_", input_shape)
+        self._adopt(self.backward_layer, "backward_", input_shape)
+
+    def compute_output_shape(self, input_shape):
+        f = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode is None:
+            return [f, self.backward_layer.compute_output_shape(input_shape)]
+        if self.merge_mode == "concat":
+            return tuple(f[:-1]) + (2 * f[-1],)
+        return f
+
+    def reset_states(self):
+        self.forward_layer.reset_states()
+        self.backward_layer.reset_states()
+
+    def forward(self, x, training=False):
+        fl, bl = self.forward_layer, self.backward_layer
+        self._sync(fl, "forward_")
+        self._sync(bl, "backward_")
+        yf = fl.forward(x, training)
+        yb = bl.forward(x, training)
+        seqs = fl.return_sequences
+        if seqs:
+            yb = yb[:, ::-1]  # the backward line's step t back at position t
+        if self.merge_mode is None:
+            return [yf, yb]
+        if self.merge_mode == "concat":
+            y = self._buffer("y", yf.shape[:-1] + (2 * yf.shape[-1],))
+            h = yf.shape[-1]
+            y[..., :h], y[..., h:] = yf, yb
+            return y
+        y = self._buffer("y", yf.shape)
+        if self.merge_mode == "sum":
+            np.add(yf, yb, out=y)
+        elif self.merge_mode == "mul":
+            np.multiply(yf, yb, out=y)
+            self._merge_cache = (yf.copy(), yb.copy())
+        else:
+            np.add(yf, yb, out=y)
+            y *= 0.5
+        return y
+
+    def backward(self, dy):
+        fl, bl = self.forward_layer, self.backward_layer
+        if self.merge_mode is None:
+            dyf, dyb = dy
+        elif self.merge_mode == "concat":
+            h = dy.shape[-1] // 2
+            dyf, dyb = dy[..., :h], dy[..., h:]
+        elif self.merge_mode == "sum":
+            dyf = dyb = dy
+        elif self.merge_mode == "mul":
+            yf, yb = self._merge_cache
+            dyf, dyb = dy * yb, dy * yf
+        else:
+            dyf = dyb = 0.5 * dy
+        if fl.return_sequences and dyb is not None:
+            dyb = dyb[:, ::-1]
+        fl._need_dx = bl._need_dx = self._need_dx
+        dxf = fl.backward(dyf)
+        dxf = None if dxf is None else dxf.copy()  # the backward line may reuse its buffers
+        dxb = bl.backward(dyb)
+        if dxf is None:
+            return None
+        dxf += dxb
+        return dxf
+
+    def get_config(self):
+        cfg = {**super().get_config(), "layer": _serialize(self.forward_layer),
+               "merge_mode": self.merge_mode,
+               "backward_layer": _serialize(self.backward_layer)}
+        return cfg
+
+
+class TimeDistributed(_Wrapper):
+    """Applies a layer to every time step: (B, T, ...) runs as (B*T, ...) through the wrapped
+    layer and is reshaped back. The weights are the wrapped layer's (shared over time)."""
+
+    def __init__(self, layer, **kwargs):
+        if isinstance(layer, dict):
+            layer = _deserialize(layer)
+        if not isinstance(layer, Layer):
+            raise ValueError(f"TimeDistributed wraps a layer, received {layer!r}")
+        kwargs.setdefault("name", "time_distributed_" + layer.name)
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} needs input of shape (batch, "
+                             f"timesteps, ...), received {input_shape}")
+        self._adopt(self.layer, "", (None,) + tuple(input_shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        if isinstance(inner, list):
+            raise ValueError("TimeDistributed needs a layer with a single output")
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+    def _check_input(self, x):
+        if x.ndim < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} needs input of shape (batch, "
+                             f"timesteps, ...), received {x.shape}")
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        self._sync(self.layer, "")
+        b, t = x.shape[:2]
+        y = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), training)
+        self._bt = (b, t)
+        return y.reshape((b, t) + y.shape[1:])
+
+    def backward(self, dy):
+        b, t = self._bt
+        self.layer._need_dx = self._need_dx
+        dx = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]))
+        return None if dx is None else dx.reshape((b, t) + dx.shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "layer": _serialize(self.layer)}

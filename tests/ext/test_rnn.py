@@ -1,0 +1,243 @@
+"""Recurrent kernels (SimpleRNN, LSTM, GRU over a sequence, and BPTT): C against the NumPy
+twin, central differences (float64), hand-worked values, layouts, bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from helpers import C, REF, check_grad, compare, layouts, rand
+
+DTYPES = (np.float32, np.float64)
+# (B, T, H): one step, one sample, odd and prime widths, and one wide enough for 2 threads
+SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64)]
+
+
+def _inputs(rng, shape, gates, dtype, scale=0.4):
+    b, t, h = shape
+    xproj = rand(rng, (b, t, gates * h), dtype, -1.5, 1.5)
+    h0 = rand(rng, (b, h), dtype)
+    w = rand(rng, (h, gates * h), dtype, -scale, scale)
+    return xproj, h0, w
+
+
+def _k(shape):
+    b, t, h = shape
+    return 4 * h * t + b * t  # the recurrence compounds the per-step dot products over T
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_simple_rnn_against_reference(dtype, shape, activation):
+    rng = np.random.default_rng(0)
+    xproj, h0, w = _inputs(rng, shape, 1, dtype)
+    h = compare("simple_rnn_forward", xproj, h0, w, activation, k=_k(shape))
+    dh = rand(rng, h.shape, dtype)
+    dl = rand(rng, h0.shape, dtype)
+    compare("simple_rnn_backward", h0, w, h, dh, dl, activation, k=_k(shape))
+    compare("simple_rnn_backward", h0, w, h, dh, None, activation, k=_k(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lstm_against_reference(dtype, shape):
+    rng = np.random.default_rng(1)
+    xproj, h0, w = _inputs(rng, shape, 4, dtype)
+    c0 = rand(rng, h0.shape, dtype)
+    h, c, gates = compare("lstm_forward", xproj, h0, c0, w, k=_k(shape))
+    dh = rand(rng, h.shape, dtype)
+    dl, dcl = rand(rng, h0.shape, dtype), rand(rng, h0.shape, dtype)
+    compare("lstm_backward", h0, c0, w, h, c, gates, dh, dl, dcl, k=_k(shape))
+    compare("lstm_backward", h0, c0, w, h, c, gates, dh, k=_k(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gru_against_reference(dtype, shape):
+    rng = np.random.default_rng(2)
+    xproj, h0, w = _inputs(rng, shape, 3, dtype)
+    b_rec = rand(rng, (3 * shape[2],), dtype)
+    h, gates = compare("gru_forward", xproj, h0, w, b_rec, k=_k(shape))
+    compare("gru_forward", xproj, h0, w, None, k=_k(shape))
+    dh = rand(rng, h.shape, dtype)
+    dl = rand(rng, h0.shape, dtype)
+    compare("gru_backward", h0, w, h, gates, dh, dl, k=_k(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layouts(dtype):
+    """Fortran-ordered, strided, read-only and unaligned inputs give the same results."""
+    rng = np.random.default_rng(3)
+    shape = (3, 4, 5)
+    xproj, h0, w = _inputs(rng, shape, 4, dtype)
+    c0 = rand(rng, h0.shape, dtype)
+    h, c, g = REF.lstm_forward(xproj, h0, c0, w)
+    dh = rand(rng, h.shape, dtype)
+    for name, xv in layouts(xproj):
+        compare("lstm_forward", xv, h0, c0, w, k=_k(shape))
+    for name, wv in layouts(w):
+        compare("lstm_forward", xproj, h0, c0, wv, k=_k(shape))
+        compare("lstm_backward", h0, c0, wv, h, c, g, dh, k=_k(shape))
+    for name, dv in layouts(dh):
+        compare("lstm_backward", h0, c0, w, h, c, g, dv, k=_k(shape))
+    xg, _, wg = _inputs(rng, shape, 3, dtype)
+    hg, gg = REF.gru_forward(xg, h0, wg)
+    for name, hv in layouts(h0):
+        compare("gru_forward", xg, hv, wg, k=_k(shape))
+        compare("gru_backward", hv, wg, hg, gg, dh, k=_k(shape))
+
+
+@settings(max_examples=12, deadline=None)
+@given(b=st.integers(1, 6), t=st.integers(1, 6), h=st.integers(1, 40),
+       dtype=st.sampled_from(DTYPES), cell=st.sampled_from(["lstm", "gru", "tanh"]))
+def test_random_shapes(b, t, h, dtype, cell):
+    rng = np.random.default_rng(b * 10000 + t * 100 + h)
+    shape = (b, t, h)
+    if cell == "lstm":
+        xproj, h0, w = _inputs(rng, shape, 4, dtype)
+        hh, c, g = compare("lstm_forward", xproj, h0, h0, w, k=_k(shape))
+        compare("lstm_backward", h0, h0, w, hh, c, g, rand(rng, hh.shape, dtype), k=_k(shape))
+    elif cell == "gru":
+        xproj, h0, w = _inputs(rng, shape, 3, dtype)
+        hh, g = compare("gru_forward", xproj, h0, w, k=_k(shape))
+        compare("gru_backward", h0, w, hh, g, rand(rng, hh.shape, dtype), k=_k(shape))
+    else:
+        xproj, h0, w = _inputs(rng, shape, 1, dtype)
+        hh = compare("simple_rnn_forward", xproj, h0, w, k=_k(shape))
+        compare("simple_rnn_backward", h0, w, hh, rand(rng, hh.shape, dtype), k=_k(shape))
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_simple_rnn_gradients(be, activation):
+    rng = np.random.default_rng(4)
+    xproj, h0, w = _inputs(rng, (2, 4, 3), 1, np.float64, 0.8)
+
+    def forward(xproj, h0, w):
+        h = be.simple_rnn_forward(xproj, h0, w, activation)
+        return np.concatenate([h, h[:, -1:]], axis=1)  # the final state counted twice
+
+    def backward(xproj, h0, w, dy):
+        h = be.simple_rnn_forward(xproj, h0, w, activation)
+        dx, dh0, dw = be.simple_rnn_backward(h0, w, h, dy[:, :-1].copy(), dy[:, -1].copy(),
+                                             activation)
+        return dx, dh0, dw
+
+    check_grad(forward, backward, [xproj, h0, w])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_lstm_gradients(be):
+    rng = np.random.default_rng(5)
+    xproj, h0, w = _inputs(rng, (2, 4, 3), 4, np.float64, 0.8)
+    c0 = rand(rng, h0.shape, np.float64)
+
+    def forward(xproj, h0, c0, w):
+        h, c, _ = be.lstm_forward(xproj, h0, c0, w)
+        return np.concatenate([h, h[:, -1:], c[:, -1:]], axis=1)
+
+    def backward(xproj, h0, c0, w, dy):
+        h, c, g = be.lstm_forward(xproj, h0, c0, w)
+        return be.lstm_backward(h0, c0, w, h, c, g, dy[:, :-2].copy(), dy[:, -2].copy(),
+                                dy[:, -1].copy())
+
+    check_grad(forward, backward, [xproj, h0, c0, w])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_gru_gradients(be):
+    rng = np.random.default_rng(6)
+    xproj, h0, w = _inputs(rng, (2, 4, 3), 3, np.float64, 0.8)
+    b_rec = rand(rng, (9,), np.float64)
+
+    def forward(xproj, h0, w, b_rec):
+        h, _ = be.gru_forward(xproj, h0, w, b_rec)
+        return np.concatenate([h, h[:, -1:]], axis=1)
+
+    def backward(xproj, h0, w, b_rec, dy):
+        h, g = be.gru_forward(xproj, h0, w, b_rec)
+        return be.gru_backward(h0, w, h, g, dy[:, :-1].copy(), dy[:, -1].copy())
+
+    check_grad(forward, backward, [xproj, h0, w, b_rec])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_hand_worked_values(be):
+    """One unit, one step, zero recurrent weights: closed forms."""
+    s = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    x = np.array([[[0.5, -1.0, 2.0, 0.0]]])  # i, f, c, o pre-activations
+    h, c, g = be.lstm_forward(x, np.zeros((1, 1)), np.array([[3.0]]), np.zeros((1, 4)))
+    c_exp = s(-1.0) * 3.0 + s(0.5) * np.tanh(2.0)
+    np.testing.assert_allclose(c[0, 0, 0], c_exp, rtol=1e-14)
+    np.testing.assert_allclose(h[0, 0, 0], 0.5 * np.tanh(c_exp), rtol=1e-14)
+    # GRU: z = s(0) = 0.5, r = s(0) = 0.5, n = tanh(1 + 0.5 * b_h) with b_h = 2 -> tanh(2)
+    hg, gg = be.gru_forward(np.array([[[0.0, 0.0, 1.0]]]), np.array([[4.0]]),
+                            np.zeros((1, 3)), np.array([0.0, 0.0, 2.0]))
+    np.testing.assert_allclose(hg[0, 0, 0], 0.5 * 4.0 + 0.5 * np.tanh(2.0), rtol=1e-14)
+    np.testing.assert_allclose(gg[0, 0], [0.5, 0.5, np.tanh(2.0), 2.0], rtol=1e-14)
+    # SimpleRNN relu: h1 = relu(x1 + 2 h0), h2 = relu(x2 + 2 h1)
+    hr = be.simple_rnn_forward(np.array([[[1.0], [-5.0]]]), np.array([[1.0]]),
+                               np.array([[2.0]]), "relu")
+    np.testing.assert_array_equal(hr[0, :, 0], [3.0, 1.0])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_empty_batch_and_sequence(be):
+    for b, t in [(0, 3), (2, 0)]:
+        x = np.zeros((b, t, 8))
+        h0 = np.ones((b, 2))
+        h, c, g = be.lstm_forward(x, h0, h0, np.ones((2, 8)))
+        assert h.shape == (b, t, 2) and g.shape == (b, t, 8)
+        dl = np.full((b, 2), 3.0)
+        dx, dh0, dc0, dw = be.lstm_backward(h0, h0, np.ones((2, 8)), h, c, g,
+                                            np.zeros((b, t, 2)), dl, None)
+        assert dx.shape == (b, t, 8)
+        np.testing.assert_array_equal(dh0, dl)  # no step: the final state is the initial one
+        np.testing.assert_array_equal(dc0, 0)
+        np.testing.assert_array_equal(dw, 0)
+
+
+def test_out_arguments_are_used():
+    rng = np.random.default_rng(7)
+    xproj, h0, w = _inputs(rng, (2, 3, 4), 4, np.float64)
+    outs = np.empty((2, 3, 4)), np.empty((2, 3, 4)), np.empty((2, 3, 16))
+    res = C.lstm_forward(xproj, h0, h0, w, *outs)
+    assert all(a is b for a, b in zip(res, outs))
+    dw = np.empty((4, 16))
+    res = C.lstm_backward(h0, h0, w, *outs, np.ones((2, 3, 4)), dw_rec=dw)
+    assert res[3] is dw
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_bad_input(be):
+    x, h0, w = np.zeros((2, 3, 8)), np.zeros((2, 2)), np.zeros((2, 8))
+    with pytest.raises(ValueError, match="3-D"):
+        be.lstm_forward(np.zeros((2, 8)), h0, h0, w)
+    with pytest.raises(ValueError, match="xproj must have shape"):
+        be.lstm_forward(np.zeros((2, 3, 7)), h0, h0, w)
+    with pytest.raises(ValueError, match="w_rec must have shape"):
+        be.lstm_forward(x, h0, h0, np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        be.lstm_forward(x, np.zeros((3, 2)), h0, w)
+    with pytest.raises(ValueError, match="c0 must have shape"):
+        be.lstm_forward(x, h0, np.zeros((2, 3)), w)
+    with pytest.raises(TypeError, match="dtype"):
+        be.lstm_forward(x.astype(np.float32), h0, h0, w)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.gru_forward(np.zeros((2, 3, 6), np.int64), h0, np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="b_rec must have shape"):
+        be.gru_forward(np.zeros((2, 3, 6)), h0, np.zeros((2, 6)), np.zeros(5))
+    with pytest.raises(ValueError, match="unknown activation"):
+        be.simple_rnn_forward(np.zeros((2, 3, 2)), h0, np.zeros((2, 2)), "sigmoid")
+    h, c, g = be.lstm_forward(x, h0, h0, w)
+    with pytest.raises(ValueError, match="dh must have shape"):
+        be.lstm_backward(h0, h0, w, h, c, g, np.zeros((2, 4, 2)))
+    with pytest.raises(ValueError, match="gates must have shape"):
+        be.lstm_backward(h0, h0, w, h, c, g[..., :4], np.zeros((2, 3, 2)))
+    ro = np.zeros((2, 3, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.lstm_forward(x, h0, h0, w, out_h=ro)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.lstm_forward(x, h0, h0, w, out_gates=x)
+    with pytest.raises(ValueError, match="out_c must have shape"):
+        be.lstm_forward(x, h0, h0, w, out_c=np.zeros((2, 3, 3)))

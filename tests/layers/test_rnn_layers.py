@@ -1,0 +1,276 @@
+"""Recurrent layers: gradients against central differences (float64) on both backends, initial
+states and return_state, go_backwards, Bidirectional merges, TimeDistributed, state carry-over,
+Keras shapes, bad input, save/load, and a small model that learns."""
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+from helpers import check_grad
+
+BACKENDS = ["c", "reference"]
+
+
+def built(layer, input_shape, backend, dtype=np.float64):
+    layer._build_for((None,) + tuple(input_shape), pynn.ops.get_backend(backend), dtype)
+    return layer
+
+
+def _flat(out):
+    outs = out if isinstance(out, list) else [out]
+    return np.concatenate([np.asarray(o, dtype=np.float64).ravel() for o in outs])
+
+
+def _split(dy, like):
+    outs = like if isinstance(like, list) else [like]
+    parts, i = [], 0
+    for o in outs:
+        parts.append(dy[i:i + o.size].reshape(o.shape))
+        i += o.size
+    return parts if isinstance(like, list) else parts[0]
+
+
+def grad_check(layer, inputs, names=None):
+    """Central differences of every input (x and any initial states) and every weight."""
+    names = list(layer.params) if names is None else names
+    arrays = inputs if isinstance(inputs, list) else [inputs]
+    n = len(arrays)
+
+    def call(*a):
+        return layer.forward(list(a[:n]) if isinstance(inputs, list) else a[0], training=True)
+
+    def forward(*a):
+        return _flat(call(*a))
+
+    def backward(*a):
+        dy = a[-1]
+        out = call(*a[:-1])
+        dx = layer.backward(_split(dy, out))
+        dxs = dx if isinstance(dx, list) else [dx]
+        return tuple(None if d is None else np.array(d, copy=True) for d in dxs) + tuple(
+            layer.grads[k].copy() for k in names)
+
+    check_grad(forward, backward, arrays + [layer.params[k] for k in names])
+
+
+def _x(shape=(2, 4, 3), seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, shape)
+
+
+def _randomize(layer, seed=1, scale=0.6):
+    rng = np.random.default_rng(seed)
+    for w in layer.params.values():
+        w[...] = rng.uniform(-scale, scale, w.shape)
+
+
+RNNS = [lambda **k: layers.SimpleRNN(4, **k), lambda **k: layers.SimpleRNN(4, "relu", **k),
+        lambda **k: layers.LSTM(4, **k), lambda **k: layers.GRU(4, **k)]
+RNN_IDS = ["simple_tanh", "simple_relu", "lstm", "gru"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", RNNS, ids=RNN_IDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gradients(backend, make, return_sequences, go_backwards):
+    layer = built(make(return_sequences=return_sequences, go_backwards=go_backwards),
+                  (4, 3), backend)
+    _randomize(layer)
+    grad_check(layer, _x())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", RNNS[1:], ids=RNN_IDS[1:])
+def test_initial_state_and_return_state_gradients(backend, make):
+    layer = built(make(return_sequences=True, return_state=True), (4, 3), backend)
+    _randomize(layer, 2)
+    rng = np.random.default_rng(3)
+    states = [rng.uniform(-1, 1, (2, 4)) for _ in range(layer._nstates)]
+    if isinstance(layer, layers.SimpleRNN):
+        states = [np.abs(s) for s in states]  # relu: keep away from the kink at 0
+    grad_check(layer, [_x()] + states)
+
+
+def test_no_bias_gradients():
+    for make in (layers.LSTM, layers.GRU, layers.SimpleRNN):
+        layer = built(make(3, use_bias=False, return_sequences=True), (3, 2), "c")
+        _randomize(layer)
+        assert "bias" not in layer.params
+        grad_check(layer, _x((2, 3, 2)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional_gradients(backend, merge_mode, return_sequences):
+    layer = built(layers.Bidirectional(layers.LSTM(3, return_sequences=return_sequences),
+                                       merge_mode=merge_mode), (4, 2), backend)
+    _randomize(layer)
+    assert sorted(layer.params) == sorted(
+        f"{d}_{k}" for d in ("forward", "backward") for k in ("kernel", "recurrent_kernel", "bias"))
+    grad_check(layer, _x((2, 4, 2)))
+
+
+def test_bidirectional_is_both_directions():
+    """concat = [forward layer's output, backward copy's output flipped back in time]."""
+    bi = built(layers.Bidirectional(layers.GRU(3, return_sequences=True)), (5, 2), "c")
+    _randomize(bi)
+    x = _x((2, 5, 2))
+    y = bi.forward(x).copy()
+    f = built(layers.GRU(3, return_sequences=True), (5, 2), "c")
+    f.set_weights([bi.params[k] for k in ("forward_kernel", "forward_recurrent_kernel",
+                                          "forward_bias")])
+    r = built(layers.GRU(3, return_sequences=True), (5, 2), "c")
+    r.set_weights([bi.params[k] for k in ("backward_kernel", "backward_recurrent_kernel",
+                                          "backward_bias")])
+    np.testing.assert_allclose(y[..., :3], f.forward(x), rtol=1e-13)
+    np.testing.assert_allclose(y[..., 3:], r.forward(x[:, ::-1].copy())[:, ::-1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_time_distributed_dense_gradients(backend):
+    layer = built(layers.TimeDistributed(layers.Dense(3, activation="tanh")), (4, 5), backend)
+    assert layer.compute_output_shape((None, 4, 5)) == (None, 4, 3)
+    grad_check(layer, _x((2, 4, 5)))
+
+
+def test_time_distributed_conv2d_gradients():
+    layer = built(layers.TimeDistributed(layers.Conv2D(2, 3, padding="same")), (3, 4, 4, 1),
+                  "c")
+    assert layer.compute_output_shape((None, 3, 4, 4, 1)) == (None, 3, 4, 4, 2)
+    grad_check(layer, _x((2, 3, 4, 4, 1)))
+
+
+def test_time_distributed_is_per_step():
+    td = built(layers.TimeDistributed(layers.Dense(2)), (3, 4), "c")
+    x = _x((2, 3, 4))
+    y = td.forward(x)
+    w, b = td.params["kernel"], td.params["bias"]
+    np.testing.assert_allclose(y, x @ w + b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree(backend):
+    """The same LSTM on both backends: outputs and gradients within float32 rounding."""
+    x = _x((3, 6, 4)).astype(np.float32)
+    res = []
+    for be in BACKENDS:
+        pynn.utils.set_random_seed(0)
+        layer = built(layers.LSTM(5, return_sequences=True), (6, 4), be, np.float32)
+        y = layer.forward(x).copy()
+        dx = layer.backward(np.ones_like(y)).copy()
+        res.append((y, dx, layer.grads["recurrent_kernel"].copy()))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+def test_state_carry_over(make):
+    """Running a sequence in two halves, the state passed on, equals running it whole."""
+    x = _x((3, 8, 2), 5)
+    whole = built(make(4, return_sequences=True), (8, 2), "c")
+    _randomize(whole)
+    y = whole.forward(x).copy()
+    half = built(make(4, return_sequences=True, return_state=True), (4, 2), "c")
+    half.set_weights(whole.get_weights())
+    out = half.forward(x[:, :4])
+    y1, states = out[0].copy(), [s.copy() for s in out[1:]]
+    y2 = half.forward([x[:, 4:]] + states)[0]
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=1), y, rtol=1e-12, atol=1e-14)
+    # stateful: the final state of one batch starts the next one
+    st = built(make(4, return_sequences=True, stateful=True), (4, 2), "c")
+    st.set_weights(whole.get_weights())
+    a = st.forward(x[:, :4]).copy()
+    b = st.forward(x[:, 4:]).copy()
+    np.testing.assert_allclose(np.concatenate([a, b], axis=1), y, rtol=1e-12, atol=1e-14)
+    st.reset_states()
+    np.testing.assert_allclose(st.forward(x[:, :4]), a, rtol=0, atol=0)
+
+
+def test_keras_shapes_and_counts():
+    lstm = built(layers.LSTM(4), (7, 3), "c", np.float32)
+    assert lstm.params["kernel"].shape == (3, 16)
+    assert lstm.params["recurrent_kernel"].shape == (4, 16)
+    assert lstm.count_params() == 4 * 4 * (3 + 4 + 1)
+    np.testing.assert_array_equal(lstm.params["bias"][4:8], 1.0)  # unit_forget_bias
+    np.testing.assert_array_equal(lstm.params["bias"][:4], 0.0)
+    r = lstm.params["recurrent_kernel"]
+    np.testing.assert_allclose(r @ r.T, np.eye(4), atol=1e-5)  # orthogonal initializer
+    gru = built(layers.GRU(4), (7, 3), "c", np.float32)
+    assert gru.params["bias"].shape == (2, 12)
+    assert gru.count_params() == 3 * 4 * (3 + 4 + 2)
+    assert built(layers.SimpleRNN(4), (7, 3), "c").count_params() == 4 * (3 + 4 + 1)
+    assert lstm.compute_output_shape((None, 7, 3)) == (None, 4)
+    seq = layers.LSTM(4, return_sequences=True, return_state=True)
+    assert seq.compute_output_shape((None, 7, 3)) == [(None, 7, 4), (None, 4), (None, 4)]
+    bi = layers.Bidirectional(layers.LSTM(4, return_sequences=True))
+    assert bi.compute_output_shape((None, 7, 3)) == (None, 7, 8)
+
+
+def test_bad_input():
+    lstm = built(layers.LSTM(4), (5, 3), "c")
+    with pytest.raises(ValueError, match="timesteps, features"):
+        lstm.forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="built for 3 features"):
+        lstm.forward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match="initial state"):
+        lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4)), np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="takes 2 initial state"):
+        lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4))])
+    with pytest.raises(ValueError):
+        lstm(np.array([np.zeros((5, 3)), np.zeros((4, 3))], dtype=object))  # ragged
+    with pytest.raises(ValueError, match="positive integer"):
+        layers.GRU(0)
+    with pytest.raises(ValueError, match="not supported"):
+        layers.LSTM(3, activation="relu")
+    with pytest.raises(ValueError, match="not supported"):
+        layers.SimpleRNN(3, activation="sigmoid")
+    with pytest.raises(ValueError, match="merge_mode"):
+        layers.Bidirectional(layers.LSTM(3), merge_mode="max")
+    with pytest.raises(ValueError, match="wraps"):
+        layers.Bidirectional(layers.Dense(3))
+    with pytest.raises(ValueError, match="timesteps"):
+        built(layers.LSTM(2), (3,), "c")
+    st = built(layers.GRU(2, stateful=True), (3, 1), "c")
+    st.forward(np.zeros((4, 3, 1)))
+    with pytest.raises(ValueError, match="reset_states"):
+        st.forward(np.zeros((5, 3, 1)))
+
+
+def _model(seed=0):
+    pynn.utils.set_random_seed(seed)
+    return pynn.Sequential([
+        layers.Bidirectional(layers.LSTM(6, return_sequences=True), input_shape=(10, 2)),
+        layers.GRU(5, return_sequences=True),
+        layers.TimeDistributed(layers.Dense(3)),
+        layers.SimpleRNN(4),
+        layers.Dense(2, activation="softmax")])
+
+
+def test_save_load_identical_predictions(tmp_path):
+    m = _model()
+    m.compile("adam", "sparse_categorical_crossentropy")
+    x = _x((8, 10, 2)).astype(np.float32)
+    m.fit(x, np.arange(8) % 2, epochs=1, batch_size=4, verbose=0)
+    p = m.predict(x, verbose=0)
+    path = tmp_path / "rnn_model"
+    m.save(str(path))
+    m2 = pynn.models.load_model(str(path)) if hasattr(pynn, "models") and hasattr(
+        pynn.models, "load_model") else pynn.load_model(str(path))
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), p)
+    assert [type(layer).__name__ for layer in m2._layers][-5:] == [
+        "Bidirectional", "GRU", "TimeDistributed", "SimpleRNN", "Dense"]
+
+
+def test_lstm_learns_a_sequence_task():
+    """Is the first half of the sequence larger than the second? Needs memory over time."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (256, 12, 1)).astype(np.float32)
+    y = (x[:, :6, 0].sum(1) > x[:, 6:, 0].sum(1)).astype(np.int64)
+    pynn.utils.set_random_seed(0)
+    m = pynn.Sequential([layers.LSTM(16, input_shape=(12, 1)), layers.Dense(2)])
+    m.compile(pynn.optim.Adam(0.01) if hasattr(pynn, "optim") else "adam",
+              pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    h = m.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    assert h.history["loss"][-1] < 0.5 * h.history["loss"][0]
+    assert h.history["accuracy"][-1] > 0.85
