@@ -470,3 +470,154 @@ def upsampling2d_args(x, size):
     """Check an upsampling2d call: x (B, H, W, C), size an int or pair >= 1."""
     x = float_array(x, "x", ndim=4)
     return x, int_pair(size, "size")
+
+
+# ---- sequence kernels: embedding, layer normalization, attention ----------------------------
+
+def int_ids(ids, num_rows, name="ids"):
+    """Token ids of any shape as a C-contiguous int64 array with values in [0, num_rows).
+
+    Integer dtypes, or floats holding whole numbers (a model feeds ids in its float dtype);
+    NaN, fractions and ids out of range raise ValueError, other dtypes TypeError.
+    """
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of integers, received "
+                        f"{type(ids).__name__}")
+    if ids.dtype.kind == "f":
+        if not np.all(np.isfinite(ids)):
+            raise ValueError(f"{name} contain NaN or infinity")
+        if not np.all(ids == np.floor(ids)):
+            raise ValueError(f"{name} must be whole numbers, received fractional values")
+    elif ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers (int32/int64), received dtype {ids.dtype}")
+    if ids.size:
+        lo, hi = ids.min(), ids.max()
+        if lo < 0 or hi >= num_rows:
+            raise ValueError(f"{name} must be in [0, {num_rows}) for a table of {num_rows} "
+                             f"rows, received values from {lo} to {hi}")
+    return np.ascontiguousarray(ids, dtype=np.int64)
+
+
+def embedding_args(ids, table):
+    """Check an embedding_forward call: table (V, D); returns (ids int64, table)."""
+    table = float_array(table, "table", ndim=2)
+    return int_ids(ids, table.shape[0]), table
+
+
+def embedding_grad_args(ids, dy, n_rows):
+    """Check an embedding_backward call: dy (*ids.shape, D); returns (ids, dy, n_rows)."""
+    n_rows = int_scalar(n_rows, "n_rows", 1)
+    ids = int_ids(ids, n_rows)
+    dy = float_array(dy, "dy")
+    if dy.ndim != ids.ndim + 1 or dy.shape[:-1] != ids.shape:
+        raise ValueError(f"dy must have shape ids.shape + (D,) = {ids.shape + ('D',)}, "
+                         f"received {dy.shape}")
+    return ids, dy, n_rows
+
+
+def layernorm_args(x, gamma, beta, eps):
+    """Check a layernorm_forward call: x (..., C), gamma/beta (C,) (beta may be None),
+    eps > 0; returns (x, gamma, beta, eps)."""
+    x = float_array(x, "x", min_ndim=1)
+    C = x.shape[-1]
+    if C < 1:
+        raise ValueError(f"x must have at least one feature (last axis), received shape {x.shape}")
+    gamma = float_array(gamma, "gamma", ndim=1)
+    same_dtype(x.dtype, gamma=gamma)
+    same_shape((C,), gamma=gamma)
+    if beta is not None:
+        beta = float_array(beta, "beta", ndim=1)
+        same_dtype(x.dtype, beta=beta)
+        same_shape((C,), beta=beta)
+    eps = finite_scalar(eps, "eps", 0.0, low_open=True)
+    return x, gamma, beta, eps
+
+
+def layernorm_grad_args(x, gamma, mean, rstd, dy):
+    """Check a layernorm_backward call; returns (x, gamma, mean, rstd, dy)."""
+    x, gamma, _, _ = layernorm_args(x, gamma, None, 1.0)
+    mean = float_array(mean, "mean")
+    rstd = float_array(rstd, "rstd")
+    dy = float_array(dy, "dy")
+    same_dtype(x.dtype, mean=mean, rstd=rstd, dy=dy)
+    same_shape(x.shape[:-1], mean=mean, rstd=rstd)
+    same_shape(x.shape, dy=dy)
+    return x, gamma, mean, rstd, dy
+
+
+def strided_out(out, shape, dtype, name="out", inputs=()):
+    """Like out_array, but `out` may be any writeable aligned strided view (attention writes
+    through strides, e.g. a (B, T, H, d) buffer seen as (B, H, T, d))."""
+    shape = tuple(shape)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, received {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, received {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array")
+    if not out.flags.aligned or not out.dtype.isnative:
+        raise ValueError(f"{name} must be aligned and in native byte order")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"{name} overlaps another array of the call; pass a separate buffer")
+    return out
+
+
+def attention_args(q, k, v, causal, mask, scale):
+    """Check an attention call: q (B, H, T, D), k (B, H, S, D), v (B, H, S, DV), mask None or
+    broadcastable to (B, T, S), boolean or 0/1 (True = may attend). Returns
+    (q, k, v, causal, mask as a uint8 (B, T, S) view or None, scale) with scale defaulting
+    to 1 / sqrt(D)."""
+    q = float_array(q, "q", ndim=4)
+    k = float_array(k, "k", ndim=4)
+    v = float_array(v, "v", ndim=4)
+    same_dtype(q.dtype, k=k, v=v)
+    B, H, T, D = q.shape
+    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H) or k.shape[3] != D \
+            or v.shape[2] != k.shape[2]:
+        raise ValueError(f"attention needs q (B, H, T, D), k (B, H, S, D), v (B, H, S, DV); "
+                         f"received q {q.shape}, k {k.shape}, v {v.shape}")
+    S = k.shape[2]
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be a bool, received {causal!r}")
+    if scale is None:
+        scale = 1.0 / float(np.sqrt(D)) if D else 1.0
+    scale = finite_scalar(scale, "scale")
+    if mask is not None:
+        if not isinstance(mask, np.ndarray):
+            mask = np.asarray(mask)
+        if mask.dtype.kind == "b":
+            m = mask.view(np.uint8)
+        elif mask.dtype.kind in "iuf":
+            if not np.all((mask == 0) | (mask == 1)):
+                raise ValueError("mask must be boolean or hold only 0 and 1 (1 = may attend)")
+            m = (mask != 0).view(np.uint8)
+        else:
+            raise TypeError(f"mask must be boolean or 0/1 numbers, received dtype {mask.dtype}")
+        if m.ndim > 3:
+            raise ValueError(f"mask must broadcast to (B, T, S) = {(B, T, S)}, received shape "
+                             f"{mask.shape}")
+        try:
+            mask = np.broadcast_to(m, (B, T, S))
+        except ValueError:
+            raise ValueError(f"mask must broadcast to (B, T, S) = {(B, T, S)}, received shape "
+                             f"{mask.shape}") from None
+    return q, k, v, bool(causal), mask, scale
+
+
+def attention_grad_args(q, k, v, probs, dout, causal, scale):
+    """Check an attention_backward call; returns (q, k, v, probs (C-contiguous), dout,
+    causal, scale)."""
+    q, k, v, causal, _, scale = attention_args(q, k, v, causal, None, scale)
+    B, H, T, _ = q.shape
+    S, DV = v.shape[2], v.shape[3]
+    probs = float_array(probs, "probs", ndim=4)
+    dout = float_array(dout, "dout", ndim=4)
+    same_dtype(q.dtype, probs=probs, dout=dout)
+    same_shape((B, H, T, S), probs=probs)
+    same_shape((B, H, T, DV), dout=dout)
+    return q, k, v, contiguous(probs), dout, causal, scale

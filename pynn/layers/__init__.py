@@ -9,19 +9,25 @@ from .pooling import (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
 from .normalization import BatchNormalization
 from .reshaping import UpSampling2D, ZeroPadding2D
 from .rnn import SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed
+from .embedding import Embedding, PositionalEmbedding
+from .layernorm import LayerNormalization
+from .attention import MultiHeadAttention, TransformerBlock
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation",
            "Reshape", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D",
            "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "BatchNormalization",
            "UpSampling2D", "ZeroPadding2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional",
-           "TimeDistributed", "serialize", "deserialize", "REGISTRY"]
+           "TimeDistributed", "Embedding", "PositionalEmbedding", "LayerNormalization",
+           "MultiHeadAttention", "TransformerBlock", "serialize", "deserialize", "REGISTRY"]
 
 REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape,
                                     Conv2D, DepthwiseConv2D, Conv2DTranspose, MaxPooling2D,
                                     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                     BatchNormalization, UpSampling2D, ZeroPadding2D, SimpleRNN, LSTM,
-                                    GRU, Bidirectional, TimeDistributed)}
+                                    GRU, Bidirectional, TimeDistributed, Embedding,
+                                    PositionalEmbedding, LayerNormalization, MultiHeadAttention,
+                                    TransformerBlock)}
 
 # merge layers (functional API)
 from .merge import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate  # noqa: E402

@@ -7,7 +7,7 @@ One module per kernel family, matching csrc/<family>.c and pynn/_ext/_<family>.p
 import importlib as _importlib
 
 FAMILIES = ("gemm", "dense", "activations", "losses", "dropout", "optim", "reduce",
-            "conv", "pool", "norm", "rnn")
+            "conv", "pool", "norm", "rnn", "embedding", "layernorm", "attention")
 
 
 def _collect():

@@ -1,0 +1,187 @@
+"""Scaled dot-product attention: C against the NumPy twin (strided head views, causal,
+masks, S != T, T = 1), exact values, finite differences, masks really mask, causal cannot
+see the future, thread-count independence, bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from helpers import C, REF, compare, layouts, rand, check_grad
+
+DTYPES = (np.float32, np.float64)
+# (B, H, T, S, D, DV)
+SHAPES = [(1, 1, 1, 1, 1, 1), (2, 1, 1, 5, 4, 3), (1, 3, 7, 7, 5, 5), (2, 2, 5, 9, 8, 6),
+          (3, 5, 33, 33, 16, 16), (2, 4, 64, 64, 32, 32), (1, 2, 70, 40, 7, 9),
+          (1, 1, 3, 0, 4, 2)]
+
+
+def _inputs(rng, shape, dtype):
+    B, H, T, S, D, DV = shape
+    return (rand(rng, (B, H, T, D), dtype, -2, 2), rand(rng, (B, H, S, D), dtype, -2, 2),
+            rand(rng, (B, H, S, DV), dtype))
+
+
+def test_hand_worked_values():
+    # one query, two keys with scores 0 and log 3 (scale 1): probabilities 1/4 and 3/4
+    q = np.array([[[[1.0]]]])
+    k = np.array([[[[0.0], [np.log(3.0)]]]])
+    v = np.array([[[[4.0, 0.0], [8.0, 4.0]]]])
+    for be in (C, REF):
+        out, p = be.attention_forward(q, k, v, scale=1.0)
+        np.testing.assert_allclose(p, [[[[0.25, 0.75]]]], rtol=1e-15)
+        np.testing.assert_allclose(out, [[[[7.0, 3.0]]]], rtol=1e-15)
+        # causal: query 0 may only see key 0
+        out, p = be.attention_forward(q, k, v, causal=True, scale=1.0)
+        np.testing.assert_array_equal(p, [[[[1.0, 0.0]]]])
+        np.testing.assert_array_equal(out, [[[[4.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_against_reference(dtype, shape, causal):
+    rng = np.random.default_rng(sum(shape))
+    B, H, T, S, D, DV = shape
+    q, k, v = _inputs(rng, shape, dtype)
+    k_ = max(D, DV, S, T, 1)
+    mask = rng.random((B, T, S)) > 0.3
+    for m in (None, mask, mask[0].astype(np.float32)):
+        out, p = compare("attention_forward", q, k, v, causal, m, k=k_)
+        dout = rand(rng, out.shape, dtype)
+        compare("attention_backward", q, k, v, p, dout, causal, k=k_ * 4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layouts_and_head_views(dtype):
+    rng = np.random.default_rng(9)
+    B, H, T, S, D = 2, 3, 11, 6, 5
+    q, k, v = _inputs(rng, (B, H, T, S, D, D), dtype)
+    for name, qv in layouts(q):
+        compare("attention_forward", qv, k, v, True, k=8)
+    for name, kv in layouts(k):
+        compare("attention_forward", q, kv, v, False, k=8)
+    # heads as strided views of (B, T, H, D) projections, outputs through strides too
+    proj = rand(rng, (B, T, H, D), dtype)
+    qh = proj.transpose(0, 2, 1, 3)
+    kvp = rand(rng, (B, S, H, D), dtype)
+    kh = kvp.transpose(0, 2, 1, 3)
+    expected, p = REF.attention_forward(np.ascontiguousarray(qh), np.ascontiguousarray(kh),
+                                        np.ascontiguousarray(kh))
+    outbuf = np.empty((B, T, H, D), dtype)
+    got, _ = C.attention_forward(qh, kh, kh, out=outbuf.transpose(0, 2, 1, 3))
+    assert got.base is outbuf or np.shares_memory(got, outbuf)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(outbuf.transpose(0, 2, 1, 3), expected, rtol=tol, atol=tol)
+    dout = rand(rng, (B, H, T, D), dtype)
+    e = REF.attention_backward(np.ascontiguousarray(qh), np.ascontiguousarray(kh),
+                               np.ascontiguousarray(kh), p, dout)
+    bufs = [np.empty((B, T, H, D), dtype), np.empty((B, S, H, D), dtype),
+            np.empty((B, S, H, D), dtype)]
+    C.attention_backward(qh, kh, kh, p, dout, dq=bufs[0].transpose(0, 2, 1, 3),
+                         dk=bufs[1].transpose(0, 2, 1, 3), dv=bufs[2].transpose(0, 2, 1, 3))
+    for bb, ee in zip(bufs, e):
+        np.testing.assert_allclose(bb.transpose(0, 2, 1, 3), ee, rtol=tol * 10, atol=tol * 10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(B=st.integers(1, 3), H=st.integers(1, 4), T=st.integers(1, 40), S=st.integers(1, 40),
+       D=st.integers(1, 12), causal=st.booleans(), dtype=st.sampled_from(DTYPES))
+def test_random_shapes(B, H, T, S, D, causal, dtype):
+    rng = np.random.default_rng(B + H * 10 + T * 100 + S * 1000)
+    q, k, v = _inputs(rng, (B, H, T, S, D, D), dtype)
+    out, p = compare("attention_forward", q, k, v, causal, k=max(D, S))
+    compare("attention_backward", q, k, v, p, rand(rng, out.shape, dtype), causal,
+            k=4 * max(D, S, T))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_backward_by_finite_differences(causal):
+    rng = np.random.default_rng(11)
+    q, k, v = _inputs(rng, (2, 2, 5, 5, 3, 4), np.float64)
+    mask = rng.random((2, 5, 5)) > 0.3
+    for be in (C, REF):
+        def f(q, k, v):
+            return be.attention_forward(q, k, v, causal, mask)[0]
+
+        def grads(q, k, v, dy):
+            _, p = be.attention_forward(q, k, v, causal, mask)
+            return be.attention_backward(q, k, v, p, dy, causal)
+        check_grad(f, grads, [q, k, v], rtol=1e-6, atol=1e-8)
+
+
+def test_masks_really_mask():
+    rng = np.random.default_rng(12)
+    q, k, v = _inputs(rng, (2, 3, 6, 8, 4, 5), np.float64)
+    mask = np.ones((2, 6, 8), bool)
+    mask[:, :, 5] = False            # key 5 hidden from every query
+    mask[1, 2, :] = False            # query 2 of batch 1 sees nothing: zeros, not NaN
+    for be in (C, REF):
+        out, p = be.attention_forward(q, k, v, mask=mask)
+        k2, v2 = k.copy(), v.copy()
+        k2[:, :, 5] += 100.0
+        v2[:, :, 5] = 1e6
+        out2, _ = be.attention_forward(q, k2, v2, mask=mask)
+        np.testing.assert_array_equal(out, out2)
+        assert np.all(p[:, :, :, 5] == 0)
+        assert np.all(out[1, :, 2] == 0) and np.all(p[1, :, 2] == 0)
+        assert np.all(np.isfinite(out))
+        dq, dk, dv = be.attention_backward(q, k, v, p, np.ones_like(out))
+        assert np.all(dk[:, :, 5] == 0) and np.all(dv[:, :, 5] == 0)
+        assert np.all(dq[1, :, 2] == 0)
+
+
+def test_causal_cannot_see_the_future():
+    rng = np.random.default_rng(13)
+    q, k, v = _inputs(rng, (2, 2, 9, 9, 4, 4), np.float64)
+    for be in (C, REF):
+        out, _ = be.attention_forward(q, k, v, causal=True)
+        for t in range(8):
+            k2, v2 = k.copy(), v.copy()
+            k2[:, :, t + 1:] = rng.standard_normal(k2[:, :, t + 1:].shape)
+            v2[:, :, t + 1:] = rng.standard_normal(v2[:, :, t + 1:].shape)
+            out2, _ = be.attention_forward(q, k2, v2, causal=True)
+            np.testing.assert_array_equal(out[:, :, :t + 1], out2[:, :, :t + 1])
+            assert not np.array_equal(out[:, :, t + 1:], out2[:, :, t + 1:])
+
+
+def test_large_logits_are_stable():
+    q = np.full((1, 1, 2, 4), 100.0, np.float32)
+    k = np.full((1, 1, 3, 4), 100.0, np.float32)
+    k[0, 0, 0] = -100.0
+    v = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    for be in (C, REF):
+        out, p = be.attention_forward(q, k, v, scale=1.0)
+        assert np.all(np.isfinite(out))
+        np.testing.assert_allclose(p[0, 0, 0], [0, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_bad_input(be):
+    q, k, v = np.ones((1, 2, 3, 4)), np.ones((1, 2, 5, 4)), np.ones((1, 2, 5, 6))
+    with pytest.raises(ValueError, match="4-D"):
+        be.attention_forward(q[0], k, v)
+    with pytest.raises(ValueError, match="attention needs"):
+        be.attention_forward(q, k[..., :3], v)
+    with pytest.raises(ValueError, match="attention needs"):
+        be.attention_forward(q, k, v[:, :, :4])
+    with pytest.raises(TypeError, match="dtype"):
+        be.attention_forward(q, k.astype(np.float32), v)
+    with pytest.raises(TypeError, match="causal must be a bool"):
+        be.attention_forward(q, k, v, causal="yes")
+    with pytest.raises(ValueError, match="broadcast to"):
+        be.attention_forward(q, k, v, mask=np.ones((1, 3, 4), bool))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        be.attention_forward(q, k, v, mask=np.full((3, 5), 0.5))
+    with pytest.raises(TypeError, match="mask must be boolean"):
+        be.attention_forward(q, k, v, mask=np.array([["a"]]))
+    with pytest.raises(ValueError, match="scale must be finite"):
+        be.attention_forward(q, k, v, scale=np.inf)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.attention_forward(q, q, q, out=q)
+    ro = np.empty((1, 2, 3, 6))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.attention_forward(q, k, v, out=ro)
+    with pytest.raises(ValueError, match="probs must have shape"):
+        be.attention_backward(q, k, v, np.ones((1, 2, 3, 4)), np.ones((1, 2, 3, 6)))
+    with pytest.raises(ValueError, match="dout must have shape"):
+        be.attention_backward(q, k, v, np.ones((1, 2, 3, 5)), np.ones((1, 2, 3, 4)))

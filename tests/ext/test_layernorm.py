@@ -1,0 +1,116 @@
+"""Layer normalization: C against the NumPy twin, exact values, finite differences,
+thread-count independence, bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from helpers import C, REF, compare, layouts, rand, check_grad
+
+DTYPES = (np.float32, np.float64)
+SHAPES = [(1,), (1, 1), (3, 1), (2, 7), (13, 5), (4, 3, 17), (257, 128), (2, 3, 5, 129)]
+
+
+def test_hand_worked_values():
+    x = np.array([[1.0, 2.0, 3.0, 6.0]])          # mean 3, var (4+1+0+9)/4 = 3.5
+    g = np.array([1.0, 2.0, 1.0, 1.0])
+    b = np.array([0.0, 0.0, 1.0, 0.0])
+    r = 1 / np.sqrt(3.5 + 0.5)                     # eps 0.5: rstd = 1/2
+    for be in (C, REF):
+        y, mean, rstd = be.layernorm_forward(x, g, b, 0.5)
+        np.testing.assert_allclose(mean, [3.0])
+        np.testing.assert_allclose(rstd, [r])
+        np.testing.assert_allclose(y, [[-1.0, -1.0, 1.0, 1.5]])
+        dx, dg, db = be.layernorm_backward(x, g, mean, rstd, np.ones_like(x))
+        np.testing.assert_allclose(db, [1, 1, 1, 1])
+        np.testing.assert_allclose(dg, [-1.0, -0.5, 0.0, 1.5])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_against_reference(dtype, shape):
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    C_ = shape[-1]
+    x = rand(rng, shape, dtype, -3, 3) + dtype(1.5)
+    g, b = rand(rng, (C_,), dtype), rand(rng, (C_,), dtype)
+    dy = rand(rng, shape, dtype)
+    n = int(np.prod(shape[:-1]))
+    for _, xv in layouts(x):
+        y, mean, rstd = compare("layernorm_forward", xv, g, b, 1e-5, k=C_)
+        compare("layernorm_forward", xv, g, None, 1e-3, k=C_)
+        for _, dv in layouts(dy):
+            compare("layernorm_backward", xv, g, mean, rstd, dv, k=max(n, C_))
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 80), c=st.integers(1, 90), dtype=st.sampled_from(DTYPES))
+def test_random_shapes(n, c, dtype):
+    rng = np.random.default_rng(n * 100 + c)
+    x = rand(rng, (n, c), dtype)
+    g, b = rand(rng, (c,), dtype), rand(rng, (c,), dtype)
+    _, mean, rstd = compare("layernorm_forward", x, g, b, 1e-5, k=c)
+    compare("layernorm_backward", x, g, mean, rstd, rand(rng, (n, c), dtype), k=max(n, c))
+
+
+def test_backward_by_finite_differences():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 7))
+    g, b = rng.standard_normal(7), rng.standard_normal(7)
+    for be in (C, REF):
+        def f(x, g, b):
+            return be.layernorm_forward(x, g, b, 1e-5)[0]
+
+        def grads(x, g, b, dy):
+            _, m, r = be.layernorm_forward(x, g, b, 1e-5)
+            return be.layernorm_backward(x, g, m, r, dy)
+        check_grad(f, grads, [x, g, b], rtol=1e-6, atol=1e-8)
+
+
+def test_accumulate_adds_into_dx():
+    rng = np.random.default_rng(6)
+    x, dy = rng.standard_normal((4, 9)), rng.standard_normal((4, 9))
+    g = rng.standard_normal(9)
+    for be in (C, REF):
+        _, m, r = be.layernorm_forward(x, g, None, 1e-5)
+        plain = be.layernorm_backward(x, g, m, r, dy)[0]
+        base = rng.standard_normal((4, 9))
+        dx = base.copy()
+        assert be.layernorm_backward(x, g, m, r, dy, dx=dx, accumulate=True)[0] is dx
+        np.testing.assert_allclose(dx, base + plain, rtol=1e-14, atol=1e-14)
+
+
+def test_constant_rows_are_finite():
+    x = np.full((3, 8), 5.0, np.float32)
+    for be in (C, REF):
+        y, m, r = be.layernorm_forward(x, np.ones(8, np.float32), np.zeros(8, np.float32), 1e-5)
+        assert np.all(np.isfinite(y)) and np.all(y == 0)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_bad_input(be):
+    x, g = np.ones((4, 3)), np.ones(3)
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        be.layernorm_forward(x, np.ones(4), None)
+    with pytest.raises(ValueError, match="beta must have shape"):
+        be.layernorm_forward(x, g, np.ones(2))
+    with pytest.raises(TypeError, match="dtype"):
+        be.layernorm_forward(x, g.astype(np.float32), None)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.layernorm_forward(np.ones((4, 3), np.int32), g, None)
+    with pytest.raises(ValueError, match="eps must be >"):
+        be.layernorm_forward(x, g, None, 0.0)
+    with pytest.raises(ValueError, match="eps must be finite"):
+        be.layernorm_forward(x, g, None, np.nan)
+    with pytest.raises(ValueError, match="at least one feature"):
+        be.layernorm_forward(np.ones((4, 0)), np.ones(0), None)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.layernorm_forward(x, g, None, out=x)
+    with pytest.raises(ValueError, match="mean must have shape"):
+        be.layernorm_backward(x, g, np.ones(3), np.ones(4), x.copy())
+    with pytest.raises(ValueError, match="dy must have shape"):
+        be.layernorm_backward(x, g, np.ones(4), np.ones(4), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="accumulate=True needs dx"):
+        be.layernorm_backward(x, g, np.ones(4), np.ones(4), x.copy(), accumulate=True)
+    ro = np.empty(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.layernorm_backward(x, g, np.ones(4), np.ones(4), x.copy(), dgamma=ro)
