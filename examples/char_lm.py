@@ -34,7 +34,7 @@ from pynn.datasets import tinyshakespeare  # noqa: E402
 CONFIG = {  # shared with bench/char_lm_torch.py
     "transformer": dict(seq_len=64, batch_size=32, width=128, heads=4, ff_dim=512,
                         blocks=2, learning_rate=2e-3),
-    "lstm": dict(seq_len=64, batch_size=32, width=64, units=256, learning_rate=5e-3),
+    "lstm": dict(seq_len=64, batch_size=32, width=64, units=256, learning_rate=2e-3),
 }
 ADAM = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 EVAL_BATCHES = 16            # validation: the first 16 x 32 windows of 64 chars (32,768 chars)
@@ -109,7 +109,7 @@ def generate(predict, vocab, prompt, n_chars, seq_len, temperature=0.8, rng=None
 
 
 def train(step_fn, predict, train_ids, val_ids, cfg, steps=None, minutes=None, seed=0,
-          eval_every=200, log=print, on_eval=None):
+          eval_every=200, log=print, on_eval=None, eval_batches=EVAL_BATCHES):
     """Train with step_fn(x float32 (B, T), y int64 (B, T)) -> loss on the seeded batches
     until `steps` or `minutes`; [(step, seconds, train loss, validation loss), ...] at every
     eval_every steps and at the end."""
@@ -123,7 +123,7 @@ def train(step_fn, predict, train_ids, val_ids, cfg, steps=None, minutes=None, s
         step += 1
         done = deadline is not None and time.perf_counter() >= deadline
         if step % eval_every == 0 or done or step == steps:
-            v = validation_loss(predict, val_ids, B, T)
+            v = validation_loss(predict, val_ids, B, T, eval_batches)
             dt = time.perf_counter() - t0
             history.append((step, dt, float(np.mean(recent)), v))
             log(f"step {step:5d}  {dt:6.0f} s  train loss {np.mean(recent):.4f}  "
@@ -144,6 +144,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-batches", type=int, default=EVAL_BATCHES,
+                   help="validation batches of 32 windows per evaluation")
     p.add_argument("--sample-chars", type=int, default=300)
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--data", default=None, help="input.txt or a folder holding it")
@@ -161,22 +163,23 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
 
     def sample(step, n=min(a.sample_chars, 120)):
-        print("  sample: " + repr(generate(model.predict_on_batch, vocab, "\n", n, T,
+        print("  sample: " + repr(generate(model.predict_on_batch, vocab, vocab.itos[0], n, T,
                                            a.temperature, rng)[1:]))
     budget = " and ".join(s for s in (f"{a.steps} steps" if a.steps else "",
                                       f"{minutes:g} minutes" if minutes else "") if s)
     print(f"training the {a.model} model for {budget} (batch {cfg['batch_size']}, "
-          f"context {T}); validation loss per character on {EVAL_BATCHES * cfg['batch_size']} "
+          f"context {T}); validation loss per character on {a.eval_batches * cfg['batch_size']} "
           f"windows")
     history = train(lambda x, y: model.train_on_batch(x, y), model.predict_on_batch,
                     train_ids, val_ids, cfg, a.steps, minutes, a.seed, a.eval_every,
-                    on_eval=sample)
+                    on_eval=sample, eval_batches=a.eval_batches)
     step, secs, _, v = history[-1]
     print(f"\nfinal validation loss {v:.4f} nats/char ({v / np.log(2):.3f} bits/char) after "
           f"{step} steps, {secs:.0f} s ({secs / step * 1e3:.0f} ms/step)")
     print(f"\n--- {a.sample_chars} sampled characters (temperature {a.temperature}) ---")
-    print(generate(model.predict_on_batch, vocab, "ROMEO:\n", a.sample_chars, T,
-                   a.temperature, rng))
+    prompt = "".join(c for c in "ROMEO:\n" if c in vocab.stoi) or vocab.itos[0]
+    print(generate(model.predict_on_batch, vocab, prompt, a.sample_chars, T, a.temperature,
+                   rng))
     return history
 
 

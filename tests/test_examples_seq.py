@@ -136,11 +136,12 @@ def test_unknown_model_kind(char_lm):
 def test_char_lm_runs(char_lm, tiny_corpus, kind, names, capsys):
     need(*names)
     hist = char_lm.main(["--model", kind, "--steps", "4", "--eval-every", "2",
-                         "--sample-chars", "20", "--data", str(tiny_corpus)])
+                         "--eval-batches", "1", "--sample-chars", "20",
+                         "--data", str(tiny_corpus)])
     out = capsys.readouterr().out
     assert [h[0] for h in hist] == [2, 4]
-    assert all(np.isfinite(h[3]) and h[3] < math.log(27) + 1 for h in hist)
-    assert "validation loss" in out and "ROMEO:\n" in out
+    assert all(np.isfinite(h[2]) and np.isfinite(h[3]) for h in hist)
+    assert "validation loss" in out and "sampled characters" in out
 
 
 def test_char_lm_model_shapes_and_learns(char_lm, tiny_corpus):
