@@ -1,6 +1,6 @@
 """A generative adversarial network on Fashion-MNIST, trained with pynn's custom step.
 
-    python examples/gan.py [--epochs 20] [--quick] [--out DIR]
+    python examples/gan.py [--epochs 20] [--quick] [--out DIR] [--threads N]
 
 Two multilayer perceptrons play against each other: the generator G maps 64 random numbers
 to a 28x28 image, the discriminator D scores images as real or fake (a logit). Each step
@@ -27,7 +27,11 @@ parser.add_argument("--quick", action="store_true", help="6,000 training images,
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--out", default=".", help="folder for the PNG files")
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--threads", type=int, default=None,
+                    help="pynn threads (default: all cores; 1 is faster on a busy machine)")
 args = parser.parse_args()
+if args.threads:
+    pynn.set_num_threads(args.threads)
 
 (x_train, _), _ = pynn.datasets.fashion_mnist.load_data()
 x_train = (x_train.astype(np.float32) / 127.5 - 1.0)[..., None]    # (N, 28, 28, 1) in [-1, 1]

@@ -22,7 +22,7 @@ own: its flat buffers become a contiguous slice of the outer model's.
 """
 import numpy as np
 
-from .layers.base import Layer, shape_tuple
+from .layers.base import Layer
 from .layers.core import InputLayer
 
 __all__ = ["KerasTensor", "Input", "Node", "Functional", "is_symbolic"]

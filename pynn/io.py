@@ -111,7 +111,7 @@ def _build_input_shape(model):
             s = getattr(model, "input_shape", None)
         except (AttributeError, ValueError):
             s = None
-    if s is None:
+    if s is None or isinstance(s, list):   # a graph model rebuilds from its Input shapes
         return None
     return [None if d is None else int(d) for d in s]
 

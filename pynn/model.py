@@ -164,6 +164,18 @@ class Model:
     def count_params(self):
         return int(sum(layer.count_params() for layer in self._layers))
 
+    def get_layer(self, name=None, index=None):
+        """A layer (or nested model) of `layers` by name or by index."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer takes exactly one of name= and index=")
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; layers: "
+                         f"{[layer.name for layer in self.layers]}")
+
     def get_weights(self):
         """All weights in Keras order (layer by layer, kernel then bias), as copies."""
         self._assert_built("get_weights")
@@ -493,8 +505,10 @@ class Model:
                  "=" * line_length]
         for layer in self.layers:
             shape = str(layer.output_shape) if layer.built else "?"
+            inbound = self._inbound(layer)
             lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<{widths[0]}}"
-                         f"{shape:<{widths[1]}}{layer.count_params():,}")
+                         f"{shape:<{widths[1]}}{layer.count_params():,}"
+                         + (f"  <- {', '.join(inbound)}" if inbound else ""))
         lines.append("=" * line_length)
         total = self.count_params()
         trainable = sum(w.size for w in self.trainable_weights)
@@ -504,6 +518,10 @@ class Model:
                   f"Non-trainable params: {total - trainable:,} "
                   f"({_size((total - trainable) * itemsize)})", rule]
         print_fn("\n".join(lines))
+
+    def _inbound(self, layer):
+        """Names of the tensors a layer is called on (graph models, for summary)."""
+        return []
 
     # -- saving (file format: pynn.io) -----------------------------------------------
     @property
@@ -637,6 +655,10 @@ class Sequential(Model):
                 raise ValueError(f"layer {layer.name!r} was built for input shape "
                                  f"{layer.input_shape}, the model gives it {shape}")
             shape = layer._build_for(shape, self.ops, self.dtype)
+            if isinstance(shape, list):
+                raise ValueError(f"layer {layer.name!r} returns {len(shape)} outputs "
+                                 f"{shape}; a Sequential passes one array from layer to "
+                                 f"layer: build a graph model (pynn.Model(inputs, outputs))")
         self.output_shape = shape
         self._flatten_parameters()
         self.built = True
@@ -777,6 +799,15 @@ class Functional(Model):
     def _ensure_built(self, x_shape):
         pass
 
+    def _inbound(self, layer):
+        return [t.name for n in self._order if n.op is layer
+                for t in n.inputs + list(n.tensor_kwargs.values())]
+
+    @property
+    def build_input_shape(self):
+        """None: a graph model is built from its config (its Input shapes)."""
+        return None
+
     def _output_layer(self):
         if self._multi_out:
             return None
@@ -871,6 +902,8 @@ class Functional(Model):
                 if id(op) in seen and op.params:
                     extra = extra if extra is not None else self._scratch_grads("shared")
                     saved = self._swap_grads(extra, [op])
+                    for g in op.grads.values():
+                        g[...] = 0
                     try:
                         dx = op.backward(d)
                     finally:

@@ -84,6 +84,9 @@ def _fanout_model(backend):
 def test_gradients_fanout_shared_merges_vs_central_differences(backend):
     m = _fanout_model(backend)
     assert len(m.get_weights()) == 6                        # the shared layer counts once
+    assert m.get_layer("shared") is m.get_layer(index=1)
+    with pytest.raises(ValueError, match="no layer named"):
+        m.get_layer("nope")
     m.compile("sgd", "mse")
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
@@ -145,6 +148,9 @@ def test_nested_models_share_buffers_gan_style():
     assert combined.count_params() == g.count_params() + d.count_params()
     assert np.shares_memory(g._flat_params, combined._flat_params)
     assert np.shares_memory(d._flat_params, combined._flat_params)
+    lines = []
+    combined.summary(print_fn=lines.append)
+    assert f"<- {g.name}" in lines[0] and "Total params: 13" in lines[0]
     x = np.random.default_rng(5).standard_normal((4, 2))
     np.testing.assert_array_equal(combined.predict(x, verbose=0),
                                   d.predict(g.predict(x, verbose=0), verbose=0))
@@ -178,6 +184,37 @@ def test_save_load_graph_model(tmp_path):
     np.testing.assert_array_equal(back.optimizer.get_state()["m"],
                                   full.optimizer.get_state()["m"])
     assert back.get_config() == full.get_config()
+    # several inputs, weights only
+    a, b = pynn.Input(shape=(2,)), pynn.Input(shape=(3,))
+    two = pynn.Model([a, b], layers.Concatenate()([layers.Dense(2)(a), b]))
+    two.save_weights(tmp_path / "w.pynn")
+    a2, b2 = pynn.Input(shape=(2,)), pynn.Input(shape=(3,))
+    other = pynn.Model([a2, b2], layers.Concatenate()([layers.Dense(2)(a2), b2]))
+    other.load_weights(tmp_path / "w.pynn")
+    xs = [rng.standard_normal((4, 2)), rng.standard_normal((4, 3))]
+    np.testing.assert_array_equal(other.predict(xs, verbose=0), two.predict(xs, verbose=0))
+
+
+def test_multi_output_layer_in_sequential_is_refused():
+    class Split(layers.Layer):
+        def compute_output_shape(self, input_shape):
+            return [tuple(input_shape), tuple(input_shape)]
+
+        def forward(self, x, training=False):
+            return [x, -x]
+
+        def backward(self, dys):
+            return dys[0] - dys[1]
+    with pytest.raises(ValueError, match="returns 2 outputs"):
+        pynn.Sequential([layers.Input(shape=(3,)), Split()])
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    p, q = Split()(inp)
+    m = pynn.Model(inp, layers.Add()([p, layers.Dense(3)(q)]))
+    x = np.ones((2, 3))
+    m(x, training=True)
+    dx = m.backward(np.ones((2, 3)))
+    w = m.layers[2].params["kernel"]
+    np.testing.assert_allclose(dx, np.ones((2, 3)) - np.ones((2, 3)) @ w.T)
 
 
 def test_call_keyword_arguments_and_constants():
