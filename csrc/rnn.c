@@ -207,7 +207,8 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
             const pynn_idx rsh = t ? TN * H : H;                                            \
             T *z = cell == PYNN_RNN_LSTM ? gates + t * GH : cell == PYNN_RNN_GRU ? zs       \
                  : h + t * H;                                                               \
-            const pynn_idx rsz = cell == PYNN_RNN_GRU ? GH : TN * (cell == PYNN_RNN_LSTM ? GH : H); \
+            const pynn_idx rsz = cell == PYNN_RNN_GRU ? GH                                  \
+                               : TN * (cell == PYNN_RNN_LSTM ? GH : H);                     \
             for (pynn_idx q = 0; q < G && j1 > j0; q++)                                     \
                 fail |= pynn_gemm_##SUF(z + q * H + j0, rsz, 1, hp, rsh, 1,                 \
                                         w_rec + q * H + j0, GH, 1, B, j1 - j0, H,           \

@@ -24,8 +24,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activ
 REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape,
                                     Conv2D, DepthwiseConv2D, Conv2DTranspose, MaxPooling2D,
                                     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-                                    BatchNormalization, UpSampling2D, ZeroPadding2D, SimpleRNN, LSTM,
-                                    GRU, Bidirectional, TimeDistributed, Embedding,
+                                    BatchNormalization, UpSampling2D, ZeroPadding2D, SimpleRNN,
+                                    LSTM, GRU, Bidirectional, TimeDistributed, Embedding,
                                     PositionalEmbedding, LayerNormalization, MultiHeadAttention,
                                     TransformerBlock)}
 

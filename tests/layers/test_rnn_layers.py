@@ -274,3 +274,32 @@ def test_lstm_learns_a_sequence_task():
     h = m.fit(x, y, epochs=15, batch_size=32, verbose=0)
     assert h.history["loss"][-1] < 0.5 * h.history["loss"][0]
     assert h.history["accuracy"][-1] > 0.85
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_matches_torch(cell):
+    """Keras layouts against PyTorch's nn.LSTM / nn.GRU (reset_after) with the same weights:
+    outputs and input gradients."""
+    torch = pytest.importorskip("torch")
+    c, h = 3, 4
+    layer = built((layers.LSTM if cell == "LSTM" else layers.GRU)(h, return_sequences=True),
+                  (5, c), "c")
+    _randomize(layer)
+    k, r, b = (layer.params[n] for n in ("kernel", "recurrent_kernel", "bias"))
+    if cell == "LSTM":  # both i, f, g, o
+        m = torch.nn.LSTM(c, h, batch_first=True, dtype=torch.float64)
+        ws = (k.T, r.T, b, np.zeros_like(b))
+    else:  # Keras z, r, h -> torch r, z, n
+        m = torch.nn.GRU(c, h, batch_first=True, dtype=torch.float64)
+        p = np.r_[h:2 * h, 0:h, 2 * h:3 * h]
+        ws = (k.T[p], r.T[p], b[0][p], b[1][p])
+    with torch.no_grad():
+        for name, v in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), ws):
+            getattr(m, name).copy_(torch.from_numpy(np.ascontiguousarray(v)))
+    x = _x((2, 5, c))
+    dy = np.random.default_rng(9).standard_normal((2, 5, h))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt, _ = m(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(layer.forward(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
