@@ -3,8 +3,8 @@
  * of (B,T,H,D) projections need no copies.
  *
  *   forward:  P = softmax over s of scale * q k^T, restricted to allowed (t, s); out = P v
- *   backward: dP = dout v^T; dS = P * (dP - rowsum(P * dP)) * scale;
- *             dq = dS k; dk = dS^T q; dv = P^T dout
+ *   backward: dP = dout v^T; dS = P * (dP - rowsum(P * dP));
+ *             dq = scale dS k; dk = scale dS^T q; dv = P^T dout
  *
  * Allowed: mask[b,t,s] != 0 (when given) and s <= t when causal (Keras' lower-triangular
  * causal mask of shape (T,S)). Softmax is max-subtracted; a row with nothing allowed gives
@@ -19,12 +19,104 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "activations.h" /* pynn_exp_f32/f64: exp written out, branch-free */
 #include "attention.h"
 #include "gemm.h"
 
 #define PYNN_ATT_RB 32
 
-#define PYNN_ATTENTION_FAMILY(T_, SUF, EXP)                                                  \
+/* Row kernels, compiled portable and with AVX2 / AVX-512 enabled by function target
+ * attributes (pynn_exp_* is branch-free, so the loops vectorize), picked by ctx.isa.
+ * Row reductions use 16 interleaved partial results combined in a fixed tree: the order
+ * depends on the row length only. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PYNN_ATT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PYNN_ATT_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#define PYNN_ATT_ISA(ctx) ((ctx).isa < 0 ? 0 : (ctx).isa > 2 ? 2 : (ctx).isa)
+#else
+#define PYNN_ATT_TARGET_AVX2
+#define PYNN_ATT_TARGET_AVX512
+#define PYNN_ATT_ISA(ctx) 0
+#endif
+
+#define PYNN_ATT_ROWS(T_, SUF, SFX, ATTR)                                                    \
+/* rows t0..t1-1 of P (T,S), scores in, probabilities out: allowed = mask (row stride smt,   \
+ * column stride sms, NULL = all) and s <= t when causal; nothing allowed gives zeros */     \
+ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, pynn_idx t1, \
+                                                int causal, const uint8_t *mask,            \
+                                                pynn_idx smt, pynn_idx sms) {               \
+    for (pynn_idx t = t0; t < t1; t++) {                                                     \
+        T_ *row = P + t * S;                                                                 \
+        const uint8_t *mr = mask ? mask + t * smt : NULL;                                    \
+        pynn_idx lim = causal ? PYNN_MIN(S, t + 1) : S, j;                                   \
+        T_ acc[16];                                                                          \
+        if (mr)                                                                              \
+            for (j = 0; j < lim; j++) row[j] = mr[j * sms] ? row[j] : -(T_)INFINITY;         \
+        for (int k = 0; k < 16; k++) acc[k] = -(T_)INFINITY;                                 \
+        for (j = 0; j + 16 <= lim; j += 16)                                                  \
+            for (int k = 0; k < 16; k++) acc[k] = row[j + k] > acc[k] ? row[j + k] : acc[k]; \
+        for (int k = 0; j < lim; j++, k++) acc[k] = row[j] > acc[k] ? row[j] : acc[k];       \
+        for (int w = 8; w >= 1; w /= 2)                                                      \
+            for (int k = 0; k < w; k++) acc[k] = acc[k + w] > acc[k] ? acc[k + w] : acc[k];  \
+        T_ m = acc[0];                                                                       \
+        if (m == -(T_)INFINITY) {                                                            \
+            for (j = 0; j < S; j++) row[j] = 0;                                              \
+            continue;                                                                        \
+        }                                                                                    \
+        _Pragma("omp simd")                                                                  \
+        for (j = 0; j < lim; j++) row[j] = pynn_exp_##SUF(row[j] - m);                       \
+        if (mr)                                                                              \
+            for (j = 0; j < lim; j++) row[j] = mr[j * sms] ? row[j] : (T_)0;                 \
+        for (int k = 0; k < 16; k++) acc[k] = 0;                                             \
+        for (j = 0; j + 16 <= lim; j += 16)                                                  \
+            for (int k = 0; k < 16; k++) acc[k] += row[j + k];                               \
+        for (int k = 0; j < lim; j++, k++) acc[k] += row[j];                                 \
+        for (int w = 8; w >= 1; w /= 2)                                                      \
+            for (int k = 0; k < w; k++) acc[k] += acc[k + w];                                \
+        T_ inv = (T_)1 / acc[0];                                                             \
+        for (j = 0; j < lim; j++) row[j] *= inv;                                             \
+        for (j = lim; j < S; j++) row[j] = 0;                                                \
+    }                                                                                        \
+}                                                                                            \
+/* rows t0..t1-1 of dS (T,S): dP in, dS = P (dP - sum_j P dP) out over j < nc, 0 beyond */   \
+ATTR static void pynn_att_grad_##SUF##_##SFX(T_ *dS, const T_ *P, pynn_idx S, pynn_idx t0,  \
+                                             pynn_idx t1, pynn_idx nc) {                    \
+    for (pynn_idx t = t0; t < t1; t++) {                                                     \
+        T_ *r = dS + t * S;                                                                  \
+        const T_ *p = P + t * S;                                                             \
+        T_ acc[16];                                                                          \
+        pynn_idx j;                                                                          \
+        for (int k = 0; k < 16; k++) acc[k] = 0;                                             \
+        for (j = 0; j + 16 <= nc; j += 16)                                                   \
+            for (int k = 0; k < 16; k++) acc[k] += p[j + k] * r[j + k];                      \
+        for (int k = 0; j < nc; j++, k++) acc[k] += p[j] * r[j];                             \
+        for (int w = 8; w >= 1; w /= 2)                                                      \
+            for (int k = 0; k < w; k++) acc[k] += acc[k + w];                                \
+        T_ dot = acc[0];                                                                     \
+        for (j = 0; j < nc; j++) r[j] = p[j] * (r[j] - dot);                                 \
+        for (j = nc; j < S; j++) r[j] = 0;                                                   \
+    }                                                                                        \
+}
+
+#define PYNN_ATT_ROW_TABLES(T_, SUF)                                                         \
+PYNN_ATT_ROWS(T_, SUF, generic, )                                                            \
+PYNN_ATT_ROWS(T_, SUF, avx2, PYNN_ATT_TARGET_AVX2)                                           \
+PYNN_ATT_ROWS(T_, SUF, avx512, PYNN_ATT_TARGET_AVX512)                                       \
+typedef void (*pynn_att_softmax_fn_##SUF)(T_ *, pynn_idx, pynn_idx, pynn_idx, int,           \
+                                          const uint8_t *, pynn_idx, pynn_idx);             \
+typedef void (*pynn_att_grad_fn_##SUF)(T_ *, const T_ *, pynn_idx, pynn_idx, pynn_idx,       \
+                                       pynn_idx);                                            \
+static const pynn_att_softmax_fn_##SUF pynn_att_softmax_##SUF[3] = {                         \
+    pynn_att_softmax_##SUF##_generic, pynn_att_softmax_##SUF##_avx2,                         \
+    pynn_att_softmax_##SUF##_avx512};                                                        \
+static const pynn_att_grad_fn_##SUF pynn_att_grad_##SUF[3] = {                               \
+    pynn_att_grad_##SUF##_generic, pynn_att_grad_##SUF##_avx2, pynn_att_grad_##SUF##_avx512};
+
+PYNN_ATT_ROW_TABLES(float, f32)
+PYNN_ATT_ROW_TABLES(double, f64)
+
+
+#define PYNN_ATTENTION_FAMILY(T_, SUF)                                                  \
 int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, const T_ *v,  \
                                  const uint8_t *mask, pynn_idx B, pynn_idx H, pynn_idx T,    \
                                  pynn_idx S, pynn_idx D, pynn_idx DV, const pynn_idx *so,    \
@@ -37,6 +129,7 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
     if (nt > BH) nt = (int)(BH < 1 ? 1 : BH);                                                \
     pynn_ctx inner = ctx;                                                                    \
     if (nt > 1) inner.nthreads = 1;                                                          \
+    pynn_att_softmax_fn_##SUF softmax_rows = pynn_att_softmax_##SUF[PYNN_ATT_ISA(ctx)];      \
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1) reduction(|:st)")  \
     for (pynn_idx p = 0; p < BH; p++) {                                                      \
@@ -51,35 +144,7 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
             if (nc > 0)                                                                      \
                 st |= pynn_gemm_##SUF(Pb, S, 1, qp + t0 * sq[2], sq[2], sq[3], kp, sk[3], sk[2], \
                                       t1 - t0, nc, D, (T_)scale, 0, inner);                  \
-            for (pynn_idx t = t0; t < t1; t++) {                                             \
-                T_ *row = P + t * S;                                                         \
-                const uint8_t *mr = mask ? mask + b * sm[0] + t * sm[1] : NULL;              \
-                pynn_idx lim = causal ? PYNN_MIN(S, t + 1) : S;                              \
-                T_ mx = -INFINITY;                                                           \
-                for (pynn_idx j = 0; j < lim; j++)                                           \
-                    if ((!mr || mr[j * sm[2]]) && row[j] > mx) mx = row[j];                  \
-                if (mx == -INFINITY) {                                                       \
-                    for (pynn_idx j = 0; j < S; j++) row[j] = 0;                             \
-                    continue;                                                                \
-                }                                                                            \
-                T_ sum = 0;                                                                  \
-                if (mr) {                                                                    \
-                    for (pynn_idx j = 0; j < lim; j++) {                                     \
-                        T_ e = mr[j * sm[2]] ? EXP(row[j] - mx) : (T_)0;                     \
-                        row[j] = e;                                                          \
-                        sum += e;                                                            \
-                    }                                                                        \
-                } else {                                                                     \
-                    for (pynn_idx j = 0; j < lim; j++) {                                     \
-                        T_ e = EXP(row[j] - mx);                                             \
-                        row[j] = e;                                                          \
-                        sum += e;                                                            \
-                    }                                                                        \
-                }                                                                            \
-                T_ inv = (T_)1 / sum;                                                        \
-                for (pynn_idx j = 0; j < lim; j++) row[j] *= inv;                            \
-                for (pynn_idx j = lim; j < S; j++) row[j] = 0;                               \
-            }                                                                                \
+            softmax_rows(P, S, t0, t1, causal, mask ? mask + b * sm[0] : NULL, sm[1], sm[2]); \
             if (nc > 0)                                                                      \
                 st |= pynn_gemm_##SUF(op + t0 * so[2], so[2], so[3], Pb, S, 1, vp, sv[2], sv[3], \
                                       t1 - t0, DV, nc, 1, 0, inner);                         \
@@ -100,12 +165,13 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                                   const pynn_idx *sdo, int causal, double scale,             \
                                   pynn_ctx ctx) {                                            \
     /* dq (B,H,T,D) = dS k, dk (B,H,S,D) = dS^T q, dv (B,H,S,DV) = P^T dout (B,H,T,DV),      \
-     * dS = P * (dout v^T - rowsum) * scale (all written, not accumulated) */                \
+     * dS = P * (dout v^T - rowsum) (all written, not accumulated) */                         \
     pynn_idx BH = B * H;                                                                     \
     int nt = pynn_threads_for(ctx, 2.0 * (double)BH * (double)T * (double)S * (double)(D + DV)); \
     if (nt > BH) nt = (int)(BH < 1 ? 1 : BH);                                                \
     pynn_ctx inner = ctx;                                                                    \
     if (nt > 1) inner.nthreads = 1;                                                          \
+    pynn_att_grad_fn_##SUF grad_rows = pynn_att_grad_##SUF[PYNN_ATT_ISA(ctx)];               \
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
@@ -131,17 +197,10 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                 if (nc > 0)                                                                  \
                     st |= pynn_gemm_##SUF(dS + t0 * S, S, 1, dop + t0 * sdo[2], sdo[2], sdo[3], \
                                           vp, sv[3], sv[2], t1 - t0, nc, DV, 1, 0, inner);   \
-                for (pynn_idx t = t0; t < t1; t++) {                                         \
-                    T_ *r = dS + t * S;                                                      \
-                    const T_ *pr = P + t * S;                                                \
-                    T_ dot = 0;                                                              \
-                    for (pynn_idx j = 0; j < nc; j++) dot += pr[j] * r[j];                   \
-                    for (pynn_idx j = 0; j < nc; j++) r[j] = pr[j] * (r[j] - dot) * (T_)scale; \
-                    for (pynn_idx j = nc; j < S; j++) r[j] = 0;                              \
-                }                                                                            \
+                grad_rows(dS, P, S, t0, t1, nc);                                             \
                 if (nc > 0)                                                                  \
                     st |= pynn_gemm_##SUF(dqp + t0 * sdq[2], sdq[2], sdq[3], dS + t0 * S, S, 1, \
-                                          kp, sk[2], sk[3], t1 - t0, D, nc, 1, 0, inner);    \
+                                          kp, sk[2], sk[3], t1 - t0, D, nc, (T_)scale, 0, inner); \
                 else                                                                         \
                     for (pynn_idx t = t0; t < t1; t++)                                       \
                         for (pynn_idx c = 0; c < D; c++) dqp[t * sdq[2] + c * sdq[3]] = 0;   \
@@ -151,8 +210,8 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                 pynn_idx j1 = PYNN_MIN(S, j0 + PYNN_ATT_RB);                                 \
                 pynn_idx ts = causal ? PYNN_MIN(T, j0) : 0;                                  \
                 st |= pynn_gemm_##SUF(dkp + j0 * sdk[2], sdk[2], sdk[3], dS + ts * S + j0, 1, S, \
-                                      qp + ts * sq[2], sq[2], sq[3], j1 - j0, D, T - ts, 1, 0, \
-                                      inner);                                                \
+                                      qp + ts * sq[2], sq[2], sq[3], j1 - j0, D, T - ts,     \
+                                      (T_)scale, 0, inner);                                  \
                 st |= pynn_gemm_##SUF(dvp + j0 * sdv[2], sdv[2], sdv[3], P + ts * S + j0, 1, S, \
                                       dop + ts * sdo[2], sdo[2], sdo[3], j1 - j0, DV, T - ts, \
                                       1, 0, inner);                                          \
@@ -163,5 +222,5 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
     return st ? PYNN_ENOMEM : PYNN_OK;                                                       \
 }
 
-PYNN_ATTENTION_FAMILY(float, f32, expf)
-PYNN_ATTENTION_FAMILY(double, f64, exp)
+PYNN_ATTENTION_FAMILY(float, f32)
+PYNN_ATTENTION_FAMILY(double, f64)

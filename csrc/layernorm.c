@@ -7,13 +7,47 @@
  *
  * Parallel split: rows are independent for y and dx (threads split rows). dgamma and dbeta
  * are column sums: threads split column blocks and add rows in order 0..N-1, so every output
- * has one writer and the bits do not depend on the thread count. Statistics accumulate in
- * double for float32 input. `accumulate` makes dx += instead of = (a residual branch).
+ * has one writer and the bits do not depend on the thread count. Row sums use 16
+ * interleaved partial sums (double for the forward statistics) combined in a fixed order,
+ * so they vectorize without reassociation. Rows with a unit column stride take a
+ * specialised path. `accumulate` makes dx += instead of = (a residual branch).
  */
 #include <math.h>
 #include "layernorm.h"
 
+#if defined(__GNUC__)
+#define PYNN_LN_INLINE static inline __attribute__((always_inline))
+#else
+#define PYNN_LN_INLINE static inline
+#endif
+
+#define PYNN_LN_REDUCE16(acc, EXPR)                                                         \
+    do {                                                                                     \
+        pynn_idx j = 0;                                                                      \
+        for (; j + 16 <= C; j += 16)                                                         \
+            for (int k = 0; k < 16; k++) { pynn_idx jj = j + k; acc[k] += (EXPR); }          \
+        for (int k = 0; j < C; j++, k++) { pynn_idx jj = j; acc[k] += (EXPR); }              \
+        for (int k = 8; k; k >>= 1)                                                          \
+            for (int i = 0; i < k; i++) acc[i] += acc[i + k];                                \
+    } while (0)
+
 #define PYNN_LAYERNORM_FAMILY(T, SUF)                                                        \
+PYNN_LN_INLINE void pynn_ln_row_fwd_##SUF(T *yr, T *mean, T *rstd, const T *xr,              \
+                                          const T *gamma, const T *beta, pynn_idx C,         \
+                                          pynn_idx csx, double eps) {                        \
+    double s[16] = {0}, v[16] = {0};                                                         \
+    PYNN_LN_REDUCE16(s, (double)xr[jj * csx]);                                               \
+    T m = (T)(s[0] / (double)C);                                                             \
+    PYNN_LN_REDUCE16(v, (double)(xr[jj * csx] - m) * (double)(xr[jj * csx] - m));           \
+    T r = (T)(1.0 / sqrt(v[0] / (double)C + eps));                                           \
+    if (beta)                                                                                \
+        for (pynn_idx j = 0; j < C; j++) yr[j] = (xr[j * csx] - m) * r * gamma[j] + beta[j]; \
+    else                                                                                     \
+        for (pynn_idx j = 0; j < C; j++) yr[j] = (xr[j * csx] - m) * r * gamma[j];           \
+    *mean = m;                                                                               \
+    *rstd = r;                                                                               \
+}                                                                                            \
+                                                                                             \
 void pynn_layernorm_forward_##SUF(T *y, T *mean, T *rstd, const T *x, const T *gamma,        \
                                   const T *beta, pynn_idx N, pynn_idx C, pynn_idx rsx,       \
                                   pynn_idx csx, double eps, pynn_ctx ctx) {                  \
@@ -22,24 +56,28 @@ void pynn_layernorm_forward_##SUF(T *y, T *mean, T *rstd, const T *x, const T *g
     (void)nt;                                                                                \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
     for (pynn_idx n = 0; n < N; n++) {                                                       \
-        const T *xr = x + n * rsx;                                                           \
-        T *yr = y + n * C;                                                                   \
-        double s = 0.0;                                                                      \
-        for (pynn_idx j = 0; j < C; j++) s += (double)xr[j * csx];                           \
-        T m = (T)(s / (double)C);                                                            \
-        double v = 0.0;                                                                      \
-        for (pynn_idx j = 0; j < C; j++) {                                                   \
-            double d = (double)(xr[j * csx] - m);                                            \
-            v += d * d;                                                                      \
-        }                                                                                    \
-        T r = (T)(1.0 / sqrt(v / (double)C + eps));                                          \
-        if (beta)                                                                            \
-            for (pynn_idx j = 0; j < C; j++) yr[j] = (xr[j * csx] - m) * r * gamma[j] + beta[j]; \
+        if (csx == 1)                                                                        \
+            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
+                                  C, 1, eps);                                                \
         else                                                                                 \
-            for (pynn_idx j = 0; j < C; j++) yr[j] = (xr[j * csx] - m) * r * gamma[j];       \
-        mean[n] = m;                                                                         \
-        rstd[n] = r;                                                                         \
+            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
+                                  C, csx, eps);                                              \
     }                                                                                        \
+}                                                                                            \
+                                                                                             \
+PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, const T *gamma, \
+                                          T m, T r, pynn_idx C, pynn_idx csx,                \
+                                          int accumulate) {                                  \
+    T a[16] = {0}, b[16] = {0};                                                              \
+    PYNN_LN_REDUCE16(a, dyr[jj] * gamma[jj]);                                                \
+    PYNN_LN_REDUCE16(b, dyr[jj] * gamma[jj] * ((xr[jj * csx] - m) * r));                     \
+    T ma = a[0] / (T)C, mb = b[0] / (T)C;                                                    \
+    if (accumulate)                                                                          \
+        for (pynn_idx j = 0; j < C; j++)                                                     \
+            dxr[j] += r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);             \
+    else                                                                                     \
+        for (pynn_idx j = 0; j < C; j++)                                                     \
+            dxr[j] = r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);              \
 }                                                                                            \
                                                                                              \
 void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const T *gamma,   \
@@ -52,7 +90,6 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
     pynn_idx nblk = (C + 15) / 16;                                                           \
     int ntc = nt > nblk ? (int)nblk : nt;                                                    \
     (void)ntc;                                                                               \
-    /* column sums first: they read dy, which dx may not alias anyway */                     \
     _Pragma("omp parallel for num_threads(ntc) schedule(static) if(ntc > 1)")                \
     for (int t = 0; t < ntc; t++) {                                                          \
         pynn_idx j0 = nblk * t / ntc * 16, j1 = PYNN_MIN(C, nblk * (t + 1) / ntc * 16);      \
@@ -69,23 +106,12 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
     if (!dx) return;                                                                         \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
     for (pynn_idx n = 0; n < N; n++) {                                                       \
-        const T *xr = x + n * rsx, *dyr = dy + n * C;                                        \
-        T *dxr = dx + n * C;                                                                 \
-        T m = mean[n], r = rstd[n];                                                          \
-        T a = 0, b = 0;                                                                      \
-        for (pynn_idx j = 0; j < C; j++) {                                                   \
-            T dn = dyr[j] * gamma[j];                                                        \
-            a += dn;                                                                         \
-            b += dn * ((xr[j * csx] - m) * r);                                               \
-        }                                                                                    \
-        a /= (T)C;                                                                           \
-        b /= (T)C;                                                                           \
-        if (accumulate)                                                                      \
-            for (pynn_idx j = 0; j < C; j++)                                                 \
-                dxr[j] += r * (dyr[j] * gamma[j] - a - (xr[j * csx] - m) * r * b);           \
+        if (csx == 1)                                                                        \
+            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
+                                  rstd[n], C, 1, accumulate);                                \
         else                                                                                 \
-            for (pynn_idx j = 0; j < C; j++)                                                 \
-                dxr[j] = r * (dyr[j] * gamma[j] - a - (xr[j * csx] - m) * r * b);            \
+            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
+                                  rstd[n], C, csx, accumulate);                              \
     }                                                                                        \
 }
 

@@ -1,0 +1,227 @@
+"""Embedding, PositionalEmbedding, LayerNormalization, MultiHeadAttention, TransformerBlock:
+finite differences (float64) on both backends, C against reference, masks and causality,
+bad ids, save/load, and a toy next-token model that learns."""
+import numpy as np
+import pytest
+
+import pynn
+from pynn.layers import (Dense, Embedding, LayerNormalization, MultiHeadAttention,
+                         PositionalEmbedding, TransformerBlock)
+from helpers import numerical_grad
+
+BACKENDS = ("c", "reference")
+
+
+def build(layer, shape, backend="c", dtype=np.float64):
+    layer._build_for(shape, pynn.ops.get_backend(backend), dtype)
+    return layer
+
+
+def check_layer_grads(layer, x, fwd_kwargs=None, weights=None, check_dx=True, rtol=1e-5,
+                      atol=1e-7, seed=0):
+    """L = sum(forward(x) * r): backward's dx and weight gradients vs central differences."""
+    fwd_kwargs = fwd_kwargs or {}
+    rng = np.random.default_rng(seed)
+    y = layer.forward(x, training=False, **fwd_kwargs)
+    r = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x, training=False, **fwd_kwargs) * r))
+    layer.forward(x, training=False, **fwd_kwargs)
+    dx = layer.backward(r)
+    dx = None if dx is None else (dx.copy() if not isinstance(dx, list) else
+                                  [None if d is None else d.copy() for d in dx])
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    for k in (weights if weights is not None else layer.params):
+        num = numerical_grad(loss, layer.params[k])
+        np.testing.assert_allclose(grads[k], num, rtol=rtol, atol=atol, err_msg=f"weight {k}")
+    if check_dx:
+        xs = x if isinstance(x, list) else [x]
+        dxs = dx if isinstance(dx, list) else [dx]
+        for i, (xi, di) in enumerate(zip(xs, dxs)):
+            if di is None:
+                continue
+            num = numerical_grad(loss, xi)
+            np.testing.assert_allclose(di, num, rtol=rtol, atol=atol, err_msg=f"input {i}")
+    return dx
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layernorm_gradients(backend):
+    rng = np.random.default_rng(1)
+    ln = build(LayerNormalization(epsilon=1e-5), (None, 3, 6), backend)
+    ln.params["gamma"][...] = rng.standard_normal(6)
+    ln.params["beta"][...] = rng.standard_normal(6)
+    check_layer_grads(ln, rng.standard_normal((2, 3, 6)))
+    plain = build(LayerNormalization(center=False, scale=False), (None, 5), backend)
+    assert plain.params == {}
+    y = plain.forward(rng.standard_normal((4, 5)))
+    np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-12)
+
+
+def test_layernorm_matches_formula_and_rejects_other_axes():
+    x = np.random.default_rng(2).standard_normal((3, 7))
+    ln = build(LayerNormalization(), (None, 7))
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(ln.forward(x), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="only the last axis"):
+        build(LayerNormalization(axis=1), (None, 3, 4))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_embedding_weight_gradients_and_bad_ids(backend):
+    rng = np.random.default_rng(3)
+    emb = build(Embedding(7, 4, embeddings_initializer="random_normal"), (None, 5), backend)
+    ids = rng.integers(0, 7, (3, 5)).astype(np.float64)
+    assert emb.forward(ids).shape == (3, 5, 4)
+    check_layer_grads(emb, ids, check_dx=False)
+    assert emb.backward(np.ones((3, 5, 4))) is None
+    with pytest.raises(ValueError, match=r"in \[0, 7\)"):
+        emb.forward(np.array([[0.0, 7.0]]))
+    with pytest.raises(ValueError, match="whole numbers"):
+        emb.forward(np.array([[0.0, 1.5]]))
+    with pytest.raises(ValueError, match=r"in \[0, 7\)"):
+        emb.forward(np.array([[-1.0, 1.0]]))
+    pe = build(PositionalEmbedding(6, 7, 4, embeddings_initializer="random_normal"),
+               (None, 5), backend)
+    check_layer_grads(pe, ids, check_dx=False)
+    with pytest.raises(ValueError, match="T <= 6"):
+        pe.forward(np.zeros((2, 7)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_self_attention_gradients(backend, causal):
+    rng = np.random.default_rng(4)
+    mha = build(MultiHeadAttention(3, 2, value_dim=3, output_shape=5,
+                                   bias_initializer="random_normal"), (None, 4, 6), backend)
+    mask = rng.random((2, 4, 4)) > 0.3
+    check_layer_grads(mha, rng.standard_normal((2, 4, 6)),
+                      {"use_causal_mask": causal, "attention_mask": mask})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mha_cross_attention_gradients(backend):
+    rng = np.random.default_rng(5)
+    mha = build(MultiHeadAttention(2, 3, bias_initializer="random_normal"),
+                [(None, 3, 4), (None, 5, 6), (None, 5, 2)], backend)
+    xs = [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 6)),
+          rng.standard_normal((2, 5, 2))]
+    dx = check_layer_grads(mha, xs)
+    assert len(dx) == 3 and all(d is not None for d in dx)
+    assert mha.forward(xs).shape == (2, 3, 4)
+    # [query, value]: the key is the value; its gradient sums both paths
+    mha2 = build(MultiHeadAttention(2, 3, use_bias=False), [(None, 3, 4), (None, 5, 6)], backend)
+    assert "query_bias" not in mha2.params
+    check_layer_grads(mha2, xs[:2])
+
+
+def test_mha_keras_weight_shapes_and_mask():
+    mha = build(MultiHeadAttention(4, 8, value_dim=5), (None, 6, 16))
+    shapes = {k: v.shape for k, v in mha.params.items()}
+    assert shapes == {"query_kernel": (16, 4, 8), "query_bias": (4, 8),
+                      "key_kernel": (16, 4, 8), "key_bias": (4, 8),
+                      "value_kernel": (16, 4, 5), "value_bias": (4, 5),
+                      "output_kernel": (4, 5, 16), "output_bias": (16,)}
+    rng = np.random.default_rng(6)
+    q, v = rng.standard_normal((2, 3, 16)), rng.standard_normal((2, 6, 16))
+    mask = np.ones((2, 3, 6), bool)
+    mask[:, :, 4:] = False
+    y = mha.forward([q, v], attention_mask=mask).copy()
+    v2 = v.copy()
+    v2[:, 4:] = 1e3 * rng.standard_normal((2, 2, 16))  # masked positions change nothing
+    np.testing.assert_array_equal(mha.forward([q, v2], attention_mask=mask), y)
+    with pytest.raises(ValueError, match="not implemented"):
+        MultiHeadAttention(2, 4, dropout=0.1)
+
+
+def _block(backend, C=8, seed=0, **kw):
+    pynn.utils.set_random_seed(seed)
+    blk = TransformerBlock(2, ff_dim=12, **kw)
+    return build(blk, (None, 5, C), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_transformer_block_gradients(backend):
+    rng = np.random.default_rng(7)
+    blk = _block(backend)
+    for k in blk.params:  # non-trivial LN parameters and biases
+        if k.endswith(("gamma", "beta", "bias")):
+            blk.params[k][...] += 0.3 * rng.standard_normal(blk.params[k].shape)
+    check_layer_grads(blk, rng.standard_normal((2, 5, 8)), rtol=2e-5, atol=1e-6)
+
+
+def test_transformer_block_c_matches_reference_and_is_causal():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 5, 8))
+    cb, rb = _block("c"), _block("reference")
+    y = cb.forward(x).copy()
+    np.testing.assert_allclose(y, rb.forward(x), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(cb.backward(dy), rb.backward(dy), rtol=1e-11, atol=1e-11)
+    for k in cb.grads:
+        np.testing.assert_allclose(cb.grads[k], rb.grads[k], rtol=1e-10, atol=1e-11,
+                                   err_msg=k)
+    for t in range(4):
+        x2 = x.copy()
+        x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape)
+        y2 = cb.forward(x2)
+        np.testing.assert_array_equal(y2[:, :t + 1], y[:, :t + 1])
+        assert not np.allclose(y2[:, t + 1:], y[:, t + 1:])
+    nc = _block("c", causal=False)
+    y = nc.forward(x).copy()
+    x2 = x.copy()
+    x2[:, -1] += rng.standard_normal(x2[:, -1].shape)
+    assert not np.allclose(nc.forward(x2)[:, 0], y[:, 0])  # non-causal sees the future
+
+
+def _char_model(V=11, T=8, D=16, backend=None):
+    return pynn.Sequential([pynn.layers.Input(shape=(T,)), PositionalEmbedding(T, V, D),
+                            TransformerBlock(2, ff_dim=32), LayerNormalization(), Dense(V)],
+                           backend=backend)
+
+
+def test_save_load_identical_predictions(tmp_path):
+    pynn.utils.set_random_seed(1)
+    m = pynn.Sequential([pynn.layers.Input(shape=(6,)), Embedding(9, 8),
+                         TransformerBlock(2, ff_dim=16, dropout=0.1), LayerNormalization(),
+                         Dense(9)])
+    m.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 9, (4, 6)).astype(np.float32)
+    m.fit(x, rng.standard_normal((4, 6, 9)).astype(np.float32), epochs=2, verbose=0)
+    p = m.predict(x, verbose=0)
+    path = str(tmp_path / "seq.pynn")
+    m.save(path)
+    m2 = pynn.models.load_model(path)
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), p)
+    assert [type(layer).__name__ for layer in m2.layers] == \
+        ["Embedding", "TransformerBlock", "LayerNormalization", "Dense"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_toy_next_token_model_learns(backend):
+    # next token = (token + 1) mod V: a custom loop through layer forward/backward
+    V, T, B = 11, 8, 16
+    pynn.utils.set_random_seed(2)
+    m = _char_model(V, T, backend=backend)
+    m.build((None, T))
+    ops = m.ops
+    rng = np.random.default_rng(10)
+    losses = []
+    for step in range(60):
+        start = rng.integers(0, V, (B, 1))
+        seq = (start + np.arange(T + 1)) % V
+        x, y = seq[:, :-1].astype(np.float32), seq[:, 1:].reshape(-1)
+        h = x
+        for layer in m.layers:
+            h = layer.forward(h, training=True)
+        logits = h.reshape(-1, V)
+        losses.append(ops.softmax_cross_entropy_forward(logits, y))
+        d = ops.softmax_cross_entropy_backward(logits, y).reshape(B, T, V)
+        for layer in reversed(m.layers):
+            d = layer.backward(d)
+        for layer in m.layers:
+            for k in layer.params:
+                layer.params[k] -= 0.3 * layer.grads[k]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses[::10]
