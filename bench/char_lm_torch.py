@@ -9,7 +9,8 @@ defaults: uniform(-0.05, 0.05) token and position embeddings, Glorot-uniform ker
 biases, LayerNorm gamma 1 beta 0), the same training batches (pynn.datasets.tinyshakespeare
 .batches from the same seed), the same optimizer (Adam, same learning rate, betas and
 epsilon), the same number of steps and the same validation windows. Prints the validation
-loss per character (nats). --compare also trains the pynn model for the same steps and
+loss per character (nats). --compare also trains the pynn model for the same steps, both
+starting from the same weights (the pynn model's initial weights copied into the twin), and
 prints both losses and their difference (issue 5 target: pynn within 0.05 nats/char of
 torch). Runs only where torch imports; it is never a pynn dependency.
 """
@@ -80,13 +81,48 @@ if torch is not None:
             return self.head(self.ln(self.blocks(x)))
 
 
+def block_weights(p):
+    """{torch Block parameter name: array} from a pynn TransformerBlock's params (Keras
+    layouts: q/k/v kernels (C, heads, key_dim) -> Linear weight (heads*key_dim, C), output
+    kernel (heads, value_dim, C) -> (C, heads*value_dim), Dense kernels (in, out) -> (out, in))."""
+    out = {"ln1.weight": p["ln1_gamma"], "ln1.bias": p["ln1_beta"],
+           "ln2.weight": p["ln2_gamma"], "ln2.bias": p["ln2_beta"],
+           "fc1.weight": p["ff1_kernel"].T, "fc1.bias": p["ff1_bias"],
+           "fc2.weight": p["ff2_kernel"].T, "fc2.bias": p["ff2_bias"],
+           "o.weight": p["attention_output_kernel"].reshape(-1, p["ff2_bias"].shape[0]).T,
+           "o.bias": p["attention_output_bias"]}
+    for short, name in (("q", "query"), ("k", "key"), ("v", "value")):
+        k = p[f"attention_{name}_kernel"]
+        out[f"{short}.weight"] = k.reshape(k.shape[0], -1).T
+        out[f"{short}.bias"] = p[f"attention_{name}_bias"].reshape(-1)
+    return out
+
+
+def copy_from_pynn(tmodel, pmodel):
+    """Give the torch twin the pynn char model's weights (same initial point for both)."""
+    emb, *blocks, ln, dense = pmodel.layers
+    w = {"tok.weight": emb.params["token_embeddings"],
+         "pos.weight": emb.params["position_embeddings"],
+         "ln.weight": ln.params["gamma"], "ln.bias": ln.params["beta"],
+         "head.weight": dense.params["kernel"].T, "head.bias": dense.params["bias"]}
+    for i, b in enumerate(blocks):
+        w.update({f"blocks.{i}.{k}": v for k, v in block_weights(b.params).items()})
+    state = tmodel.state_dict()
+    assert sorted(state) == sorted(w), (sorted(state), sorted(w))
+    tmodel.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v, np.float32))
+                            for k, v in w.items()})
+
+
 def train_torch(train_ids, val_ids, vocab_size, steps, seed=0, minutes=None, eval_every=200,
-                log=print):
-    """Train the twin; the history of char_lm.train."""
+                log=print, init_from=None):
+    """Train the twin (its own Keras-like init, or init_from a pynn char model's weights);
+    (the history of char_lm.train, the model, its predict function)."""
     cfg = char_lm.CONFIG["transformer"]
     torch.manual_seed(seed)
     model = CharTransformer(vocab_size, cfg["seq_len"], cfg["width"], cfg["heads"],
                             cfg["ff_dim"], cfg["blocks"])
+    if init_from is not None:
+        copy_from_pynn(model, init_from)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"],
                            betas=(char_lm.ADAM["beta_1"], char_lm.ADAM["beta_2"]),
                            eps=char_lm.ADAM["epsilon"])
@@ -128,18 +164,20 @@ def main(argv=None):
     print(f"Transformer char model, {a.steps} steps of batch {cfg['batch_size']} x "
           f"{cfg['seq_len']} from seed {a.seed}; torch {torch.__version__}, {a.threads} "
           "thread(s)")
-    print("== PyTorch")
-    t0 = time.perf_counter()
-    hist_t, _, _ = train_torch(train_ids, val_ids, len(vocab), a.steps, a.seed,
-                               eval_every=a.eval_every)
-    tt = time.perf_counter() - t0
-    result = {"torch": hist_t[-1][3], "torch_s": tt}
-    if a.compare:
+    model = None
+    if a.compare:     # both start from the pynn model's initial weights
         import pynn
-        print("== pynn")
         pynn.set_num_threads(a.threads)
         pynn.utils.set_random_seed(a.seed)
         model = char_lm.build_model("transformer", len(vocab))
+    print("== PyTorch" + (" (from pynn's initial weights)" if a.compare else ""))
+    t0 = time.perf_counter()
+    hist_t, _, _ = train_torch(train_ids, val_ids, len(vocab), a.steps, a.seed,
+                               eval_every=a.eval_every, init_from=model)
+    tt = time.perf_counter() - t0
+    result = {"torch": hist_t[-1][3], "torch_s": tt}
+    if a.compare:
+        print("== pynn")
         t0 = time.perf_counter()
         hist_p = char_lm.train(lambda x, y: model.train_on_batch(x, y), model.predict_on_batch,
                                train_ids, val_ids, cfg, a.steps, None, a.seed, a.eval_every)

@@ -13,7 +13,7 @@ Cases (issue 5):
 Each contender runs forward then backward (weight gradients and dx) with the same upstream
 gradient; pynn through the layer objects (what a training step runs), torch through
 autograd.grad. Outputs are checked before timing: pynn C against the reference backend, and
-the LSTM/GRU against torch with the same weights copied over (Keras layouts -> torch's).
+the same layer in torch with the pynn weights copied over (Keras layouts -> torch's).
 FLOPs count multiply-adds x 2 of the GEMMs (recurrent and input projections; QKV, scores,
 attention x values, output projection and MLP with the causal half counted in full); backward
 is twice the forward; the floor is FLOPs / the measured FMA peak (bench/gemm.py). Contenders
@@ -118,6 +118,23 @@ def copy_rnn_weights(case, layer, mod):
         mod.bias_hh_l0.copy_(torch.from_numpy(reorder(b_hh).copy()))
 
 
+def copy_block_weights(layer, mod):
+    """pynn TransformerBlock -> nn.TransformerEncoderLayer: in_proj (3C, C) stacks the q, k, v
+    kernels (C, heads, key_dim) flattened and transposed; Dense kernels (in, out) transpose."""
+    from char_lm_torch import block_weights
+    w = block_weights({k: np.asarray(v, np.float32) for k, v in layer.params.items()})
+    names = {"self_attn.out_proj.weight": "o.weight", "self_attn.out_proj.bias": "o.bias",
+             "linear1.weight": "fc1.weight", "linear1.bias": "fc1.bias",
+             "linear2.weight": "fc2.weight", "linear2.bias": "fc2.bias",
+             "norm1.weight": "ln1.weight", "norm1.bias": "ln1.bias",
+             "norm2.weight": "ln2.weight", "norm2.bias": "ln2.bias"}
+    state = {k: w[v] for k, v in names.items()}
+    state["self_attn.in_proj_weight"] = np.concatenate([w["q.weight"], w["k.weight"],
+                                                        w["v.weight"]])
+    state["self_attn.in_proj_bias"] = np.concatenate([w["q.bias"], w["k.bias"], w["v.bias"]])
+    mod.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+
+
 def torch_forward(case, mod, x, mask):
     if case in ("lstm", "gru"):
         return mod(x)[0]
@@ -149,8 +166,11 @@ def run_case(case, threads, peak, use_ref, use_torch, rng, repeats, warmup):
         mod = torch_module(case)
         mask = nn.Transformer.generate_square_subsequent_mask(T) if case == "transformer" \
             else None
-        if "c" in layers and case != "transformer":
-            copy_rnn_weights(case, layers["c"], mod)
+        if "c" in layers:
+            if case == "transformer":
+                copy_block_weights(layers["c"], mod)
+            else:
+                copy_rnn_weights(case, layers["c"], mod)
             with torch.no_grad():
                 yt = torch_forward(case, mod, torch.from_numpy(x), mask).numpy()
             e = np.max(np.abs(np.array(layers["c"].forward(x)) - yt))
