@@ -210,3 +210,54 @@ def test_torch_twin_is_causal_and_trains(tiny_corpus):
     block = 4 * (C * C + C) + C * F + F + F * C + C + 4 * C
     assert n == V * C + T * C + 2 * block + 2 * C + C * V + V
     assert torch.get_num_threads() >= 1
+
+
+def test_torch_twin_matches_pynn_with_copied_weights(char_lm, tiny_corpus):
+    need("PositionalEmbedding", "TransformerBlock", "LayerNormalization")
+    twin = torch_twin()
+    import torch
+    (train, val), vocab = ts.load_data(tiny_corpus, download=False)
+    pynn.utils.set_random_seed(3)
+    pm = char_lm.build_model("transformer", len(vocab))
+    cfg = char_lm.CONFIG["transformer"]
+    tm = twin.CharTransformer(len(vocab), cfg["seq_len"], cfg["width"], cfg["heads"],
+                              cfg["ff_dim"], cfg["blocks"])
+    twin.copy_from_pynn(tm, pm)
+    x = np.stack([train[:64], train[100:164]]).astype(np.float32)    # (2, 64)
+    with torch.no_grad():
+        want = tm(torch.from_numpy(x.astype(np.int64))).numpy()
+    got = pm.predict_on_batch(x)
+    assert got.shape == want.shape == (2, 64, len(vocab))
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=1e-3)
+    # one Adam step on the same batch moves both the same way
+    y = np.stack([train[1:65], train[101:165]]).astype(np.int64)
+    pm.train_on_batch(x, y)
+    opt = torch.optim.Adam(tm.parameters(), lr=cfg["learning_rate"],
+                           betas=(char_lm.ADAM["beta_1"], char_lm.ADAM["beta_2"]),
+                           eps=char_lm.ADAM["epsilon"])
+    loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x.astype(np.int64)))
+                                             .reshape(-1, len(vocab)),
+                                             torch.from_numpy(y).reshape(-1))
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        want = tm(torch.from_numpy(x.astype(np.int64))).numpy()
+    np.testing.assert_allclose(pm.predict_on_batch(x), want, atol=2e-3, rtol=1e-2)
+
+
+def test_seq_bench_block_weights_match_torch_layer():
+    need("TransformerBlock")
+    pytest.importorskip("torch")
+    seq = load("bench/seq.py")
+    import torch
+    lay = pynn.Sequential([L.Input(shape=(9, 16)),
+                           L.TransformerBlock(num_heads=4, key_dim=4, ff_dim=24)]).layers[0]
+    mod = torch.nn.TransformerEncoderLayer(16, 4, dim_feedforward=24, dropout=0.0,
+                                           activation="gelu", batch_first=True,
+                                           norm_first=True)
+    seq.copy_block_weights(lay, mod)
+    x = np.random.default_rng(0).standard_normal((3, 9, 16)).astype(np.float32)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(9)
+    with torch.no_grad():
+        want = mod(torch.from_numpy(x), src_mask=mask, is_causal=True).numpy()
+    np.testing.assert_allclose(lay.forward(x), want, atol=1e-5)
