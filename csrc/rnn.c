@@ -175,6 +175,16 @@ typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
 #define PYNN_RNN_PICK(NAME, SUF) NAME##_##SUF##_generic
 #endif
 
+/* Column slices of the per-step GEMMs: at most PYNN_RNN_SLICE_BYTES of weights each (a
+ * thread's slices stay in its L2 across steps), so every call takes pynn_gemm's small path
+ * (B read in place, one FMA chain per element for K <= 2048) whatever the slice width; the
+ * width then cannot change the bits, and the thread count only moves slice boundaries. */
+#define PYNN_RNN_SLICE_BYTES (256 * 1024)
+static pynn_idx pynn_rnn_slice(pynn_idx K, size_t size) {
+    pynn_idx w = (pynn_idx)(PYNN_RNN_SLICE_BYTES / ((size_t)K * size)) / 16 * 16;
+    return w < 16 ? 16 : w;
+}
+
 static int pynn_rnn_gates(int cell) {
     return cell == PYNN_RNN_LSTM ? 4 : cell == PYNN_RNN_GRU ? 3 : 1;
 }
@@ -195,6 +205,7 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
     if (nt > nblk) nt = (int)nblk;                                                          \
     const pynn_ctx one = {1, ctx.isa};                                                      \
+    const pynn_idx sw = pynn_rnn_slice(H, sizeof(T));                                       \
     int fail = 0;                                                                           \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:fail)")                    \
     {                                                                                       \
@@ -209,10 +220,11 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
                  : h + t * H;                                                               \
             const pynn_idx rsz = cell == PYNN_RNN_GRU ? GH                                  \
                                : TN * (cell == PYNN_RNN_LSTM ? GH : H);                     \
-            for (pynn_idx q = 0; q < G && j1 > j0; q++)                                     \
-                fail |= pynn_gemm_##SUF(z + q * H + j0, rsz, 1, hp, rsh, 1,                 \
-                                        w_rec + q * H + j0, GH, 1, B, j1 - j0, H,           \
-                                        (T)1, (T)0, one);                                   \
+            for (pynn_idx q = 0; q < G; q++)                                                \
+                for (pynn_idx s = j0; s < j1; s += sw)                                      \
+                    fail |= pynn_gemm_##SUF(z + q * H + s, rsz, 1, hp, rsh, 1,              \
+                                            w_rec + q * H + s, GH, 1, B, PYNN_MIN(sw, j1 - s), \
+                                            H, (T)1, (T)0, one);                            \
             rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, B, TN, H, t, j0, j1);         \
             _Pragma("omp barrier")                                                          \
         }                                                                                   \
@@ -254,6 +266,7 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     if (nt > nblk) nt = (int)nblk;                                                          \
     const pynn_ctx one = {1, ctx.isa};                                                      \
     const T beta = cell == PYNN_RNN_GRU ? (T)1 : (T)0;   /* GRU: carry holds d * z */      \
+    const pynn_idx sw = pynn_rnn_slice(GH, sizeof(T));                                      \
     int fail = 0;                                                                           \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:fail)")                    \
     {                                                                                       \
@@ -264,9 +277,9 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
             rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, B, TN, H, t, j0, j1); \
             _Pragma("omp barrier")                                                          \
-            if (j1 > j0)                                                                    \
-                fail |= pynn_gemm_##SUF(carry + j0, H, 1, drp + t * GH, TN * GH, 1,         \
-                                        wt + j0, H, 1, B, j1 - j0, GH, (T)1, beta, one);    \
+            for (pynn_idx s = j0; s < j1; s += sw)                                          \
+                fail |= pynn_gemm_##SUF(carry + s, H, 1, drp + t * GH, TN * GH, 1, wt + s,  \
+                                        H, 1, B, PYNN_MIN(sw, j1 - s), GH, (T)1, beta, one); \
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \

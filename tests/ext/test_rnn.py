@@ -7,8 +7,9 @@ from hypothesis import given, settings, strategies as st
 from helpers import C, REF, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
-# (B, T, H): one step, one sample, odd and prime widths, and one wide enough for 2 threads
-SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64)]
+# (B, T, H): one step, one sample, odd and prime widths, wide enough for 2 threads, and wide
+# enough that a per-step GEMM slice must be split (same bits for 1 and 2 threads)
+SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64), (3, 2, 200)]
 
 
 def _inputs(rng, shape, gates, dtype, scale=0.4):
