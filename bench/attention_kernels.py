@@ -84,11 +84,18 @@ def main():
         h = rng.standard_normal((B * T, C)).astype(np.float32)
         g = np.ones(C, np.float32)
         _, m, r = ops.layernorm_forward(h, g, g, 1e-5)
+        z = rng.standard_normal((B * T, FF)).astype(np.float32)
+        zo = np.empty_like(z)
         parts = race({
             "attention fwd": lambda: ops.attention_forward(Qh, Kh, Vh, True),
             "attention bwd": lambda: ops.attention_backward(Qh, Kh, Vh, probs, dout, True),
             "layernorm fwd": lambda: ops.layernorm_forward(h, g, g, 1e-5),
             "layernorm bwd": lambda: ops.layernorm_backward(h, g, m, r, h),
+            # the MLP's activation, for its share of the block (exact GELU uses libm erfc)
+            "gelu exact f+b (B*T, ff)": lambda: (ops.gelu_forward(z, out=zo),
+                                                 ops.gelu_backward(z, z, out=zo)),
+            "gelu tanh f+b (B*T, ff)": lambda: (ops.gelu_forward(z, True, out=zo),
+                                                ops.gelu_backward(z, z, True, out=zo)),
         }, repeats=args.repeats, warmup=1, target_s=0.02)
     fl = block_flops()
     rows = [[name, t * 1e3, fl / t / 1e9, times["pynn C"] / t] for name, t in times.items()]

@@ -563,7 +563,15 @@ def strided_out(out, shape, dtype, name="out", inputs=()):
         raise ValueError(f"{name} must be aligned and in native byte order")
     for a in inputs:
         if a is not None and np.may_share_memory(out, a):
-            raise ValueError(f"{name} overlaps another array of the call; pass a separate buffer")
+            # interleaved views of one buffer (the column blocks of a fused projection) may
+            # share bounds without sharing elements: decide exactly, within a small budget
+            try:
+                overlap = np.shares_memory(out, a, max_work=10000)
+            except np.exceptions.TooHardError:
+                overlap = True
+            if overlap:
+                raise ValueError(f"{name} overlaps another array of the call; pass a "
+                                 f"separate buffer")
     return out
 
 

@@ -135,6 +135,42 @@ class MultiHeadAttention(Layer):
                                       None if b is None else b.reshape(width), "linear",
                                       out=self._buffer(name, (x2.shape[0], width)))
 
+    def _project_qkv(self, x2):
+        H, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        C = x2.shape[1]
+        widths = (H * kd, H * kd, H * vd)
+        W = self._buffer("wqkv", (C, sum(widths)))
+        bias = self._buffer("bqkv", (sum(widths),)) if self.use_bias else None
+        a = 0
+        for name, w in zip(("query", "key", "value"), widths):
+            W[:, a:a + w] = self.params[name + "_kernel"].reshape(C, w)
+            if bias is not None:
+                bias[a:a + w] = self.params[name + "_bias"].reshape(w)
+            a += w
+        QKV = self.ops.dense_forward(x2, W, bias, "linear",
+                                     out=self._buffer("qkv", (x2.shape[0], sum(widths))))
+        return QKV[:, :widths[0]], QKV[:, widths[0]:2 * widths[0]], QKV[:, 2 * widths[0]:]
+
+    def _qkv_grads(self, x2, dQKV, need, qs, multi, n_in):
+        """Weight gradients and dx of the fused self-attention projection."""
+        C, Wt = x2.shape[1], dQKV.shape[1]
+        dW = self._buffer("dwqkv", (C, Wt))
+        db = self._buffer("dbqkv", (Wt,))
+        dx, _, _ = self.ops.dense_backward(x2, self._buffer("wqkv", (C, Wt)), None, dQKV,
+                                           "linear", need_dx=need,
+                                           dx=self._buffer("dq_in", x2.shape) if need else None,
+                                           dw=dW, db=db)
+        H, kd = self.num_heads, self.key_dim
+        a = 0
+        for name, w in zip(("query", "key", "value"), (H * kd, H * kd, H * self.value_dim)):
+            self.grads[name + "_kernel"].reshape(C, w)[...] = dW[:, a:a + w]
+            if self.use_bias:
+                self.grads[name + "_bias"].reshape(w)[...] = db[a:a + w]
+            a += w
+        if not need:
+            return [None] * n_in if multi else None
+        return dx.reshape(qs) if not multi else [dx.reshape(qs)]
+
     def forward(self, inputs, training=False, attention_mask=None, use_causal_mask=False):
         multi = isinstance(inputs, (list, tuple))
         xs = list(inputs) if multi else [inputs]
@@ -153,11 +189,17 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"MultiHeadAttention query {q_in.shape}, value {v_in.shape} and "
                              f"key {k_in.shape} must share B, and key and value S")
         H, kd, vd = self.num_heads, self.key_dim, self.value_dim
-        # projections (B*T, H*kd) etc. by one GEMM each; heads are strided views of them
         q2, v2, k2 = (a.reshape(-1, a.shape[-1]) for a in (q_in, v_in, k_in))
-        Q = self._project("query", q2, H * kd)
-        K = self._project("key", k2, H * kd)
-        V = self._project("value", v2, H * vd)
+        fused = q_in is v_in and k_in is v_in
+        if fused:
+            # self-attention: one GEMM x (B*T, C) @ [Wq | Wk | Wv] (C, 2*H*kd + H*vd); the
+            # heads below are strided views of its column blocks
+            Q, K, V = self._project_qkv(q2)
+        else:
+            # projections (B*T, H*kd) etc. by one GEMM each; heads are strided views
+            Q = self._project("query", q2, H * kd)
+            K = self._project("key", k2, H * kd)
+            V = self._project("value", v2, H * vd)
         Qh = Q.reshape(B, T, H, kd).transpose(0, 2, 1, 3)              # (B,H,T,kd) view
         Kh = K.reshape(B, S, H, kd).transpose(0, 2, 1, 3)              # (B,H,S,kd) view
         Vh = V.reshape(B, S, H, vd).transpose(0, 2, 1, 3)              # (B,H,S,vd) view
@@ -173,7 +215,7 @@ class MultiHeadAttention(Layer):
         y = self.ops.dense_forward(att.reshape(B * T, H * vd), wo.reshape(H * vd, out_dim), bo,
                                    "linear", out=self._buffer("y", (B * T, out_dim)))
         self._cache = (multi, len(xs), q2, k2, v2, Qh, Kh, Vh, att, probs, causal, scale,
-                       q_in.shape, k_in.shape, v_in.shape, q_in is v_in, k_in is v_in)
+                       q_in.shape, k_in.shape, v_in.shape, q_in is v_in, k_in is v_in, fused)
         self.last_attention_scores = probs
         return y.reshape(B, T, out_dim)
 
@@ -192,7 +234,7 @@ class MultiHeadAttention(Layer):
 
     def backward(self, dy):
         (multi, n_in, q2, k2, v2, Qh, Kh, Vh, att, probs, causal, scale, qs, ks, vs,
-         q_is_v, k_is_v) = self._cache
+         q_is_v, k_is_v, fused) = self._cache
         B, T, H, vd = att.shape
         S, kd = Kh.shape[2], self.key_dim
         wo = self.params["output_kernel"]
@@ -203,13 +245,21 @@ class MultiHeadAttention(Layer):
             att.reshape(B * T, H * vd), wo.reshape(H * vd, out_dim), None, dy2, "linear",
             need_dx=True, dx=self._buffer("datt", (B * T, H * vd)),
             dw=self.grads["output_kernel"].reshape(H * vd, out_dim), db=db)
-        dQ = self._buffer("dQ", (B, T, H, kd))
-        dK = self._buffer("dK", (B, S, H, kd))
-        dV = self._buffer("dV", (B, S, H, vd))
+        if fused:
+            dQKV = self._buffer("dqkv", (B * T, 2 * H * kd + H * vd))
+            dQ = dQKV[:, :H * kd].reshape(B, T, H, kd)
+            dK = dQKV[:, H * kd:2 * H * kd].reshape(B, S, H, kd)
+            dV = dQKV[:, 2 * H * kd:].reshape(B, S, H, vd)
+        else:
+            dQ = self._buffer("dQ", (B, T, H, kd))
+            dK = self._buffer("dK", (B, S, H, kd))
+            dV = self._buffer("dV", (B, S, H, vd))
         self.ops.attention_backward(Qh, Kh, Vh, probs, datt.reshape(B, T, H, vd).transpose(0, 2, 1, 3),
                                     causal, scale, dq=dQ.transpose(0, 2, 1, 3),
                                     dk=dK.transpose(0, 2, 1, 3), dv=dV.transpose(0, 2, 1, 3))
         need = self._need_dx
+        if fused:
+            return self._qkv_grads(q2, dQKV, need, qs, multi, n_in)
         dq_in = self._buffer("dq_in", q2.shape) if need else None
         self._weight_grads("query", q2, dQ.reshape(B * T, H * kd), H * kd, need, dq_in, False)
         # inputs that are the same array share one gradient buffer
@@ -348,10 +398,8 @@ class TransformerBlock(Layer):
         if not self._need_dx:
             s["ln1"].backward(dh)
             return None
-        dx = self._buffer("dx", dy.shape)
-        np.copyto(dx, dx1)
-        s["ln1"].backward(dh, dx=dx, accumulate=True)
-        return dx
+        # dx = dx1 + ln1'(dh), added in place: dx1 is this layer's buffer, already consumed
+        return s["ln1"].backward(dh, dx=dx1, accumulate=True)
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
