@@ -2,6 +2,7 @@
 
     python examples/char_lm.py [--model transformer|lstm] [--minutes 5] [--steps N]
                                [--seed 0] [--eval-every 200] [--sample-chars 300]
+                               [--threads N] [--data input.txt]
 
 Reads ../shared/data/tinyshakespeare/input.txt where it exists (else the usual search and
 download, see pynn.datasets.tinyshakespeare), trains on random windows of 64 characters
@@ -150,7 +151,10 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--data", default=None, help="input.txt or a folder holding it")
     p.add_argument("--backend", choices=["c", "reference"], default=None)
+    p.add_argument("--threads", type=int, default=None, help="pynn threads (default: all)")
     a = p.parse_args(argv)
+    if a.threads:
+        pynn.set_num_threads(a.threads)
     minutes = a.minutes if a.minutes is not None or a.steps else 5.0
     (train_ids, val_ids), vocab = tinyshakespeare.load_data(a.data or shared_corpus())
     print(f"Tiny Shakespeare: {len(train_ids):,} training and {len(val_ids):,} validation "
