@@ -51,10 +51,10 @@ void pynn_max_pool2d_forward_##SUF(T *y, const T *x, pynn_conv_geom g, pynn_ctx 
                                 yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                      \
                             }                                                                        \
                         } else {                                                                     \
-                            for (pynn_idx c = 0; c < C; c++) {                                           \
-                                T v = xp[c * g.xsc];                                                         \
-                                yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                          \
-                            }                                                                                    \
+                            for (pynn_idx c = 0; c < C; c++) {                                       \
+                                T v = xp[c * g.xsc];                                                 \
+                                yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                      \
+                            }                                                                        \
                         }                                                                            \
                     }                                                                                \
                 }                                                                                    \
@@ -100,7 +100,8 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
                     for (pynn_idx i = i0; i < i1; i++)                                               \
                         for (pynn_idx j = (i == i0 ? j0 + 1 : j0); j < j1; j++) {                    \
                             const T *xp = x0 + (i - i0) * g.xsh + (j - j0) * g.xsw;                  \
-                            int t = (int)((i - i0) * g.KW + (j - j0));                               \
+                            /* the tap as a pixel offset from the window's first valid one */        \
+                            int t = (int)((i - i0) * g.W + (j - j0));                                \
                             if (g.xsc == 1) {                                                        \
                                 for (int c = 0; c < cn; c++) {                                       \
                                     T v = xp[c];                                                     \
@@ -117,21 +118,17 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
                                 at[c] = w ? t : at[c];                                               \
                             }                                                                        \
                         }                                                                            \
+                    T *d0 = dxb + ((oh * g.sh + i0 - g.pt) * g.W + ow * g.sw + j0 - g.pl) * C + c0;  \
                     if (disjoint) {                                                                  \
+                        /* zero the window's taps (vector stores), then one store per channel */     \
                         for (pynn_idx i = i0; i < i1; i++)                                           \
                             for (pynn_idx j = j0; j < j1; j++) {                                     \
-                                int t = (int)((i - i0) * g.KW + (j - j0));                           \
-                                T *dst = dxb + ((oh * g.sh + i - g.pt) * g.W                         \
-                                                + ow * g.sw + j - g.pl) * C + c0;                    \
-                                for (int c = 0; c < cn; c++)                                         \
-                                    dst[c] = at[c] == t ? dyp[c0 + c] : (T)0;                        \
+                                T *dst = d0 + ((i - i0) * g.W + (j - j0)) * C;                       \
+                                for (int c = 0; c < cn; c++) dst[c] = 0;                             \
                             }                                                                        \
-                        continue;                                                                    \
-                    }                                                                                \
-                    for (int c = 0; c < cn; c++) {                                                   \
-                        pynn_idx ih = oh * g.sh + i0 + at[c] / g.KW - g.pt;                          \
-                        pynn_idx iw = ow * g.sw + j0 + at[c] % g.KW - g.pl;                          \
-                        dxb[(ih * g.W + iw) * C + c0 + c] += dyp[c0 + c];                            \
+                        for (int c = 0; c < cn; c++) d0[(pynn_idx)at[c] * C + c] = dyp[c0 + c];      \
+                    } else {                                                                         \
+                        for (int c = 0; c < cn; c++) d0[(pynn_idx)at[c] * C + c] += dyp[c0 + c];     \
                     }                                                                                \
                 }                                                                                    \
             }                                                                                        \
