@@ -14,6 +14,11 @@
  * (col2im) into dx by the thread that owns the image. Every output element therefore has
  * one writer and a summation order fixed by the shapes: the same bits for any thread count.
  *
+ * Small reduction depth K = KH*KW*C <= 32 (a first layer on 1 or 3 channels): forward and
+ * the weight gradient skip im2col and GEMM (conv_direct.h: per pixel a gathered receptive
+ * field times w, bias and relu fused; AVX-512 build in conv_avx512.c); dx still goes the GEMM
+ * way. The weight gradient keeps the fixed groups of images, so bits do not depend on threads.
+ *
  * Depthwise: direct loops over taps with channels innermost (contiguous, vectorizable).
  * Scratch comes from malloc per call; failure returns PYNN_ENOMEM before any output is
  * written.
@@ -29,10 +34,13 @@
 #endif
 
 #include "conv.h"
+#include "conv_direct.h"
 #include "gemm.h"
 
 /* im2col block size target, in elements of col (512 KiB of float32) */
 #define PYNN_CONV_BLOCK 131072
+/* output pixels per unit of the direct (small-K) forward */
+#define PYNN_CONV_DIRECT_PIXELS 256
 /* at most this many per-group partial sums of dw (memory: groups * KH*KW*C*OC) */
 #define PYNN_CONV_GROUPS 16
 /* and at most this many elements of them (32 MiB of float32) */
@@ -131,19 +139,37 @@ static void conv_col2im_##SUF(T *dx, const T *dcol, pynn_conv_geom g, pynn_idx p
     }                                                                                             \
 }                                                                                                 \
                                                                                                   \
+/* the direct small-K loops of conv_direct.h, AVX-512 build when the ISA allows */                \
+static void conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                \
+                                     pynn_conv_geom g, int act, pynn_idx p0, pynn_idx n,          \
+                                     pynn_ctx ctx) {                                              \
+    if (ctx.isa >= PYNN_ISA_AVX512)                                                               \
+        pynn_conv_direct_forward_##SUF##_avx512(y, x, w, bias, g, act, p0, n);                    \
+    else pynn_conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n);                            \
+}                                                                                                 \
+                                                                                                  \
+static void conv_direct_dweight_##SUF(T *dw, T *db, const T *x, const T *y, const T *dy,          \
+                                     pynn_conv_geom g, int act, pynn_idx p0, pynn_idx p1,         \
+                                     pynn_ctx ctx) {                                              \
+    if (ctx.isa >= PYNN_ISA_AVX512)                                                               \
+        pynn_conv_direct_dweight_##SUF##_avx512(dw, db, x, y, dy, g, act, p0, p1);                \
+    else pynn_conv_direct_dweight_##SUF(dw, db, x, y, dy, g, act, p0, p1);                        \
+}                                                                                                 \
+                                                                                                  \
 int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                        \
                               pynn_conv_geom g, int act, pynn_ctx ctx) {                          \
     /* y (B*OH*OW, OC) = act(im2col(x) (B*OH*OW, KH*KW*C) @ w (KH*KW*C, OC) + bias (OC)) */       \
     pynn_idx K = g.KH * g.KW * g.C, PT = g.B * g.OH * g.OW;                                       \
     if (PT == 0) return PYNN_OK;                                                                  \
-    int pointwise = conv_is_pointwise(g);                                                         \
-    pynn_idx pb = conv_block_pixels(g, K), units = (PT + pb - 1) / pb;                            \
+    int direct = pynn_conv_is_direct(g), pointwise = !direct && conv_is_pointwise(g);             \
+    pynn_idx pb = direct ? PYNN_CONV_DIRECT_PIXELS : conv_block_pixels(g, K);                     \
+    pynn_idx units = (PT + pb - 1) / pb;                                                          \
     int nt = pynn_threads_for(ctx, 2.0 * PT * (double)K * g.OC);                                  \
     if (nt > units) nt = (int)units;                                                              \
     pynn_ctx inner = ctx;                                                                         \
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
     T *scratch = NULL;                                                                            \
-    if (!pointwise && K > 0) {                                                                    \
+    if (!pointwise && !direct && K > 0) {                                                         \
         scratch = (T *)malloc((size_t)nt * pb * K * sizeof(T));                                   \
         if (!scratch) return PYNN_ENOMEM;                                                         \
     }                                                                                             \
@@ -152,6 +178,13 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
     for (pynn_idx u = 0; u < units; u++) {                                                        \
         pynn_idx p0 = u * pb, n = PYNN_MIN(pb, PT - p0);                                          \
         T *yb = y + p0 * g.OC;                                                                    \
+        if (direct) {                                                                             \
+            /* bias and relu fused in the direct loops; sigmoid, tanh after */                    \
+            conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n, ctx);                         \
+            if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
+                conv_epilogue_##SUF(yb, NULL, n, g.OC, act);                                      \
+            continue;                                                                             \
+        }                                                                                         \
         const T *a = x + p0 * g.xsw;                                                              \
         pynn_idx rsa = g.xsw, csa = g.xsc;                                                        \
         if (!pointwise && K > 0) {                                                                \
@@ -170,7 +203,8 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
 }                                                                                                 \
                                                                                                   \
-int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T *w,               \
+/* the im2col + GEMM backward (any geometry) */                                                   \
+static int conv_backward_gemm_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T *w,          \
                                const T *y, const T *dy, pynn_conv_geom g, int act,                \
                                pynn_ctx ctx) {                                                    \
     /* dz = dy * act'(y); dweight (K,OC) = im2col(x)^T dz; dbias (OC) = sum dz;                   \
@@ -264,6 +298,38 @@ int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T 
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
+}                                                                                                 \
+                                                                                                  \
+int pynn_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x, const T *w,               \
+                               const T *y, const T *dy, pynn_conv_geom g, int act,                \
+                               pynn_ctx ctx) {                                                    \
+    /* dweight (K,OC) = im2col(x)^T dz, dbias (OC) = sum dz, dz = dy * act'(y); small K: direct,  \
+       per group of images in pixel order, the group partials summed in group order; dx           \
+       (and everything else) through im2col + GEMM */                                             \
+    pynn_idx K = g.KH * g.KW * g.C, KO = K * g.OC, PT = g.B * g.OH * g.OW;                        \
+    if (!dweight || !pynn_conv_is_direct(g) || PT == 0)                                           \
+        return conv_backward_gemm_##SUF(dx, dweight, dbias, x, w, y, dy, g, act, ctx);            \
+    pynn_idx P = g.OH * g.OW;                                                                     \
+    pynn_idx G = PYNN_MAX(1, PYNN_MIN(g.B, PYNN_CONV_GROUPS));                                    \
+    int nt = pynn_threads_for(ctx, 2.0 * PT * (double)KO);                                        \
+    if (nt > G) nt = (int)G;                                                                      \
+    T *parts = (T *)malloc(((size_t)(G - 1) * (KO + g.OC) + 1) * sizeof(T));                      \
+    if (!parts) return PYNN_ENOMEM;                                                               \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
+    for (pynn_idx gi = 0; gi < G; gi++) {                                                         \
+        T *dwg = gi == 0 ? dweight : parts + (size_t)(gi - 1) * (KO + g.OC);                      \
+        T *dbg = gi == 0 ? dbias : parts + (size_t)(gi - 1) * (KO + g.OC) + KO;                   \
+        conv_direct_dweight_##SUF(dwg, dbg, x, y, dy, g, act, (gi * g.B / G) * P,                 \
+                                  ((gi + 1) * g.B / G) * P, ctx);                                 \
+    }                                                                                             \
+    for (pynn_idx gi = 1; gi < G; gi++) {                                                         \
+        const T *p = parts + (size_t)(gi - 1) * (KO + g.OC);                                      \
+        for (pynn_idx e = 0; e < KO; e++) dweight[e] += p[e];                                     \
+        for (pynn_idx o = 0; o < g.OC; o++) dbias[o] += p[KO + o];                                \
+    }                                                                                             \
+    free(parts);                                                                                  \
+    if (!dx) return PYNN_OK;                                                                      \
+    return conv_backward_gemm_##SUF(dx, NULL, NULL, x, w, y, dy, g, act, ctx);                    \
 }                                                                                                 \
                                                                                                   \
 int pynn_conv2d_transpose_forward_##SUF(T *y, const T *x, const T *w, const T *bias,              \
@@ -396,5 +462,7 @@ int pynn_depthwise_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x
     return PYNN_OK;                                                                               \
 }
 
+PYNN_CONV_DIRECT_FAMILY(float, f32)
+PYNN_CONV_DIRECT_FAMILY(double, f64)
 PYNN_CONV_FAMILY(float, f32)
 PYNN_CONV_FAMILY(double, f64)

@@ -8,6 +8,8 @@
  * thread, which adds the window gradients in output order: the same bits for any thread
  * count. Max pooling recomputes each window's argmax from x rather than saving indices:
  * nothing to store between the calls, and the re-scan costs what the forward did.
+ * Windows that do not overlap (strides >= pool size, the usual pool 2 stride 2) write each
+ * tap once (dy at the argmax, 0 elsewhere), vectorized, with no zeroing pass when they tile x.
  */
 #include <string.h>
 
@@ -43,9 +45,16 @@ void pynn_max_pool2d_forward_##SUF(T *y, const T *x, pynn_conv_geom g, pynn_ctx 
                         for (pynn_idx c = 0; c < C; c++) yp[c] = xp[c * g.xsc];                      \
                         first = 0;                                                                   \
                     } else {                                                                         \
-                        for (pynn_idx c = 0; c < C; c++) {                                           \
-                            T v = xp[c * g.xsc];                                                     \
-                            yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                          \
+                        if (g.xsc == 1) {                                                            \
+                            for (pynn_idx c = 0; c < C; c++) {                                       \
+                                T v = xp[c];                                                         \
+                                yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                      \
+                            }                                                                        \
+                        } else {                                                                     \
+                            for (pynn_idx c = 0; c < C; c++) {                                       \
+                                T v = xp[c * g.xsc];                                                 \
+                                yp[c] = pool_beats_##SUF(v, yp[c]) ? v : yp[c];                      \
+                            }                                                                        \
                         }                                                                            \
                     }                                                                                \
                 }                                                                                    \
@@ -59,10 +68,16 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
     pynn_idx C = g.C;                                                                                \
     int nt = pynn_threads_for(ctx, (double)g.B * g.OH * g.OW * C * g.KH * g.KW);                     \
     if (nt > g.B) nt = (int)PYNN_MAX(1, g.B);                                                        \
+    /* windows that do not overlap (strides >= pool size): each dx element gets at most one          \
+       window, so the taps are written (dy at the argmax, 0 elsewhere) instead of zeroed and         \
+       added to; only what no window covers needs the memset */                                      \
+    int disjoint = g.sh >= g.KH && g.sw >= g.KW;                                                     \
+    int tiled = disjoint && g.sh == g.KH && g.sw == g.KW && g.pt == 0 && g.pl == 0                   \
+                && g.OH * g.KH == g.H && g.OW * g.KW == g.W;                                         \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                          \
     for (pynn_idx b = 0; b < g.B; b++) {                                                             \
         T *dxb = dx + b * g.H * g.W * C;                                                             \
-        memset(dxb, 0, (size_t)g.H * g.W * C * sizeof(T));                                           \
+        if (!tiled) memset(dxb, 0, (size_t)g.H * g.W * C * sizeof(T));                               \
         const T *xb = x + b * g.xsb;                                                                 \
         for (pynn_idx oh = 0; oh < g.OH; oh++) {                                                     \
             pynn_idx i0 = PYNN_MAX(0, g.pt - oh * g.sh);                                             \
@@ -85,7 +100,17 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
                     for (pynn_idx i = i0; i < i1; i++)                                               \
                         for (pynn_idx j = (i == i0 ? j0 + 1 : j0); j < j1; j++) {                    \
                             const T *xp = x0 + (i - i0) * g.xsh + (j - j0) * g.xsw;                  \
-                            int t = (int)((i - i0) * g.KW + (j - j0));                               \
+                            /* the tap as a pixel offset from the window's first valid one */        \
+                            int t = (int)((i - i0) * g.W + (j - j0));                                \
+                            if (g.xsc == 1) {                                                        \
+                                for (int c = 0; c < cn; c++) {                                       \
+                                    T v = xp[c];                                                     \
+                                    int w = pool_beats_##SUF(v, best[c]);                            \
+                                    best[c] = w ? v : best[c];                                       \
+                                    at[c] = w ? t : at[c];                                           \
+                                }                                                                    \
+                                continue;                                                            \
+                            }                                                                        \
                             for (int c = 0; c < cn; c++) {                                           \
                                 T v = xp[c * g.xsc];                                                 \
                                 int w = pool_beats_##SUF(v, best[c]);                                \
@@ -93,10 +118,17 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
                                 at[c] = w ? t : at[c];                                               \
                             }                                                                        \
                         }                                                                            \
-                    for (int c = 0; c < cn; c++) {                                                   \
-                        pynn_idx ih = oh * g.sh + i0 + at[c] / g.KW - g.pt;                          \
-                        pynn_idx iw = ow * g.sw + j0 + at[c] % g.KW - g.pl;                          \
-                        dxb[(ih * g.W + iw) * C + c0 + c] += dyp[c0 + c];                            \
+                    T *d0 = dxb + ((oh * g.sh + i0 - g.pt) * g.W + ow * g.sw + j0 - g.pl) * C + c0;  \
+                    if (disjoint) {                                                                  \
+                        /* zero the window's taps (vector stores), then one store per channel */     \
+                        for (pynn_idx i = i0; i < i1; i++)                                           \
+                            for (pynn_idx j = j0; j < j1; j++) {                                     \
+                                T *dst = d0 + ((i - i0) * g.W + (j - j0)) * C;                       \
+                                for (int c = 0; c < cn; c++) dst[c] = 0;                             \
+                            }                                                                        \
+                        for (int c = 0; c < cn; c++) d0[(pynn_idx)at[c] * C + c] = dyp[c0 + c];      \
+                    } else {                                                                         \
+                        for (int c = 0; c < cn; c++) d0[(pynn_idx)at[c] * C + c] += dyp[c0 + c];     \
                     }                                                                                \
                 }                                                                                    \
             }                                                                                        \

@@ -23,6 +23,11 @@ CASES = [
     (5, 11, 13, 7, 17, 3, 3, (2, 3), "valid", (1, 2), "tanh"),    # primes
     (4, 12, 12, 8, 16, 3, 3, (1, 1), "same", (1, 1), "relu"),     # big enough for 2 threads
     (0, 5, 5, 3, 4, 3, 3, (1, 1), "same", (1, 1), "linear"),      # empty batch
+    # K = KH*KW*C <= 32: the direct (no im2col) path, OC in blocks of 32 plus a tail
+    (3, 28, 28, 1, 32, 3, 3, (1, 1), "valid", (1, 1), "relu"),    # the reference CNN's conv1
+    (2, 9, 8, 2, 40, 3, 3, (1, 1), "same", (1, 1), "sigmoid"),    # OC = 32 + 8
+    (2, 7, 9, 1, 64, 2, 2, (2, 2), "valid", (1, 1), "relu"),      # two full OC blocks
+    (17, 5, 5, 3, 7, 3, 3, (1, 1), "same", (2, 1), "linear"),     # > 16 images: groups of 2
 ]
 
 

@@ -21,6 +21,10 @@ CASES = [
     (1, 13, 11, 1, (5, 3), (3, 2), "same"),    # C = 1, primes
     (8, 24, 24, 16, (2, 2), None, "valid"),    # big enough for 2 threads
     (0, 4, 4, 2, (2, 2), None, "same"),        # empty batch
+    # disjoint windows (strides >= pool): max backward writes taps instead of adding
+    (2, 8, 6, 70, (2, 2), None, "valid"),      # tiles the image exactly, 64 + 6 channels
+    (2, 9, 7, 3, (2, 2), (3, 3), "same"),      # gaps between windows, padded
+    (3, 26, 26, 32, (2, 2), None, "valid"),    # the reference CNN's first pooling
 ]
 
 

@@ -1,0 +1,195 @@
+/* conv_direct.h - direct (no im2col, no GEMM) convolution for a small reduction depth
+ * K = KH*KW*C <= PYNN_CONV_DIRECT_K, e.g. a first layer on 1 or 3 input channels, where a
+ * GEMM with K = 9 spends its time packing. Included by conv.c (portable build) and
+ * conv_avx512.c (the same loops compiled with AVX-512); one macro body, two instantiations.
+ *
+ *   forward : y[p, oc]  = sum over k of xcol[p, k] * w[k, oc]      (k ascending, from 0)
+ *   backward: dw[k, oc] = sum over p of xcol[p, k] * dz[p, oc]     (p ascending over [p0, p1))
+ *             db[oc]    = sum over p of dz[p, oc],   dz = dy * act'(y)
+ *
+ * xcol is one output pixel's receptive field in (i, j, c) order with zeros in the padding,
+ * gathered into a fixed-size stack array; output channels go in blocks of
+ * PYNN_CONV_DIRECT_OCB whose accumulators the compiler keeps in vector registers.
+ */
+#ifndef PYNN_CONV_DIRECT_H
+#define PYNN_CONV_DIRECT_H
+#include "conv.h"
+
+#define PYNN_CONV_DIRECT_K 32
+#define PYNN_CONV_DIRECT_OCB 32
+
+/* the direct path applies: small K, and (for the bias/activation epilogue) any OC */
+static inline int pynn_conv_is_direct(pynn_conv_geom g) {
+    return g.KH * g.KW * g.C <= PYNN_CONV_DIRECT_K && g.KH * g.KW * g.C > 0;
+}
+
+void pynn_conv_direct_forward_f32(float *y, const float *x, const float *w, const float *bias,
+                                  pynn_conv_geom g, int act, pynn_idx p0, pynn_idx n);
+void pynn_conv_direct_forward_f64(double *y, const double *x, const double *w,
+                                  const double *bias, pynn_conv_geom g, int act, pynn_idx p0,
+                                  pynn_idx n);
+void pynn_conv_direct_dweight_f32(float *dw, float *db, const float *x, const float *y,
+                                  const float *dy, pynn_conv_geom g, int act, pynn_idx p0,
+                                  pynn_idx p1);
+void pynn_conv_direct_dweight_f64(double *dw, double *db, const double *x, const double *y,
+                                  const double *dy, pynn_conv_geom g, int act, pynn_idx p0,
+                                  pynn_idx p1);
+/* the same, compiled with AVX-512 (conv_avx512.c) */
+void pynn_conv_direct_forward_f32_avx512(float *y, const float *x, const float *w,
+                                         const float *bias, pynn_conv_geom g, int act,
+                                         pynn_idx p0, pynn_idx n);
+void pynn_conv_direct_forward_f64_avx512(double *y, const double *x, const double *w,
+                                         const double *bias, pynn_conv_geom g, int act,
+                                         pynn_idx p0, pynn_idx n);
+void pynn_conv_direct_dweight_f32_avx512(float *dw, float *db, const float *x, const float *y,
+                                         const float *dy, pynn_conv_geom g, int act,
+                                         pynn_idx p0, pynn_idx p1);
+void pynn_conv_direct_dweight_f64_avx512(double *dw, double *db, const double *x,
+                                         const double *y, const double *dy, pynn_conv_geom g,
+                                         int act, pynn_idx p0, pynn_idx p1);
+
+/* the receptive field of output pixel (b_, oh_, ow_) into xv (K), zeros in the padding */        \
+#define PYNN_CONV_DIRECT_GATHER(T, xv, x, g, b_, oh_, ow_)                                        \
+    do {                                                                                          \
+        pynn_idx k_ = 0;                                                                          \
+        const T *xb_ = (x) + (b_) * (g).xsb;                                                      \
+        for (pynn_idx i_ = 0; i_ < (g).KH; i_++) {                                                \
+            pynn_idx ih_ = (oh_) * (g).sh + i_ * (g).dh - (g).pt;                                 \
+            for (pynn_idx j_ = 0; j_ < (g).KW; j_++) {                                            \
+                pynn_idx iw_ = (ow_) * (g).sw + j_ * (g).dw - (g).pl;                             \
+                if (ih_ < 0 || ih_ >= (g).H || iw_ < 0 || iw_ >= (g).W) {                         \
+                    for (pynn_idx c_ = 0; c_ < (g).C; c_++) (xv)[k_++] = (T)0;                    \
+                } else {                                                                          \
+                    const T *s_ = xb_ + ih_ * (g).xsh + iw_ * (g).xsw;                            \
+                    /* one channel: a plain load (the loop became a memcpy call) */               \
+                    if ((g).C == 1) (xv)[k_++] = s_[0];                                           \
+                    else for (pynn_idx c_ = 0; c_ < (g).C; c_++) (xv)[k_++] = s_[c_ * (g).xsc];   \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
+/* next output pixel: (b, oh, ow) in row-major order, no divisions */                             \
+#define PYNN_CONV_DIRECT_NEXT(g, b_, oh_, ow_)                                                    \
+    (++(ow_) < (g).OW ? (void)0                                                                   \
+     : ((ow_) = 0, ++(oh_) < (g).OH ? (void)0 : ((oh_) = 0, (void)++(b_))))
+
+#define PYNN_CONV_DIRECT_FAMILY(T, SUF)                                                           \
+void pynn_conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                  \
+                                    pynn_conv_geom g, int act, pynn_idx p0, pynn_idx n) {         \
+    /* y (n, OC) = xcol (n, K) @ w (K, OC) [+ bias, relu: fused here] for output pixels           \
+       [p0, p0+n), K small; NP pixels at a time share each load of w */                           \
+    enum { OCB = PYNN_CONV_DIRECT_OCB, NP = 4 };                                                  \
+    pynn_idx K = g.KH * g.KW * g.C, OC = g.OC;                                                    \
+    pynn_idx P = g.OH * g.OW, b = p0 / P, oh = (p0 % P) / g.OW, ow = p0 % g.OW;                   \
+    int relu = act == PYNN_CONV_RELU;                                                             \
+    T xv[NP][PYNN_CONV_DIRECT_K];                                                                 \
+    for (pynn_idx q0 = 0; q0 < n; q0 += NP) {                                                     \
+        int np_ = (int)PYNN_MIN(NP, n - q0);                                                      \
+        for (int r = 0; r < NP; r++) {                                                            \
+            if (r < np_) {                                                                        \
+                PYNN_CONV_DIRECT_GATHER(T, xv[r], x, g, b, oh, ow);                               \
+                PYNN_CONV_DIRECT_NEXT(g, b, oh, ow);                                              \
+            } else {                                                                              \
+                for (pynn_idx k = 0; k < K; k++) xv[r][k] = 0;                                    \
+            }                                                                                     \
+        }                                                                                         \
+        T *yp = y + (p0 + q0) * OC;                                                               \
+        for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                            \
+            pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                                \
+            T acc[NP][OCB];                                                                       \
+            if (on == OCB) {                                                                      \
+                for (int r = 0; r < NP; r++)                                                      \
+                    for (int o = 0; o < OCB; o++) acc[r][o] = xv[r][0] * w[oc0 + o];              \
+                for (pynn_idx k = 1; k < K; k++) {                                                \
+                    const T *wk = w + k * OC + oc0;                                               \
+                    for (int r = 0; r < NP; r++) {                                                \
+                        T a = xv[r][k];                                                           \
+                        for (int o = 0; o < OCB; o++) acc[r][o] += a * wk[o];                     \
+                    }                                                                             \
+                }                                                                                 \
+            } else {                                                                              \
+                for (int r = 0; r < NP; r++)                                                      \
+                    for (pynn_idx o = 0; o < on; o++) acc[r][o] = xv[r][0] * w[oc0 + o];          \
+                for (pynn_idx k = 1; k < K; k++) {                                                \
+                    const T *wk = w + k * OC + oc0;                                               \
+                    for (int r = 0; r < NP; r++) {                                                \
+                        T a = xv[r][k];                                                           \
+                        for (pynn_idx o = 0; o < on; o++) acc[r][o] += a * wk[o];                 \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+            for (int r = 0; r < np_; r++) {                                                       \
+                T *yr = yp + r * OC + oc0;                                                        \
+                if (bias) for (pynn_idx o = 0; o < on; o++) acc[r][o] += bias[oc0 + o];           \
+                if (relu)                                                                         \
+                    for (pynn_idx o = 0; o < on; o++) acc[r][o] = acc[r][o] > 0 ? acc[r][o] : 0;  \
+                for (pynn_idx o = 0; o < on; o++) yr[o] = acc[r][o];                              \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}                                                                                                 \
+                                                                                                  \
+void pynn_conv_direct_dweight_##SUF(T *dw, T *db, const T *x, const T *y, const T *dy,            \
+                                    pynn_conv_geom g, int act, pynn_idx p0, pynn_idx p1) {        \
+    /* dw (K, OC) = xcol^T (K, n) @ dz (n, OC); db (OC) = column sums of dz; dz = dy act'(y),     \
+       over output pixels [p0, p1): NP pixels at a time are summed (in pixel order), then         \
+       added to dw and db; the order depends on p0, p1 and the shapes only */                     \
+    enum { OCB = PYNN_CONV_DIRECT_OCB, NP = 4 };                                                  \
+    pynn_idx K = g.KH * g.KW * g.C, OC = g.OC;                                                    \
+    pynn_idx P = g.OH * g.OW, b = p0 / P, oh = (p0 % P) / g.OW, ow = p0 % g.OW;                   \
+    T xv[NP][PYNN_CONV_DIRECT_K];                                                                 \
+    for (pynn_idx e = 0; e < K * OC; e++) dw[e] = 0;                                              \
+    for (pynn_idx o = 0; o < OC; o++) db[o] = 0;                                                  \
+    for (pynn_idx q0 = p0; q0 < p1; q0 += NP) {                                                   \
+        int np_ = (int)PYNN_MIN(NP, p1 - q0);                                                     \
+        for (int r = 0; r < NP; r++) {                                                            \
+            if (r < np_) {                                                                        \
+                PYNN_CONV_DIRECT_GATHER(T, xv[r], x, g, b, oh, ow);                               \
+                PYNN_CONV_DIRECT_NEXT(g, b, oh, ow);                                              \
+            } else {                                                                              \
+                for (pynn_idx k = 0; k < K; k++) xv[r][k] = 0;                                    \
+            }                                                                                     \
+        }                                                                                         \
+        for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                            \
+            pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                                \
+            T d[NP][OCB];                                                                         \
+            for (int r = 0; r < NP; r++) {                                                        \
+                const T *dyp = dy + (q0 + r) * OC + oc0;                                          \
+                const T *yp = y ? y + (q0 + r) * OC + oc0 : NULL;                                 \
+                if (r >= np_) {                                                                   \
+                    for (pynn_idx o = 0; o < on; o++) d[r][o] = 0;                                \
+                } else if (act == PYNN_CONV_RELU) {                                               \
+                    for (pynn_idx o = 0; o < on; o++) {                                           \
+                        T m = yp[o] > 0 ? (T)1 : (T)0;                                            \
+                        d[r][o] = dyp[o] * m;                                                     \
+                    }                                                                             \
+                } else if (act == PYNN_CONV_SIGMOID) {                                            \
+                    for (pynn_idx o = 0; o < on; o++) d[r][o] = dyp[o] * yp[o] * ((T)1 - yp[o]);  \
+                } else if (act == PYNN_CONV_TANH) {                                               \
+                    for (pynn_idx o = 0; o < on; o++) d[r][o] = dyp[o] * ((T)1 - yp[o] * yp[o]);  \
+                } else {                                                                          \
+                    for (pynn_idx o = 0; o < on; o++) d[r][o] = dyp[o];                           \
+                }                                                                                 \
+            }                                                                                     \
+            for (pynn_idx o = 0; o < on; o++)                                                     \
+                db[oc0 + o] += ((d[0][o] + d[1][o]) + d[2][o]) + d[3][o];                         \
+            if (on == OCB) {                                                                      \
+                for (pynn_idx k = 0; k < K; k++) {                                                \
+                    T *dwk = dw + k * OC + oc0;                                                   \
+                    T a0 = xv[0][k], a1 = xv[1][k], a2 = xv[2][k], a3 = xv[3][k];                 \
+                    for (int o = 0; o < OCB; o++)                                                 \
+                        dwk[o] += ((a0 * d[0][o] + a1 * d[1][o]) + a2 * d[2][o]) + a3 * d[3][o];  \
+                }                                                                                 \
+            } else {                                                                              \
+                for (pynn_idx k = 0; k < K; k++) {                                                \
+                    T *dwk = dw + k * OC + oc0;                                                   \
+                    T a0 = xv[0][k], a1 = xv[1][k], a2 = xv[2][k], a3 = xv[3][k];                 \
+                    for (pynn_idx o = 0; o < on; o++)                                             \
+                        dwk[o] += ((a0 * d[0][o] + a1 * d[1][o]) + a2 * d[2][o]) + a3 * d[3][o];  \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}
+#endif
