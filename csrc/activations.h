@@ -6,8 +6,8 @@
  * max(x,0) + log1p(exp(-|x|)); exact GELU uses erfc (no cancellation in 1 + erf for x << 0);
  * softmax subtracts the row maximum. Every function here is branch-free on the data (ternaries
  * only), and exp and tanh are written out below (pynn_exp_*, pynn_tanh_*, a few ulp), so loops
- * over relu, sigmoid, tanh, silu, the tanh GELU and softmax vectorize; expm1 (elu), erfc (exact
- * GELU) and log1p (softplus) remain scalar libm calls.
+ * over relu, sigmoid, tanh, silu, both GELUs and softmax vectorize; erfc is written out as well
+ * (pynn_erfc_*); expm1 (elu) and log1p (softplus) remain scalar libm calls.
  */
 #ifndef PYNN_ACTIVATIONS_H
 #define PYNN_ACTIVATIONS_H
@@ -99,6 +99,94 @@ static inline double pynn_tanh_f64(double x) {
     return a < 0.625 ? small : (x != x ? x : big);
 }
 
+/* erfc, vectorizable (no libm call, selects only). With a = |x|:
+ *   erfc(a) = exp(-a^2) g(a),  g = erfcx(a) = F(t) / (a + K),  t = (a - K) / (a + K),
+ * one smooth approximation for all a >= 0 (t runs over [-1, (A-K)/(A+K)], a clamped to A,
+ * past which erfc rounds to 0): F is a Chebyshev series in t rescaled to [-1, 1], evaluated
+ * by Clenshaw's recurrence; coefficients are Chebyshev interpolants of F computed for pynn at
+ * 40 digits (mpmath). x < 0: erfc(x) = 2 - erfc(a), no cancellation since erfc(a) <= 1.
+ * float: everything in double (degree 11, |F error| < 1e-10 relative), rounded once at the
+ * end, so within 1 ulp of the correctly rounded value; a^2 in double is accurate enough.
+ * double: degree 23 (F within 5e-16 relative); exp(-a^2) as exp(-z^2) exp(-w) with z = a cut
+ * to 26 significant bits (z^2 exact) and w = (a - z)(a + z) = a^2 - z^2 < 3e-5, so the
+ * rounding of a^2 (up to 745) never reaches the exponent; exp(-w) by Taylor to w^3. For
+ * |x| < 0.5 double uses 1 - erf(x) with erf(x) = x P(x^2) instead: the series' 5e-16 relative
+ * error is several ulp of erfc near 1.
+ * Results that are subnormal lose the precision that the subnormal format loses. NaN
+ * passes through; erfc(-inf) = 2, erfc(inf) = 0. */
+#define PYNN_CLENSHAW_(c) (b0 = t2 * b1 - b2 + (c), b2 = b1, b1 = b0)
+static inline float pynn_erfc_f32(float x) {
+    double a = fabs((double)x);
+    a = a < 10.1 ? a : 10.1;                                      /* erfcf(10.1) rounds to 0 */
+    double q = 1.0 / (a + 3.0);
+    double t = ((a - 3.0) * q + 0.22900763358778625) * 1.2970297029702968;   /* [-1, 1] */
+    double t2 = 2.0 * t, b0, b1 = 2.264009519230217e-09, b2 = 0.0;
+    PYNN_CLENSHAW_(-5.596854199419079e-10);
+    PYNN_CLENSHAW_(-1.233821664954317e-07);
+    PYNN_CLENSHAW_(1.8417199035041836e-07);
+    PYNN_CLENSHAW_(7.377283997286948e-06);
+    PYNN_CLENSHAW_(-4.1500799620721713e-05);
+    PYNN_CLENSHAW_(-0.00031197111065792285);
+    PYNN_CLENSHAW_(0.006281359826256771);
+    PYNN_CLENSHAW_(-0.05132711809695129);
+    PYNN_CLENSHAW_(0.2764306707986609);
+    PYNN_CLENSHAW_(-1.0842504769623655);
+    double F = t * b1 - b2 + 1.581446976446586;
+    double r = pynn_exp_f64(-a * a) * (F * q);
+    r = x < 0 ? 2.0 - r : r;
+    return x != x ? x : (float)r;
+}
+
+static inline double pynn_erfc_f64(double x) {
+    double a = fabs(x);
+    a = a < 27.3 ? a : 27.3;                                      /* erfc(27.3) rounds to 0 */
+    double q = 1.0 / (a + 3.5);
+    double t = ((a - 3.5) * q + 0.11363636363636365) * 1.1282051282051282;   /* [-1, 1] */
+    double t2 = 2.0 * t, b0, b1 = -7.791337592038606e-18, b2 = 0.0;
+    PYNN_CLENSHAW_(4.7794666451732204e-18);
+    PYNN_CLENSHAW_(2.4195397790320726e-16);
+    PYNN_CLENSHAW_(1.9988394018861066e-16);
+    PYNN_CLENSHAW_(-7.626644799068083e-15);
+    PYNN_CLENSHAW_(-1.4049935973583768e-14);
+    PYNN_CLENSHAW_(2.5373310180673597e-13);
+    PYNN_CLENSHAW_(5.902910827982618e-13);
+    PYNN_CLENSHAW_(-9.37843072736275e-12);
+    PYNN_CLENSHAW_(-1.8591751707426018e-11);
+    PYNN_CLENSHAW_(3.9154146992272604e-10);
+    PYNN_CLENSHAW_(2.031544965350326e-10);
+    PYNN_CLENSHAW_(-1.759813707558705e-08);
+    PYNN_CLENSHAW_(4.1363193013958464e-08);
+    PYNN_CLENSHAW_(7.069976988837299e-07);
+    PYNN_CLENSHAW_(-5.676768048250614e-06);
+    PYNN_CLENSHAW_(-3.912928979816097e-06);
+    PYNN_CLENSHAW_(0.0003848225546436721);
+    PYNN_CLENSHAW_(-0.0038480974929675595);
+    PYNN_CLENSHAW_(0.024295728112910003);
+    PYNN_CLENSHAW_(-0.11501459353799731);
+    PYNN_CLENSHAW_(0.4320064215476908);
+    PYNN_CLENSHAW_(-1.3130863815423741);
+    double F = t * b1 - b2 + 1.6113663672841239;
+    double z = pynn_f64_from_bits(pynn_f64_bits(a) & 0xFFFFFFFFF8000000ULL);  /* 26 bits */
+    double w = (a - z) * (a + z);                                 /* a^2 - z^2, exact-ish */
+    double ew = 1.0 - w * (1.0 - w * (0.5 - w * (1.0 / 6.0)));    /* exp(-w) */
+    double r = pynn_exp_f64(-z * z) * (ew * (F * q));
+    r = x < 0 ? 2.0 - r : r;
+    /* |x| < 0.5: 1 - erf(x), erf(x) = x P(x^2) (P interpolates erf(x)/x at Chebyshev nodes) */
+    double s = x * x, p = -1.462091340945175e-07;
+    p = p * s + 1.637123442577e-06;
+    p = p * s - 1.4923003368152099e-05;
+    p = p * s + 0.00012055286202005714;
+    p = p * s - 0.0008548326510724796;
+    p = p * s + 0.0052239776220169365;
+    p = p * s - 0.02686617064499972;
+    p = p * s + 0.1128379167095487;
+    p = p * s - 0.3761263890318375;
+    p = p * s + 1.1283791670955126;
+    r = a < 0.5 ? 1.0 - x * p : r;
+    return x != x ? x : r;
+}
+#undef PYNN_CLENSHAW_
+
 /* activations Dense can fuse: their derivative follows from the output y */
 enum { PYNN_ACT_LINEAR = 0, PYNN_ACT_RELU = 1, PYNN_ACT_SIGMOID = 2, PYNN_ACT_TANH = 3 };
 
@@ -130,10 +218,10 @@ static inline T pynn_tanh_grad_##SUF(T x, T dy) {                               
 }                                                                                           \
 /* gelu (exact): x * Phi(x) = 0.5 x erfc(-x / sqrt 2); d/dx = Phi(x) + x phi(x) */          \
 static inline T pynn_gelu_##SUF(T x) {                                                      \
-    return (T)0.5 * x * erfc##F(-x * (T)0.70710678118654752440);                            \
+    return (T)0.5 * x * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                    \
 }                                                                                           \
 static inline T pynn_gelu_grad_##SUF(T x, T dy) {                                           \
-    T cdf = (T)0.5 * erfc##F(-x * (T)0.70710678118654752440);                               \
+    T cdf = (T)0.5 * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                       \
     T pdf = (T)0.39894228040143267794 * pynn_exp_##SUF((T)-0.5 * x * x);                    \
     return dy * (cdf + x * pdf);                                                            \
 }                                                                                           \
