@@ -6,8 +6,8 @@
  * max(x,0) + log1p(exp(-|x|)); exact GELU uses erfc (no cancellation in 1 + erf for x << 0);
  * softmax subtracts the row maximum. Every function here is branch-free on the data (ternaries
  * only), and exp and tanh are written out below (pynn_exp_*, pynn_tanh_*, a few ulp), so loops
- * over relu, sigmoid, tanh, silu, both GELUs and softmax vectorize; erfc is written out as well
- * (pynn_erfc_*); expm1 (elu) and log1p (softplus) remain scalar libm calls.
+ * over relu, sigmoid, tanh, silu, both GELUs, elu and softmax vectorize; erfc and expm1 are
+ * written out as well (pynn_erfc_*, pynn_expm1_neg_*); log1p (softplus) remains a libm call.
  */
 #ifndef PYNN_ACTIVATIONS_H
 #define PYNN_ACTIVATIONS_H
@@ -67,6 +67,53 @@ static inline double pynn_exp_f64(double x) {
     int64_t n1 = n >> 1, n2 = n - n1;                            /* both in [-539, 513] */
     double y = p * pynn_f64_from_bits((uint64_t)(n1 + 1023) << 52)
                  * pynn_f64_from_bits((uint64_t)(n2 + 1023) << 52);
+    return x != x ? x : y;
+}
+
+/* expm1 for x <= 0 (elu's branch; x > 0 is treated as 0), vectorizable: with the reduction of
+ * pynn_exp_*, x = n ln 2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1), where expm1(r) = p r^2 + r
+ * uses the same polynomial p as exp(r) = p r^2 + r + 1 (no 1 added, so no cancellation for
+ * small |x|); 2^n - 1 is exact and n in [-58, 0], so the sum rounds once (~1-2 ulp). x is
+ * clamped below where expm1 rounds to -1 (float -20, double -40); NaN passes through. */
+static inline float pynn_expm1_neg_f32(float x) {
+    float xc = x < -20.0f ? -20.0f : (x > 0.0f ? 0.0f : x);
+    float t = xc * 1.44269504088896341f + 12582912.0f;          /* 1.5 * 2^23 */
+    int32_t n = (int32_t)pynn_f32_bits(t) - 0x4B400000;           /* round(x / ln 2) */
+    float fn = t - 12582912.0f;
+    float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float em = p * (r * r) + r;                                   /* expm1(r) */
+    float s = pynn_f32_from_bits((uint32_t)(n + 127) << 23);      /* 2^n, n in [-29, 0] */
+    float y = s * em + (s - 1.0f);
+    return x != x ? x : y;
+}
+
+static inline double pynn_expm1_neg_f64(double x) {
+    double xc = x < -40.0 ? -40.0 : (x > 0.0 ? 0.0 : x);
+    double t = xc * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5 * 2^52 */
+    int64_t n = (int64_t)pynn_f64_bits(t) - 0x4338000000000000LL;
+    double fn = t - 6755399441055744.0;
+    double r = (xc - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                                /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    double em = p * (r * r) + r;                                  /* expm1(r) */
+    double s = pynn_f64_from_bits((uint64_t)(n + 1023) << 52);    /* 2^n, n in [-58, 0] */
+    double y = s * em + (s - 1.0);
     return x != x ? x : y;
 }
 
@@ -198,7 +245,9 @@ static inline T pynn_relu_grad_##SUF(T x, T dy) { return x > 0 ? dy : (T)0; }   
 static inline T pynn_leaky_relu_##SUF(T x, T a) { return x < 0 ? a * x : x; }               \
 static inline T pynn_leaky_relu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : a * dy; }  \
 /* elu: x for x > 0, alpha * (exp(x) - 1) otherwise; expm1 keeps small |x| accurate */      \
-static inline T pynn_elu_##SUF(T x, T a) { return x > 0 ? x : a * expm1##F(x); }            \
+static inline T pynn_elu_##SUF(T x, T a) {                                                  \
+    return x > 0 ? x : a * pynn_expm1_neg_##SUF(x);                                         \
+}                                                                                           \
 static inline T pynn_elu_grad_##SUF(T x, T dy, T a) {                                       \
     return x > 0 ? dy : dy * a * pynn_exp_##SUF(x);                                         \
 }                                                                                           \

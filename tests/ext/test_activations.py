@@ -364,3 +364,18 @@ def test_gelu_special_values(be, dtype):
     np.testing.assert_array_equal(y[7:], x[7:] / 2)
     np.testing.assert_array_equal(g[[0, 1, 6, 7, 8]], np.array([0.5, 0.5, 0.0, 0.5, 0.5], dtype))
     assert g[5] == 1 and np.isnan(g[4])
+
+
+@BACKENDS
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elu_expm1_special_values(be, dtype):
+    """elu's expm1 near 0, at the reduction's boundary (+-ln2/2), where it rounds to -1, and at
+    -inf / NaN: within 2 ulp of extended precision, -alpha at -inf, NaN through."""
+    x = np.array([-1e-30, -1e-8, -0.3465, -0.3467, -0.6931, -0.6932, -19.9, -20.0, -20.1,
+                  -39.9, -40.0, -40.1, -1e4], dtype)
+    y = be.elu_forward(x, alpha=0.5)
+    exact = 0.5 * np.expm1(x.astype(np.longdouble))
+    ulp = np.spacing(np.abs(exact.astype(dtype))).astype(np.longdouble)
+    assert float(np.max(np.abs(y - exact) / ulp)) <= 2
+    z = be.elu_forward(np.array([-np.inf, np.nan, np.inf], dtype), alpha=0.5)
+    assert z[0] == -0.5 and np.isnan(z[1]) and z[2] == np.inf
