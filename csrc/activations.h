@@ -149,9 +149,11 @@ static inline double pynn_tanh_f64(double x) {
 /* erfc, vectorizable (no libm call, selects only). With a = |x|:
  *   erfc(a) = exp(-a^2) g(a),  g = erfcx(a) = F(t) / (a + K),  t = (a - K) / (a + K),
  * one smooth approximation for all a >= 0 (t runs over [-1, (A-K)/(A+K)], a clamped to A,
- * past which erfc rounds to 0): F is a Chebyshev series in t rescaled to [-1, 1], evaluated
- * by Clenshaw's recurrence; coefficients are Chebyshev interpolants of F computed for pynn at
- * 40 digits (mpmath). x < 0: erfc(x) = 2 - erfc(a), no cancellation since erfc(a) <= 1.
+ * past which erfc rounds to 0), t rescaled to [-1, 1]; F is the Chebyshev interpolant of F
+ * computed for pynn at 40 digits (mpmath). float evaluates it in powers of t by Horner's rule
+ * (the coefficients' absolute values sum to 3, little loss); double keeps the Chebyshev form,
+ * Clenshaw's recurrence (Horner's rule there is ~35% faster but reaches ~5 ulp).
+ * x < 0: erfc(x) = 2 - erfc(a), no cancellation since erfc(a) <= 1.
  * float: everything in double (degree 11, |F error| < 1e-10 relative), rounded once at the
  * end, so within 1 ulp of the correctly rounded value; a^2 in double is accurate enough.
  * double: degree 23 (F within 5e-16 relative); exp(-a^2) as exp(-z^2) exp(-w) with z = a cut
@@ -161,29 +163,29 @@ static inline double pynn_tanh_f64(double x) {
  * error is several ulp of erfc near 1.
  * Results that are subnormal lose the precision that the subnormal format loses. NaN
  * passes through; erfc(-inf) = 2, erfc(inf) = 0. */
-#define PYNN_CLENSHAW_(c) (b0 = t2 * b1 - b2 + (c), b2 = b1, b1 = b0)
 static inline float pynn_erfc_f32(float x) {
     double a = fabs((double)x);
     a = a < 10.1 ? a : 10.1;                                      /* erfcf(10.1) rounds to 0 */
     double q = 1.0 / (a + 3.0);
     double t = ((a - 3.0) * q + 0.22900763358778625) * 1.2970297029702968;   /* [-1, 1] */
-    double t2 = 2.0 * t, b0, b1 = 2.264009519230217e-09, b2 = 0.0;
-    PYNN_CLENSHAW_(-5.596854199419079e-10);
-    PYNN_CLENSHAW_(-1.233821664954317e-07);
-    PYNN_CLENSHAW_(1.8417199035041836e-07);
-    PYNN_CLENSHAW_(7.377283997286948e-06);
-    PYNN_CLENSHAW_(-4.1500799620721713e-05);
-    PYNN_CLENSHAW_(-0.00031197111065792285);
-    PYNN_CLENSHAW_(0.006281359826256771);
-    PYNN_CLENSHAW_(-0.05132711809695129);
-    PYNN_CLENSHAW_(0.2764306707986609);
-    PYNN_CLENSHAW_(-1.0842504769623655);
-    double F = t * b1 - b2 + 1.581446976446586;
+    double F = 2.318345747691742e-06;
+    F = F * t - 2.865589350102568e-07;
+    F = F * t - 3.796128542898281e-05;
+    F = F * t + 2.4290412102379192e-05;
+    F = F * t + 0.0005495897545338856;
+    F = F * t - 0.0013758004650631368;
+    F = F * t - 0.005873883933876622;
+    F = F * t + 0.052272608384472855;
+    F = F * t - 0.19864061832872498;
+    F = F * t + 0.5018575271061324;
+    F = F * t - 0.9318817545563854;
+    F = F * t + 1.3113393510054783;
     double r = pynn_exp_f64(-a * a) * (F * q);
     r = x < 0 ? 2.0 - r : r;
     return x != x ? x : (float)r;
 }
 
+#define PYNN_CLENSHAW_(c) (b0 = t2 * b1 - b2 + (c), b2 = b1, b1 = b0)
 static inline double pynn_erfc_f64(double x) {
     double a = fabs(x);
     a = a < 27.3 ? a : 27.3;                                      /* erfc(27.3) rounds to 0 */
