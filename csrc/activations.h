@@ -6,8 +6,8 @@
  * max(x,0) + log1p(exp(-|x|)); exact GELU uses erfc (no cancellation in 1 + erf for x << 0);
  * softmax subtracts the row maximum. Every function here is branch-free on the data (ternaries
  * only), and exp and tanh are written out below (pynn_exp_*, pynn_tanh_*, a few ulp), so loops
- * over relu, sigmoid, tanh, silu, the tanh GELU and softmax vectorize; expm1 (elu), erfc (exact
- * GELU) and log1p (softplus) remain scalar libm calls.
+ * over relu, sigmoid, tanh, silu, both GELUs, elu and softmax vectorize; erfc and expm1 are
+ * written out as well (pynn_erfc_*, pynn_expm1_neg_*); log1p (softplus) remains a libm call.
  */
 #ifndef PYNN_ACTIVATIONS_H
 #define PYNN_ACTIVATIONS_H
@@ -70,6 +70,53 @@ static inline double pynn_exp_f64(double x) {
     return x != x ? x : y;
 }
 
+/* expm1 for x <= 0 (elu's branch; x > 0 is treated as 0), vectorizable: with the reduction of
+ * pynn_exp_*, x = n ln 2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1), where expm1(r) = p r^2 + r
+ * uses the same polynomial p as exp(r) = p r^2 + r + 1 (no 1 added, so no cancellation for
+ * small |x|); 2^n - 1 is exact and n in [-58, 0], so the sum rounds once (~1-2 ulp). x is
+ * clamped below where expm1 rounds to -1 (float -20, double -40); NaN passes through. */
+static inline float pynn_expm1_neg_f32(float x) {
+    float xc = x < -20.0f ? -20.0f : (x > 0.0f ? 0.0f : x);
+    float t = xc * 1.44269504088896341f + 12582912.0f;          /* 1.5 * 2^23 */
+    int32_t n = (int32_t)pynn_f32_bits(t) - 0x4B400000;           /* round(x / ln 2) */
+    float fn = t - 12582912.0f;
+    float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float em = p * (r * r) + r;                                   /* expm1(r) */
+    float s = pynn_f32_from_bits((uint32_t)(n + 127) << 23);      /* 2^n, n in [-29, 0] */
+    float y = s * em + (s - 1.0f);
+    return x != x ? x : y;
+}
+
+static inline double pynn_expm1_neg_f64(double x) {
+    double xc = x < -40.0 ? -40.0 : (x > 0.0 ? 0.0 : x);
+    double t = xc * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5 * 2^52 */
+    int64_t n = (int64_t)pynn_f64_bits(t) - 0x4338000000000000LL;
+    double fn = t - 6755399441055744.0;
+    double r = (xc - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                                /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    double em = p * (r * r) + r;                                  /* expm1(r) */
+    double s = pynn_f64_from_bits((uint64_t)(n + 1023) << 52);    /* 2^n, n in [-58, 0] */
+    double y = s * em + (s - 1.0);
+    return x != x ? x : y;
+}
+
 /* tanh, vectorizable: |x| < 0.625 by Cephes' odd polynomial (float) / rational function
  * (double), else sign(x) (1 - 2 / (exp(2|x|) + 1)) with |x| clamped where tanh rounds to 1. */
 static inline float pynn_tanh_f32(float x) {
@@ -99,6 +146,96 @@ static inline double pynn_tanh_f64(double x) {
     return a < 0.625 ? small : (x != x ? x : big);
 }
 
+/* erfc, vectorizable (no libm call, selects only). With a = |x|:
+ *   erfc(a) = exp(-a^2) g(a),  g = erfcx(a) = F(t) / (a + K),  t = (a - K) / (a + K),
+ * one smooth approximation for all a >= 0 (t runs over [-1, (A-K)/(A+K)], a clamped to A,
+ * past which erfc rounds to 0), t rescaled to [-1, 1]; F is the Chebyshev interpolant of F
+ * computed for pynn at 40 digits (mpmath). float evaluates it in powers of t by Horner's rule
+ * (the coefficients' absolute values sum to 3, little loss); double keeps the Chebyshev form,
+ * Clenshaw's recurrence (Horner's rule there is ~35% faster but reaches ~5 ulp).
+ * x < 0: erfc(x) = 2 - erfc(a), no cancellation since erfc(a) <= 1.
+ * float: everything in double (degree 11, |F error| < 1e-10 relative), rounded once at the
+ * end, so within 1 ulp of the correctly rounded value; a^2 in double is accurate enough.
+ * double: degree 23 (F within 5e-16 relative); exp(-a^2) as exp(-z^2) exp(-w) with z = a cut
+ * to 26 significant bits (z^2 exact) and w = (a - z)(a + z) = a^2 - z^2 < 3e-5, so the
+ * rounding of a^2 (up to 745) never reaches the exponent; exp(-w) by Taylor to w^3. For
+ * |x| < 0.5 double uses 1 - erf(x) with erf(x) = x P(x^2) instead: the series' 5e-16 relative
+ * error is several ulp of erfc near 1.
+ * Results that are subnormal lose the precision that the subnormal format loses. NaN
+ * passes through; erfc(-inf) = 2, erfc(inf) = 0. */
+static inline float pynn_erfc_f32(float x) {
+    double a = fabs((double)x);
+    a = a < 10.1 ? a : 10.1;                                      /* erfcf(10.1) rounds to 0 */
+    double q = 1.0 / (a + 3.0);
+    double t = ((a - 3.0) * q + 0.22900763358778625) * 1.2970297029702968;   /* [-1, 1] */
+    double F = 2.318345747691742e-06;
+    F = F * t - 2.865589350102568e-07;
+    F = F * t - 3.796128542898281e-05;
+    F = F * t + 2.4290412102379192e-05;
+    F = F * t + 0.0005495897545338856;
+    F = F * t - 0.0013758004650631368;
+    F = F * t - 0.005873883933876622;
+    F = F * t + 0.052272608384472855;
+    F = F * t - 0.19864061832872498;
+    F = F * t + 0.5018575271061324;
+    F = F * t - 0.9318817545563854;
+    F = F * t + 1.3113393510054783;
+    double r = pynn_exp_f64(-a * a) * (F * q);
+    r = x < 0 ? 2.0 - r : r;
+    return x != x ? x : (float)r;
+}
+
+#define PYNN_CLENSHAW_(c) (b0 = t2 * b1 - b2 + (c), b2 = b1, b1 = b0)
+static inline double pynn_erfc_f64(double x) {
+    double a = fabs(x);
+    a = a < 27.3 ? a : 27.3;                                      /* erfc(27.3) rounds to 0 */
+    double q = 1.0 / (a + 3.5);
+    double t = ((a - 3.5) * q + 0.11363636363636365) * 1.1282051282051282;   /* [-1, 1] */
+    double t2 = 2.0 * t, b0, b1 = -7.791337592038606e-18, b2 = 0.0;
+    PYNN_CLENSHAW_(4.7794666451732204e-18);
+    PYNN_CLENSHAW_(2.4195397790320726e-16);
+    PYNN_CLENSHAW_(1.9988394018861066e-16);
+    PYNN_CLENSHAW_(-7.626644799068083e-15);
+    PYNN_CLENSHAW_(-1.4049935973583768e-14);
+    PYNN_CLENSHAW_(2.5373310180673597e-13);
+    PYNN_CLENSHAW_(5.902910827982618e-13);
+    PYNN_CLENSHAW_(-9.37843072736275e-12);
+    PYNN_CLENSHAW_(-1.8591751707426018e-11);
+    PYNN_CLENSHAW_(3.9154146992272604e-10);
+    PYNN_CLENSHAW_(2.031544965350326e-10);
+    PYNN_CLENSHAW_(-1.759813707558705e-08);
+    PYNN_CLENSHAW_(4.1363193013958464e-08);
+    PYNN_CLENSHAW_(7.069976988837299e-07);
+    PYNN_CLENSHAW_(-5.676768048250614e-06);
+    PYNN_CLENSHAW_(-3.912928979816097e-06);
+    PYNN_CLENSHAW_(0.0003848225546436721);
+    PYNN_CLENSHAW_(-0.0038480974929675595);
+    PYNN_CLENSHAW_(0.024295728112910003);
+    PYNN_CLENSHAW_(-0.11501459353799731);
+    PYNN_CLENSHAW_(0.4320064215476908);
+    PYNN_CLENSHAW_(-1.3130863815423741);
+    double F = t * b1 - b2 + 1.6113663672841239;
+    double z = pynn_f64_from_bits(pynn_f64_bits(a) & 0xFFFFFFFFF8000000ULL);  /* 26 bits */
+    double w = (a - z) * (a + z);                                 /* a^2 - z^2, exact-ish */
+    double ew = 1.0 - w * (1.0 - w * (0.5 - w * (1.0 / 6.0)));    /* exp(-w) */
+    double r = pynn_exp_f64(-z * z) * (ew * (F * q));
+    r = x < 0 ? 2.0 - r : r;
+    /* |x| < 0.5: 1 - erf(x), erf(x) = x P(x^2) (P interpolates erf(x)/x at Chebyshev nodes) */
+    double s = x * x, p = -1.462091340945175e-07;
+    p = p * s + 1.637123442577e-06;
+    p = p * s - 1.4923003368152099e-05;
+    p = p * s + 0.00012055286202005714;
+    p = p * s - 0.0008548326510724796;
+    p = p * s + 0.0052239776220169365;
+    p = p * s - 0.02686617064499972;
+    p = p * s + 0.1128379167095487;
+    p = p * s - 0.3761263890318375;
+    p = p * s + 1.1283791670955126;
+    r = a < 0.5 ? 1.0 - x * p : r;
+    return x != x ? x : r;
+}
+#undef PYNN_CLENSHAW_
+
 /* activations Dense can fuse: their derivative follows from the output y */
 enum { PYNN_ACT_LINEAR = 0, PYNN_ACT_RELU = 1, PYNN_ACT_SIGMOID = 2, PYNN_ACT_TANH = 3 };
 
@@ -110,7 +247,9 @@ static inline T pynn_relu_grad_##SUF(T x, T dy) { return x > 0 ? dy : (T)0; }   
 static inline T pynn_leaky_relu_##SUF(T x, T a) { return x < 0 ? a * x : x; }               \
 static inline T pynn_leaky_relu_grad_##SUF(T x, T dy, T a) { return x > 0 ? dy : a * dy; }  \
 /* elu: x for x > 0, alpha * (exp(x) - 1) otherwise; expm1 keeps small |x| accurate */      \
-static inline T pynn_elu_##SUF(T x, T a) { return x > 0 ? x : a * expm1##F(x); }            \
+static inline T pynn_elu_##SUF(T x, T a) {                                                  \
+    return x > 0 ? x : a * pynn_expm1_neg_##SUF(x);                                         \
+}                                                                                           \
 static inline T pynn_elu_grad_##SUF(T x, T dy, T a) {                                       \
     return x > 0 ? dy : dy * a * pynn_exp_##SUF(x);                                         \
 }                                                                                           \
@@ -130,10 +269,10 @@ static inline T pynn_tanh_grad_##SUF(T x, T dy) {                               
 }                                                                                           \
 /* gelu (exact): x * Phi(x) = 0.5 x erfc(-x / sqrt 2); d/dx = Phi(x) + x phi(x) */          \
 static inline T pynn_gelu_##SUF(T x) {                                                      \
-    return (T)0.5 * x * erfc##F(-x * (T)0.70710678118654752440);                            \
+    return (T)0.5 * x * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                    \
 }                                                                                           \
 static inline T pynn_gelu_grad_##SUF(T x, T dy) {                                           \
-    T cdf = (T)0.5 * erfc##F(-x * (T)0.70710678118654752440);                               \
+    T cdf = (T)0.5 * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                       \
     T pdf = (T)0.39894228040143267794 * pynn_exp_##SUF((T)-0.5 * x * x);                    \
     return dy * (cdf + x * pdf);                                                            \
 }                                                                                           \
