@@ -354,11 +354,16 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     if (cell == PYNN_RNN_GRU) {                                                             \
         int ntb = pynn_threads_for(ctx, (double)B * (double)TN * (double)GH);               \
         (void)ntb;                                                                          \
+        const pynn_idx nkb = (GH + 63) / 64;  /* blocks of 64 columns, rows in order */     \
         _Pragma("omp parallel for num_threads(ntb) schedule(static) if(ntb > 1)")           \
-        for (pynn_idx k = 0; k < GH; k++) {                                                 \
-            T s = 0;                                                                        \
-            for (pynn_idx e = 0; e < B * TN; e++) s += drp[e * GH + k];                     \
-            db_rec[k] = s;                                                                  \
+        for (pynn_idx kb = 0; kb < nkb; kb++) {                                             \
+            const pynn_idx k0 = kb * 64, k1 = PYNN_MIN(GH, k0 + 64);                        \
+            for (pynn_idx k = k0; k < k1; k++) db_rec[k] = 0;                               \
+            for (pynn_idx e = 0; e < B * TN; e++) {                                         \
+                const T *de = drp + e * GH;                                                 \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx k = k0; k < k1; k++) db_rec[k] += de[k];                      \
+            }                                                                               \
         }                                                                                   \
         free(drp);                                                                          \
     }                                                                                       \
