@@ -210,8 +210,14 @@ static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, 
 static void pynn_rnn_pack_b_##SUF(T *bp, const T *src, pynn_idx rsk, pynn_idx csn,          \
                                   pynn_idx K, pynn_idx n, int nr) {                         \
     /* bp (K, nr) = src (K, n; strides rsk, csn), columns n..nr-1 zero: one sliver */       \
-    for (pynn_idx p = 0; p < K; p++)                                                        \
-        for (pynn_idx j = 0; j < nr; j++) bp[p * nr + j] = j < n ? src[p * rsk + j * csn] : (T)0; \
+    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads */    \
+        for (pynn_idx j = 0; j < nr; j++)                                                   \
+            for (pynn_idx p = 0; p < K; p++) bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0; \
+    } else {                                                                                \
+        for (pynn_idx p = 0; p < K; p++)                                                    \
+            for (pynn_idx j = 0; j < nr; j++)                                               \
+                bp[p * nr + j] = j < n ? src[p * rsk + j * csn] : (T)0;                     \
+    }                                                                                       \
 }                                                                                           \
                                                                                             \
 static void pynn_rnn_tile_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx rsc,       \
