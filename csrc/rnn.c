@@ -8,13 +8,15 @@
  * big GEMM at the end.
  *
  * Parallel split: one parallel region for the whole sequence; each thread owns a block of
- * hidden units (multiples of 16) and, for those, the columns of every gate. Per step it runs
- * its column slice of the recurrent GEMM single-threaded (pynn_gemm with one thread; the
- * slices of w_rec and of w_rec^T stay in its cache across steps), then the fused pass for its
- * units, then one barrier (the next step reads all of h_t). Backward needs dz_t of all
- * columns before the GEMM, so the barrier sits between the fused pass and the GEMM. Every
- * output element is computed by one thread with an order fixed by the shapes (the GEMM
- * contract), so the bits do not depend on the thread count.
+ * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its
+ * columns of w_rec (w_rec^T backward) once per call into micro-kernel slivers (they stay in
+ * its L2 across steps); per step it runs its column slice of the recurrent GEMM on the
+ * micro-kernel against the step's A packed by the whole team, then the fused pass for its
+ * units, packs its columns of the next step's A, then one barrier (the next step reads all
+ * of h_t). Backward needs dz_t of all columns before the GEMM, so the barrier sits between
+ * the fused pass (and packing) and the GEMM. Every output element is computed by one thread
+ * with an order fixed by the shapes (one FMA chain over k), so the bits do not depend on the
+ * thread count.
  */
 #include <stdlib.h>
 #include <string.h>
