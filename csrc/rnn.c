@@ -8,13 +8,15 @@
  * big GEMM at the end.
  *
  * Parallel split: one parallel region for the whole sequence; each thread owns a block of
- * hidden units (multiples of 16) and, for those, the columns of every gate. Per step it runs
- * its column slice of the recurrent GEMM single-threaded (pynn_gemm with one thread; the
- * slices of w_rec and of w_rec^T stay in its cache across steps), then the fused pass for its
- * units, then one barrier (the next step reads all of h_t). Backward needs dz_t of all
- * columns before the GEMM, so the barrier sits between the fused pass and the GEMM. Every
- * output element is computed by one thread with an order fixed by the shapes (the GEMM
- * contract), so the bits do not depend on the thread count.
+ * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its
+ * columns of w_rec (w_rec^T backward) once per call into micro-kernel slivers (they stay in
+ * its L2 across steps); per step it runs its column slice of the recurrent GEMM on the
+ * micro-kernel against the step's A packed by the whole team, then the fused pass for its
+ * units, packs its columns of the next step's A, then one barrier (the next step reads all
+ * of h_t). Backward needs dz_t of all columns before the GEMM, so the barrier sits between
+ * the fused pass (and packing) and the GEMM. Every output element is computed by one thread
+ * with an order fixed by the shapes (one FMA chain over k), so the bits do not depend on the
+ * thread count.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 
 #include "activations.h"
 #include "gemm.h"
+#include "gemm_ukr.h"
 #include "rnn.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -175,19 +178,64 @@ typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
 #define PYNN_RNN_PICK(NAME, SUF) NAME##_##SUF##_generic
 #endif
 
-/* Column slices of the per-step GEMMs: at most PYNN_RNN_SLICE_BYTES of weights each (a
- * thread's slices stay in its L2 across steps), so every call takes pynn_gemm's small path
- * (B read in place, one FMA chain per element for K <= 2048) whatever the slice width; the
- * width then cannot change the bits, and the thread count only moves slice boundaries. */
-#define PYNN_RNN_SLICE_BYTES (256 * 1024)
-static pynn_idx pynn_rnn_slice(pynn_idx K, size_t size) {
-    pynn_idx w = (pynn_idx)(PYNN_RNN_SLICE_BYTES / ((size_t)K * size)) / 16 * 16;
-    return w < 16 ? 16 : w;
-}
+/* The per-step GEMMs run on the micro-kernels (gemm_ukr.h) directly. The recurrent weights
+ * are packed ONCE per call into NR-wide slivers contiguous in k (B-panel layout), each
+ * thread packing the columns it owns (they stay in its L2 across steps); the step's A
+ * (h_{t-1} forward, dz_t backward: B rows of K) is packed into MR-row slivers shared by the
+ * team, each thread packing its own k columns right after its fused pass (double-buffered:
+ * step t reads one buffer while threads fill the other for the next step). Each element is
+ * one FMA chain over k in order, split into blocks of at most PYNN_RNN_KC (as pynn_gemm's
+ * small path splits K past 2048: the same bits as the former pynn_gemm calls), so neither
+ * the thread count nor the sliver boundaries change the bits. */
+#define PYNN_RNN_KC 2048
 
 static int pynn_rnn_gates(int cell) {
     return cell == PYNN_RNN_LSTM ? 4 : cell == PYNN_RNN_GRU ? 3 : 1;
 }
+
+#define PYNN_RNN_PACK(T, SUF)                                                               \
+static const pynn_gemm_kernel_##SUF *pynn_rnn_kernel_##SUF(pynn_ctx ctx) {                  \
+    return ctx.isa >= PYNN_ISA_AVX512 ? &pynn_gemm_avx512_##SUF                             \
+         : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF : &pynn_gemm_generic_##SUF;     \
+}                                                                                           \
+                                                                                            \
+static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, pynn_idx K, \
+                                  int mr, pynn_idx k0, pynn_idx k1) {                       \
+    /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs) */   \
+    for (pynn_idx i = 0; i < M; i++) {                                                      \
+        const T *si = src + i * rs;                                                         \
+        T *di = ap + (i / mr) * K * mr + i % mr;                                            \
+        for (pynn_idx p = k0; p < k1; p++) di[p * mr] = si[p];                              \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static void pynn_rnn_pack_b_##SUF(T *bp, const T *src, pynn_idx rsk, pynn_idx csn,          \
+                                  pynn_idx K, pynn_idx n, int nr) {                         \
+    /* bp (K, nr) = src (K, n; strides rsk, csn), columns n..nr-1 zero: one sliver */       \
+    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads */    \
+        for (pynn_idx j = 0; j < nr; j++)                                                   \
+            for (pynn_idx p = 0; p < K; p++) bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0; \
+    } else {                                                                                \
+        for (pynn_idx p = 0; p < K; p++)                                                    \
+            for (pynn_idx j = 0; j < nr; j++)                                               \
+                bp[p * nr + j] = j < n ? src[p * rsk + j * csn] : (T)0;                     \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static void pynn_rnn_tile_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx rsc,       \
+                                const T *ap, const T *bp, pynn_idx M, pynn_idx n,           \
+                                pynn_idx K, T beta) {                                       \
+    /* C (M, n <= nr) = A (packed slivers, M x K) @ B (one packed sliver, K x n) + beta C */ \
+    const int mr = kr->mr, nr = kr->nr;                                                     \
+    const pynn_idx nkb = (K + PYNN_RNN_KC - 1) / PYNN_RNN_KC, kc = (K + nkb - 1) / nkb;     \
+    for (pynn_idx ir = 0; ir < M; ir += mr)                                                 \
+        for (pynn_idx pc = 0; pc < K; pc += kc)                                             \
+            kr->ukr(PYNN_MIN(kc, K - pc), ap + ir * K + pc * mr, 1, mr, bp + pc * nr, nr,   \
+                    C + ir * rsc, rsc, 1, (T)1, pc ? (T)1 : beta, PYNN_MIN(mr, M - ir), n);  \
+}
+
+PYNN_RNN_PACK(float, f32)
+PYNN_RNN_PACK(double, f64)
 
 #define PYNN_RNN_FAMILY(T, SUF)                                                             \
 PYNN_RNN_ALL_ROWS(T, SUF)                                                                   \
@@ -197,41 +245,55 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
                            pynn_idx H, int cell, pynn_ctx ctx) {                            \
     /* h (B,T,H) = cell over t of xproj_t (B,G*H) + h_{t-1} (B,H) @ w_rec (H,G*H), written */ \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
-    T *zs = NULL;                   /* GRU: h_{t-1} @ w_rec, kept apart from b_rec and x */ \
-    if (cell == PYNN_RNN_GRU && !(zs = (T *)malloc((size_t)(B * GH) * sizeof(T))))          \
-        return PYNN_ENOMEM;                                                                 \
+    const pynn_gemm_kernel_##SUF *kr = pynn_rnn_kernel_##SUF(ctx);                          \
+    const int mr = kr->mr, nr = kr->nr;                                                     \
     pynn_rnn_fwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_fwd_rows, SUF);                   \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
     if (nt > nblk) nt = (int)nblk;                                                          \
-    const pynn_ctx one = {1, ctx.isa};                                                      \
-    const pynn_idx sw = pynn_rnn_slice(H, sizeof(T));                                       \
-    int fail = 0;                                                                           \
-    _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:fail)")                    \
+    /* scratch: GRU's z (B,G*H); two packed A (h_{t-1}); packed w_rec, thread tid's         \
+     * slivers from G*H*(j0 + tid*nr) (at most G*H*(j1 - j0 + nr) each) */                  \
+    const size_t lz = cell == PYNN_RNN_GRU ? ((size_t)(B * GH) + 15) & ~(size_t)15 : 0;     \
+    const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * H) + 15) & ~(size_t)15;          \
+    const size_t lw = (size_t)(G * H) * (size_t)(16 * nblk + (pynn_idx)nt * nr);            \
+    void *buf = NULL;                                                                       \
+    if (posix_memalign(&buf, 64, (lz + 2 * la + lw) * sizeof(T)) != 0) return PYNN_ENOMEM;  \
+    T *zs = (T *)buf, *apk[2] = {zs + lz, zs + lz + la}, *wpk = zs + lz + 2 * la;           \
+    memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
+    _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
         const pynn_idx j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                           \
         const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
+        const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;    /* slivers per gate */             \
+        T *wp = wpk + (size_t)(G * H) * (size_t)(j0 + (pynn_idx)tid * nr);                  \
+        for (pynn_idx q = 0; q < G; q++)                                                    \
+            for (pynn_idx s = 0; s < nsl; s++)                                              \
+                pynn_rnn_pack_b_##SUF(wp + (q * nsl + s) * H * nr, w_rec + q * H + j0 + s * nr, \
+                                      GH, 1, H, PYNN_MIN(nr, j1 - j0 - s * nr), nr);        \
+        pynn_rnn_pack_a_##SUF(apk[0], h0, H, B, H, mr, j0, j1);                             \
+        _Pragma("omp barrier")                                                              \
         for (pynn_idx t = 0; t < TN; t++) {                                                 \
-            const T *hp = t ? h + (t - 1) * H : h0;                                         \
-            const pynn_idx rsh = t ? TN * H : H;                                            \
+            const T *ap = apk[t & 1];                                                       \
             T *z = cell == PYNN_RNN_LSTM ? gates + t * GH : cell == PYNN_RNN_GRU ? zs       \
                  : h + t * H;                                                               \
             const pynn_idx rsz = cell == PYNN_RNN_GRU ? GH                                  \
                                : TN * (cell == PYNN_RNN_LSTM ? GH : H);                     \
             for (pynn_idx q = 0; q < G; q++)                                                \
-                for (pynn_idx s = j0; s < j1; s += sw)                                      \
-                    fail |= pynn_gemm_##SUF(z + q * H + s, rsz, 1, hp, rsh, 1,              \
-                                            w_rec + q * H + s, GH, 1, B, PYNN_MIN(sw, j1 - s), \
-                                            H, (T)1, (T)0, one);                            \
+                for (pynn_idx s = 0; s < nsl; s++)                                          \
+                    pynn_rnn_tile_##SUF(kr, z + q * H + j0 + s * nr, rsz, ap,               \
+                                        wp + (q * nsl + s) * H * nr, B,                     \
+                                        PYNN_MIN(nr, j1 - j0 - s * nr), H, (T)0);           \
             rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, B, TN, H, t, j0, j1);         \
+            if (t + 1 < TN)                                                                 \
+                pynn_rnn_pack_a_##SUF(apk[(t + 1) & 1], h + t * H, TN * H, B, H, mr, j0, j1); \
             _Pragma("omp barrier")                                                          \
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \
-    free(zs);                                                                               \
-    return fail ? PYNN_ENOMEM : PYNN_OK;                                                    \
+    free(buf);                                                                              \
+    return PYNN_OK;                                                                         \
 }                                                                                           \
                                                                                             \
 int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, const T *h0,   \
@@ -242,16 +304,25 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     /* dxproj (B,T,G*H), dh0 (B,H), dc0 (B,H): BPTT from dh (B,T,H); dw_rec (H,G*H) =       \
      * hprev^T @ drp over all B*T rows; db_rec (3H) = sum of drp (GRU); all written */      \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
-    T *wt = (T *)malloc((size_t)(GH * H) * sizeof(T));          /* w_rec^T (G*H, H) */      \
-    T *hprev = (T *)malloc((size_t)(B * TN * H) * sizeof(T));   /* h_{t-1} (B,T,H) */       \
+    const pynn_gemm_kernel_##SUF *kr = pynn_rnn_kernel_##SUF(ctx);                          \
+    const int mr = kr->mr, nr = kr->nr;                                                     \
+    const pynn_idx nblk = (H + 15) / 16;                                                    \
+    int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
+    if (nt > nblk) nt = (int)nblk;                                                          \
+    /* scratch: two packed A (dz_t, B x G*H); packed w_rec^T, thread tid's slivers from     \
+     * G*H*(j0 + tid*nr); h_{t-1} (B,T,H) for dw_rec */                                     \
+    const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * GH) + 15) & ~(size_t)15;         \
+    const size_t lw = ((size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr) + 15) & ~(size_t)15; \
+    void *buf = NULL;                                                                       \
+    if (posix_memalign(&buf, 64, (2 * la + lw + (size_t)(B * TN * H)) * sizeof(T)) != 0)    \
+        return PYNN_ENOMEM;                                                                 \
+    T *apk[2] = {(T *)buf, (T *)buf + la}, *wpk = (T *)buf + 2 * la, *hprev = wpk + lw;     \
     T *drp = cell == PYNN_RNN_GRU ? (T *)malloc((size_t)(B * TN * GH) * sizeof(T)) : dxproj; \
-    if (!wt || !hprev || !drp) {                                                            \
-        free(wt), free(hprev);                                                              \
-        if (drp != dxproj) free(drp);                                                       \
+    if (!drp) {                                                                             \
+        free(buf);                                                                          \
         return PYNN_ENOMEM;                                                                 \
     }                                                                                       \
-    for (pynn_idx k = 0; k < GH; k++)                                                       \
-        for (pynn_idx j = 0; j < H; j++) wt[k * H + j] = w_rec[j * GH + k];                 \
+    memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
     for (pynn_idx b = 0; b < B; b++) {                                                      \
         memcpy(hprev + b * TN * H, h0 + b * H, (size_t)H * sizeof(T));                      \
         memcpy(hprev + (b * TN + 1) * H, h + b * TN * H, (size_t)((TN - 1) * H) * sizeof(T)); \
@@ -261,42 +332,50 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     if (cell == PYNN_RNN_LSTM)                                                              \
         for (pynn_idx e = 0; e < B * H; e++) dc0[e] = dc_last ? dc_last[e] : (T)0;          \
     pynn_rnn_bwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_bwd_rows, SUF);                   \
-    const pynn_idx nblk = (H + 15) / 16;                                                    \
-    int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
-    if (nt > nblk) nt = (int)nblk;                                                          \
-    const pynn_ctx one = {1, ctx.isa};                                                      \
     const T beta = cell == PYNN_RNN_GRU ? (T)1 : (T)0;   /* GRU: carry holds d * z */      \
-    const pynn_idx sw = pynn_rnn_slice(GH, sizeof(T));                                      \
-    int fail = 0;                                                                           \
-    _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:fail)")                    \
+    _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
         const pynn_idx j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                           \
         const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
+        const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;                                       \
+        T *wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                       \
+        for (pynn_idx s = 0; s < nsl; s++)     /* columns j of w_rec^T = rows j of w_rec */ \
+            pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
+                                  PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
+            T *ap = apk[t & 1];                                                             \
             rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, B, TN, H, t, j0, j1); \
+            for (pynn_idx q = 0; q < G; q++)                                                \
+                pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0,     \
+                                      q * H + j1);                                          \
             _Pragma("omp barrier")                                                          \
-            for (pynn_idx s = j0; s < j1; s += sw)                                          \
-                fail |= pynn_gemm_##SUF(carry + s, H, 1, drp + t * GH, TN * GH, 1, wt + s,  \
-                                        H, 1, B, PYNN_MIN(sw, j1 - s), GH, (T)1, beta, one); \
+            for (pynn_idx s = 0; s < nsl; s++)                                              \
+                pynn_rnn_tile_##SUF(kr, carry + j0 + s * nr, H, ap, wp + s * GH * nr, B,    \
+                                    PYNN_MIN(nr, j1 - j0 - s * nr), GH, beta);              \
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \
-    fail |= pynn_gemm_##SUF(dw_rec, GH, 1, hprev, 1, H, drp, GH, 1, H, GH, B * TN,          \
-                            (T)1, (T)0, ctx);                                               \
+    int fail = pynn_gemm_##SUF(dw_rec, GH, 1, hprev, 1, H, drp, GH, 1, H, GH, B * TN,       \
+                               (T)1, (T)0, ctx);                                            \
     if (cell == PYNN_RNN_GRU) {                                                             \
         int ntb = pynn_threads_for(ctx, (double)B * (double)TN * (double)GH);               \
         (void)ntb;                                                                          \
+        const pynn_idx nkb = (GH + 63) / 64;  /* blocks of 64 columns, rows in order */     \
         _Pragma("omp parallel for num_threads(ntb) schedule(static) if(ntb > 1)")           \
-        for (pynn_idx k = 0; k < GH; k++) {                                                 \
-            T s = 0;                                                                        \
-            for (pynn_idx e = 0; e < B * TN; e++) s += drp[e * GH + k];                     \
-            db_rec[k] = s;                                                                  \
+        for (pynn_idx kb = 0; kb < nkb; kb++) {                                             \
+            const pynn_idx k0 = kb * 64, k1 = PYNN_MIN(GH, k0 + 64);                        \
+            for (pynn_idx k = k0; k < k1; k++) db_rec[k] = 0;                               \
+            for (pynn_idx e = 0; e < B * TN; e++) {                                         \
+                const T *de = drp + e * GH;                                                 \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx k = k0; k < k1; k++) db_rec[k] += de[k];                      \
+            }                                                                               \
         }                                                                                   \
         free(drp);                                                                          \
     }                                                                                       \
-    free(wt), free(hprev);                                                                  \
+    free(buf);                                                                              \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                    \
 }
 

@@ -169,14 +169,18 @@ class _RNN(Layer):
         dfinal = [None] * self._nstates
         if self.return_state:
             dy, dfinal = dy[0], list(dy[1:])
-        dseq = self._buffer("dseq", (b, t, h))
         dlast = dfinal[0]
-        if self.return_sequences:
+        if (self.return_sequences and isinstance(dy, np.ndarray) and dy.dtype == self.dtype
+                and dy.shape == (b, t, h) and dy.flags.c_contiguous):
+            dseq = dy  # read only by the kernel: no copy
+        elif self.return_sequences:
+            dseq = self._buffer("dseq", (b, t, h))
             if dy is None:
                 dseq[...] = 0
             else:
                 dseq[...] = dy
         else:
+            dseq = self._buffer("dseq", (b, t, h))
             dseq[...] = 0
             if dy is not None:
                 dlast = dy if dlast is None else dy + dlast

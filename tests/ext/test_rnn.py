@@ -8,8 +8,11 @@ from helpers import C, REF, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 # (B, T, H): one step, one sample, odd and prime widths, wide enough for 2 threads, and wide
-# enough that a per-step GEMM slice must be split (same bits for 1 and 2 threads)
-SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64), (3, 2, 200)]
+# enough that a per-step GEMM slice must be split (same bits for 1 and 2 threads); batches
+# past one micro-kernel row sliver with 1- and 2-row edges (13, 26), and an LSTM whose
+# backward depth 4H = 2080 is split into two blocks
+SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64), (3, 2, 200),
+          (26, 3, 48), (13, 2, 520)]
 
 
 def _inputs(rng, shape, gates, dtype, scale=0.4):
