@@ -3,12 +3,13 @@
     python examples/fashion_cnn.py [--epochs 5] [--quick] [--out DIR]
 
 Two convolution + batch-normalization + max-pooling stages extract features, a dropout and
-dense head classifies (a plain MLP tops out near 0.88-0.89 test accuracy here; this CNN
-passes 0.905 within 5 epochs). Prints the test accuracy after each epoch, then writes PNG
-files: training curves, the first layer's learned filters, the feature maps of one test
-image, saliency maps (the gradient of the predicted class score with respect to the input
-pixels: which pixels the decision depends on) and a 5x5 grid of test predictions; finally it
-saves the model and checks that the reloaded copy predicts exactly the same.
+dense head classifies; Adam with a cosine learning-rate decay trains it (a plain MLP tops out
+near 0.88-0.89 test accuracy here; this CNN passes 0.905 within 5 epochs). Prints the test
+accuracy after each epoch, then writes PNG files: training curves, the first layer's learned
+filters, the feature maps of one test image, saliency maps (the gradient of the predicted
+class score with respect to the input pixels: which pixels the decision depends on) and a 5x5
+grid of test predictions; finally it saves the model and checks that the reloaded copy
+predicts exactly the same.
 --quick trains on 6,000 images for 1 epoch (a smoke run, not the accuracy target).
 """
 import argparse
@@ -52,7 +53,12 @@ model = pynn.Sequential([
     layers.Dense(10, activation="softmax"),
 ])
 model.summary()
-model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+# Adam with a cosine learning-rate decay over the whole run (1e-3 down to 1e-5): the late, small
+# steps settle the weights instead of jittering around a minimum.
+steps = epochs * -(-len(x_train) // 64)                         # optimizer steps in the run
+schedule = pynn.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.01)
+model.compile(optimizer=pynn.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+              metrics=["accuracy"])
 
 
 class TestAccuracy(pynn.callbacks.Callback):
