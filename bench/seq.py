@@ -185,8 +185,10 @@ def run_case(case, threads, peak, use_ref, use_torch, rng, repeats, warmup):
             return torch.autograd.grad(out, [tx] + params, tdy)
         contenders["torch"] = tstep
     with pinned_threads(threads):
-        t = race(contenders, repeats=repeats, warmup=warmup, target_s=0.05) \
-            if contenders else {}
+        # with several threads, idle 0.2 s before each sample: the previous contender's pool
+        # threads (OpenBLAS under the reference busy-waits ~0.1 s) would take a core
+        t = race(contenders, repeats=repeats, warmup=warmup, target_s=0.05,
+                 settle_s=0.2 if threads > 1 else 0.0) if contenders else {}
     fl = flops(case)
     floor = fl / peak
 
