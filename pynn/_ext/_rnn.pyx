@@ -187,24 +187,9 @@ def lstm_forward(xproj, h0, c0, w_rec, out_h=None, out_c=None, out_gates=None):
 def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
                   dh0=None, dc0=None, dw_rec=None):
     """BPTT of lstm_forward -> (dxproj, dh0, dc0, dw_rec). See the reference."""
-    h0, w_rec, h, dh, dh_last, B, T, H = _ref._bwd_args(h0, w_rec, h, dh, dh_last, 4)
-    c0 = _checks.float_array(c0, "c0", ndim=2)
-    c = _checks.float_array(c, "c", ndim=3)
-    gates = _checks.float_array(gates, "gates", ndim=3)
-    _checks.same_dtype(h.dtype, c0=c0, c=c, gates=gates)
-    _checks.same_shape((B, H), c0=c0)
-    _checks.same_shape((B, T, H), c=c)
-    _checks.same_shape((B, T, 4 * H), gates=gates)
-    if dc_last is not None:
-        dc_last = _checks.float_array(dc_last, "dc_last", ndim=2)
-        _checks.same_dtype(h.dtype, dc_last=dc_last)
-        _checks.same_shape((B, H), dc_last=dc_last)
-    ins = (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last)
-    dxproj = _checks.out_array(dxproj, (B, T, 4 * H), h.dtype, "dxproj", inputs=ins)
-    dh0 = _checks.out_array(dh0, (B, H), h.dtype, "dh0", inputs=ins + (dxproj,))
-    dc0 = _checks.out_array(dc0, (B, H), h.dtype, "dc0", inputs=ins + (dxproj, dh0))
-    dw_rec = _checks.out_array(dw_rec, (H, 4 * H), h.dtype, "dw_rec",
-                               inputs=ins + (dxproj, dh0, dc0))
+    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+     B, T, H) = _ref._lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj,
+                                    dh0, dc0, dw_rec)
     if B and T and H:
         _backward(PYNN_RNN_LSTM, dxproj, dh0, dc0, dw_rec, None, _c(h0), _c(c0), _c(w_rec),
                   _c(h), _c(c), _c(gates), _c(dh), _c(dh_last), _c(dc_last), B, T, H)

@@ -136,14 +136,10 @@ def lstm_forward(xproj, h0, c0, w_rec, out_h=None, out_c=None, out_gates=None):
     return out_h, out_c, out_gates
 
 
-def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
-                  dh0=None, dc0=None, dw_rec=None):
-    """Backpropagation through time of lstm_forward.
-
-    h, c (B, T, H) and gates (B, T, 4H) from the forward pass; dh (B, T, H) the gradient of the
-    output sequence; dh_last, dc_last (B, H) or None extra gradients of the final state ->
-    (dxproj (B, T, 4H), dh0 (B, H), dc0 (B, H), dw_rec (H, 4H)), written.
-    """
+def _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0,
+                   dw_rec):
+    """Checked arguments of lstm_backward (both backends) and its outputs, allocated or checked
+    -> (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, B, T, H)."""
     h0, w_rec, h, dh, dh_last, B, T, H = _bwd_args(h0, w_rec, h, dh, dh_last, 4)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     c = _checks.float_array(c, "c", ndim=3)
@@ -162,6 +158,21 @@ def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dx
     dc0 = _checks.out_array(dc0, (B, H), h.dtype, "dc0", inputs=ins + (dxproj, dh0))
     dw_rec = _checks.out_array(dw_rec, (H, 4 * H), h.dtype, "dw_rec",
                                inputs=ins + (dxproj, dh0, dc0))
+    return (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+            B, T, H)
+
+
+def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
+                  dh0=None, dc0=None, dw_rec=None):
+    """Backpropagation through time of lstm_forward.
+
+    h, c (B, T, H) and gates (B, T, 4H) from the forward pass; dh (B, T, H) the gradient of the
+    output sequence; dh_last, dc_last (B, H) or None extra gradients of the final state ->
+    (dxproj (B, T, 4H), dh0 (B, H), dc0 (B, H), dw_rec (H, 4H)), written.
+    """
+    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+     B, T, H) = _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0,
+                               dc0, dw_rec)
     dhn = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     dcn = np.zeros((B, H), h.dtype) if dc_last is None else dc_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
