@@ -52,6 +52,19 @@ def _same_layout(a, b):
             and a.strides == b.strides and a.shape == b.shape)
 
 
+def _given_out(out, shape, dtype, name):
+    """The checks every given output buffer passes: an ndarray of exactly `shape` (a tuple)
+    and `dtype`, writeable (out_array and strided_out add their layout rules)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, received {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, received {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array")
+
+
 def out_array(out, shape, dtype, name="out", inputs=(), allow_inplace=False):
     """Check or allocate an output buffer.
 
@@ -62,14 +75,7 @@ def out_array(out, shape, dtype, name="out", inputs=(), allow_inplace=False):
     shape = tuple(shape)
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, received {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, received {out.shape}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name} is read-only; pass a writeable array")
+    _given_out(out, shape, dtype, name)
     if not out.flags.c_contiguous or not out.flags.aligned:
         raise ValueError(f"{name} must be C-contiguous and aligned; pass np.empty({shape}, dtype)")
     for a in inputs:
@@ -551,14 +557,7 @@ def strided_out(out, shape, dtype, name="out", inputs=()):
     shape = tuple(shape)
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, received {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, received {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, received {out.shape}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name} is read-only; pass a writeable array")
+    _given_out(out, shape, dtype, name)
     if not out.flags.aligned or not out.dtype.isnative:
         raise ValueError(f"{name} must be aligned and in native byte order")
     for a in inputs:
