@@ -215,16 +215,9 @@ def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None):
 def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, dw_rec=None,
                  db_rec=None):
     """BPTT of gru_forward -> (dxproj, dh0, dw_rec, db_rec). See the reference."""
-    h0, w_rec, h, dh, dh_last, B, T, H = _ref._bwd_args(h0, w_rec, h, dh, dh_last, 3)
-    gates = _checks.float_array(gates, "gates", ndim=3)
-    _checks.same_dtype(h.dtype, gates=gates)
-    _checks.same_shape((B, T, 4 * H), gates=gates)
-    ins = (h0, w_rec, h, gates, dh, dh_last)
-    dxproj = _checks.out_array(dxproj, (B, T, 3 * H), h.dtype, "dxproj", inputs=ins)
-    dh0 = _checks.out_array(dh0, (B, H), h.dtype, "dh0", inputs=ins + (dxproj,))
-    dw_rec = _checks.out_array(dw_rec, (H, 3 * H), h.dtype, "dw_rec", inputs=ins + (dxproj, dh0))
-    db_rec = _checks.out_array(db_rec, (3 * H,), h.dtype, "db_rec",
-                               inputs=ins + (dxproj, dh0, dw_rec))
+    (h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec,
+     B, T, H) = _ref._gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec,
+                                   db_rec)
     if B and T and H:
         _backward(PYNN_RNN_GRU, dxproj, dh0, None, dw_rec, db_rec, _c(h0), None, _c(w_rec),
                   _c(h), None, _c(gates), _c(dh), _c(dh_last), None, B, T, H)

@@ -229,13 +229,9 @@ def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None):
     return out_h, out_gates
 
 
-def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, dw_rec=None,
-                 db_rec=None):
-    """Backpropagation through time of gru_forward.
-
-    h (B, T, H), gates (B, T, 4H) from the forward pass, dh (B, T, H), dh_last (B, H) or None ->
-    (dxproj (B, T, 3H), dh0 (B, H), dw_rec (H, 3H), db_rec (3H,)), written.
-    """
+def _gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec):
+    """Checked arguments of gru_backward (both backends) and its outputs, allocated or checked
+    -> (h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec, B, T, H)."""
     h0, w_rec, h, dh, dh_last, B, T, H = _bwd_args(h0, w_rec, h, dh, dh_last, 3)
     gates = _checks.float_array(gates, "gates", ndim=3)
     _checks.same_dtype(h.dtype, gates=gates)
@@ -246,6 +242,18 @@ def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, d
     dw_rec = _checks.out_array(dw_rec, (H, 3 * H), h.dtype, "dw_rec", inputs=ins + (dxproj, dh0))
     db_rec = _checks.out_array(db_rec, (3 * H,), h.dtype, "db_rec",
                                inputs=ins + (dxproj, dh0, dw_rec))
+    return h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec, B, T, H
+
+
+def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, dw_rec=None,
+                 db_rec=None):
+    """Backpropagation through time of gru_forward.
+
+    h (B, T, H), gates (B, T, 4H) from the forward pass, dh (B, T, H), dh_last (B, H) or None ->
+    (dxproj (B, T, 3H), dh0 (B, H), dw_rec (H, 3H), db_rec (3H,)), written.
+    """
+    (h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec,
+     B, T, H) = _gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec)
     drp = np.empty((B, T, 3 * H), h.dtype)  # gradient of the recurrent projection rp
     carry = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
