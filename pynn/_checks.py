@@ -381,11 +381,13 @@ def global_pool2d_args(x, dy=None):
 
 # ---- batch normalization (norm family) ------------------------------------------------------
 
-def _bn_params(x, gamma, beta=None):
-    x = float_array(x, "x", min_ndim=2)
+def _scale_shift(x, gamma, beta, min_ndim, unit):
+    """x (..., C) with C >= 1 and its per-`unit` scale gamma (C,) and shift beta (C,) or None,
+    checked for dtype and shape (batch and layer normalization)."""
+    x = float_array(x, "x", min_ndim=min_ndim)
     C = x.shape[-1]
     if C < 1:
-        raise ValueError(f"x must have at least one channel (last axis), received shape {x.shape}")
+        raise ValueError(f"x must have at least one {unit} (last axis), received shape {x.shape}")
     gamma = float_array(gamma, "gamma", ndim=1)
     same_dtype(x.dtype, gamma=gamma)
     same_shape((C,), gamma=gamma)
@@ -394,6 +396,10 @@ def _bn_params(x, gamma, beta=None):
         same_dtype(x.dtype, beta=beta)
         same_shape((C,), beta=beta)
     return x, gamma, beta
+
+
+def _bn_params(x, gamma, beta=None):
+    return _scale_shift(x, gamma, beta, 2, "channel")
 
 
 def batch_norm_args(x, gamma, beta, running_mean, running_var, training, momentum, epsilon):
@@ -524,17 +530,7 @@ def embedding_grad_args(ids, dy, n_rows):
 def layernorm_args(x, gamma, beta, eps):
     """Check a layernorm_forward call: x (..., C), gamma/beta (C,) (beta may be None),
     eps > 0; returns (x, gamma, beta, eps)."""
-    x = float_array(x, "x", min_ndim=1)
-    C = x.shape[-1]
-    if C < 1:
-        raise ValueError(f"x must have at least one feature (last axis), received shape {x.shape}")
-    gamma = float_array(gamma, "gamma", ndim=1)
-    same_dtype(x.dtype, gamma=gamma)
-    same_shape((C,), gamma=gamma)
-    if beta is not None:
-        beta = float_array(beta, "beta", ndim=1)
-        same_dtype(x.dtype, beta=beta)
-        same_shape((C,), beta=beta)
+    x, gamma, beta = _scale_shift(x, gamma, beta, 1, "feature")
     eps = finite_scalar(eps, "eps", 0.0, low_open=True)
     return x, gamma, beta, eps
 
