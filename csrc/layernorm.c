@@ -11,6 +11,10 @@
  * interleaved partial sums (double for the forward statistics) combined in a fixed order,
  * so they vectorize without reassociation. Rows with a unit column stride take a
  * specialised path. `accumulate` makes dx += instead of = (a residual branch).
+ *
+ * The loops over a block of rows (and the column sums) are compiled three times: portable,
+ * and with AVX2 / AVX-512 enabled by function target attributes, picked by ctx.isa (the
+ * core library is built without ISA flags, where they would run 4 floats / 2 doubles wide).
  */
 #include <math.h>
 #include "layernorm.h"
@@ -19,6 +23,15 @@
 #define PYNN_LN_INLINE static inline __attribute__((always_inline))
 #else
 #define PYNN_LN_INLINE static inline
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PYNN_LN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PYNN_LN_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#define PYNN_LN_ISA(ctx) ((ctx).isa < 0 ? 0 : (ctx).isa > 2 ? 2 : (ctx).isa)
+#else
+#define PYNN_LN_TARGET_AVX2
+#define PYNN_LN_TARGET_AVX512
+#define PYNN_LN_ISA(ctx) 0
 #endif
 
 #define PYNN_LN_REDUCE16(acc, EXPR)                                                         \
@@ -31,7 +44,8 @@
             for (int i = 0; i < k; i++) acc[i] += acc[i + k];                                \
     } while (0)
 
-#define PYNN_LAYERNORM_FAMILY(T, SUF)                                                        \
+/* per-row math, inlined into the ISA variants below */
+#define PYNN_LN_ROW_MATH(T, SUF)                                                             \
 PYNN_LN_INLINE void pynn_ln_row_fwd_##SUF(T *yr, T *mean, T *rstd, const T *xr,              \
                                           const T *gamma, const T *beta, pynn_idx C,         \
                                           pynn_idx csx, double eps) {                        \
@@ -48,23 +62,6 @@ PYNN_LN_INLINE void pynn_ln_row_fwd_##SUF(T *yr, T *mean, T *rstd, const T *xr, 
     *rstd = r;                                                                               \
 }                                                                                            \
                                                                                              \
-void pynn_layernorm_forward_##SUF(T *y, T *mean, T *rstd, const T *x, const T *gamma,        \
-                                  const T *beta, pynn_idx N, pynn_idx C, pynn_idx rsx,       \
-                                  pynn_idx csx, double eps, pynn_ctx ctx) {                  \
-    /* y (N,C) = (x (N,C) - mean (N)) * rstd (N) * gamma (C) + beta (C) */                    \
-    int nt = pynn_threads_for(ctx, 4.0 * (double)N * (double)C);                             \
-    (void)nt;                                                                                \
-    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
-    for (pynn_idx n = 0; n < N; n++) {                                                       \
-        if (csx == 1)                                                                        \
-            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
-                                  C, 1, eps);                                                \
-        else                                                                                 \
-            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
-                                  C, csx, eps);                                              \
-    }                                                                                        \
-}                                                                                            \
-                                                                                             \
 PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, const T *gamma, \
                                           T m, T r, pynn_idx C, pynn_idx csx,                \
                                           int accumulate) {                                  \
@@ -78,6 +75,88 @@ PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, con
     else                                                                                     \
         for (pynn_idx j = 0; j < C; j++)                                                     \
             dxr[j] = r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);              \
+}
+
+/* rows n0..n1-1 forward / backward; columns j0..j1-1 of dgamma, dbeta over all N rows */
+#define PYNN_LN_BLOCKS(T, SUF, SFX, ATTR)                                                    \
+ATTR static void pynn_ln_fwd_##SUF##_##SFX(T *y, T *mean, T *rstd, const T *x,               \
+                                           const T *gamma, const T *beta, pynn_idx n0,       \
+                                           pynn_idx n1, pynn_idx C, pynn_idx rsx,            \
+                                           pynn_idx csx, double eps) {                       \
+    for (pynn_idx n = n0; n < n1; n++) {                                                     \
+        if (csx == 1)                                                                        \
+            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
+                                  C, 1, eps);                                                \
+        else                                                                                 \
+            pynn_ln_row_fwd_##SUF(y + n * C, mean + n, rstd + n, x + n * rsx, gamma, beta,   \
+                                  C, csx, eps);                                              \
+    }                                                                                        \
+}                                                                                            \
+ATTR static void pynn_ln_bwd_##SUF##_##SFX(T *dx, const T *x, const T *dy, const T *gamma,   \
+                                           const T *mean, const T *rstd, pynn_idx n0,        \
+                                           pynn_idx n1, pynn_idx C, pynn_idx rsx,            \
+                                           pynn_idx csx, int accumulate) {                   \
+    for (pynn_idx n = n0; n < n1; n++) {                                                     \
+        if (csx == 1)                                                                        \
+            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
+                                  rstd[n], C, 1, accumulate);                                \
+        else                                                                                 \
+            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
+                                  rstd[n], C, csx, accumulate);                              \
+    }                                                                                        \
+}                                                                                            \
+ATTR static void pynn_ln_cols_##SUF##_##SFX(T *dgamma, T *dbeta, const T *x, const T *dy,    \
+                                            const T *mean, const T *rstd, pynn_idx N,        \
+                                            pynn_idx C, pynn_idx j0, pynn_idx j1,            \
+                                            pynn_idx rsx, pynn_idx csx) {                    \
+    for (pynn_idx j = j0; j < j1; j++) { dgamma[j] = 0; dbeta[j] = 0; }                      \
+    for (pynn_idx n = 0; n < N; n++) {                                                       \
+        const T *xr = x + n * rsx, *dyr = dy + n * C;                                        \
+        T m = mean[n], r = rstd[n];                                                          \
+        if (csx == 1)                                                                        \
+            for (pynn_idx j = j0; j < j1; j++) {                                             \
+                dgamma[j] += dyr[j] * ((xr[j] - m) * r);                                     \
+                dbeta[j] += dyr[j];                                                          \
+            }                                                                                \
+        else                                                                                 \
+            for (pynn_idx j = j0; j < j1; j++) {                                             \
+                dgamma[j] += dyr[j] * ((xr[j * csx] - m) * r);                               \
+                dbeta[j] += dyr[j];                                                          \
+            }                                                                                \
+    }                                                                                        \
+}
+
+#define PYNN_LAYERNORM_FAMILY(T, SUF)                                                        \
+PYNN_LN_ROW_MATH(T, SUF)                                                                     \
+PYNN_LN_BLOCKS(T, SUF, generic, )                                                            \
+PYNN_LN_BLOCKS(T, SUF, avx2, PYNN_LN_TARGET_AVX2)                                            \
+PYNN_LN_BLOCKS(T, SUF, avx512, PYNN_LN_TARGET_AVX512)                                        \
+typedef void (*pynn_ln_fwd_fn_##SUF)(T *, T *, T *, const T *, const T *, const T *,         \
+                                     pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx,       \
+                                     double);                                                \
+typedef void (*pynn_ln_bwd_fn_##SUF)(T *, const T *, const T *, const T *, const T *,        \
+                                     const T *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
+                                     pynn_idx, int);                                         \
+typedef void (*pynn_ln_cols_fn_##SUF)(T *, T *, const T *, const T *, const T *, const T *,  \
+                                      pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
+                                      pynn_idx);                                             \
+static const pynn_ln_fwd_fn_##SUF pynn_ln_fwd_##SUF[3] = {                                   \
+    pynn_ln_fwd_##SUF##_generic, pynn_ln_fwd_##SUF##_avx2, pynn_ln_fwd_##SUF##_avx512};      \
+static const pynn_ln_bwd_fn_##SUF pynn_ln_bwd_##SUF[3] = {                                   \
+    pynn_ln_bwd_##SUF##_generic, pynn_ln_bwd_##SUF##_avx2, pynn_ln_bwd_##SUF##_avx512};      \
+static const pynn_ln_cols_fn_##SUF pynn_ln_cols_##SUF[3] = {                                 \
+    pynn_ln_cols_##SUF##_generic, pynn_ln_cols_##SUF##_avx2, pynn_ln_cols_##SUF##_avx512};   \
+                                                                                             \
+void pynn_layernorm_forward_##SUF(T *y, T *mean, T *rstd, const T *x, const T *gamma,        \
+                                  const T *beta, pynn_idx N, pynn_idx C, pynn_idx rsx,       \
+                                  pynn_idx csx, double eps, pynn_ctx ctx) {                  \
+    /* y (N,C) = (x (N,C) - mean (N)) * rstd (N) * gamma (C) + beta (C) */                    \
+    pynn_ln_fwd_fn_##SUF fwd = pynn_ln_fwd_##SUF[PYNN_LN_ISA(ctx)];                          \
+    int nt = pynn_threads_for(ctx, 4.0 * (double)N * (double)C);                             \
+    if (nt > N) nt = (int)(N < 1 ? 1 : N);                                                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
+    for (int t = 0; t < nt; t++)                                                             \
+        fwd(y, mean, rstd, x, gamma, beta, N * t / nt, N * (t + 1) / nt, C, rsx, csx, eps);  \
 }                                                                                            \
                                                                                              \
 void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const T *gamma,   \
@@ -86,33 +165,23 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
                                    pynn_ctx ctx) {                                           \
     /* dx (N,C) (=|+=) rstd * (dy*gamma - mean(dy*gamma) - xhat * mean(dy*gamma*xhat));      \
      * dgamma (C) = sum_n dy * xhat, dbeta (C) = sum_n dy  (dy (N,C) contiguous) */          \
+    int isa = PYNN_LN_ISA(ctx);                                                              \
+    pynn_ln_cols_fn_##SUF cols = pynn_ln_cols_##SUF[isa];                                    \
+    pynn_ln_bwd_fn_##SUF bwd = pynn_ln_bwd_##SUF[isa];                                       \
     int nt = pynn_threads_for(ctx, 6.0 * (double)N * (double)C);                             \
     pynn_idx nblk = (C + 15) / 16;                                                           \
     int ntc = nt > nblk ? (int)nblk : nt;                                                    \
     (void)ntc;                                                                               \
     _Pragma("omp parallel for num_threads(ntc) schedule(static) if(ntc > 1)")                \
-    for (int t = 0; t < ntc; t++) {                                                          \
-        pynn_idx j0 = nblk * t / ntc * 16, j1 = PYNN_MIN(C, nblk * (t + 1) / ntc * 16);      \
-        for (pynn_idx j = j0; j < j1; j++) { dgamma[j] = 0; dbeta[j] = 0; }                  \
-        for (pynn_idx n = 0; n < N; n++) {                                                   \
-            const T *xr = x + n * rsx, *dyr = dy + n * C;                                    \
-            T m = mean[n], r = rstd[n];                                                      \
-            for (pynn_idx j = j0; j < j1; j++) {                                             \
-                dgamma[j] += dyr[j] * ((xr[j * csx] - m) * r);                               \
-                dbeta[j] += dyr[j];                                                          \
-            }                                                                                \
-        }                                                                                    \
-    }                                                                                        \
+    for (int t = 0; t < ntc; t++)                                                            \
+        cols(dgamma, dbeta, x, dy, mean, rstd, N, C, nblk * t / ntc * 16,                    \
+             PYNN_MIN(C, nblk * (t + 1) / ntc * 16), rsx, csx);                              \
     if (!dx) return;                                                                         \
+    if (nt > N) nt = (int)(N < 1 ? 1 : N);                                                   \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
-    for (pynn_idx n = 0; n < N; n++) {                                                       \
-        if (csx == 1)                                                                        \
-            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
-                                  rstd[n], C, 1, accumulate);                                \
-        else                                                                                 \
-            pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
-                                  rstd[n], C, csx, accumulate);                              \
-    }                                                                                        \
+    for (int t = 0; t < nt; t++)                                                             \
+        bwd(dx, x, dy, gamma, mean, rstd, N * t / nt, N * (t + 1) / nt, C, rsx, csx,         \
+            accumulate);                                                                     \
 }
 
 PYNN_LAYERNORM_FAMILY(float, f32)
