@@ -64,8 +64,47 @@ static void pynn_ew_run_##SUF(const pynn_ew_fn_##T *table, T *o, const T *a, con
     }                                                                                       \
 }
 
+/* o[i] = FN(a[i], &g[i]): an activation and its derivative in one pass */
+#define PYNN_EW2_VARIANT(T, NAME, SFX, ATTR, FN)                                            \
+ATTR static void NAME##_##SFX(T *o, T *g, const T *a, pynn_idx n) {                         \
+    _Pragma("omp simd")                                                                     \
+    for (pynn_idx i = 0; i < n; i++) o[i] = FN(a[i], &g[i]);                                \
+}
+#if PYNN_HAVE_TARGETS
+#define PYNN_EW2_OP(T, NAME, FN)                                                            \
+    PYNN_EW2_VARIANT(T, NAME, generic, , FN)                                                \
+    PYNN_EW2_VARIANT(T, NAME, avx2, PYNN_TARGET_AVX2, FN)                                   \
+    PYNN_EW2_VARIANT(T, NAME, avx512, PYNN_TARGET_AVX512, FN)                               \
+    static const pynn_ew2_fn_##T NAME##_table[3] = {NAME##_generic, NAME##_avx2,            \
+                                                    NAME##_avx512};
+#else
+#define PYNN_EW2_OP(T, NAME, FN)                                                            \
+    PYNN_EW2_VARIANT(T, NAME, generic, , FN)                                                \
+    static const pynn_ew2_fn_##T NAME##_table[3] = {NAME##_generic, NAME##_generic,         \
+                                                    NAME##_generic};
+#endif
+typedef void (*pynn_ew2_fn_float)(float *, float *, const float *, pynn_idx);
+typedef void (*pynn_ew2_fn_double)(double *, double *, const double *, pynn_idx);
+
+#define PYNN_EW2_DRIVER(T, SUF)                                                             \
+static void pynn_ew2_run_##SUF(const pynn_ew2_fn_##T *table, T *o, T *g, const T *a,        \
+                               pynn_idx n, double cost, pynn_ctx ctx) {                     \
+    pynn_ew2_fn_##T fn = table[ctx.isa < 0 ? 0 : ctx.isa > 2 ? 2 : ctx.isa];                \
+    int nt = pynn_threads_for(ctx, (double)n * cost);                                       \
+    (void)nt;                                                                               \
+    pynn_idx nchunk = (n + PYNN_ACT_CHUNK - 1) / PYNN_ACT_CHUNK;                            \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                 \
+    for (pynn_idx c = 0; c < nchunk; c++) {                                                 \
+        pynn_idx i0 = c * PYNN_ACT_CHUNK, m = PYNN_MIN(n - i0, (pynn_idx)PYNN_ACT_CHUNK);   \
+        fn(o + i0, g + i0, a + i0, m);                                                      \
+    }                                                                                       \
+}
+
 #define PYNN_ACT_OPS(T, SUF)                                                                \
 PYNN_EW_DRIVER(T, SUF)                                                                      \
+PYNN_EW2_DRIVER(T, SUF)                                                                     \
+PYNN_EW2_OP(T, gelu_fg_##SUF, pynn_gelu_both_##SUF)                                         \
+PYNN_EW2_OP(T, gelu_tanh_fg_##SUF, pynn_gelu_tanh_both_##SUF)                               \
 PYNN_EW_OP(T, relu_f_##SUF, pynn_relu_##SUF(a[i]))                                          \
 PYNN_EW_OP(T, relu_b_##SUF, pynn_relu_grad_##SUF(a[i], b[i]))                               \
 PYNN_EW_OP(T, leaky_relu_f_##SUF, pynn_leaky_relu_##SUF(a[i], alpha))                       \
@@ -133,6 +172,12 @@ void pynn_gelu_forward_##SUF(T *out, const T *x, pynn_idx n, int approximate,   
     /* out (n) = x Phi(x), or its tanh approximation */                                     \
     pynn_ew_run_##SUF(approximate ? gelu_tanh_f_##SUF##_table : gelu_f_##SUF##_table,       \
                       out, x, NULL, 0, n, 30, ctx);                                         \
+}                                                                                           \
+void pynn_gelu_forward_grad_##SUF(T *out, T *grad, const T *x, pynn_idx n, int approximate,  \
+                                  pynn_ctx ctx) {                                           \
+    /* out (n) = gelu(x), grad (n) = gelu'(x): the backward becomes dy * grad */            \
+    pynn_ew2_run_##SUF(approximate ? gelu_tanh_fg_##SUF##_table : gelu_fg_##SUF##_table,    \
+                       out, grad, x, n, 40, ctx);                                           \
 }                                                                                           \
 void pynn_gelu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, int approximate,  \
                               pynn_ctx ctx) {                                               \

@@ -155,7 +155,7 @@ static inline double pynn_tanh_f64(double x) {
  * Clenshaw's recurrence (Horner's rule there is ~35% faster but reaches ~5 ulp).
  * x < 0: erfc(x) = 2 - erfc(a), no cancellation since erfc(a) <= 1.
  * float: everything in double (degree 11, |F error| < 1e-10 relative), rounded once at the
- * end, so within 1 ulp of the correctly rounded value; a^2 in double is accurate enough.
+ * end, so within 1 ulp of the correctly rounded value; a^2 of a float is exact in double.
  * double: degree 23 (F within 5e-16 relative); exp(-a^2) as exp(-z^2) exp(-w) with z = a cut
  * to 26 significant bits (z^2 exact) and w = (a - z)(a + z) = a^2 - z^2 < 3e-5, so the
  * rounding of a^2 (up to 745) never reaches the exponent; exp(-w) by Taylor to w^3. For
@@ -163,10 +163,36 @@ static inline double pynn_tanh_f64(double x) {
  * error is several ulp of erfc near 1.
  * Results that are subnormal lose the precision that the subnormal format loses. NaN
  * passes through; erfc(-inf) = 2, erfc(inf) = 0. */
-static inline float pynn_erfc_f32(float x) {
-    double a = fabs((double)x);
+/* exp(-s) for a float's square s = a^2 in [0, 102.01] (a <= 10.1, exact in double), to
+ * ~1e-12 relative: what the float erfc below needs, with no clamps or NaN path (its caller
+ * clamps a and handles NaN) and one power-of-two factor (2^n >= 2^-148 is normal). */
+static inline double pynn_exp_negsq_f64_(double s) {
+    double t = -s * 1.4426950408889634074 + 6755399441055744.0;  /* 1.5 * 2^52 */
+    int64_t n = (int64_t)pynn_f64_bits(t) - 0x4338000000000000LL;
+    double fn = t - 6755399441055744.0;
+    double r = (-s - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
+    double p = 1.0 / 3628800.0;                                   /* Taylor, degree 10 */
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    return p * pynn_f64_from_bits((uint64_t)(n + 1023) << 52);
+}
+
+/* erfc(a) for a = |u| >= 0 of a float u, in double (see pynn_erfc_f32); *ea = exp(-a^2),
+ * which GELU's derivative reuses. 1 / (a + 3) starts from a float division (16 lanes per
+ * AVX-512 instruction, where two double divisions cost ~6x as much) and one Newton step
+ * brings it to ~1e-15 relative. */
+static inline double pynn_erfc_abs_f32_(double a, double *ea) {
     a = a < 10.1 ? a : 10.1;                                      /* erfcf(10.1) rounds to 0 */
-    double q = 1.0 / (a + 3.0);
+    double d = a + 3.0;
+    double q = (double)(1.0f / (float)d);
+    q = q + q * (1.0 - d * q);
     double t = ((a - 3.0) * q + 0.22900763358778625) * 1.2970297029702968;   /* [-1, 1] */
     double F = 2.318345747691742e-06;
     F = F * t - 2.865589350102568e-07;
@@ -180,7 +206,12 @@ static inline float pynn_erfc_f32(float x) {
     F = F * t + 0.5018575271061324;
     F = F * t - 0.9318817545563854;
     F = F * t + 1.3113393510054783;
-    double r = pynn_exp_f64(-a * a) * (F * q);
+    *ea = pynn_exp_negsq_f64_(a * a);
+    return *ea * (F * q);
+}
+
+static inline float pynn_erfc_f32(float x) {
+    double ea, r = pynn_erfc_abs_f32_(fabs((double)x), &ea);
     r = x < 0 ? 2.0 - r : r;
     return x != x ? x : (float)r;
 }
@@ -267,15 +298,6 @@ static inline T pynn_tanh_grad_##SUF(T x, T dy) {                               
     T t = pynn_tanh_##SUF(x);                                                               \
     return dy * ((T)1 - t * t);                                                             \
 }                                                                                           \
-/* gelu (exact): x * Phi(x) = 0.5 x erfc(-x / sqrt 2); d/dx = Phi(x) + x phi(x) */          \
-static inline T pynn_gelu_##SUF(T x) {                                                      \
-    return (T)0.5 * x * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                    \
-}                                                                                           \
-static inline T pynn_gelu_grad_##SUF(T x, T dy) {                                           \
-    T cdf = (T)0.5 * pynn_erfc_##SUF(-x * (T)0.70710678118654752440);                       \
-    T pdf = (T)0.39894228040143267794 * pynn_exp_##SUF((T)-0.5 * x * x);                    \
-    return dy * (cdf + x * pdf);                                                            \
-}                                                                                           \
 /* gelu (tanh approximation): 0.5 x (1 + tanh(k0 (x + k1 x^3))) */                          \
 static inline T pynn_gelu_tanh_##SUF(T x) {                                                 \
     T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
@@ -286,6 +308,13 @@ static inline T pynn_gelu_tanh_grad_##SUF(T x, T dy) {                          
     T t = pynn_tanh_##SUF(u);                                                               \
     T du = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x * x);                  \
     return dy * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);                   \
+}                                                                                           \
+static inline T pynn_gelu_tanh_both_##SUF(T x, T *g) {                                      \
+    T u = (T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x);                        \
+    T t = pynn_tanh_##SUF(u);                                                               \
+    T du = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x * x);                  \
+    *g = (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du;                            \
+    return (T)0.5 * x * ((T)1 + t);                                                         \
 }                                                                                           \
 /* softplus: log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); d/dx = sigmoid(x) */           \
 static inline T pynn_softplus_##SUF(T x) {                                                  \
@@ -313,6 +342,43 @@ static inline T pynn_act_grad_from_y_##SUF(int act, T y, T dy) {                
 PYNN_ACT_MATH(float, f32, f)
 PYNN_ACT_MATH(double, f64, )
 
+/* gelu (exact): x * Phi(x) = 0.5 x erfc(u), u = -x / sqrt 2; d/dx = Phi(x) + x phi(x) with
+ * phi(x) = exp(-x^2 / 2) / sqrt(2 pi). Float: phi reuses erfc's exp(-u^2) (u^2 = x^2 / 2 up
+ * to the rounding of u: a relative error of ~u^2 2^-23 in phi, which the erfc term dwarfs
+ * wherever it grows), so the derivative costs one erfc. */
+static inline float pynn_gelu_f32(float x) {
+    return 0.5f * x * pynn_erfc_f32(-x * 0.70710678118654752440f);
+}
+static inline float pynn_gelu_grad_f32(float x, float dy) {
+    float u = -x * 0.70710678118654752440f;
+    double a = fabs((double)u), ea, r = pynn_erfc_abs_f32_(a, &ea);
+    float cdf = 0.5f * (float)(u < 0 ? 2.0 - r : r);
+    float pdf = a > 10.1 ? 0.0f : (float)(0.39894228040143267794 * ea);  /* ea is clamped */
+    return x != x ? x : dy * (cdf + x * pdf);
+}
+/* forward and derivative in one pass: returns gelu(x) (the bits of pynn_gelu_f32) and stores
+ * gelu'(x) (the factor pynn_gelu_grad_f32 applies to dy) in *g */
+static inline float pynn_gelu_both_f32(float x, float *g) {
+    float u = -x * 0.70710678118654752440f;
+    double a = fabs((double)u), ea, r = pynn_erfc_abs_f32_(a, &ea);
+    float e = (float)(u < 0 ? 2.0 - r : r);                       /* erfc(u) */
+    float pdf = a > 10.1 ? 0.0f : (float)(0.39894228040143267794 * ea);
+    *g = x != x ? x : 0.5f * e + x * pdf;
+    return x != x ? x : 0.5f * x * e;
+}
+static inline double pynn_gelu_f64(double x) {
+    return 0.5 * x * pynn_erfc_f64(-x * 0.70710678118654752440);
+}
+static inline double pynn_gelu_grad_f64(double x, double dy) {
+    double cdf = 0.5 * pynn_erfc_f64(-x * 0.70710678118654752440);
+    double pdf = 0.39894228040143267794 * pynn_exp_f64(-0.5 * x * x);
+    return dy * (cdf + x * pdf);
+}
+static inline double pynn_gelu_both_f64(double x, double *g) {
+    *g = pynn_gelu_grad_f64(x, 1.0);
+    return pynn_gelu_f64(x);
+}
+
 /* Kernels. Elementwise ones take contiguous arrays of n elements; out may be x (forward) and
  * dx may be dy (backward). Softmax ones take R contiguous rows of N. */
 #define PYNN_ACT_DECLS(T, SUF)                                                              \
@@ -329,6 +395,8 @@ void pynn_sigmoid_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pyn
 void pynn_tanh_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
 void pynn_tanh_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
 void pynn_gelu_forward_##SUF(T *out, const T *x, pynn_idx n, int approximate, pynn_ctx ctx); \
+void pynn_gelu_forward_grad_##SUF(T *out, T *grad, const T *x, pynn_idx n, int approximate,  \
+                                  pynn_ctx ctx);                                            \
 void pynn_gelu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, int approximate,  \
                               pynn_ctx ctx);                                                \
 void pynn_softplus_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);             \

@@ -48,6 +48,8 @@ cdef extern from "activations.h" nogil:
         float alpha, pynn_ctx ctx)
     void pynn_gelu_forward_f32(float *out, const float *x, pynn_idx n, int approximate,
         pynn_ctx ctx)
+    void pynn_gelu_forward_grad_f32(float *out, float *grad, const float *x, pynn_idx n,
+        int approximate, pynn_ctx ctx)
     void pynn_gelu_backward_f32(float *dx, const float *x, const float *dy, pynn_idx n,
         int approximate, pynn_ctx ctx)
     void pynn_softmax_forward_f32(float *out, const float *x, pynn_idx R, pynn_idx N,
@@ -83,6 +85,8 @@ cdef extern from "activations.h" nogil:
         double alpha, pynn_ctx ctx)
     void pynn_gelu_forward_f64(double *out, const double *x, pynn_idx n, int approximate,
         pynn_ctx ctx)
+    void pynn_gelu_forward_grad_f64(double *out, double *grad, const double *x, pynn_idx n,
+        int approximate, pynn_ctx ctx)
     void pynn_gelu_backward_f64(double *dx, const double *x, const double *dy, pynn_idx n,
         int approximate, pynn_ctx ctx)
     void pynn_softmax_forward_f64(double *out, const double *x, pynn_idx R, pynn_idx N,
@@ -96,7 +100,7 @@ cdef extern from "activations.h" nogil:
 
 __all__ = ["relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
            "elu_forward", "elu_backward", "sigmoid_forward", "sigmoid_backward",
-           "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward",
+           "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward", "gelu_forward_grad",
            "softplus_forward", "softplus_backward", "silu_forward", "silu_backward",
            "swish_forward", "swish_backward", "softmax_forward", "softmax_backward",
            "log_softmax_forward", "log_softmax_backward"]
@@ -333,6 +337,29 @@ def gelu_forward(x, approximate=False, out=None):
 def gelu_backward(x, dy, approximate=False, out=None):
     """dy * gelu'(x)."""
     return _run_backward(GELU, x, dy, out, 0.0, 1 if approximate else 0)
+
+
+def gelu_forward_grad(x, approximate=False, out=None, grad=None):
+    """(gelu(x), gelu'(x)) in one pass. See pynn.reference.gelu_forward_grad."""
+    x = _checks.float_array(x, "x")
+    out = _checks.out_array(out, x.shape, x.dtype, inputs=(x,), allow_inplace=True)
+    grad = _checks.out_array(grad, x.shape, x.dtype, "grad", inputs=(x, out))
+    x = _checks.contiguous(x)
+    cdef cnp.ndarray X = <cnp.ndarray>x, O = <cnp.ndarray>out, G = <cnp.ndarray>grad
+    cdef pynn_idx n = cnp.PyArray_SIZE(X)
+    cdef int flag = 1 if approximate else 0
+    cdef pynn_ctx ctx = get_ctx()
+    cdef void *po = cnp.PyArray_DATA(O)
+    cdef void *pg = cnp.PyArray_DATA(G)
+    cdef const void *px = cnp.PyArray_DATA(X)
+    if cnp.PyArray_TYPE(X) == cnp.NPY_FLOAT32:
+        with nogil:
+            pynn_gelu_forward_grad_f32(<float *>po, <float *>pg, <const float *>px, n, flag, ctx)
+    else:
+        with nogil:
+            pynn_gelu_forward_grad_f64(<double *>po, <double *>pg, <const double *>px, n, flag,
+                                       ctx)
+    return out, grad
 
 
 def softplus_forward(x, out=None):

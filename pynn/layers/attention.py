@@ -371,6 +371,35 @@ class TransformerBlock(Layer):
         for layer in self._subs.values():
             layer.ops = self.ops
 
+    def _ff1_forward(self, h, training):
+        # GELU MLP: z = h @ kernel + bias, then gelu and its derivative in one pass (in place
+        # over z), so the backward is dz = dy * gelu'(z) without a second erfc
+        ff1 = self._subs["ff1"]
+        act = ff1._act()
+        if act.kernel != "gelu":
+            self._ff1_cache = None
+            return ff1.forward(h, training)
+        h2 = h.reshape(-1, h.shape[-1])                                 # (B*T,C)
+        n, units = h2.shape[0], ff1.units
+        z = self.ops.dense_forward(h2, ff1.params["kernel"], ff1.params.get("bias"), "linear",
+                                   out=self._buffer("ff1_y", (n, units)))  # (B*T,ff)
+        y, g = self.ops.gelu_forward_grad(z, out=z, grad=self._buffer("ff1_g", (n, units)),
+                                          **act.kwargs)                 # (B*T,ff) twice
+        self._ff1_cache = (h2, g, h.shape)
+        return y.reshape(h.shape[:-1] + (units,))
+
+    def _ff1_backward(self, dy):
+        if self._ff1_cache is None:
+            return self._subs["ff1"].backward(dy)
+        ff1 = self._subs["ff1"]
+        h2, g, hshape = self._ff1_cache
+        dz = np.multiply(dy.reshape(g.shape), g, out=self._buffer("ff1_dz", g.shape))
+        db = ff1.grads["bias"] if ff1.use_bias else self._buffer("ff1_db", (ff1.units,))
+        dx, _, _ = self.ops.dense_backward(h2, ff1.params["kernel"], None, dz, "linear",
+                                           need_dx=True, dx=self._buffer("ff1_dx", h2.shape),
+                                           dw=ff1.grads["kernel"], db=db)
+        return dx.reshape(hshape)
+
     def forward(self, x, training=False):
         # y = x1 + ff2(ff1(ln2(x1))), x1 = x + attention(ln1(x))
         self._sync()
@@ -380,7 +409,8 @@ class TransformerBlock(Layer):
         if "drop1" in s:
             a = s["drop1"].forward(a, training)
         x1 = np.add(x, a, out=self._buffer("x1", x.shape))              # (B,T,C)
-        f = s["ff2"].forward(s["ff1"].forward(s["ln2"].forward(x1, training), training), training)
+        f = s["ff2"].forward(self._ff1_forward(s["ln2"].forward(x1, training), training),
+                             training)
         if "drop2" in s:
             f = s["drop2"].forward(f, training)
         return np.add(x1, f, out=self._buffer("y", x.shape))            # (B,T,C)
@@ -388,7 +418,7 @@ class TransformerBlock(Layer):
     def backward(self, dy):
         s = self._subs
         df = s["drop2"].backward(dy) if "drop2" in s else dy
-        dh2 = s["ff1"].backward(s["ff2"].backward(df))
+        dh2 = self._ff1_backward(s["ff2"].backward(df))
         # dx1 = dy + ln2'(dh2): the layer norm's dx is added onto a copy of the residual path
         dx1 = self._buffer("dx1", dy.shape)
         np.copyto(dx1, dy)

@@ -16,7 +16,7 @@ from .. import _checks
 
 __all__ = ["relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
            "elu_forward", "elu_backward", "sigmoid_forward", "sigmoid_backward",
-           "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward",
+           "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward", "gelu_forward_grad",
            "softplus_forward", "softplus_backward", "silu_forward", "silu_backward",
            "swish_forward", "swish_backward", "softmax_forward", "softmax_backward",
            "log_softmax_forward", "log_softmax_backward"]
@@ -161,6 +161,26 @@ def gelu_backward(x, dy, approximate=False, out=None):
         pdf = t(_INV_SQRT_2PI) * np.exp(t(-0.5) * x * x)   # x.shape
         out[...] = dy * (cdf + x * pdf)                    # x.shape
     return out
+
+
+def gelu_forward_grad(x, approximate=False, out=None, grad=None):
+    """(gelu(x), gelu'(x)) in one pass, for a layer whose backward is then dy * grad; out may
+    be x (in place), grad may not overlap x or out."""
+    x, out = _forward_args(x, out)
+    grad = _checks.out_array(grad, x.shape, x.dtype, "grad", inputs=(x, out))
+    t = x.dtype.type
+    if approximate:
+        u = t(_GELU_K0) * (x + t(_GELU_K1) * x * x * x)    # x.shape
+        th = np.tanh(u)                                     # x.shape
+        du = t(_GELU_K0) * (1 + t(3 * _GELU_K1) * x * x)    # x.shape
+        grad[...] = t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * du  # x.shape
+        out[...] = t(0.5) * x * (1 + th)                    # x.shape
+    else:
+        e = _erfc_of(-x * t(_SQRT1_2))                      # x.shape, erfc(-x / sqrt 2)
+        pdf = t(_INV_SQRT_2PI) * np.exp(t(-0.5) * x * x)    # x.shape
+        grad[...] = t(0.5) * e + x * pdf                    # x.shape
+        out[...] = t(0.5) * x * e                           # x.shape
+    return out, grad
 
 
 def softplus_forward(x, out=None):

@@ -379,3 +379,82 @@ def test_elu_expm1_special_values(be, dtype):
     assert float(np.max(np.abs(y - exact) / ulp)) <= 2
     z = be.elu_forward(np.array([-np.inf, np.nan, np.inf], dtype), alpha=0.5)
     assert z[0] == -0.5 and np.isnan(z[1]) and z[2] == np.inf
+
+
+# gelu_forward_grad: the forward and the derivative in one pass (the Transformer MLP's GELU)
+GELU_KW = [{}, {"approximate": True}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kw", GELU_KW, ids=["exact", "tanh"])
+def test_gelu_forward_grad_against_reference(kw, shape, dtype):
+    rng = np.random.default_rng(sum(shape) + 11)
+    x = _data(rng, shape, dtype, -12.0, 12.0)
+    compare("gelu_forward_grad", x, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", GELU_KW, ids=["exact", "tanh"])
+def test_gelu_forward_grad_matches_forward_and_backward(kw, dtype):
+    """y agrees with gelu_forward and dy * grad with gelu_backward (separate kernels; the
+    compiler may contract different products into FMAs), from x where erfc is subnormal to x
+    where it is 2, and at NaN."""
+    rng = np.random.default_rng(12)
+    x = np.concatenate([_data(rng, (4099,), dtype, -15.0, 15.0),
+                        np.array([0.0, -0.0, 14.2, -14.2, 30.0, -30.0, np.nan], dtype)])
+    dy = _data(rng, x.shape, dtype)
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            y, g = C.gelu_forward_grad(x, **kw)
+            assert_close(y, C.gelu_forward(x, **kw), dtype, 1, arch)
+            assert_close(dy * g, C.gelu_backward(x, dy, **kw), dtype, 2, arch)
+        assert np.isnan(y[-1]) and np.isnan(g[-1])
+
+
+@BACKENDS
+@pytest.mark.parametrize("kw", GELU_KW, ids=["exact", "tanh"])
+def test_gelu_forward_grad_central_differences(be, kw):
+    x = _away_from_kinks(np.random.default_rng(13), (3, 4))
+    check_grad(lambda x: be.gelu_forward(x, **kw),
+               lambda x, dy: dy * be.gelu_forward_grad(x, **kw)[1], [x])
+
+
+def test_gelu_forward_grad_hand_values():
+    # gelu(1) = Phi(1) = 0.8413447460685429; gelu'(1) = Phi(1) + phi(1) = 1.0833154705876864;
+    # gelu'(0) = 1/2; gelu(-1) = -0.15865525393145707, gelu'(-1) = -0.08331547058768633
+    x = np.array([1.0, 0.0, -1.0])
+    for be in (C, REF):
+        y, g = be.gelu_forward_grad(x)
+        np.testing.assert_allclose(y, [0.8413447460685429, 0.0, -0.15865525393145707],
+                                   rtol=1e-15)
+        np.testing.assert_allclose(g, [1.0833154705876864, 0.5, -0.08331547058768633],
+                                   rtol=1e-14)
+
+
+@BACKENDS
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_forward_grad_out_and_bad_input(be, dtype):
+    rng = np.random.default_rng(14)
+    x = _data(rng, (5, 7), dtype)
+    want_y, want_g = REF.gelu_forward_grad(x.copy())
+    xi, g = x.copy(), np.empty_like(x)
+    y, g2 = be.gelu_forward_grad(xi, out=xi, grad=g)          # in place over x
+    assert y is xi and g2 is g
+    assert_close(y, want_y, dtype, 1, "in place")
+    assert_close(g, want_g, dtype, 1, "grad")
+    for _, xv in layouts(x):
+        yv, gv = be.gelu_forward_grad(xv)
+        assert_close(yv, want_y, dtype, 1, "layouts")
+        assert_close(gv, want_g, dtype, 1, "layouts")
+    with pytest.raises(ValueError, match="overlaps"):
+        be.gelu_forward_grad(x, grad=x)
+    out = np.empty_like(x)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.gelu_forward_grad(x, out=out, grad=out)
+    with pytest.raises(ValueError, match="shape"):
+        be.gelu_forward_grad(x, grad=np.empty((5, 8), dtype))
+    with pytest.raises(TypeError, match="dtype"):
+        be.gelu_forward_grad(x, grad=np.empty((5, 7), np.float16))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.gelu_forward_grad(np.ones(3, np.int64))
