@@ -11,17 +11,22 @@
  * P = 0 and out = 0 (not NaN). Causal work skips the upper triangle in row blocks of RB:
  * rows t0..t1-1 only touch columns < min(S, t1).
  *
- * Parallel split: threads take whole (b, h) pairs (schedule static); inside, the products run
- * through pynn_gemm on one thread, whose summation order depends on the shapes only, so every
- * output has one writer and the bits do not depend on the thread count. With one pair, the
- * GEMMs themselves get the threads. The backward keeps dS in per-thread scratch (T*S).
+ * Products: per (b, h) pair the operands that serve as the right-hand side (k^T, v, and in
+ * the backward v^T, k, q, dout) are first copied into per-thread scratch rows padded to a
+ * multiple of the register tile, then one small kernel (pynn_att_mm_*) computes 4-row x
+ * 2-vector tiles with the reduction in order k = 0..K-1. A head is far too small for
+ * pynn_gemm's packing and per-call scratch to pay off (64x64x32 products, 128 pairs per step).
+ *
+ * Parallel split: threads take whole (b, h) pairs (schedule static); every output has one
+ * writer and the summation order depends on the shapes only, so the bits do not depend on
+ * the thread count. The backward keeps dS in per-thread scratch (T*S).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "activations.h" /* pynn_exp_f32/f64: exp written out, branch-free */
 #include "attention.h"
-#include "gemm.h"
+#include <stdint.h>
 
 #define PYNN_ATT_RB 32
 
@@ -48,13 +53,19 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
     for (pynn_idx t = t0; t < t1; t++) {                                                     \
         T_ *row = P + t * S;                                                                 \
         const uint8_t *mr = mask ? mask + t * smt : NULL;                                    \
+        /* columns < lim are allowed by causality; the passes run over W >= lim, a whole    \
+         * number of 16-wide groups where S allows, with columns lim..W-1 as masked */       \
         pynn_idx lim = causal ? PYNN_MIN(S, t + 1) : S, j;                                   \
+        pynn_idx W = PYNN_MIN(S, (lim + 15) / 16 * 16);                                      \
         T_ acc[16];                                                                          \
         if (mr)                                                                              \
             for (j = 0; j < lim; j++) row[j] = mr[j * sms] ? row[j] : -(T_)INFINITY;         \
         for (int k = 0; k < 16; k++) acc[k] = -(T_)INFINITY;                                 \
-        for (j = 0; j + 16 <= lim; j += 16)                                                  \
-            for (int k = 0; k < 16; k++) acc[k] = row[j + k] > acc[k] ? row[j + k] : acc[k]; \
+        for (j = 0; j + 16 <= W; j += 16)                                                    \
+            for (int k = 0; k < 16; k++) {                                                   \
+                T_ x = j + k < lim ? row[j + k] : -(T_)INFINITY;                             \
+                acc[k] = x > acc[k] ? x : acc[k];                                            \
+            }                                                                                \
         for (int k = 0; j < lim; j++, k++) acc[k] = row[j] > acc[k] ? row[j] : acc[k];       \
         for (int w = 8; w >= 1; w /= 2)                                                      \
             for (int k = 0; k < w; k++) acc[k] = acc[k + w] > acc[k] ? acc[k + w] : acc[k];  \
@@ -63,12 +74,18 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
             for (j = 0; j < S; j++) row[j] = 0;                                              \
             continue;                                                                        \
         }                                                                                    \
-        _Pragma("omp simd")                                                                  \
-        for (j = 0; j < lim; j++) row[j] = pynn_exp_##SUF(row[j] - m);                       \
+        /* e = exp(x - m) where allowed, exactly 0 elsewhere (masked entries hold -inf, whose \
+         * exp is not exactly 0, so they are cleared after), then the sum */                 \
+        for (j = 0; j + 16 <= W; j += 16)                                                    \
+            for (int k = 0; k < 16; k++) {                                                   \
+                T_ e = pynn_exp_##SUF(row[j + k] - m);                                       \
+                row[j + k] = j + k < lim ? e : (T_)0;                                        \
+            }                                                                                \
+        for (; j < lim; j++) row[j] = pynn_exp_##SUF(row[j] - m);                            \
         if (mr)                                                                              \
             for (j = 0; j < lim; j++) row[j] = mr[j * sms] ? row[j] : (T_)0;                 \
         for (int k = 0; k < 16; k++) acc[k] = 0;                                             \
-        for (j = 0; j + 16 <= lim; j += 16)                                                  \
+        for (j = 0; j + 16 <= W; j += 16)                                                    \
             for (int k = 0; k < 16; k++) acc[k] += row[j + k];                               \
         for (int k = 0; j < lim; j++, k++) acc[k] += row[j];                                 \
         for (int w = 8; w >= 1; w /= 2)                                                      \
@@ -98,10 +115,121 @@ ATTR static void pynn_att_grad_##SUF##_##SFX(T_ *dS, const T_ *P, pynn_idx S, py
     }                                                                                        \
 }
 
+/* C (M,N) = alpha A (M,K) @ B (K,N). A by strides (ars, acs); B in scratch: rows of ldb
+ * elements, readable (finite) up to N rounded up to the tile width 2 * VL; C by strides.
+ * Register tiles of 4 rows x 2 vectors (GCC vector extensions: one zmm per vector with
+ * AVX-512, split in halves or quarters for AVX2 and the portable build); rows past M repeat
+ * the last row and are not stored. Each element sums k = 0..K-1 in order. */
+#if defined(__GNUC__)
+#define PYNN_ATT_MM(T_, SUF, SFX, ATTR)                                                      \
+ATTR static void pynn_att_mm_##SUF##_##SFX(T_ *Cm, pynn_idx rsc, pynn_idx csc, const T_ *A,  \
+                                           pynn_idx ars, pynn_idx acs, const T_ *B,          \
+                                           pynn_idx ldb, pynn_idx M, pynn_idx N, pynn_idx K, \
+                                           T_ alpha) {                                       \
+    enum { VL = 64 / sizeof(T_) };                                                           \
+    for (pynn_idx i0 = 0; i0 < M; i0 += 4) {                                                 \
+        pynn_idx mr = PYNN_MIN(M - i0, 4);                                                   \
+        const T_ *a0 = A + i0 * ars, *a1 = A + (i0 + PYNN_MIN(1, mr - 1)) * ars;             \
+        const T_ *a2 = A + (i0 + PYNN_MIN(2, mr - 1)) * ars;                                 \
+        const T_ *a3 = A + (i0 + PYNN_MIN(3, mr - 1)) * ars;                                 \
+        for (pynn_idx j0 = 0; j0 < N; j0 += 2 * VL) {                                        \
+            pynn_att_vec_##SUF c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};                   \
+            pynn_att_vec_##SUF c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};                   \
+            const T_ *b = B + j0;                                                            \
+            for (pynn_idx k = 0; k < K; k++, b += ldb) {                                     \
+                pynn_att_vec_##SUF b0 = *(const pynn_att_vec_##SUF *)b;                      \
+                pynn_att_vec_##SUF b1 = *(const pynn_att_vec_##SUF *)(b + VL);               \
+                T_ x0 = a0[k * acs], x1 = a1[k * acs], x2 = a2[k * acs], x3 = a3[k * acs];   \
+                c00 += x0 * b0; c01 += x0 * b1; c10 += x1 * b0; c11 += x1 * b1;             \
+                c20 += x2 * b0; c21 += x2 * b1; c30 += x3 * b0; c31 += x3 * b1;             \
+            }                                                                                \
+            pynn_idx nr = PYNN_MIN(N - j0, 2 * VL);                                          \
+            T_ *cr = Cm + i0 * rsc + j0 * csc;                                               \
+            if (csc == 1 && nr == 2 * VL && mr == 4) { /* whole tile, unit stride */         \
+                *(pynn_att_vec_##SUF *)cr = alpha * c00;                                     \
+                *(pynn_att_vec_##SUF *)(cr + VL) = alpha * c01;                              \
+                *(pynn_att_vec_##SUF *)(cr + rsc) = alpha * c10;                             \
+                *(pynn_att_vec_##SUF *)(cr + rsc + VL) = alpha * c11;                        \
+                *(pynn_att_vec_##SUF *)(cr + 2 * rsc) = alpha * c20;                         \
+                *(pynn_att_vec_##SUF *)(cr + 2 * rsc + VL) = alpha * c21;                    \
+                *(pynn_att_vec_##SUF *)(cr + 3 * rsc) = alpha * c30;                         \
+                *(pynn_att_vec_##SUF *)(cr + 3 * rsc + VL) = alpha * c31;                    \
+                continue;                                                                    \
+            }                                                                                \
+            T_ t[4][2 * VL];                                                                 \
+            *(pynn_att_vec_##SUF *)t[0] = c00; *(pynn_att_vec_##SUF *)(t[0] + VL) = c01;     \
+            *(pynn_att_vec_##SUF *)t[1] = c10; *(pynn_att_vec_##SUF *)(t[1] + VL) = c11;     \
+            *(pynn_att_vec_##SUF *)t[2] = c20; *(pynn_att_vec_##SUF *)(t[2] + VL) = c21;     \
+            *(pynn_att_vec_##SUF *)t[3] = c30; *(pynn_att_vec_##SUF *)(t[3] + VL) = c31;     \
+            for (pynn_idx r = 0; r < mr; r++)                                                \
+                for (pynn_idx c = 0; c < nr; c++) cr[r * rsc + c * csc] = alpha * t[r][c];   \
+        }                                                                                    \
+    }                                                                                        \
+}
+typedef float pynn_att_vec_f32 __attribute__((vector_size(64), aligned(4)));
+typedef double pynn_att_vec_f64 __attribute__((vector_size(64), aligned(8)));
+#else
+#define PYNN_ATT_MM(T_, SUF, SFX, ATTR)                                                      \
+static void pynn_att_mm_##SUF##_##SFX(T_ *Cm, pynn_idx rsc, pynn_idx csc, const T_ *A,       \
+                                      pynn_idx ars, pynn_idx acs, const T_ *B, pynn_idx ldb, \
+                                      pynn_idx M, pynn_idx N, pynn_idx K, T_ alpha) {        \
+    for (pynn_idx i = 0; i < M; i++)                                                         \
+        for (pynn_idx j = 0; j < N; j++) {                                                   \
+            T_ acc = 0;                                                                      \
+            for (pynn_idx k = 0; k < K; k++) acc += A[i * ars + k * acs] * B[k * ldb + j];   \
+            Cm[i * rsc + j * csc] = alpha * acc;                                             \
+        }                                                                                    \
+}
+#endif
+/* dst (R, ld) = src (R, Cc) by strides, zeros in columns Cc..ld-1; pack_t: dst (Cc, ld) =
+ * src (R, Cc)^T, zeros in columns R..ld-1 (per ISA: AVX-512 gathers the strided reads) */
+#define PYNN_ATT_PACK(T_, SUF, SFX, ATTR)                                                    \
+ATTR static void pynn_att_pack_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *src,            \
+                                             pynn_idx rs, pynn_idx cs, pynn_idx R,           \
+                                             pynn_idx Cc) {                                  \
+    for (pynn_idx r = 0; r < R; r++) {                                                       \
+        for (pynn_idx c = 0; c < Cc; c++) dst[r * ld + c] = src[r * rs + c * cs];            \
+        for (pynn_idx c = Cc; c < ld; c++) dst[r * ld + c] = 0;                              \
+    }                                                                                        \
+}                                                                                            \
+ATTR static void pynn_att_pack_t_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *src,          \
+                                               pynn_idx rs, pynn_idx cs, pynn_idx R,         \
+                                               pynn_idx Cc) {                                \
+    for (pynn_idx c = 0; c < Cc; c++) {                                                      \
+        for (pynn_idx r = 0; r < R; r++) dst[c * ld + r] = src[r * rs + c * cs];             \
+        for (pynn_idx r = R; r < ld; r++) dst[c * ld + r] = 0;                               \
+    }                                                                                        \
+}
+
+/* tile width in elements: scratch rows are padded to a multiple of it */
+#define PYNN_ATT_NB(T_) ((pynn_idx)(128 / sizeof(T_)))
+#define PYNN_ATT_PAD(n, T_) (((n) + PYNN_ATT_NB(T_) - 1) / PYNN_ATT_NB(T_) * PYNN_ATT_NB(T_))
+/* a right-hand operand of unit column stride whose width is a whole number of tiles is read
+ * in place (the tile loads stay inside its rows) */
+#define PYNN_ATT_DIRECT(cs, n, T_) ((cs) == 1 && (n) % PYNN_ATT_NB(T_) == 0)
+
 #define PYNN_ATT_ROW_TABLES(T_, SUF)                                                         \
 PYNN_ATT_ROWS(T_, SUF, generic, )                                                            \
 PYNN_ATT_ROWS(T_, SUF, avx2, PYNN_ATT_TARGET_AVX2)                                           \
 PYNN_ATT_ROWS(T_, SUF, avx512, PYNN_ATT_TARGET_AVX512)                                       \
+PYNN_ATT_MM(T_, SUF, generic, )                                                              \
+PYNN_ATT_MM(T_, SUF, avx2, PYNN_ATT_TARGET_AVX2)                                             \
+PYNN_ATT_MM(T_, SUF, avx512, PYNN_ATT_TARGET_AVX512)                                         \
+typedef void (*pynn_att_mm_fn_##SUF)(T_ *, pynn_idx, pynn_idx, const T_ *, pynn_idx,         \
+                                     pynn_idx, const T_ *, pynn_idx, pynn_idx, pynn_idx,     \
+                                     pynn_idx, T_);                                          \
+static const pynn_att_mm_fn_##SUF pynn_att_mm_##SUF[3] = {                                   \
+    pynn_att_mm_##SUF##_generic, pynn_att_mm_##SUF##_avx2, pynn_att_mm_##SUF##_avx512};      \
+PYNN_ATT_PACK(T_, SUF, generic, )                                                            \
+PYNN_ATT_PACK(T_, SUF, avx2, PYNN_ATT_TARGET_AVX2)                                           \
+PYNN_ATT_PACK(T_, SUF, avx512, PYNN_ATT_TARGET_AVX512)                                       \
+typedef void (*pynn_att_pack_fn_##SUF)(T_ *, pynn_idx, const T_ *, pynn_idx, pynn_idx,       \
+                                       pynn_idx, pynn_idx);                                  \
+static const pynn_att_pack_fn_##SUF pynn_att_pack_##SUF[3] = {                               \
+    pynn_att_pack_##SUF##_generic, pynn_att_pack_##SUF##_avx2, pynn_att_pack_##SUF##_avx512}; \
+static const pynn_att_pack_fn_##SUF pynn_att_pack_t_##SUF[3] = {                             \
+    pynn_att_pack_t_##SUF##_generic, pynn_att_pack_t_##SUF##_avx2,                           \
+    pynn_att_pack_t_##SUF##_avx512};                                                         \
 typedef void (*pynn_att_softmax_fn_##SUF)(T_ *, pynn_idx, pynn_idx, pynn_idx, int,           \
                                           const uint8_t *, pynn_idx, pynn_idx);             \
 typedef void (*pynn_att_grad_fn_##SUF)(T_ *, const T_ *, pynn_idx, pynn_idx, pynn_idx,       \
@@ -116,6 +244,13 @@ PYNN_ATT_ROW_TABLES(float, f32)
 PYNN_ATT_ROW_TABLES(double, f64)
 
 
+/* per-thread scratch of n elements (at least one cache line), NULL on failure */
+static void *pynn_att_scratch(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes < 64 ? 64 : bytes) != 0) return NULL;
+    return p;
+}
+
 #define PYNN_ATTENTION_FAMILY(T_, SUF)                                                  \
 int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, const T_ *v,  \
                                  const uint8_t *mask, pynn_idx B, pynn_idx H, pynn_idx T,    \
@@ -124,34 +259,46 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
                                  const pynn_idx *sm, int causal, double scale,               \
                                  pynn_ctx ctx) {                                             \
     /* out (B,H,T,DV) = softmax(scale q (B,H,T,D) k^T (B,H,D,S)) = probs (B,H,T,S) @ v (B,H,S,DV) */ \
-    pynn_idx BH = B * H;                                                                     \
+    pynn_idx BH = B * H, Sp = PYNN_ATT_PAD(S, T_), DVp = PYNN_ATT_PAD(DV, T_);              \
     int nt = pynn_threads_for(ctx, (double)BH * (double)T * (double)S * (double)(D + DV));   \
     if (nt > BH) nt = (int)(BH < 1 ? 1 : BH);                                                \
-    pynn_ctx inner = ctx;                                                                    \
-    if (nt > 1) inner.nthreads = 1;                                                          \
-    pynn_att_softmax_fn_##SUF softmax_rows = pynn_att_softmax_##SUF[PYNN_ATT_ISA(ctx)];      \
+    int isa = PYNN_ATT_ISA(ctx);                                                             \
+    pynn_att_softmax_fn_##SUF softmax_rows = pynn_att_softmax_##SUF[isa];                    \
+    pynn_att_mm_fn_##SUF mm = pynn_att_mm_##SUF[isa];                                        \
+    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa], pack_t = pynn_att_pack_t_##SUF[isa]; \
     int st = PYNN_OK;                                                                        \
-    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1) reduction(|:st)")  \
-    for (pynn_idx p = 0; p < BH; p++) {                                                      \
-        pynn_idx b = p / H, h = p % H;                                                       \
-        const T_ *qp = q + b * sq[0] + h * sq[1], *kp = k + b * sk[0] + h * sk[1];           \
-        const T_ *vp = v + b * sv[0] + h * sv[1];                                            \
-        T_ *op = out + b * so[0] + h * so[1], *P = probs + p * T * S;                        \
-        for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                                   \
-            pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                     \
-            pynn_idx nc = causal ? PYNN_MIN(S, t1) : S;                                      \
-            T_ *Pb = P + t0 * S;                                                             \
-            if (nc > 0)                                                                      \
-                st |= pynn_gemm_##SUF(Pb, S, 1, qp + t0 * sq[2], sq[2], sq[3], kp, sk[3], sk[2], \
-                                      t1 - t0, nc, D, (T_)scale, 0, inner);                  \
-            softmax_rows(P, S, t0, t1, causal, mask ? mask + b * sm[0] : NULL, sm[1], sm[2]); \
-            if (nc > 0)                                                                      \
-                st |= pynn_gemm_##SUF(op + t0 * so[2], so[2], so[3], Pb, S, 1, vp, sv[2], sv[3], \
-                                      t1 - t0, DV, nc, 1, 0, inner);                         \
-            else                                                                             \
-                for (pynn_idx t = t0; t < t1; t++)                                           \
-                    for (pynn_idx c = 0; c < DV; c++) op[t * so[2] + c * so[3]] = 0;         \
+    _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
+    {                                                                                        \
+        /* kT (D, Sp) and v (S, DVp) of the current pair */                                 \
+        T_ *kT = (T_ *)pynn_att_scratch((size_t)(D * Sp + S * DVp) * sizeof(T_));            \
+        T_ *vs = kT ? kT + D * Sp : NULL;                                                    \
+        if (!kT) st |= 1;                                                                    \
+        _Pragma("omp for schedule(static)")                                                  \
+        for (pynn_idx p = 0; p < BH; p++) {                                                  \
+            if (!kT) continue;                                                               \
+            pynn_idx b = p / H, h = p % H;                                                   \
+            const T_ *qp = q + b * sq[0] + h * sq[1];                                        \
+            T_ *op = out + b * so[0] + h * so[1], *P = probs + p * T * S;                    \
+            const T_ *vb = v + b * sv[0] + h * sv[1];                                        \
+            pynn_idx ldv = sv[2];                                                            \
+            pack_t(kT, Sp, k + b * sk[0] + h * sk[1], sk[2], sk[3], S, D);                   \
+            if (!PYNN_ATT_DIRECT(sv[3], DV, T_)) {                                           \
+                pack(vs, DVp, vb, sv[2], sv[3], S, DV);                                      \
+                vb = vs;                                                                     \
+                ldv = DVp;                                                                   \
+            }                                                                                \
+            for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
+                pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
+                pynn_idx nc = causal ? PYNN_MIN(S, t1) : S;                                  \
+                mm(P + t0 * S, S, 1, qp + t0 * sq[2], sq[2], sq[3], kT, Sp, t1 - t0, nc, D,  \
+                   (T_)scale);                                                               \
+                softmax_rows(P, S, t0, t1, causal, mask ? mask + b * sm[0] : NULL, sm[1],    \
+                             sm[2]);                                                         \
+                mm(op + t0 * so[2], so[2], so[3], P + t0 * S, S, 1, vb, ldv, t1 - t0, DV, nc, \
+                   (T_)1);                                                                   \
+            }                                                                                \
         }                                                                                    \
+        free(kT);                                                                            \
     }                                                                                        \
     return st ? PYNN_ENOMEM : PYNN_OK;                                                       \
 }                                                                                            \
@@ -166,58 +313,73 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                                   pynn_ctx ctx) {                                            \
     /* dq (B,H,T,D) = dS k, dk (B,H,S,D) = dS^T q, dv (B,H,S,DV) = P^T dout (B,H,T,DV),      \
      * dS = P * (dout v^T - rowsum) (all written, not accumulated) */                         \
-    pynn_idx BH = B * H;                                                                     \
+    pynn_idx BH = B * H, Sp = PYNN_ATT_PAD(S, T_), Dp = PYNN_ATT_PAD(D, T_);                \
+    pynn_idx DVp = PYNN_ATT_PAD(DV, T_);                                                     \
     int nt = pynn_threads_for(ctx, 2.0 * (double)BH * (double)T * (double)S * (double)(D + DV)); \
     if (nt > BH) nt = (int)(BH < 1 ? 1 : BH);                                                \
-    pynn_ctx inner = ctx;                                                                    \
-    if (nt > 1) inner.nthreads = 1;                                                          \
-    pynn_att_grad_fn_##SUF grad_rows = pynn_att_grad_##SUF[PYNN_ATT_ISA(ctx)];               \
+    int isa = PYNN_ATT_ISA(ctx);                                                             \
+    pynn_att_grad_fn_##SUF grad_rows = pynn_att_grad_##SUF[isa];                             \
+    pynn_att_mm_fn_##SUF mm = pynn_att_mm_##SUF[isa];                                        \
+    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa], pack_t = pynn_att_pack_t_##SUF[isa]; \
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
-        void *buf = NULL;                                                                    \
-        if (T * S > 0 && posix_memalign(&buf, 64, (size_t)(T * S) * sizeof(T_)) != 0) {     \
-            buf = NULL;                                                                      \
-            st |= 1;                                                                         \
-        }                                                                                    \
-        T_ *dS = (T_ *)buf;                                                                  \
+        /* dS (T, S), vT (DV, Sp), k (S, Dp), q (T, Dp), dout (T, DVp) of the current pair */ \
+        T_ *dS = (T_ *)pynn_att_scratch((size_t)(T * S + DV * Sp + S * Dp + T * Dp + T * DVp) \
+                                        * sizeof(T_));                                       \
+        T_ *vT = dS ? dS + T * S : NULL, *ks = vT ? vT + DV * Sp : NULL;                     \
+        T_ *qs = ks ? ks + S * Dp : NULL, *dos = qs ? qs + T * Dp : NULL;                    \
+        if (!dS) st |= 1;                                                                    \
         _Pragma("omp for schedule(static)")                                                  \
         for (pynn_idx p = 0; p < BH; p++) {                                                  \
+            if (!dS) continue;                                                               \
             pynn_idx b = p / H, h = p % H;                                                   \
             const T_ *qp = q + b * sq[0] + h * sq[1], *kp = k + b * sk[0] + h * sk[1];       \
-            const T_ *vp = v + b * sv[0] + h * sv[1], *dop = dout + b * sdo[0] + h * sdo[1]; \
+            const T_ *dop = dout + b * sdo[0] + h * sdo[1];                                  \
             const T_ *P = probs + p * T * S;                                                 \
             T_ *dqp = dq + b * sdq[0] + h * sdq[1], *dkp = dk + b * sdk[0] + h * sdk[1];     \
             T_ *dvp = dv + b * sdv[0] + h * sdv[1];                                          \
-            if (!dS && T * S > 0) continue;                                                  \
-            /* dS row blocks: dP = dout v^T, then the softmax Jacobian; dq = dS k */         \
+            /* right-hand operands: used in place when rows are unit-stride and a whole     \
+             * number of tiles wide, else copied into the padded scratch */                  \
+            const T_ *kb = kp, *qb = qp, *dob = dop;                                         \
+            pynn_idx ldk = sk[2], ldq = sq[2], lddo = sdo[2];                                \
+            pack_t(vT, Sp, v + b * sv[0] + h * sv[1], sv[2], sv[3], S, DV);                  \
+            if (!PYNN_ATT_DIRECT(sk[3], D, T_)) {                                            \
+                pack(ks, Dp, kp, sk[2], sk[3], S, D);                                        \
+                kb = ks;                                                                     \
+                ldk = Dp;                                                                    \
+            }                                                                                \
+            if (!PYNN_ATT_DIRECT(sq[3], D, T_)) {                                            \
+                pack(qs, Dp, qp, sq[2], sq[3], T, D);                                        \
+                qb = qs;                                                                     \
+                ldq = Dp;                                                                    \
+            }                                                                                \
+            if (!PYNN_ATT_DIRECT(sdo[3], DV, T_)) {                                          \
+                pack(dos, DVp, dop, sdo[2], sdo[3], T, DV);                                  \
+                dob = dos;                                                                   \
+                lddo = DVp;                                                                  \
+            }                                                                                \
+            /* dS row blocks: dP = dout v^T, then the softmax Jacobian; dq = scale dS k */   \
             for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
                 pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
                 pynn_idx nc = causal ? PYNN_MIN(S, t1) : S;                                  \
-                if (nc > 0)                                                                  \
-                    st |= pynn_gemm_##SUF(dS + t0 * S, S, 1, dop + t0 * sdo[2], sdo[2], sdo[3], \
-                                          vp, sv[3], sv[2], t1 - t0, nc, DV, 1, 0, inner);   \
+                mm(dS + t0 * S, S, 1, dop + t0 * sdo[2], sdo[2], sdo[3], vT, Sp, t1 - t0, nc, \
+                   DV, (T_)1);                                                               \
                 grad_rows(dS, P, S, t0, t1, nc);                                             \
-                if (nc > 0)                                                                  \
-                    st |= pynn_gemm_##SUF(dqp + t0 * sdq[2], sdq[2], sdq[3], dS + t0 * S, S, 1, \
-                                          kp, sk[2], sk[3], t1 - t0, D, nc, (T_)scale, 0, inner); \
-                else                                                                         \
-                    for (pynn_idx t = t0; t < t1; t++)                                       \
-                        for (pynn_idx c = 0; c < D; c++) dqp[t * sdq[2] + c * sdq[3]] = 0;   \
+                mm(dqp + t0 * sdq[2], sdq[2], sdq[3], dS + t0 * S, S, 1, kb, ldk, t1 - t0, D, \
+                   nc, (T_)scale);                                                           \
             }                                                                                \
-            /* column blocks of dS and P: dk = dS^T q, dv = P^T dout over rows t >= j0 */    \
+            /* column blocks of dS and P: dk = scale dS^T q, dv = P^T dout over rows t >= j0 */ \
             for (pynn_idx j0 = 0; j0 < S; j0 += PYNN_ATT_RB) {                               \
                 pynn_idx j1 = PYNN_MIN(S, j0 + PYNN_ATT_RB);                                 \
                 pynn_idx ts = causal ? PYNN_MIN(T, j0) : 0;                                  \
-                st |= pynn_gemm_##SUF(dkp + j0 * sdk[2], sdk[2], sdk[3], dS + ts * S + j0, 1, S, \
-                                      qp + ts * sq[2], sq[2], sq[3], j1 - j0, D, T - ts,     \
-                                      (T_)scale, 0, inner);                                  \
-                st |= pynn_gemm_##SUF(dvp + j0 * sdv[2], sdv[2], sdv[3], P + ts * S + j0, 1, S, \
-                                      dop + ts * sdo[2], sdo[2], sdo[3], j1 - j0, DV, T - ts, \
-                                      1, 0, inner);                                          \
+                mm(dkp + j0 * sdk[2], sdk[2], sdk[3], dS + ts * S + j0, 1, S, qb + ts * ldq, \
+                   ldq, j1 - j0, D, T - ts, (T_)scale);                                      \
+                mm(dvp + j0 * sdv[2], sdv[2], sdv[3], P + ts * S + j0, 1, S, dob + ts * lddo, \
+                   lddo, j1 - j0, DV, T - ts, (T_)1);                                        \
             }                                                                                \
         }                                                                                    \
-        free(buf);                                                                           \
+        free(dS);                                                                            \
     }                                                                                        \
     return st ? PYNN_ENOMEM : PYNN_OK;                                                       \
 }

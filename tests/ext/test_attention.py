@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, compare, layouts, rand, check_grad
+from helpers import C, REF, assert_close, compare, layouts, rand, check_grad
 
 DTYPES = (np.float32, np.float64)
 # (B, H, T, S, D, DV)
@@ -80,6 +80,34 @@ def test_layouts_and_head_views(dtype):
                          dk=bufs[1].transpose(0, 2, 1, 3), dv=bufs[2].transpose(0, 2, 1, 3))
     for bb, ee in zip(bufs, e):
         np.testing.assert_allclose(bb.transpose(0, 2, 1, 3), ee, rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [16, 32, 7])
+@pytest.mark.parametrize("causal", [False, True])
+def test_heads_of_one_fused_projection(D, causal, dtype):
+    """q, k, v as head views of one (B*T, 3*H*D) buffer, as MultiHeadAttention passes them
+    (rows of 3*H*D elements, unit column stride: C reads whole-tile rows in place), and
+    dq, dk, dv written into column blocks of one gradient buffer."""
+    rng = np.random.default_rng(D)
+    B, T, H = 3, 37, 2
+    qkv = rand(rng, (B * T, 3 * H * D), dtype)
+    q, k, v = (qkv[:, i * H * D:(i + 1) * H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+               for i in range(3))
+    ref = [np.ascontiguousarray(a) for a in (q, k, v)]
+    want, p = REF.attention_forward(*ref, causal)
+    att = np.empty((B, T, H, D), dtype)
+    got, gp = C.attention_forward(q, k, v, causal, out=att.transpose(0, 2, 1, 3))
+    assert_close(got, want, dtype, T * D, "forward")
+    assert_close(gp, p, dtype, T * D, "probs")
+    dout = rand(rng, (B, H, T, D), dtype)
+    e = REF.attention_backward(*ref, p, dout, causal)
+    dqkv = np.empty_like(qkv)
+    views = [dqkv[:, i * H * D:(i + 1) * H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+             for i in range(3)]
+    C.attention_backward(q, k, v, gp, dout, causal, dq=views[0], dk=views[1], dv=views[2])
+    for name, g, w in zip("qkv", views, e):
+        assert_close(g, w, dtype, T * D, "d" + name)
 
 
 @settings(max_examples=15, deadline=None)
