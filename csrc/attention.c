@@ -91,8 +91,9 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
         for (int w = 8; w >= 1; w /= 2)                                                      \
             for (int k = 0; k < w; k++) acc[k] += acc[k + w];                                \
         T_ inv = (T_)1 / acc[0];                                                             \
-        for (j = 0; j < lim; j++) row[j] *= inv;                                             \
-        for (j = lim; j < S; j++) row[j] = 0;                                                \
+        pynn_idx Wl = PYNN_MAX(W / 16 * 16, lim); /* whole groups: entries >= lim hold 0 */  \
+        for (j = 0; j < Wl; j++) row[j] *= inv;                                              \
+        for (j = Wl; j < S; j++) row[j] = 0;                                                 \
     }                                                                                        \
 }                                                                                            \
 /* rows t0..t1-1 of dS (T,S): dP in, dS = P (dP - sum_j P dP) out over j < nc, 0 beyond */   \
