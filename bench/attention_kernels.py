@@ -85,13 +85,16 @@ def main():
         g = np.ones(C, np.float32)
         _, m, r = ops.layernorm_forward(h, g, g, 1e-5)
         z = rng.standard_normal((B * T, FF)).astype(np.float32)
-        zo = np.empty_like(z)
+        zo, zg = np.empty_like(z), np.empty_like(z)
         parts = race({
             "attention fwd": lambda: ops.attention_forward(Qh, Kh, Vh, True),
             "attention bwd": lambda: ops.attention_backward(Qh, Kh, Vh, probs, dout, True),
             "layernorm fwd": lambda: ops.layernorm_forward(h, g, g, 1e-5),
             "layernorm bwd": lambda: ops.layernorm_backward(h, g, m, r, h),
-            # the MLP's activation, for its share of the block (exact GELU uses libm erfc)
+            # the MLP's activation, for its share of the block: the block runs the one-pass
+            # forward + derivative and multiplies dy by it in the backward
+            "gelu exact fwd+grad, dy*grad": lambda: (ops.gelu_forward_grad(z, out=zo, grad=zg),
+                                                     np.multiply(z, zg, out=zg)),
             "gelu exact f+b (B*T, ff)": lambda: (ops.gelu_forward(z, out=zo),
                                                  ops.gelu_backward(z, z, out=zo)),
             "gelu tanh f+b (B*T, ff)": lambda: (ops.gelu_forward(z, True, out=zo),
