@@ -9,7 +9,8 @@
  * barrier before the next block; split by columns, each thread packs its own columns.
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
- * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
+ * columns are not contiguous, or its rows are off the cache lines and M is large; an A
+ * sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
  * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
  * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
@@ -20,13 +21,13 @@
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
- * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into
- * disjoint rectangles of whole tiles (never K), a few chunks per thread handed out as threads
- * free up (schedule(dynamic): which thread computes a chunk does not change its bits), so
- * the bits are the same for any thread count.
+ * the path depend only on (M, N, K), the strides, the dtype and the ISA (whether B is packed
+ * also on its alignment: that changes where the kernel reads B, not its arithmetic). Threads
+ * split C into disjoint rectangles of whole tiles (never K), a few chunks per thread handed
+ * out as threads free up (schedule(dynamic): which thread computes a chunk does not change
+ * its bits), so the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
- * PYNN_ENOMEM if it cannot
- * be allocated (C untouched).
+ * PYNN_ENOMEM if it cannot be allocated (C untouched).
  */
 #include <stdlib.h>
 #ifdef _OPENMP
@@ -44,6 +45,8 @@
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
 #define PYNN_GEMM_SMALL_KC 2048
+/* small path: rows of A from which a B with rows off the 64-byte lines is packed */
+#define PYNN_GEMM_PACK_B_ROWS 256
 
 #define PYNN_GEMM_NAIVE(T, SUF)                                                              \
 void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                                 \
@@ -302,7 +305,13 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     int small = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES || M <= 2 * mr; \
     pynn_idx kmax = small ? PYNN_GEMM_SMALL_KC : kr->kc;                                     \
     pynn_idx nkb = (K + kmax - 1) / kmax, kc = (K + nkb - 1) / nkb;                          \
-    int pack_b = !small || csb != 1;                                                         \
+    /* B in place on the small path, unless its columns are strided, or its rows are not     \
+     * 64-byte aligned (NumPy's buffers start 16 bytes past a line: every vector load of a   \
+     * row then spans two lines) and enough rows of A reuse a packed copy: measured 1 thread, \
+     * B 16 bytes off, packing against in place: 784x128x128 with A^T +5-8%, 2048x64x288     \
+     * +11%, 256^3 +13%, 512x128x784 -3..+7%, but 128x128x784 -7% and 32x128x784 -24% */     \
+    int b_split = ((uintptr_t)B % 64 != 0 || (size_t)rsb * sizeof(T) % 64 != 0);            \
+    int pack_b = !small || csb != 1 || (b_split && M >= PYNN_GEMM_PACK_B_ROWS);              \
     /* threads split the larger tile count; each part is whole tiles */                      \
     pynn_idx tm = (M + mr - 1) / mr, tn = (N + nr - 1) / nr;                                 \
     int split_n = tn >= tm;                                                                  \
