@@ -33,8 +33,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define PYNN_GEMM_TID omp_get_thread_num()
+#define PYNN_GEMM_NTH omp_get_num_threads()
 #else
 #define PYNN_GEMM_TID 0
+#define PYNN_GEMM_NTH 1
 #endif
 #include "gemm.h"
 #include "gemm_ukr.h"
@@ -80,11 +82,9 @@ static void pynn_gemm_pack_a_##SUF(T *dst, const T *A, pynn_idx rsa, pynn_idx cs
                                                                                              \
 static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx csb,           \
                                    pynn_idx k, pynn_idx n, int nr) {                         \
-    /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver row by row */                \
-    if (csb == 1) {                                                                          \
-        for (pynn_idx p = 0; p < k; p++)                                                     \
-            for (pynn_idx j = 0; j < n; j++) dst[p * nr + j] = B[p * rsb + j];               \
-    } else if (rsb == 1) {                                                                   \
+    /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver of a B with strided columns \
+     * (contiguous columns: column by column; rows of B contiguous: pack_bs) */              \
+    if (rsb == 1) {                                                                          \
         for (pynn_idx j = 0; j < n; j++) {                                                   \
             const T *bj = B + j * csb;                                                       \
             for (pynn_idx p = 0; p < k; p++) dst[p * nr + j] = bj[p];                        \
@@ -96,6 +96,30 @@ static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx cs
     if (n < nr)                                                                              \
         for (pynn_idx p = 0; p < k; p++)                                                     \
             for (pynn_idx j = n; j < nr; j++) dst[p * nr + j] = 0;                           \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_pack_bs_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx csb,          \
+                                    pynn_idx k, pynn_idx n, int nr, pynn_idx s0, pynn_idx s1) { \
+    /* slivers s0..s1-1 of the packed block dst (k, n) = B (k, n), sliver s (k, nr) at       \
+     * dst + s nr k, columns past n zero. Rows of B contiguous: row by row across the        \
+     * slivers, so B is read along its rows (sliver by sliver reads nr values a row, a row   \
+     * stride apart: for a large B a page a row and no stream for the prefetcher; measured   \
+     * 1 thread 1024^3, perf samples in packing and the loops: 8.4% -> 7.1%) */              \
+    if (csb != 1) {                                                                          \
+        for (pynn_idx s = s0; s < s1; s++)                                                   \
+            pynn_gemm_pack_b_##SUF(dst + s * nr * k, B + s * nr * csb, rsb, csb, k,          \
+                                   PYNN_MIN(nr, n - s * nr), nr);                            \
+        return;                                                                              \
+    }                                                                                        \
+    for (pynn_idx p = 0; p < k; p++) {                                                       \
+        const T *bp = B + p * rsb;                                                           \
+        for (pynn_idx s = s0; s < s1; s++) {                                                 \
+            T *d = dst + s * nr * k + p * nr;                                                \
+            pynn_idx j0 = s * nr, w = PYNN_MIN(nr, n - j0);                                  \
+            for (pynn_idx j = 0; j < w; j++) d[j] = bp[j0 + j];                              \
+            for (pynn_idx j = w; j < nr; j++) d[j] = 0;                                      \
+        }                                                                                    \
+    }                                                                                        \
 }                                                                                            \
                                                                                              \
 static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,             \
@@ -112,9 +136,8 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
             pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
             T bet = pc == 0 ? beta : (T)1; /* later depth blocks accumulate */               \
             if (pack_b)                                                                      \
-                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
-                    pynn_gemm_pack_b_##SUF(wb + jr * kcur, B + pc * rsb + (jc + jr) * csb,   \
-                                           rsb, csb, kcur, PYNN_MIN(nr, ncur - jr), nr);     \
+                pynn_gemm_pack_bs_##SUF(wb, B + pc * rsb + jc * csb, rsb, csb, kcur, ncur, nr, \
+                                        0, (ncur + nr - 1) / nr);                            \
             for (pynn_idx ir = 0; ir < M; ir += mr) {                                        \
                 pynn_idx mcur = PYNN_MIN(mr, M - ir);                                        \
                 const T *ap = A + ir * rsa + pc * csa;                                       \
@@ -146,17 +169,17 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
      * next block overwrites wb. Same kernel calls on the same packed data as the rect path. */ \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
-    T *wa = work + (size_t)PYNN_GEMM_TID * la;                                               \
+    const int tid = PYNN_GEMM_TID, nth = PYNN_GEMM_NTH;                                      \
+    T *wa = work + (size_t)tid * la;                                                         \
     pynn_idx nir = (M + mr - 1) / mr;                                                        \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
         pynn_idx ncur = PYNN_MIN(nc, N - jc), nsl = (ncur + nr - 1) / nr;                    \
         for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
             pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
             T bet = pc == 0 ? beta : (T)1;                                                   \
-            _Pragma("omp for schedule(static)")                                              \
-            for (pynn_idx sl = 0; sl < nsl; sl++)                                            \
-                pynn_gemm_pack_b_##SUF(wb + sl * nr * kcur, B + pc * rsb + (jc + sl * nr) * csb, \
-                                       rsb, csb, kcur, PYNN_MIN(nr, ncur - sl * nr), nr);    \
+            pynn_gemm_pack_bs_##SUF(wb, B + pc * rsb + jc * csb, rsb, csb, kcur, ncur, nr,   \
+                                    nsl * tid / nth, nsl * (tid + 1) / nth);                 \
+            _Pragma("omp barrier")                                                           \
             _Pragma("omp for schedule(dynamic, 2)")                                          \
             for (pynn_idx q = 0; q < nir; q++) {                                             \
                 pynn_idx ir = q * mr, mcur = PYNN_MIN(mr, M - ir);                           \
