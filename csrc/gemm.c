@@ -9,7 +9,8 @@
  * barrier before the next block; split by columns, each thread packs its own columns.
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
- * columns are not contiguous, an A sliver only at the bottom edge), K is split only past
+ * columns are not contiguous, or its rows are off the cache lines and M is large; an A
+ * sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
  * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
  * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
@@ -20,20 +21,22 @@
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
- * the path depend only on (M, N, K), the strides, the dtype and the ISA. Threads split C into
- * disjoint rectangles of whole tiles (never K), a few chunks per thread handed out as threads
- * free up (schedule(dynamic): which thread computes a chunk does not change its bits), so
- * the bits are the same for any thread count.
+ * the path depend only on (M, N, K), the strides, the dtype and the ISA (whether B is packed
+ * also on its alignment: that changes where the kernel reads B, not its arithmetic). Threads
+ * split C into disjoint rectangles of whole tiles (never K), a few chunks per thread handed
+ * out as threads free up (schedule(dynamic): which thread computes a chunk does not change
+ * its bits), so the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
- * PYNN_ENOMEM if it cannot
- * be allocated (C untouched).
+ * PYNN_ENOMEM if it cannot be allocated (C untouched).
  */
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #define PYNN_GEMM_TID omp_get_thread_num()
+#define PYNN_GEMM_NTH omp_get_num_threads()
 #else
 #define PYNN_GEMM_TID 0
+#define PYNN_GEMM_NTH 1
 #endif
 #include "gemm.h"
 #include "gemm_ukr.h"
@@ -44,6 +47,8 @@
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
 #define PYNN_GEMM_SMALL_KC 2048
+/* small path: rows of A from which a B with rows off the 64-byte lines is packed */
+#define PYNN_GEMM_PACK_B_ROWS 256
 
 #define PYNN_GEMM_NAIVE(T, SUF)                                                              \
 void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                                 \
@@ -63,28 +68,28 @@ void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                    
 #define PYNN_GEMM_DRIVER(T, SUF)                                                             \
 static void pynn_gemm_pack_a_##SUF(T *dst, const T *A, pynn_idx rsa, pynn_idx csa,           \
                                    pynn_idx m, pynn_idx k, int mr) {                         \
-    /* dst (k, mr) = A (m, k)^T, rows m..mr-1 zero: the sliver column by column */           \
-    if (csa == 1 && rsa != 1) {                                                              \
-        for (pynn_idx i = 0; i < m; i++) {                                                   \
-            const T *ai = A + i * rsa;                                                       \
-            for (pynn_idx p = 0; p < k; p++) dst[p * mr + i] = ai[p];                        \
-        }                                                                                    \
+    /* dst (k, mr) = A (m, k)^T, rows m..mr-1 zero: the sliver column by column. Also for   \
+     * rows of A contiguous in k, column by column: the m rows are read as m streams at     \
+     * once, whose misses overlap, and dst is written in order (row by row, each row of a   \
+     * large A, 1-8 KB, missed line after line before its stream was detected: the packing  \
+     * took 9-12% of a 1024^3 or 2048^3 product, 3-5% this way). An edge sliver's zero     \
+     * rows in the same pass: as a loop of their own gcc made them a memset call per column \
+     * (h^T dy, 128x10x512: 6% of the product in memset, 11% in the packing) */              \
+    if (m == mr) {                                                                           \
+        for (pynn_idx p = 0; p < k; p++)                                                     \
+            for (pynn_idx i = 0; i < mr; i++) dst[p * mr + i] = A[i * rsa + p * csa];        \
     } else {                                                                                 \
         for (pynn_idx p = 0; p < k; p++)                                                     \
-            for (pynn_idx i = 0; i < m; i++) dst[p * mr + i] = A[i * rsa + p * csa];         \
+            for (pynn_idx i = 0; i < mr; i++)                                                \
+                dst[p * mr + i] = i < m ? A[i * rsa + p * csa] : (T)0;                       \
     }                                                                                        \
-    if (m < mr)                                                                              \
-        for (pynn_idx p = 0; p < k; p++)                                                     \
-            for (pynn_idx i = m; i < mr; i++) dst[p * mr + i] = 0;                           \
 }                                                                                            \
                                                                                              \
 static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx csb,           \
                                    pynn_idx k, pynn_idx n, int nr) {                         \
-    /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver row by row */                \
-    if (csb == 1) {                                                                          \
-        for (pynn_idx p = 0; p < k; p++)                                                     \
-            for (pynn_idx j = 0; j < n; j++) dst[p * nr + j] = B[p * rsb + j];               \
-    } else if (rsb == 1) {                                                                   \
+    /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver of a B with strided columns \
+     * (contiguous columns: column by column; rows of B contiguous: pack_bs) */              \
+    if (rsb == 1) {                                                                          \
         for (pynn_idx j = 0; j < n; j++) {                                                   \
             const T *bj = B + j * csb;                                                       \
             for (pynn_idx p = 0; p < k; p++) dst[p * nr + j] = bj[p];                        \
@@ -96,6 +101,30 @@ static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx cs
     if (n < nr)                                                                              \
         for (pynn_idx p = 0; p < k; p++)                                                     \
             for (pynn_idx j = n; j < nr; j++) dst[p * nr + j] = 0;                           \
+}                                                                                            \
+                                                                                             \
+static void pynn_gemm_pack_bs_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx csb,          \
+                                    pynn_idx k, pynn_idx n, int nr, pynn_idx s0, pynn_idx s1) { \
+    /* slivers s0..s1-1 of the packed block dst (k, n) = B (k, n), sliver s (k, nr) at       \
+     * dst + s nr k, columns past n zero. Rows of B contiguous: row by row across the        \
+     * slivers, so B is read along its rows (sliver by sliver reads nr values a row, a row   \
+     * stride apart: for a large B a page a row and no stream for the prefetcher; measured   \
+     * 1 thread 1024^3, perf samples in packing and the loops: 8.4% -> 7.1%) */              \
+    if (csb != 1) {                                                                          \
+        for (pynn_idx s = s0; s < s1; s++)                                                   \
+            pynn_gemm_pack_b_##SUF(dst + s * nr * k, B + s * nr * csb, rsb, csb, k,          \
+                                   PYNN_MIN(nr, n - s * nr), nr);                            \
+        return;                                                                              \
+    }                                                                                        \
+    for (pynn_idx p = 0; p < k; p++) {                                                       \
+        const T *bp = B + p * rsb;                                                           \
+        for (pynn_idx s = s0; s < s1; s++) {                                                 \
+            T *d = dst + s * nr * k + p * nr;                                                \
+            pynn_idx j0 = s * nr, w = PYNN_MIN(nr, n - j0);                                  \
+            for (pynn_idx j = 0; j < w; j++) d[j] = bp[j0 + j];                              \
+            for (pynn_idx j = w; j < nr; j++) d[j] = 0;                                      \
+        }                                                                                    \
+    }                                                                                        \
 }                                                                                            \
                                                                                              \
 static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,             \
@@ -112,9 +141,8 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
             pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
             T bet = pc == 0 ? beta : (T)1; /* later depth blocks accumulate */               \
             if (pack_b)                                                                      \
-                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
-                    pynn_gemm_pack_b_##SUF(wb + jr * kcur, B + pc * rsb + (jc + jr) * csb,   \
-                                           rsb, csb, kcur, PYNN_MIN(nr, ncur - jr), nr);     \
+                pynn_gemm_pack_bs_##SUF(wb, B + pc * rsb + jc * csb, rsb, csb, kcur, ncur, nr, \
+                                        0, (ncur + nr - 1) / nr);                            \
             for (pynn_idx ir = 0; ir < M; ir += mr) {                                        \
                 pynn_idx mcur = PYNN_MIN(mr, M - ir);                                        \
                 const T *ap = A + ir * rsa + pc * csa;                                       \
@@ -146,17 +174,17 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
      * next block overwrites wb. Same kernel calls on the same packed data as the rect path. */ \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
-    T *wa = work + (size_t)PYNN_GEMM_TID * la;                                               \
+    const int tid = PYNN_GEMM_TID, nth = PYNN_GEMM_NTH;                                      \
+    T *wa = work + (size_t)tid * la;                                                         \
     pynn_idx nir = (M + mr - 1) / mr;                                                        \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
         pynn_idx ncur = PYNN_MIN(nc, N - jc), nsl = (ncur + nr - 1) / nr;                    \
         for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
             pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
             T bet = pc == 0 ? beta : (T)1;                                                   \
-            _Pragma("omp for schedule(static)")                                              \
-            for (pynn_idx sl = 0; sl < nsl; sl++)                                            \
-                pynn_gemm_pack_b_##SUF(wb + sl * nr * kcur, B + pc * rsb + (jc + sl * nr) * csb, \
-                                       rsb, csb, kcur, PYNN_MIN(nr, ncur - sl * nr), nr);    \
+            pynn_gemm_pack_bs_##SUF(wb, B + pc * rsb + jc * csb, rsb, csb, kcur, ncur, nr,   \
+                                    nsl * tid / nth, nsl * (tid + 1) / nth);                 \
+            _Pragma("omp barrier")                                                           \
             _Pragma("omp for schedule(dynamic, 2)")                                          \
             for (pynn_idx q = 0; q < nir; q++) {                                             \
                 pynn_idx ir = q * mr, mcur = PYNN_MIN(mr, M - ir);                           \
@@ -305,7 +333,13 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     int small = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES || M <= 2 * mr; \
     pynn_idx kmax = small ? PYNN_GEMM_SMALL_KC : kr->kc;                                     \
     pynn_idx nkb = (K + kmax - 1) / kmax, kc = (K + nkb - 1) / nkb;                          \
-    int pack_b = !small || csb != 1;                                                         \
+    /* B in place on the small path, unless its columns are strided, or its rows are not     \
+     * 64-byte aligned (NumPy's buffers start 16 bytes past a line: every vector load of a   \
+     * row then spans two lines) and enough rows of A reuse a packed copy: measured 1 thread, \
+     * B 16 bytes off, packing against in place: 784x128x128 with A^T +5-8%, 2048x64x288     \
+     * +11%, 256^3 +13%, 512x128x784 -3..+7%, but 128x128x784 -7% and 32x128x784 -24% */     \
+    int b_split = ((uintptr_t)B % 64 != 0 || (size_t)rsb * sizeof(T) % 64 != 0);            \
+    int pack_b = !small || csb != 1 || (b_split && M >= PYNN_GEMM_PACK_B_ROWS);              \
     /* threads split the larger tile count; each part is whole tiles */                      \
     pynn_idx tm = (M + mr - 1) / mr, tn = (N + nr - 1) / nr;                                 \
     int split_n = tn >= tm;                                                                  \

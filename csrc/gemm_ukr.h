@@ -102,6 +102,11 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
 #define PYNN_UKR_PREFETCH_A                                                                  \
     if (rsa == 1)                                                                            \
         __builtin_prefetch(a + PYNN_UKR_PF * csa), __builtin_prefetch(a + PYNN_UKR_PF * csa + MR - 1)
+/* the C tile read at the end (beta != 0), fetched at the start: a tile of a large C comes
+ * from L3 or memory, 2 lines a row, and loading it after the loop stalls on every line */
+#define PYNN_UKR_PREFETCH_C(i)                                                               \
+    if (i < m)                                                                               \
+        __builtin_prefetch(c + i * rsc), __builtin_prefetch(c + i * rsc + n - 1);
 #define PYNN_UKR_LOOP(ROWS, STEP, LOADB0, LOADB1, ASTEP)                                     \
     for (pynn_idx p = 0; p < k; p++, a += ASTEP, b += rsb) {                                 \
         PYNN_UKR_PREFETCH_B;                                                                 \
@@ -148,6 +153,8 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
     ROWS(PYNN_UKR_DECL)                                                                      \
     MT m0 = MASK(PYNN_MIN(n, VL)), m1 = MASK(PYNN_MAX(0, PYNN_MIN(n - VL, VL)));             \
+    if (beta != (T)0 && csc == 1 && k >= 64)                                                 \
+        ROWS(PYNN_UKR_PREFETCH_C)                                                            \
     if (rsa == 1) { /* packed sliver, or A with contiguous columns: constant offsets */      \
         if (n == 2 * VL)                                                                     \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, LOADU(b), LOADU(b + VL), csa)          \

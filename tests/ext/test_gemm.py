@@ -107,6 +107,38 @@ def test_shape_paths(case, dtype):
         assert not np.isnan(out).any(), f"beta=0 read out (arch={arch})"
 
 
+def _at_offset(a, offset):
+    """A copy of a whose data starts `offset` bytes past a 64-byte boundary."""
+    buf = np.zeros(a.nbytes + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = np.ndarray(a.shape, a.dtype, buffer=buf, offset=start)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [255, 256, 300])
+def test_small_path_b_off_the_lines(M, dtype):
+    """Small path: B read in place when its rows start on 64-byte lines, packed when they
+    do not and M >= 256 (NumPy's buffers start 16 bytes past a line); the same bits either
+    way, on every arch and thread count, against the reference."""
+    N, K = 64, 50  # rows of 256 (float32) or 512 bytes: on the lines when B is
+    rng = np.random.default_rng(M)
+    a, b = rand(rng, (M, K), dtype), rand(rng, (K, N), dtype)
+    for ta in (False, True):
+        av = np.ascontiguousarray(a.T) if ta else a
+        for off in (0, 16, 32):
+            bo = _at_offset(b, off)
+            assert bo.ctypes.data % 64 == off
+            compare("gemm", av, bo, ta, False, k=K)
+            for arch in ARCHS:
+                with pynn.arch(arch):
+                    np.testing.assert_array_equal(C.gemm(av, bo, ta), C.gemm(av, b, ta))
+        np.testing.assert_array_equal(C.gemm(av, _at_offset(b, 16), ta, False, 0.5, 2.0,
+                                             np.ones((M, N), dtype)),
+                                      C.gemm(av, b, ta, False, 0.5, 2.0, np.ones((M, N), dtype)))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dot_exact_and_layouts(dtype):
     """A long dot product of small integers is exact; strided and reversed vectors."""
