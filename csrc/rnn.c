@@ -5,7 +5,8 @@
  * GEMM. Here, per step: z = h_{t-1} @ w_rec (a GEMM of B x G*H x H) and one fused pass of the
  * gate nonlinearities and the state update. Backward, per step: one fused pass of the gate
  * derivatives and dh_{t-1} = dz_t @ w_rec^T; dw_rec = hprev^T @ dz over all steps is one
- * big GEMM at the end.
+ * big GEMM at the end. The LSTM's bias rides in the fused passes (added to xproj forward,
+ * its gradient summed backward): no separate sweep over the (B*T, 4H) arrays for either.
  *
  * Parallel split: one parallel region for the whole sequence; each thread owns a block of
  * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its
@@ -42,6 +43,31 @@
 #define PYNN_RNN_TARGETS 0
 #endif
 
+/* LSTM step of one unit j, forward: z = zs + the input projection XI..XO of gates i, f, c, o
+ * (z arrives in g, the step's slice of gates, and leaves as the activated gates) */
+#define PYNN_RNN_LSTM_FWD(T, SUF, XI, XF, XG, XO) {                                         \
+        T i = pynn_sigmoid_##SUF(g[j] + (XI));                                              \
+        T f = pynn_sigmoid_##SUF(g[H + j] + (XF));                                          \
+        T gg = pynn_tanh_##SUF(g[2 * H + j] + (XG));                                        \
+        T o = pynn_sigmoid_##SUF(g[3 * H + j] + (XO));                                      \
+        T cn = f * cp[j] + i * gg;                                                          \
+        cr[j] = cn;                                                                         \
+        hr[j] = o * pynn_tanh_##SUF(cn);                                                    \
+        g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;                        \
+    }
+/* LSTM step of one unit j, backward: dxproj from the saved gates, c_t, c_{t-1}, dh + carry */
+#define PYNN_RNN_LSTM_BWD(T, SUF) {                                                         \
+        T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];                      \
+        T tc = pynn_tanh_##SUF(cc[j]);                                                      \
+        T d = dhr[j] + cr[j];                                                               \
+        T dc = dcr[j] + d * o * ((T)1 - tc * tc);                                           \
+        dx[j] = dc * gg * i * ((T)1 - i);                                                   \
+        dx[H + j] = dc * cp[j] * f * ((T)1 - f);                                            \
+        dx[2 * H + j] = dc * i * ((T)1 - gg * gg);                                          \
+        dx[3 * H + j] = d * tc * o * ((T)1 - o);                                            \
+        dcr[j] = dc * f;                                                                    \
+    }
+
 /* The fused passes over units [j0, j1) of every batch row at step t (TN = sequence length). */
 #define PYNN_RNN_ROWS(T, SUF, ISA, ATTR)                                                    \
 ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                                           \
@@ -62,19 +88,20 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
                 for (pynn_idx j = j0; j < j1; j++) hr[j] = pynn_relu_##SUF(xr[j] + hr[j]);  \
             }                                                                               \
         } else if (cell == PYNN_RNN_LSTM) {                                                 \
-            const T *xr = xproj + r * 4 * H;                                                \
+            const T *xr = xproj + r * 4 * H, *bb = b_rec;                                   \
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *g = gates + r * 4 * H, *cr = c + r * H;                                      \
-            _Pragma("omp simd")                                                             \
-            for (pynn_idx j = j0; j < j1; j++) {                                            \
-                T i = pynn_sigmoid_##SUF(g[j] + xr[j]);                                     \
-                T f = pynn_sigmoid_##SUF(g[H + j] + xr[H + j]);                             \
-                T gg = pynn_tanh_##SUF(g[2 * H + j] + xr[2 * H + j]);                       \
-                T o = pynn_sigmoid_##SUF(g[3 * H + j] + xr[3 * H + j]);                     \
-                T cn = f * cp[j] + i * gg;                                                  \
-                cr[j] = cn;                                                                 \
-                hr[j] = o * pynn_tanh_##SUF(cn);                                            \
-                g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;                \
+            if (bb) {                   /* z = h_{t-1} @ w_rec + (xproj_t + bias) */        \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++)                                          \
+                    PYNN_RNN_LSTM_FWD(T, SUF, xr[j] + bb[j], xr[H + j] + bb[H + j],         \
+                                      xr[2 * H + j] + bb[2 * H + j],                        \
+                                      xr[3 * H + j] + bb[3 * H + j]);                       \
+            } else {                                                                        \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++)                                          \
+                    PYNN_RNN_LSTM_FWD(T, SUF, xr[j], xr[H + j], xr[2 * H + j],              \
+                                      xr[3 * H + j]);                                       \
             }                                                                               \
         } else {                                                                            \
             const T *xr = xproj + r * 3 * H, *zr = zs + b * 3 * H;                          \
@@ -94,10 +121,11 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
 }                                                                                           \
                                                                                             \
 ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                                           \
-        int cell, T *dxproj, T *drp, T *carry, T *dcn, const T *h0, const T *c0,            \
+        int cell, T *dxproj, T *drp, T *carry, T *dcn, T *db, const T *h0, const T *c0,     \
         const T *h, const T *c, const T *gates, const T *dh, pynn_idx B, pynn_idx TN,       \
         pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                                 \
-    /* dxproj_t (and drp_t, dcn, carry) for units j0..j1-1; carry holds dh from step t+1 */ \
+    /* dxproj_t (and drp_t, dcn, carry; LSTM db +=) for units j0..j1-1; carry holds dh     \
+     * from step t+1 */                                                                     \
     for (pynn_idx b = 0; b < B; b++) {                                                      \
         pynn_idx r = b * TN + t;                                                            \
         const T *hr = h + r * H, *dhr = dh + r * H;                                         \
@@ -117,17 +145,18 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
             const T *g = gates + r * 4 * H, *cc = c + r * H;                                \
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *dx = dxproj + r * 4 * H, *dcr = dcn + b * H;                                 \
-            _Pragma("omp simd")                                                             \
-            for (pynn_idx j = j0; j < j1; j++) {                                            \
-                T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];              \
-                T tc = pynn_tanh_##SUF(cc[j]);                                              \
-                T d = dhr[j] + cr[j];                                                       \
-                T dc = dcr[j] + d * o * ((T)1 - tc * tc);                                   \
-                dx[j] = dc * gg * i * ((T)1 - i);                                           \
-                dx[H + j] = dc * cp[j] * f * ((T)1 - f);                                    \
-                dx[2 * H + j] = dc * i * ((T)1 - gg * gg);                                  \
-                dx[3 * H + j] = d * tc * o * ((T)1 - o);                                    \
-                dcr[j] = dc * f;                                                            \
+            if (db) {                   /* db += dxproj row (b, t): rows in a fixed order */ \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++) {                                        \
+                    PYNN_RNN_LSTM_BWD(T, SUF);                                              \
+                    db[j] += dx[j], db[H + j] += dx[H + j];                                 \
+                    db[2 * H + j] += dx[2 * H + j], db[3 * H + j] += dx[3 * H + j];         \
+                }                                                                           \
+            } else {                                                                        \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++) {                                        \
+                    PYNN_RNN_LSTM_BWD(T, SUF);                                              \
+                }                                                                           \
             }                                                                               \
         } else {                                                                            \
             const T *g = gates + r * 4 * H;                                                 \
@@ -156,11 +185,11 @@ typedef void (*pynn_rnn_fwd_f64_fn)(int, double *, double *, double *, const dou
                                     const double *, const double *, const double *,
                                     const double *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
                                     pynn_idx, pynn_idx);
-typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, const float *,
+typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, float *,
                                     const float *, const float *, const float *,
-                                    const float *, const float *, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
-typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
+                                    const float *, const float *, const float *, pynn_idx,
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *, double *,
                                     const double *, const double *, const double *,
                                     const double *, const double *, const double *, pynn_idx,
                                     pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
@@ -212,9 +241,21 @@ static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, 
 static void pynn_rnn_pack_b_##SUF(T *bp, const T *src, pynn_idx rsk, pynn_idx csn,          \
                                   pynn_idx K, pynn_idx n, int nr) {                         \
     /* bp (K, nr) = src (K, n; strides rsk, csn), columns n..nr-1 zero: one sliver */       \
-    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads */    \
-        for (pynn_idx j = 0; j < nr; j++)                                                   \
-            for (pynn_idx p = 0; p < K; p++) bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0; \
+    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads, in  \
+                     * blocks of 64 p so that the written lines stay in L1 */              \
+        for (pynn_idx p0 = 0; p0 < K; p0 += 64) {                                           \
+            const pynn_idx p1 = PYNN_MIN(K, p0 + 64);                                       \
+            for (pynn_idx j = 0; j < nr; j++)                                               \
+                for (pynn_idx p = p0; p < p1; p++)                                          \
+                    bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0;                       \
+        }                                                                                   \
+    } else if (csn == 1) {      /* rows of w_rec: contiguous copies, zero tail */           \
+        for (pynn_idx p = 0; p < K; p++) {                                                  \
+            const T *sp = src + p * rsk;                                                    \
+            T *dp = bp + p * nr;                                                            \
+            for (pynn_idx j = 0; j < n; j++) dp[j] = sp[j];                                 \
+            for (pynn_idx j = n; j < nr; j++) dp[j] = 0;                                    \
+        }                                                                                   \
     } else {                                                                                \
         for (pynn_idx p = 0; p < K; p++)                                                    \
             for (pynn_idx j = 0; j < nr; j++)                                               \
@@ -302,7 +343,7 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
                             const T *dc_last, pynn_idx B, pynn_idx TN, pynn_idx H,          \
                             int cell, pynn_ctx ctx) {                                       \
     /* dxproj (B,T,G*H), dh0 (B,H), dc0 (B,H): BPTT from dh (B,T,H); dw_rec (H,G*H) =       \
-     * hprev^T @ drp over all B*T rows; db_rec (3H) = sum of drp (GRU); all written */      \
+     * hprev^T @ drp over all B*T rows; db_rec = sum of drp (GRU, 3H; LSTM, 4H); written */ \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
     const pynn_gemm_kernel_##SUF *kr = pynn_rnn_kernel_##SUF(ctx);                          \
     const int mr = kr->mr, nr = kr->nr;                                                     \
@@ -333,6 +374,7 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         for (pynn_idx e = 0; e < B * H; e++) dc0[e] = dc_last ? dc_last[e] : (T)0;          \
     pynn_rnn_bwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_bwd_rows, SUF);                   \
     const T beta = cell == PYNN_RNN_GRU ? (T)1 : (T)0;   /* GRU: carry holds d * z */      \
+    T *dbl = cell == PYNN_RNN_LSTM ? db_rec : NULL;     /* LSTM: db summed in the fused pass */ \
     _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
@@ -344,9 +386,13 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         for (pynn_idx s = 0; s < nsl; s++)     /* columns j of w_rec^T = rows j of w_rec */ \
             pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
+        if (dbl)                     /* LSTM db: this thread's columns of every gate */ \
+            for (pynn_idx q = 0; q < G; q++)                                                \
+                for (pynn_idx j = j0; j < j1; j++) dbl[q * H + j] = 0;                      \
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
             T *ap = apk[t & 1];                                                             \
-            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, B, TN, H, t, j0, j1); \
+            rows(cell, dxproj, drp, carry, dc0, dbl, h0, c0, h, c, gates, dh, B, TN, H, t,  \
+                 j0, j1);                                                                   \
             for (pynn_idx q = 0; q < G; q++)                                                \
                 pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0,     \
                                       q * H + j1);                                          \
