@@ -121,11 +121,10 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
 }                                                                                           \
                                                                                             \
 ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                                           \
-        int cell, T *dxproj, T *drp, T *carry, T *dcn, T *db, const T *h0, const T *c0,     \
+        int cell, T *dxproj, T *drp, T *carry, T *dcn, const T *h0, const T *c0,            \
         const T *h, const T *c, const T *gates, const T *dh, pynn_idx B, pynn_idx TN,       \
         pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                                 \
-    /* dxproj_t (and drp_t, dcn, carry; LSTM db +=) for units j0..j1-1; carry holds dh     \
-     * from step t+1 */                                                                     \
+    /* dxproj_t (and drp_t, dcn, carry) for units j0..j1-1; carry holds dh from step t+1 */ \
     for (pynn_idx b = 0; b < B; b++) {                                                      \
         pynn_idx r = b * TN + t;                                                            \
         const T *hr = h + r * H, *dhr = dh + r * H;                                         \
@@ -145,19 +144,8 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
             const T *g = gates + r * 4 * H, *cc = c + r * H;                                \
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *dx = dxproj + r * 4 * H, *dcr = dcn + b * H;                                 \
-            if (db) {                   /* db += dxproj row (b, t): rows in a fixed order */ \
-                _Pragma("omp simd")                                                         \
-                for (pynn_idx j = j0; j < j1; j++) {                                        \
-                    PYNN_RNN_LSTM_BWD(T, SUF);                                              \
-                    db[j] += dx[j], db[H + j] += dx[H + j];                                 \
-                    db[2 * H + j] += dx[2 * H + j], db[3 * H + j] += dx[3 * H + j];         \
-                }                                                                           \
-            } else {                                                                        \
-                _Pragma("omp simd")                                                         \
-                for (pynn_idx j = j0; j < j1; j++) {                                        \
-                    PYNN_RNN_LSTM_BWD(T, SUF);                                              \
-                }                                                                           \
-            }                                                                               \
+            _Pragma("omp simd")                                                             \
+            for (pynn_idx j = j0; j < j1; j++) PYNN_RNN_LSTM_BWD(T, SUF);                   \
         } else {                                                                            \
             const T *g = gates + r * 4 * H;                                                 \
             const T *hp = t ? h + (r - 1) * H : h0 + b * H;                                 \
@@ -185,11 +173,11 @@ typedef void (*pynn_rnn_fwd_f64_fn)(int, double *, double *, double *, const dou
                                     const double *, const double *, const double *,
                                     const double *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
                                     pynn_idx, pynn_idx);
-typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, float *,
+typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, const float *,
                                     const float *, const float *, const float *,
-                                    const float *, const float *, const float *, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
-typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *, double *,
+                                    const float *, const float *, pynn_idx, pynn_idx,
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
                                     const double *, const double *, const double *,
                                     const double *, const double *, const double *, pynn_idx,
                                     pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
@@ -230,11 +218,15 @@ static const pynn_gemm_kernel_##SUF *pynn_rnn_kernel_##SUF(pynn_ctx ctx) {      
                                                                                             \
 static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, pynn_idx K, \
                                   int mr, pynn_idx k0, pynn_idx k1) {                       \
-    /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs) */   \
-    for (pynn_idx i = 0; i < M; i++) {                                                      \
-        const T *si = src + i * rs;                                                         \
-        T *di = ap + (i / mr) * K * mr + i % mr;                                            \
-        for (pynn_idx p = k0; p < k1; p++) di[p * mr] = si[p];                              \
+    /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs),    \
+     * written in order, mr values per p: each line of a sliver is filled at once (a sliver \
+     * of dz_t, K = 4H, is larger than L1; row by row it took twice as long) */             \
+    for (pynn_idx i0 = 0; i0 < M; i0 += mr) {                                               \
+        const pynn_idx m = PYNN_MIN(mr, M - i0);                                            \
+        const T *si = src + i0 * rs;                                                        \
+        T *di = ap + i0 * K;                                                                \
+        for (pynn_idx p = k0; p < k1; p++)                                                  \
+            for (pynn_idx i = 0; i < m; i++) di[p * mr + i] = si[i * rs + p];               \
     }                                                                                       \
 }                                                                                           \
                                                                                             \
@@ -350,31 +342,41 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
     if (nt > nblk) nt = (int)nblk;                                                          \
+    /* db_rec (the column sums of drp) comes out of the dw_rec GEMM as one more row: hprev   \
+     * gets a column of ones, [hprev 1]^T @ drp = [dw_rec; db_rec] (H+1, G*H), in scratch;  \
+     * H = 256 is no multiple of the micro-kernel's rows, so the extra row costs nothing,   \
+     * where a separate sum would sweep drp (B*T, G*H) once more */                          \
+    const int ones = db_rec != NULL && cell != PYNN_RNN_TANH && cell != PYNN_RNN_RELU;      \
+    const pynn_idx H1 = H + ones;                                                           \
     /* scratch: two packed A (dz_t, B x G*H); packed w_rec^T, thread tid's slivers from     \
-     * G*H*(j0 + tid*nr); h_{t-1} (B,T,H) for dw_rec */                                     \
+     * G*H*(j0 + tid*nr); [h_{t-1} 1] (B,T,H1) for dw_rec (and db_rec); [dw_rec; db_rec] */  \
     const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * GH) + 15) & ~(size_t)15;         \
     const size_t lw = ((size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr) + 15) & ~(size_t)15; \
+    const size_t lh = ((size_t)(B * TN * H1) + 15) & ~(size_t)15;                           \
+    const size_t ld = ones ? (size_t)(H1 * GH) : 0;                                         \
     void *buf = NULL;                                                                       \
-    if (posix_memalign(&buf, 64, (2 * la + lw + (size_t)(B * TN * H)) * sizeof(T)) != 0)    \
+    if (posix_memalign(&buf, 64, (2 * la + lw + lh + ld) * sizeof(T)) != 0)                 \
         return PYNN_ENOMEM;                                                                 \
     T *apk[2] = {(T *)buf, (T *)buf + la}, *wpk = (T *)buf + 2 * la, *hprev = wpk + lw;     \
+    T *dwd = ones ? hprev + lh : dw_rec;                                                    \
     T *drp = cell == PYNN_RNN_GRU ? (T *)malloc((size_t)(B * TN * GH) * sizeof(T)) : dxproj; \
     if (!drp) {                                                                             \
         free(buf);                                                                          \
         return PYNN_ENOMEM;                                                                 \
     }                                                                                       \
     memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
-    for (pynn_idx b = 0; b < B; b++) {                                                      \
-        memcpy(hprev + b * TN * H, h0 + b * H, (size_t)H * sizeof(T));                      \
-        memcpy(hprev + (b * TN + 1) * H, h + b * TN * H, (size_t)((TN - 1) * H) * sizeof(T)); \
-    }                                                                                       \
+    for (pynn_idx b = 0; b < B; b++)                                                        \
+        for (pynn_idx t = 0; t < TN; t++) {                                                 \
+            T *hp = hprev + (b * TN + t) * H1;                                              \
+            memcpy(hp, t ? h + (b * TN + t - 1) * H : h0 + b * H, (size_t)H * sizeof(T));   \
+            if (ones) hp[H] = 1;                                                            \
+        }                                                                                   \
     T *carry = dh0;                        /* dh flowing back into step t from t+1 */       \
     for (pynn_idx e = 0; e < B * H; e++) carry[e] = dh_last ? dh_last[e] : (T)0;            \
     if (cell == PYNN_RNN_LSTM)                                                              \
         for (pynn_idx e = 0; e < B * H; e++) dc0[e] = dc_last ? dc_last[e] : (T)0;          \
     pynn_rnn_bwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_bwd_rows, SUF);                   \
     const T beta = cell == PYNN_RNN_GRU ? (T)1 : (T)0;   /* GRU: carry holds d * z */      \
-    T *dbl = cell == PYNN_RNN_LSTM ? db_rec : NULL;     /* LSTM: db summed in the fused pass */ \
     _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
@@ -386,13 +388,9 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         for (pynn_idx s = 0; s < nsl; s++)     /* columns j of w_rec^T = rows j of w_rec */ \
             pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
-        if (dbl)                     /* LSTM db: this thread's columns of every gate */ \
-            for (pynn_idx q = 0; q < G; q++)                                                \
-                for (pynn_idx j = j0; j < j1; j++) dbl[q * H + j] = 0;                      \
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
             T *ap = apk[t & 1];                                                             \
-            rows(cell, dxproj, drp, carry, dc0, dbl, h0, c0, h, c, gates, dh, B, TN, H, t,  \
-                 j0, j1);                                                                   \
+            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, B, TN, H, t, j0, j1); \
             for (pynn_idx q = 0; q < G; q++)                                                \
                 pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0,     \
                                       q * H + j1);                                          \
@@ -403,24 +401,13 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \
-    int fail = pynn_gemm_##SUF(dw_rec, GH, 1, hprev, 1, H, drp, GH, 1, H, GH, B * TN,       \
+    int fail = pynn_gemm_##SUF(dwd, GH, 1, hprev, 1, H1, drp, GH, 1, H1, GH, B * TN,        \
                                (T)1, (T)0, ctx);                                            \
-    if (cell == PYNN_RNN_GRU) {                                                             \
-        int ntb = pynn_threads_for(ctx, (double)B * (double)TN * (double)GH);               \
-        (void)ntb;                                                                          \
-        const pynn_idx nkb = (GH + 63) / 64;  /* blocks of 64 columns, rows in order */     \
-        _Pragma("omp parallel for num_threads(ntb) schedule(static) if(ntb > 1)")           \
-        for (pynn_idx kb = 0; kb < nkb; kb++) {                                             \
-            const pynn_idx k0 = kb * 64, k1 = PYNN_MIN(GH, k0 + 64);                        \
-            for (pynn_idx k = k0; k < k1; k++) db_rec[k] = 0;                               \
-            for (pynn_idx e = 0; e < B * TN; e++) {                                         \
-                const T *de = drp + e * GH;                                                 \
-                _Pragma("omp simd")                                                         \
-                for (pynn_idx k = k0; k < k1; k++) db_rec[k] += de[k];                      \
-            }                                                                               \
-        }                                                                                   \
-        free(drp);                                                                          \
+    if (ones && !fail) {                                                                    \
+        memcpy(dw_rec, dwd, (size_t)(H * GH) * sizeof(T));                                  \
+        memcpy(db_rec, dwd + H * GH, (size_t)GH * sizeof(T));                               \
     }                                                                                       \
+    if (cell == PYNN_RNN_GRU) free(drp);                                                    \
     free(buf);                                                                              \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                    \
 }
