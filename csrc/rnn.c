@@ -5,8 +5,9 @@
  * GEMM. Here, per step: z = h_{t-1} @ w_rec (a GEMM of B x G*H x H) and one fused pass of the
  * gate nonlinearities and the state update. Backward, per step: one fused pass of the gate
  * derivatives and dh_{t-1} = dz_t @ w_rec^T; dw_rec = hprev^T @ dz over all steps is one
- * big GEMM at the end. The LSTM's bias rides in the fused passes (added to xproj forward,
- * its gradient summed backward): no separate sweep over the (B*T, 4H) arrays for either.
+ * big GEMM at the end, which also yields db_rec (a column of ones beside hprev). The LSTM's
+ * bias is added to xproj in the fused pass, and its gradient is that db_rec: no separate
+ * sweep over the (B*T, 4H) arrays for either.
  *
  * Parallel split: one parallel region for the whole sequence; each thread owns a block of
  * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its

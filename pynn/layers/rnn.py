@@ -277,8 +277,8 @@ class LSTM(_RNN):
         if self.use_bias and self.unit_forget_bias:
             self.params["bias"][self.units:2 * self.units] = 1.0
 
-    # the bias is added inside the recurrent kernel (its fused pass) and its gradient summed
-    # there: the input projection is a plain GEMM both ways, no sweep over (B*T, 4H) for it
+    # the bias is added inside the recurrent kernel (its fused pass) and its gradient comes
+    # from there: the input projection is a plain GEMM both ways, no sweep over (B*T, 4H)
     def _input_bias(self):
         return None
 
