@@ -366,12 +366,6 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         return PYNN_ENOMEM;                                                                 \
     }                                                                                       \
     memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
-    for (pynn_idx b = 0; b < B; b++)                                                        \
-        for (pynn_idx t = 0; t < TN; t++) {                                                 \
-            T *hp = hprev + (b * TN + t) * H1;                                              \
-            memcpy(hp, t ? h + (b * TN + t - 1) * H : h0 + b * H, (size_t)H * sizeof(T));   \
-            if (ones) hp[H] = 1;                                                            \
-        }                                                                                   \
     T *carry = dh0;                        /* dh flowing back into step t from t+1 */       \
     for (pynn_idx e = 0; e < B * H; e++) carry[e] = dh_last ? dh_last[e] : (T)0;            \
     if (cell == PYNN_RNN_LSTM)                                                              \
@@ -386,6 +380,13 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;                                       \
         T *wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                       \
+        /* [h_{t-1} 1] for the dw_rec GEMM after the region: batch rows split by thread */  \
+        for (pynn_idx b = B * tid / nth; b < B * (tid + 1) / nth; b++)                      \
+            for (pynn_idx t = 0; t < TN; t++) {                                             \
+                T *hp = hprev + (b * TN + t) * H1;                                          \
+                memcpy(hp, t ? h + (b * TN + t - 1) * H : h0 + b * H, (size_t)H * sizeof(T)); \
+                if (ones) hp[H] = 1;                                                        \
+            }                                                                               \
         for (pynn_idx s = 0; s < nsl; s++)     /* columns j of w_rec^T = rows j of w_rec */ \
             pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
