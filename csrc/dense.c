@@ -3,7 +3,7 @@
  *
  * Forward runs in row blocks of about 32K outputs: GEMM writes the block (beta = 0), then the
  * epilogue adds the bias and applies the activation (the activation kernels, in place) while
- * the block is still in cache.
+ * the block is still in cache; without an epilogue (linear, no bias) it is one GEMM.
  * Backward forms dz = dy * act'(y) in a per-call scratch buffer (dz is dy itself for
  * "linear"), then db = column sums of dz (rows in order 0..B-1), dw = x^T dz and dx = dz w^T,
  * both GEMMs with swapped strides instead of transposed copies. Each output has one writer and
@@ -26,7 +26,9 @@ int pynn_dense_forward_##SUF(T *out, const T *x, pynn_idx rsx, pynn_idx csx,    
                              pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) {  \
     /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) */                                     \
     if (B == 0 || OC == 0) return PYNN_OK;                                                  \
-    pynn_idx mb = PYNN_MAX(PYNN_DENSE_MIN_ROWS, PYNN_DENSE_BLOCK / OC);                     \
+    /* no epilogue (linear, no bias): one GEMM, which packs w once rather than per block */ \
+    pynn_idx mb = act == PYNN_ACT_LINEAR && !b ? B                                          \
+                : PYNN_MAX(PYNN_DENSE_MIN_ROWS, PYNN_DENSE_BLOCK / OC);                     \
     for (pynn_idx r0 = 0; r0 < B; r0 += mb) {                                               \
         pynn_idx rows = PYNN_MIN(mb, B - r0);                                               \
         T *yb = out + r0 * OC;                                                              \

@@ -5,7 +5,9 @@
  * GEMM. Here, per step: z = h_{t-1} @ w_rec (a GEMM of B x G*H x H) and one fused pass of the
  * gate nonlinearities and the state update. Backward, per step: one fused pass of the gate
  * derivatives and dh_{t-1} = dz_t @ w_rec^T; dw_rec = hprev^T @ dz over all steps is one
- * big GEMM at the end.
+ * big GEMM at the end, which also yields db_rec (a column of ones beside hprev). The LSTM's
+ * bias is added to xproj in the fused pass, and its gradient is that db_rec: no separate
+ * sweep over the (B*T, 4H) arrays for either.
  *
  * Parallel split: one parallel region for the whole sequence; each thread owns a block of
  * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its
@@ -42,6 +44,31 @@
 #define PYNN_RNN_TARGETS 0
 #endif
 
+/* LSTM step of one unit j, forward: z = zs + the input projection XI..XO of gates i, f, c, o
+ * (z arrives in g, the step's slice of gates, and leaves as the activated gates) */
+#define PYNN_RNN_LSTM_FWD(T, SUF, XI, XF, XG, XO) {                                         \
+        T i = pynn_sigmoid_##SUF(g[j] + (XI));                                              \
+        T f = pynn_sigmoid_##SUF(g[H + j] + (XF));                                          \
+        T gg = pynn_tanh_##SUF(g[2 * H + j] + (XG));                                        \
+        T o = pynn_sigmoid_##SUF(g[3 * H + j] + (XO));                                      \
+        T cn = f * cp[j] + i * gg;                                                          \
+        cr[j] = cn;                                                                         \
+        hr[j] = o * pynn_tanh_##SUF(cn);                                                    \
+        g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;                        \
+    }
+/* LSTM step of one unit j, backward: dxproj from the saved gates, c_t, c_{t-1}, dh + carry */
+#define PYNN_RNN_LSTM_BWD(T, SUF) {                                                         \
+        T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];                      \
+        T tc = pynn_tanh_##SUF(cc[j]);                                                      \
+        T d = dhr[j] + cr[j];                                                               \
+        T dc = dcr[j] + d * o * ((T)1 - tc * tc);                                           \
+        dx[j] = dc * gg * i * ((T)1 - i);                                                   \
+        dx[H + j] = dc * cp[j] * f * ((T)1 - f);                                            \
+        dx[2 * H + j] = dc * i * ((T)1 - gg * gg);                                          \
+        dx[3 * H + j] = d * tc * o * ((T)1 - o);                                            \
+        dcr[j] = dc * f;                                                                    \
+    }
+
 /* The fused passes over units [j0, j1) of every batch row at step t (TN = sequence length). */
 #define PYNN_RNN_ROWS(T, SUF, ISA, ATTR)                                                    \
 ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                                           \
@@ -62,19 +89,20 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
                 for (pynn_idx j = j0; j < j1; j++) hr[j] = pynn_relu_##SUF(xr[j] + hr[j]);  \
             }                                                                               \
         } else if (cell == PYNN_RNN_LSTM) {                                                 \
-            const T *xr = xproj + r * 4 * H;                                                \
+            const T *xr = xproj + r * 4 * H, *bb = b_rec;                                   \
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *g = gates + r * 4 * H, *cr = c + r * H;                                      \
-            _Pragma("omp simd")                                                             \
-            for (pynn_idx j = j0; j < j1; j++) {                                            \
-                T i = pynn_sigmoid_##SUF(g[j] + xr[j]);                                     \
-                T f = pynn_sigmoid_##SUF(g[H + j] + xr[H + j]);                             \
-                T gg = pynn_tanh_##SUF(g[2 * H + j] + xr[2 * H + j]);                       \
-                T o = pynn_sigmoid_##SUF(g[3 * H + j] + xr[3 * H + j]);                     \
-                T cn = f * cp[j] + i * gg;                                                  \
-                cr[j] = cn;                                                                 \
-                hr[j] = o * pynn_tanh_##SUF(cn);                                            \
-                g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;                \
+            if (bb) {                   /* z = h_{t-1} @ w_rec + (xproj_t + bias) */        \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++)                                          \
+                    PYNN_RNN_LSTM_FWD(T, SUF, xr[j] + bb[j], xr[H + j] + bb[H + j],         \
+                                      xr[2 * H + j] + bb[2 * H + j],                        \
+                                      xr[3 * H + j] + bb[3 * H + j]);                       \
+            } else {                                                                        \
+                _Pragma("omp simd")                                                         \
+                for (pynn_idx j = j0; j < j1; j++)                                          \
+                    PYNN_RNN_LSTM_FWD(T, SUF, xr[j], xr[H + j], xr[2 * H + j],              \
+                                      xr[3 * H + j]);                                       \
             }                                                                               \
         } else {                                                                            \
             const T *xr = xproj + r * 3 * H, *zr = zs + b * 3 * H;                          \
@@ -118,17 +146,7 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *dx = dxproj + r * 4 * H, *dcr = dcn + b * H;                                 \
             _Pragma("omp simd")                                                             \
-            for (pynn_idx j = j0; j < j1; j++) {                                            \
-                T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];              \
-                T tc = pynn_tanh_##SUF(cc[j]);                                              \
-                T d = dhr[j] + cr[j];                                                       \
-                T dc = dcr[j] + d * o * ((T)1 - tc * tc);                                   \
-                dx[j] = dc * gg * i * ((T)1 - i);                                           \
-                dx[H + j] = dc * cp[j] * f * ((T)1 - f);                                    \
-                dx[2 * H + j] = dc * i * ((T)1 - gg * gg);                                  \
-                dx[3 * H + j] = d * tc * o * ((T)1 - o);                                    \
-                dcr[j] = dc * f;                                                            \
-            }                                                                               \
+            for (pynn_idx j = j0; j < j1; j++) PYNN_RNN_LSTM_BWD(T, SUF);                   \
         } else {                                                                            \
             const T *g = gates + r * 4 * H;                                                 \
             const T *hp = t ? h + (r - 1) * H : h0 + b * H;                                 \
@@ -201,20 +219,36 @@ static const pynn_gemm_kernel_##SUF *pynn_rnn_kernel_##SUF(pynn_ctx ctx) {      
                                                                                             \
 static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, pynn_idx K, \
                                   int mr, pynn_idx k0, pynn_idx k1) {                       \
-    /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs) */   \
-    for (pynn_idx i = 0; i < M; i++) {                                                      \
-        const T *si = src + i * rs;                                                         \
-        T *di = ap + (i / mr) * K * mr + i % mr;                                            \
-        for (pynn_idx p = k0; p < k1; p++) di[p * mr] = si[p];                              \
+    /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs),    \
+     * written in order, mr values per p: each line of a sliver is filled at once (a sliver \
+     * of dz_t, K = 4H, is larger than L1; row by row it took twice as long) */             \
+    for (pynn_idx i0 = 0; i0 < M; i0 += mr) {                                               \
+        const pynn_idx m = PYNN_MIN(mr, M - i0);                                            \
+        const T *si = src + i0 * rs;                                                        \
+        T *di = ap + i0 * K;                                                                \
+        for (pynn_idx p = k0; p < k1; p++)                                                  \
+            for (pynn_idx i = 0; i < m; i++) di[p * mr + i] = si[i * rs + p];               \
     }                                                                                       \
 }                                                                                           \
                                                                                             \
 static void pynn_rnn_pack_b_##SUF(T *bp, const T *src, pynn_idx rsk, pynn_idx csn,          \
                                   pynn_idx K, pynn_idx n, int nr) {                         \
     /* bp (K, nr) = src (K, n; strides rsk, csn), columns n..nr-1 zero: one sliver */       \
-    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads */    \
-        for (pynn_idx j = 0; j < nr; j++)                                                   \
-            for (pynn_idx p = 0; p < K; p++) bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0; \
+    if (rsk == 1) { /* src^T read in place (w_rec rows for w_rec^T): contiguous reads, in  \
+                     * blocks of 64 p so that the written lines stay in L1 */              \
+        for (pynn_idx p0 = 0; p0 < K; p0 += 64) {                                           \
+            const pynn_idx p1 = PYNN_MIN(K, p0 + 64);                                       \
+            for (pynn_idx j = 0; j < nr; j++)                                               \
+                for (pynn_idx p = p0; p < p1; p++)                                          \
+                    bp[p * nr + j] = j < n ? src[j * csn + p] : (T)0;                       \
+        }                                                                                   \
+    } else if (csn == 1) {      /* rows of w_rec: contiguous copies, zero tail */           \
+        for (pynn_idx p = 0; p < K; p++) {                                                  \
+            const T *sp = src + p * rsk;                                                    \
+            T *dp = bp + p * nr;                                                            \
+            for (pynn_idx j = 0; j < n; j++) dp[j] = sp[j];                                 \
+            for (pynn_idx j = n; j < nr; j++) dp[j] = 0;                                    \
+        }                                                                                   \
     } else {                                                                                \
         for (pynn_idx p = 0; p < K; p++)                                                    \
             for (pynn_idx j = 0; j < nr; j++)                                               \
@@ -302,31 +336,36 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
                             const T *dc_last, pynn_idx B, pynn_idx TN, pynn_idx H,          \
                             int cell, pynn_ctx ctx) {                                       \
     /* dxproj (B,T,G*H), dh0 (B,H), dc0 (B,H): BPTT from dh (B,T,H); dw_rec (H,G*H) =       \
-     * hprev^T @ drp over all B*T rows; db_rec (3H) = sum of drp (GRU); all written */      \
+     * hprev^T @ drp over all B*T rows; db_rec = sum of drp (GRU, 3H; LSTM, 4H); written */ \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
     const pynn_gemm_kernel_##SUF *kr = pynn_rnn_kernel_##SUF(ctx);                          \
     const int mr = kr->mr, nr = kr->nr;                                                     \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
     if (nt > nblk) nt = (int)nblk;                                                          \
+    /* db_rec (the column sums of drp) comes out of the dw_rec GEMM as one more row: hprev   \
+     * gets a column of ones, [hprev 1]^T @ drp = [dw_rec; db_rec] (H+1, G*H), in scratch;  \
+     * H = 256 is no multiple of the micro-kernel's rows, so the extra row costs nothing,   \
+     * where a separate sum would sweep drp (B*T, G*H) once more */                          \
+    const int ones = db_rec != NULL && cell != PYNN_RNN_TANH && cell != PYNN_RNN_RELU;      \
+    const pynn_idx H1 = H + ones;                                                           \
     /* scratch: two packed A (dz_t, B x G*H); packed w_rec^T, thread tid's slivers from     \
-     * G*H*(j0 + tid*nr); h_{t-1} (B,T,H) for dw_rec */                                     \
+     * G*H*(j0 + tid*nr); [h_{t-1} 1] (B,T,H1) for dw_rec (and db_rec); [dw_rec; db_rec] */  \
     const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * GH) + 15) & ~(size_t)15;         \
     const size_t lw = ((size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr) + 15) & ~(size_t)15; \
+    const size_t lh = ((size_t)(B * TN * H1) + 15) & ~(size_t)15;                           \
+    const size_t ld = ones ? (size_t)(H1 * GH) : 0;                                         \
     void *buf = NULL;                                                                       \
-    if (posix_memalign(&buf, 64, (2 * la + lw + (size_t)(B * TN * H)) * sizeof(T)) != 0)    \
+    if (posix_memalign(&buf, 64, (2 * la + lw + lh + ld) * sizeof(T)) != 0)                 \
         return PYNN_ENOMEM;                                                                 \
     T *apk[2] = {(T *)buf, (T *)buf + la}, *wpk = (T *)buf + 2 * la, *hprev = wpk + lw;     \
+    T *dwd = ones ? hprev + lh : dw_rec;                                                    \
     T *drp = cell == PYNN_RNN_GRU ? (T *)malloc((size_t)(B * TN * GH) * sizeof(T)) : dxproj; \
     if (!drp) {                                                                             \
         free(buf);                                                                          \
         return PYNN_ENOMEM;                                                                 \
     }                                                                                       \
     memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
-    for (pynn_idx b = 0; b < B; b++) {                                                      \
-        memcpy(hprev + b * TN * H, h0 + b * H, (size_t)H * sizeof(T));                      \
-        memcpy(hprev + (b * TN + 1) * H, h + b * TN * H, (size_t)((TN - 1) * H) * sizeof(T)); \
-    }                                                                                       \
     T *carry = dh0;                        /* dh flowing back into step t from t+1 */       \
     for (pynn_idx e = 0; e < B * H; e++) carry[e] = dh_last ? dh_last[e] : (T)0;            \
     if (cell == PYNN_RNN_LSTM)                                                              \
@@ -341,6 +380,13 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;                                       \
         T *wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                       \
+        /* [h_{t-1} 1] for the dw_rec GEMM after the region: batch rows split by thread */  \
+        for (pynn_idx b = B * tid / nth; b < B * (tid + 1) / nth; b++)                      \
+            for (pynn_idx t = 0; t < TN; t++) {                                             \
+                T *hp = hprev + (b * TN + t) * H1;                                          \
+                memcpy(hp, t ? h + (b * TN + t - 1) * H : h0 + b * H, (size_t)H * sizeof(T)); \
+                if (ones) hp[H] = 1;                                                        \
+            }                                                                               \
         for (pynn_idx s = 0; s < nsl; s++)     /* columns j of w_rec^T = rows j of w_rec */ \
             pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
@@ -357,24 +403,13 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \
-    int fail = pynn_gemm_##SUF(dw_rec, GH, 1, hprev, 1, H, drp, GH, 1, H, GH, B * TN,       \
+    int fail = pynn_gemm_##SUF(dwd, GH, 1, hprev, 1, H1, drp, GH, 1, H1, GH, B * TN,        \
                                (T)1, (T)0, ctx);                                            \
-    if (cell == PYNN_RNN_GRU) {                                                             \
-        int ntb = pynn_threads_for(ctx, (double)B * (double)TN * (double)GH);               \
-        (void)ntb;                                                                          \
-        const pynn_idx nkb = (GH + 63) / 64;  /* blocks of 64 columns, rows in order */     \
-        _Pragma("omp parallel for num_threads(ntb) schedule(static) if(ntb > 1)")           \
-        for (pynn_idx kb = 0; kb < nkb; kb++) {                                             \
-            const pynn_idx k0 = kb * 64, k1 = PYNN_MIN(GH, k0 + 64);                        \
-            for (pynn_idx k = k0; k < k1; k++) db_rec[k] = 0;                               \
-            for (pynn_idx e = 0; e < B * TN; e++) {                                         \
-                const T *de = drp + e * GH;                                                 \
-                _Pragma("omp simd")                                                         \
-                for (pynn_idx k = k0; k < k1; k++) db_rec[k] += de[k];                      \
-            }                                                                               \
-        }                                                                                   \
-        free(drp);                                                                          \
+    if (ones && !fail) {                                                                    \
+        memcpy(dw_rec, dwd, (size_t)(H * GH) * sizeof(T));                                  \
+        memcpy(db_rec, dwd + H * GH, (size_t)GH * sizeof(T));                               \
     }                                                                                       \
+    if (cell == PYNN_RNN_GRU) free(drp);                                                    \
     free(buf);                                                                              \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                    \
 }

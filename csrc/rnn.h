@@ -4,7 +4,11 @@
  * All arrays are C-contiguous, batch-first: xproj (B,T,G*H), h/c (B,T,H), w_rec (H,G*H),
  * with G = 1 (SimpleRNN), 4 (LSTM: i,f,c,o), 3 (GRU: z,r,h, Keras reset_after=True).
  * gates (B,T,4H): LSTM the activated i,f,g,o; GRU z,r,n and the recurrent projection of h.
- * Pointers a cell does not use (c, c0, gates, b_rec, dc0...) may be NULL; dh_last/dc_last
+ * b_rec: GRU the recurrent bias (3H); LSTM a bias (4H) added to xproj inside the fused pass
+ * (z = h_{t-1} @ w_rec + (xproj_t + b_rec), so the caller's GEMM needs no bias sweep), and
+ * backward db_rec (4H) = the sum of dxproj over all B*T rows (its gradient; GRU: of drp),
+ * computed with dw_rec as one more row of the same GEMM.
+ * Pointers a cell does not use (c, c0, gates, b_rec, dc0, db_rec...) may be NULL; dh_last/dc_last
  * NULL mean zero. B, T, H >= 1. Returns PYNN_OK or PYNN_ENOMEM (scratch allocation).
  */
 #ifndef PYNN_RNN_H

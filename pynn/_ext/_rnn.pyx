@@ -167,35 +167,36 @@ def simple_rnn_backward(h0, w_rec, h, dh, dh_last=None, activation="tanh", dxpro
     return dxproj, dh0, dw_rec
 
 
-def lstm_forward(xproj, h0, c0, w_rec, out_h=None, out_c=None, out_gates=None):
+def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_gates=None):
     """LSTM over a sequence -> (h, c, gates). See pynn.reference.lstm_forward."""
     xproj, h0, w_rec, B, T, H = _ref._seq_args(xproj, h0, w_rec, 4)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     _checks.same_dtype(xproj.dtype, c0=c0)
     _checks.same_shape((B, H), c0=c0)
-    ins = (xproj, h0, c0, w_rec)
+    bias = _ref._lstm_bias(bias, H, xproj.dtype)
+    ins = (xproj, h0, c0, w_rec, bias)
     out_h = _checks.out_array(out_h, (B, T, H), xproj.dtype, "out_h", inputs=ins)
     out_c = _checks.out_array(out_c, (B, T, H), xproj.dtype, "out_c", inputs=ins + (out_h,))
     out_gates = _checks.out_array(out_gates, (B, T, 4 * H), xproj.dtype, "out_gates",
                                   inputs=ins + (out_h, out_c))
     if B and T and H:
         _forward(PYNN_RNN_LSTM, out_h, out_c, out_gates, _c(xproj), _c(h0), _c(c0), _c(w_rec),
-                 None, B, T, H)
+                 _c(bias), B, T, H)
     return out_h, out_c, out_gates
 
 
 def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
-                  dh0=None, dc0=None, dw_rec=None):
-    """BPTT of lstm_forward -> (dxproj, dh0, dc0, dw_rec). See the reference."""
-    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+                  dh0=None, dc0=None, dw_rec=None, db=None):
+    """BPTT of lstm_forward -> (dxproj, dh0, dc0, dw_rec, db). See the reference."""
+    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
      B, T, H) = _ref._lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj,
-                                    dh0, dc0, dw_rec)
+                                    dh0, dc0, dw_rec, db)
     if B and T and H:
-        _backward(PYNN_RNN_LSTM, dxproj, dh0, dc0, dw_rec, None, _c(h0), _c(c0), _c(w_rec),
+        _backward(PYNN_RNN_LSTM, dxproj, dh0, dc0, dw_rec, db, _c(h0), _c(c0), _c(w_rec),
                   _c(h), _c(c), _c(gates), _c(dh), _c(dh_last), _c(dc_last), B, T, H)
     else:
-        _empty_backward(dh_last, dc_last, h0, (dxproj, dh0, dc0, dw_rec, None))
-    return dxproj, dh0, dc0, dw_rec
+        _empty_backward(dh_last, dc_last, h0, (dxproj, dh0, dc0, dw_rec, db))
+    return dxproj, dh0, dc0, dw_rec, db
 
 
 def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None):

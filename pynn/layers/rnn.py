@@ -4,7 +4,9 @@ wrappers Bidirectional and TimeDistributed.
 Sequences are batch-first (B, T, C). A recurrent layer computes the input projection of all
 steps as one GEMM, xproj = x @ kernel + bias (B*T, G*H), runs the recurrence over the whole
 sequence in one kernel call (ops.lstm_forward, ...), and in backward gets dxproj from one BPTT
-kernel call, then dkernel, dbias and dx from one more GEMM pass (ops.dense_backward).
+kernel call, then dkernel, dbias and dx from one more GEMM pass (ops.dense_backward). The LSTM
+hands its bias to the recurrent kernel instead (added and differentiated in its fused pass),
+so its input projection is two plain GEMMs backward (ops.gemm) and no sweep for the bias.
 Weights: kernel (C, G*H), recurrent_kernel (H, G*H), bias (G*H,) (GRU with reset_after:
 (2, 3H), the input bias then the recurrent one); gate order LSTM i, f, c, o; GRU z, r, h.
 
@@ -188,10 +190,15 @@ class _RNN(Layer):
         gh = self._gates * h
         db = self._input_bias_grad()
         need_dx = self._need_dx or has_given
-        dx2, _, _ = self.ops.dense_backward(
-            x2, self.params["kernel"], None, dxproj.reshape(b * t, gh), "linear",
-            need_dx=need_dx, dx=self._buffer("dx2", (b * t, c)) if need_dx else None,
-            dw=self.grads["kernel"], db=db)
+        dz, w = dxproj.reshape(b * t, gh), self.params["kernel"]
+        dx2 = self._buffer("dx2", (b * t, c)) if need_dx else None
+        if db is not None:
+            self.ops.dense_backward(x2, w, None, dz, "linear", need_dx=need_dx, dx=dx2,
+                                    dw=self.grads["kernel"], db=db)
+        else:  # the bias gradient came from the recurrent kernel: the two GEMMs only
+            self.ops.gemm(x2, dz, trans_a=True, out=self.grads["kernel"])  # (C, G*H)
+            if need_dx:
+                self.ops.gemm(dz, w, trans_b=True, out=dx2)  # (B*T, C)
         dx = None
         if need_dx:
             dx = dx2.reshape(b, t, c)
@@ -270,23 +277,32 @@ class LSTM(_RNN):
         if self.use_bias and self.unit_forget_bias:
             self.params["bias"][self.units:2 * self.units] = 1.0
 
+    # the bias is added inside the recurrent kernel (its fused pass) and its gradient comes
+    # from there: the input projection is a plain GEMM both ways, no sweep over (B*T, 4H)
+    def _input_bias(self):
+        return None
+
+    def _input_bias_grad(self):
+        return None
+
     def _run(self, xproj, states):
         b, t, _ = xproj.shape
         h = self.units
         seq, c, gates = self.ops.lstm_forward(
             xproj, states[0], states[1], self.params["recurrent_kernel"],
-            out_h=self._buffer("h", (b, t, h)), out_c=self._buffer("c", (b, t, h)),
-            out_gates=self._buffer("gates", (b, t, 4 * h)))
+            self.params.get("bias"), out_h=self._buffer("h", (b, t, h)),
+            out_c=self._buffer("c", (b, t, h)), out_gates=self._buffer("gates", (b, t, 4 * h)))
         self._fwd = (seq, c, gates)
         return seq, [seq[:, -1], c[:, -1]]
 
     def _run_backward(self, states, dseq, dfinal):
         b, t, h = dseq.shape
-        dxproj, dh0, dc0, _ = self.ops.lstm_backward(
+        db = self.grads["bias"] if self.use_bias else self._buffer("db", (4 * h,))
+        dxproj, dh0, dc0, _, _ = self.ops.lstm_backward(
             states[0], states[1], self.params["recurrent_kernel"], *self._fwd, dseq,
             dfinal[0], dfinal[1], dxproj=self._buffer("dxproj", (b, t, 4 * h)),
             dh0=self._buffer("dh0", (b, h)), dc0=self._buffer("dc0", (b, h)),
-            dw_rec=self.grads["recurrent_kernel"])
+            dw_rec=self.grads["recurrent_kernel"], db=db)
         return dxproj, [dh0, dc0]
 
     def get_config(self):

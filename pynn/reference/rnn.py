@@ -108,25 +108,38 @@ def simple_rnn_backward(h0, w_rec, h, dh, dh_last=None, activation="tanh", dxpro
     return dxproj, dh0, dw_rec
 
 
-def lstm_forward(xproj, h0, c0, w_rec, out_h=None, out_c=None, out_gates=None):
+def _lstm_bias(bias, H, dtype):
+    """Checked LSTM bias (4H,), or None."""
+    if bias is None:
+        return None
+    bias = _checks.float_array(bias, "bias", ndim=1)
+    _checks.same_dtype(dtype, bias=bias)
+    _checks.same_shape((4 * H,), bias=bias)
+    return bias
+
+
+def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_gates=None):
     """LSTM over a sequence, gates i, f, c, o (Keras order).
 
-    z = xproj_t + h_{t-1} @ w_rec; i, f, o = sigmoid; g = tanh; c_t = f c_{t-1} + i g;
-    h_t = o tanh(c_t). xproj (B, T, 4H), h0, c0 (B, H), w_rec (H, 4H) ->
+    z = (xproj_t + bias) + h_{t-1} @ w_rec; i, f, o = sigmoid; g = tanh;
+    c_t = f c_{t-1} + i g; h_t = o tanh(c_t). xproj (B, T, 4H), h0, c0 (B, H), w_rec (H, 4H),
+    bias (4H,) or None (the layer's bias, so that xproj needs none) ->
     (h (B, T, H), c (B, T, H), gates (B, T, 4H) the activated i, f, g, o).
     """
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 4)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     _checks.same_dtype(xproj.dtype, c0=c0)
     _checks.same_shape((B, H), c0=c0)
-    ins = (xproj, h0, c0, w_rec)
+    bias = _lstm_bias(bias, H, xproj.dtype)
+    ins = (xproj, h0, c0, w_rec, bias)
     out_h = _checks.out_array(out_h, (B, T, H), xproj.dtype, "out_h", inputs=ins)
     out_c = _checks.out_array(out_c, (B, T, H), xproj.dtype, "out_c", inputs=ins + (out_h,))
     out_gates = _checks.out_array(out_gates, (B, T, 4 * H), xproj.dtype, "out_gates",
                                   inputs=ins + (out_h, out_c))
+    xb = xproj if bias is None else xproj + bias  # (B, T, 4H)
     h, c = h0, c0
     for t in range(T):
-        z = xproj[:, t] + h @ w_rec  # (B, 4H)
+        z = xb[:, t] + h @ w_rec  # (B, 4H)
         i, f = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H])  # (B, H) each
         g, o = np.tanh(z[:, 2 * H:3 * H]), _sigmoid(z[:, 3 * H:])  # (B, H) each
         c = f * c + i * g  # (B, H)
@@ -137,9 +150,10 @@ def lstm_forward(xproj, h0, c0, w_rec, out_h=None, out_c=None, out_gates=None):
 
 
 def _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0,
-                   dw_rec):
+                   dw_rec, db):
     """Checked arguments of lstm_backward (both backends) and its outputs, allocated or checked
-    -> (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, B, T, H)."""
+    -> (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
+    B, T, H)."""
     h0, w_rec, h, dh, dh_last, B, T, H = _bwd_args(h0, w_rec, h, dh, dh_last, 4)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     c = _checks.float_array(c, "c", ndim=3)
@@ -158,21 +172,23 @@ def _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0
     dc0 = _checks.out_array(dc0, (B, H), h.dtype, "dc0", inputs=ins + (dxproj, dh0))
     dw_rec = _checks.out_array(dw_rec, (H, 4 * H), h.dtype, "dw_rec",
                                inputs=ins + (dxproj, dh0, dc0))
-    return (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+    db = _checks.out_array(db, (4 * H,), h.dtype, "db", inputs=ins + (dxproj, dh0, dc0, dw_rec))
+    return (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
             B, T, H)
 
 
 def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
-                  dh0=None, dc0=None, dw_rec=None):
+                  dh0=None, dc0=None, dw_rec=None, db=None):
     """Backpropagation through time of lstm_forward.
 
     h, c (B, T, H) and gates (B, T, 4H) from the forward pass; dh (B, T, H) the gradient of the
     output sequence; dh_last, dc_last (B, H) or None extra gradients of the final state ->
-    (dxproj (B, T, 4H), dh0 (B, H), dc0 (B, H), dw_rec (H, 4H)), written.
+    (dxproj (B, T, 4H), dh0 (B, H), dc0 (B, H), dw_rec (H, 4H), db (4H,)), written; db is the
+    sum of dxproj over B and T, the gradient of lstm_forward's bias.
     """
-    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec,
+    (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
      B, T, H) = _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0,
-                               dc0, dw_rec)
+                               dc0, dw_rec, db)
     dhn = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     dcn = np.zeros((B, H), h.dtype) if dc_last is None else dc_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
@@ -191,7 +207,8 @@ def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dx
     dh0[...], dc0[...] = dhn, dcn
     hp = _hprev(h0, h).reshape(B * T, H)  # (B*T, H)
     dw_rec[...] = hp.T @ dxproj.reshape(B * T, 4 * H)  # (H, 4H)
-    return dxproj, dh0, dc0, dw_rec
+    db[...] = dxproj.reshape(B * T, 4 * H).sum(axis=0)  # (4H,)
+    return dxproj, dh0, dc0, dw_rec, db
 
 
 def _gru_brec(b_rec, H, dtype):

@@ -48,10 +48,30 @@ def test_lstm_against_reference(dtype, shape):
     xproj, h0, w = _inputs(rng, shape, 4, dtype)
     c0 = rand(rng, h0.shape, dtype)
     h, c, gates = compare("lstm_forward", xproj, h0, c0, w, k=_k(shape))
+    bias = rand(rng, (4 * shape[2],), dtype)
+    compare("lstm_forward", xproj, h0, c0, w, bias, k=_k(shape))
     dh = rand(rng, h.shape, dtype)
     dl, dcl = rand(rng, h0.shape, dtype), rand(rng, h0.shape, dtype)
     compare("lstm_backward", h0, c0, w, h, c, gates, dh, dl, dcl, k=_k(shape))
     compare("lstm_backward", h0, c0, w, h, c, gates, dh, k=_k(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_bias_is_folded_into_xproj(dtype):
+    """lstm_forward(xproj, bias) is lstm_forward(xproj + bias) to the bit; backward's db is
+    the column sum of dxproj."""
+    rng = np.random.default_rng(11)
+    shape = (13, 5, 40)
+    xproj, h0, w = _inputs(rng, shape, 4, dtype)
+    bias = rand(rng, (160,), dtype)
+    for be in (C, REF):
+        got = be.lstm_forward(xproj, h0, h0, w, bias)
+        want = be.lstm_forward(xproj + bias, h0, h0, w)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        dxp, _, _, _, db = be.lstm_backward(h0, h0, w, *got, rand(rng, got[0].shape, dtype))
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(db, dxp.sum(axis=(0, 1)), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -135,16 +155,18 @@ def test_lstm_gradients(be):
     xproj, h0, w = _inputs(rng, (2, 4, 3), 4, np.float64, 0.8)
     c0 = rand(rng, h0.shape, np.float64)
 
-    def forward(xproj, h0, c0, w):
-        h, c, _ = be.lstm_forward(xproj, h0, c0, w)
+    bias = rand(rng, (12,), np.float64)
+
+    def forward(xproj, h0, c0, w, bias):
+        h, c, _ = be.lstm_forward(xproj, h0, c0, w, bias)
         return np.concatenate([h, h[:, -1:], c[:, -1:]], axis=1)
 
-    def backward(xproj, h0, c0, w, dy):
-        h, c, g = be.lstm_forward(xproj, h0, c0, w)
+    def backward(xproj, h0, c0, w, bias, dy):
+        h, c, g = be.lstm_forward(xproj, h0, c0, w, bias)
         return be.lstm_backward(h0, c0, w, h, c, g, dy[:, :-2].copy(), dy[:, -2].copy(),
                                 dy[:, -1].copy())
 
-    check_grad(forward, backward, [xproj, h0, c0, w])
+    check_grad(forward, backward, [xproj, h0, c0, w, bias])
 
 
 @pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -173,6 +195,16 @@ def test_hand_worked_values(be):
     c_exp = s(-1.0) * 3.0 + s(0.5) * np.tanh(2.0)
     np.testing.assert_allclose(c[0, 0, 0], c_exp, rtol=1e-14)
     np.testing.assert_allclose(h[0, 0, 0], 0.5 * np.tanh(c_exp), rtol=1e-14)
+    # the same step with the pre-activations split between xproj and the bias
+    h, c, g = be.lstm_forward(x - 1.0, np.zeros((1, 1)), np.array([[3.0]]), np.zeros((1, 4)),
+                              np.ones(4))
+    np.testing.assert_allclose(c[0, 0, 0], c_exp, rtol=1e-14)
+    # backward of that step with dh = 1: do = tanh(c), db = dxproj
+    dx, _, _, _, db = be.lstm_backward(np.zeros((1, 1)), np.array([[3.0]]), np.zeros((1, 4)),
+                                       h, c, g, np.ones((1, 1, 1)))
+    np.testing.assert_allclose(dx[0, 0, 3], np.tanh(c_exp) * s(0.0) * (1 - s(0.0)),
+                               rtol=1e-14)
+    np.testing.assert_array_equal(db, dx[0, 0])
     # GRU: z = s(0) = 0.5, r = s(0) = 0.5, n = tanh(1 + 0.5 * b_h) with b_h = 2 -> tanh(2)
     hg, gg = be.gru_forward(np.array([[[0.0, 0.0, 1.0]]]), np.array([[4.0]]),
                             np.zeros((1, 3)), np.array([0.0, 0.0, 2.0]))
@@ -192,23 +224,25 @@ def test_empty_batch_and_sequence(be):
         h, c, g = be.lstm_forward(x, h0, h0, np.ones((2, 8)))
         assert h.shape == (b, t, 2) and g.shape == (b, t, 8)
         dl = np.full((b, 2), 3.0)
-        dx, dh0, dc0, dw = be.lstm_backward(h0, h0, np.ones((2, 8)), h, c, g,
-                                            np.zeros((b, t, 2)), dl, None)
+        dx, dh0, dc0, dw, db = be.lstm_backward(h0, h0, np.ones((2, 8)), h, c, g,
+                                                np.zeros((b, t, 2)), dl, None)
         assert dx.shape == (b, t, 8)
         np.testing.assert_array_equal(dh0, dl)  # no step: the final state is the initial one
         np.testing.assert_array_equal(dc0, 0)
         np.testing.assert_array_equal(dw, 0)
+        np.testing.assert_array_equal(db, 0)
 
 
 def test_out_arguments_are_used():
     rng = np.random.default_rng(7)
     xproj, h0, w = _inputs(rng, (2, 3, 4), 4, np.float64)
     outs = np.empty((2, 3, 4)), np.empty((2, 3, 4)), np.empty((2, 3, 16))
-    res = C.lstm_forward(xproj, h0, h0, w, *outs)
+    res = C.lstm_forward(xproj, h0, h0, w, None, *outs)
     assert all(a is b for a, b in zip(res, outs))
-    dw = np.empty((4, 16))
-    res = C.lstm_backward(h0, h0, w, *outs, np.ones((2, 3, 4)), dw_rec=dw)
-    assert res[3] is dw
+    dw, db = np.empty((4, 16)), np.full(16, np.nan)
+    res = C.lstm_backward(h0, h0, w, *outs, np.ones((2, 3, 4)), dw_rec=dw, db=db)
+    assert res[3] is dw and res[4] is db
+    np.testing.assert_allclose(db, res[0].sum(axis=(0, 1)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -245,3 +279,11 @@ def test_bad_input(be):
         be.lstm_forward(x, h0, h0, w, out_gates=x)
     with pytest.raises(ValueError, match="out_c must have shape"):
         be.lstm_forward(x, h0, h0, w, out_c=np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        be.lstm_forward(x, h0, h0, w, np.zeros(6))
+    with pytest.raises(TypeError, match="dtype"):
+        be.lstm_forward(x, h0, h0, w, np.zeros(8, np.float32))
+    with pytest.raises(ValueError, match="db must have shape"):
+        be.lstm_backward(h0, h0, w, h, c, g, np.zeros((2, 3, 2)), db=np.zeros(6))
+    with pytest.raises(ValueError, match="overlaps"):
+        be.lstm_backward(h0, h0, w, h, c, g, np.zeros((2, 3, 2)), db=g[0, 0])
