@@ -180,7 +180,7 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
         T *yb = y + p0 * g.OC;                                                                    \
         if (direct) {                                                                             \
             /* bias and relu fused in the direct loops; sigmoid, tanh after */                    \
-            conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n, ctx);                         \
+            conv_direct_forward_##SUF(yb, x, w, bias, g, act, p0, n, ctx);                        \
             if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
                 conv_epilogue_##SUF(yb, NULL, n, g.OC, act);                                      \
             continue;                                                                             \
@@ -198,6 +198,77 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
             fail = 1;                                                                             \
         }                                                                                         \
         conv_epilogue_##SUF(yb, bias, n, g.OC, act);                                              \
+    }                                                                                             \
+    free(scratch);                                                                                \
+    return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
+}                                                                                                 \
+                                                                                                  \
+/* y (rows of POW pooled pixels) = max over each ph x pw window of z, the act(conv) block of      \
+   those rows (ph conv rows of OW pixels per pooled row); taps in row-major order, the first      \
+   maximum kept and a NaN winning, as the max-pooling kernel */                                   \
+static void conv_pool_rows_##SUF(T *y, const T *z, pynn_idx rows, pynn_idx OW, pynn_idx POW,      \
+                                 pynn_idx ph, pynn_idx pw, pynn_idx OC) {                         \
+    for (pynn_idx r = 0; r < rows; r++)                                                           \
+        for (pynn_idx pc = 0; pc < POW; pc++) {                                                   \
+            T *yp = y + (r * POW + pc) * OC;                                                      \
+            const T *z0 = z + (r * ph * OW + pc * pw) * OC;                                       \
+            for (pynn_idx o = 0; o < OC; o++) yp[o] = z0[o];                                      \
+            for (pynn_idx i = 0; i < ph; i++)                                                     \
+                for (pynn_idx j = (i == 0); j < pw; j++) {                                        \
+                    const T *zt = z0 + (i * OW + j) * OC;                                         \
+                    for (pynn_idx o = 0; o < OC; o++) {                                           \
+                        T v = zt[o], b = yp[o];                                                   \
+                        yp[o] = (v > b || (v != v && b == b)) ? v : b;                            \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+}                                                                                                 \
+                                                                                                  \
+int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                \
+                                      pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,        \
+                                      pynn_ctx ctx) {                                             \
+    /* y (B,OH/ph,OW/pw,OC) = max over ph x pw windows (stride = size) of                         \
+       z (B,OH,OW,OC) = act(im2col(x) @ w + bias); z lives in per-thread scratch only */          \
+    pynn_idx K = g.KH * g.KW * g.C, POH = g.OH / ph, POW = g.OW / pw;                             \
+    pynn_idx rows = g.B * POH, n1 = ph * g.OW;                                                    \
+    if (rows == 0 || POW == 0) return PYNN_OK;                                                    \
+    int direct = pynn_conv_is_direct(g);                                                          \
+    /* pooled rows per unit: about as many conv pixels as a block of conv2d_forward */            \
+    pynn_idx target = direct ? PYNN_CONV_DIRECT_PIXELS : conv_block_pixels(g, K);                 \
+    pynn_idx R = PYNN_MAX(1, target / n1);                                                        \
+    pynn_idx units = (rows + R - 1) / R;                                                          \
+    int nt = pynn_threads_for(ctx, 2.0 * rows * n1 * (double)K * g.OC);                           \
+    if (nt > units) nt = (int)units;                                                              \
+    pynn_ctx inner = ctx;                                                                         \
+    inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
+    size_t per_thread = (size_t)R * n1 * (g.OC + (direct || K == 0 ? 0 : K));                     \
+    T *scratch = (T *)malloc(((size_t)nt * per_thread + 1) * sizeof(T));                          \
+    if (!scratch) return PYNN_ENOMEM;                                                             \
+    int fail = 0;                                                                                 \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
+    for (pynn_idx u = 0; u < units; u++) {                                                        \
+        pynn_idx r0 = u * R, nr = PYNN_MIN(R, rows - r0), M = nr * n1;                            \
+        T *z = scratch + (size_t)PYNN_TID * per_thread, *col = z + (size_t)R * n1 * g.OC;         \
+        for (pynn_idx r = 0; r < nr; r++) {                                                       \
+            /* pooled row r0 + r reads conv rows [prow*ph, prow*ph + ph) of image b */            \
+            pynn_idx b = (r0 + r) / POH, prow = (r0 + r) % POH;                                   \
+            pynn_idx p = (b * g.OH + prow * ph) * g.OW;                                           \
+            if (direct) conv_direct_forward_##SUF(z + r * n1 * g.OC, x, w, bias, g, act, p, n1,   \
+                                                  ctx);                                           \
+            else if (K > 0) conv_im2col_##SUF(col + r * n1 * K, x, g, p, n1);                     \
+        }                                                                                         \
+        if (direct) {                                                                             \
+            if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
+                conv_epilogue_##SUF(z, NULL, M, g.OC, act);                                       \
+        } else {                                                                                  \
+            if (pynn_gemm_##SUF(z, g.OC, 1, col, K, 1, w, g.OC, 1, M, g.OC, K, 1, 0, inner)       \
+                != PYNN_OK) {                                                                     \
+                _Pragma("omp atomic write")                                                       \
+                fail = 1;                                                                         \
+            }                                                                                     \
+            conv_epilogue_##SUF(z, bias, M, g.OC, act);                                           \
+        }                                                                                         \
+        conv_pool_rows_##SUF(y + r0 * POW * g.OC, z, nr, g.OW, POW, ph, pw, g.OC);                \
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \

@@ -74,27 +74,56 @@ void pynn_conv_direct_dweight_f64_avx512(double *dw, double *db, const double *x
     (++(ow_) < (g).OW ? (void)0                                                                   \
      : ((ow_) = 0, ++(oh_) < (g).OH ? (void)0 : ((oh_) = 0, (void)++(b_))))
 
+/* tap offsets of one receptive field in x, (i, j, c) order, into toff (K) */                     \
+#define PYNN_CONV_DIRECT_OFFSETS(toff, g)                                                         \
+    do {                                                                                          \
+        pynn_idx k_ = 0;                                                                          \
+        for (pynn_idx i_ = 0; i_ < (g).KH; i_++)                                                  \
+            for (pynn_idx j_ = 0; j_ < (g).KW; j_++)                                              \
+                for (pynn_idx c_ = 0; c_ < (g).C; c_++)                                           \
+                    (toff)[k_++] = i_ * (g).dh * (g).xsh + j_ * (g).dw * (g).xsw + c_ * (g).xsc;  \
+    } while (0)
+
+/* the receptive field of output pixel (b_, oh_, ow_) into xv: a plain loop over the tap          \
+   offsets when every tap is inside x (all but the border pixels under "same" padding),           \
+   else the bounds-checked gather */                                                              \
+#define PYNN_CONV_DIRECT_LOAD(T, xv, x, g, toff, b_, oh_, ow_)                                    \
+    do {                                                                                          \
+        pynn_idx ih0_ = (oh_) * (g).sh - (g).pt, iw0_ = (ow_) * (g).sw - (g).pl;                  \
+        if (ih0_ >= 0 && ih0_ + ((g).KH - 1) * (g).dh < (g).H && iw0_ >= 0                        \
+            && iw0_ + ((g).KW - 1) * (g).dw < (g).W) {                                            \
+            const T *s_ = (x) + (b_) * (g).xsb + ih0_ * (g).xsh + iw0_ * (g).xsw;                 \
+            pynn_idx K_ = (g).KH * (g).KW * (g).C;                                                \
+            for (pynn_idx k_ = 0; k_ < K_; k_++) (xv)[k_] = s_[(toff)[k_]];                       \
+        } else {                                                                                  \
+            PYNN_CONV_DIRECT_GATHER(T, xv, x, g, b_, oh_, ow_);                                   \
+        }                                                                                         \
+    } while (0)
+
 #define PYNN_CONV_DIRECT_FAMILY(T, SUF)                                                           \
 void pynn_conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                  \
                                     pynn_conv_geom g, int act, pynn_idx p0, pynn_idx n) {         \
     /* y (n, OC) = xcol (n, K) @ w (K, OC) [+ bias, relu: fused here] for output pixels           \
-       [p0, p0+n), K small; NP pixels at a time share each load of w */                           \
+       [p0, p0+n), K small; y points at pixel p0's output row (a block of the layer output or     \
+       a scratch block); NP pixels at a time share each load of w */                              \
     enum { OCB = PYNN_CONV_DIRECT_OCB, NP = 4 };                                                  \
     pynn_idx K = g.KH * g.KW * g.C, OC = g.OC;                                                    \
     pynn_idx P = g.OH * g.OW, b = p0 / P, oh = (p0 % P) / g.OW, ow = p0 % g.OW;                   \
     int relu = act == PYNN_CONV_RELU;                                                             \
     T xv[NP][PYNN_CONV_DIRECT_K];                                                                 \
+    pynn_idx toff[PYNN_CONV_DIRECT_K];                                                            \
+    PYNN_CONV_DIRECT_OFFSETS(toff, g);                                                            \
     for (pynn_idx q0 = 0; q0 < n; q0 += NP) {                                                     \
         int np_ = (int)PYNN_MIN(NP, n - q0);                                                      \
         for (int r = 0; r < NP; r++) {                                                            \
             if (r < np_) {                                                                        \
-                PYNN_CONV_DIRECT_GATHER(T, xv[r], x, g, b, oh, ow);                               \
+                PYNN_CONV_DIRECT_LOAD(T, xv[r], x, g, toff, b, oh, ow);                           \
                 PYNN_CONV_DIRECT_NEXT(g, b, oh, ow);                                              \
             } else {                                                                              \
                 for (pynn_idx k = 0; k < K; k++) xv[r][k] = 0;                                    \
             }                                                                                     \
         }                                                                                         \
-        T *yp = y + (p0 + q0) * OC;                                                               \
+        T *yp = y + q0 * OC;                                                                      \
         for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                            \
             pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                                \
             T acc[NP][OCB];                                                                       \
@@ -139,13 +168,15 @@ void pynn_conv_direct_dweight_##SUF(T *dw, T *db, const T *x, const T *y, const 
     pynn_idx K = g.KH * g.KW * g.C, OC = g.OC;                                                    \
     pynn_idx P = g.OH * g.OW, b = p0 / P, oh = (p0 % P) / g.OW, ow = p0 % g.OW;                   \
     T xv[NP][PYNN_CONV_DIRECT_K];                                                                 \
+    pynn_idx toff[PYNN_CONV_DIRECT_K];                                                            \
+    PYNN_CONV_DIRECT_OFFSETS(toff, g);                                                            \
     for (pynn_idx e = 0; e < K * OC; e++) dw[e] = 0;                                              \
     for (pynn_idx o = 0; o < OC; o++) db[o] = 0;                                                  \
     for (pynn_idx q0 = p0; q0 < p1; q0 += NP) {                                                   \
         int np_ = (int)PYNN_MIN(NP, p1 - q0);                                                     \
         for (int r = 0; r < NP; r++) {                                                            \
             if (r < np_) {                                                                        \
-                PYNN_CONV_DIRECT_GATHER(T, xv[r], x, g, b, oh, ow);                               \
+                PYNN_CONV_DIRECT_LOAD(T, xv[r], x, g, toff, b, oh, ow);                           \
                 PYNN_CONV_DIRECT_NEXT(g, b, oh, ow);                                              \
             } else {                                                                              \
                 for (pynn_idx k = 0; k < K; k++) xv[r][k] = 0;                                    \
