@@ -36,6 +36,7 @@
 #include "conv.h"
 #include "conv_direct.h"
 #include "gemm.h"
+#include "pool.h"
 
 /* im2col block size target, in elements of col (512 KiB of float32) */
 #define PYNN_CONV_BLOCK 131072
@@ -99,12 +100,21 @@ static void conv_act_grad_##SUF(T *restrict dz, const T *restrict y, const T *re
    w (KH,KW,C,OC) */                                                                              \
 static void conv_im2col_##SUF(T *col, const T *x, pynn_conv_geom g, pynn_idx p0, pynn_idx n) {    \
     pynn_idx K = g.KH * g.KW * g.C, P = g.OH * g.OW;                                              \
+    /* pixels of a row contiguous in x, channels contiguous, taps adjacent (dilation 1) */        \
+    int rowcopy = g.xsc == 1 && g.xsw == g.C && g.dw == 1;                                        \
     for (pynn_idx q = 0; q < n; q++) {                                                            \
         pynn_idx p = p0 + q, b = p / P, oh = (p % P) / g.OW, ow = p % g.OW;                       \
         const T *xb = x + b * g.xsb;                                                              \
         T *dst = col + q * K;                                                                     \
         for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
             pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            pynn_idx iw0 = ow * g.sw - g.pl;                                                      \
+            if (rowcopy && ih >= 0 && ih < g.H && iw0 >= 0 && iw0 + g.KW <= g.W) {                \
+                /* the KW taps of this row are one contiguous run of KW*C elements of x */        \
+                memcpy(dst, xb + ih * g.xsh + iw0 * g.C, (size_t)g.KW * g.C * sizeof(T));         \
+                dst += g.KW * g.C;                                                                \
+                continue;                                                                         \
+            }                                                                                     \
             for (pynn_idx j = 0; j < g.KW; j++, dst += g.C) {                                     \
                 pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                                 \
@@ -203,27 +213,6 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
 }                                                                                                 \
                                                                                                   \
-/* y (rows of POW pooled pixels) = max over each ph x pw window of z, the act(conv) block of      \
-   those rows (ph conv rows of OW pixels per pooled row); taps in row-major order, the first      \
-   maximum kept and a NaN winning, as the max-pooling kernel */                                   \
-static void conv_pool_rows_##SUF(T *y, const T *z, pynn_idx rows, pynn_idx OW, pynn_idx POW,      \
-                                 pynn_idx ph, pynn_idx pw, pynn_idx OC) {                         \
-    for (pynn_idx r = 0; r < rows; r++)                                                           \
-        for (pynn_idx pc = 0; pc < POW; pc++) {                                                   \
-            T *yp = y + (r * POW + pc) * OC;                                                      \
-            const T *z0 = z + (r * ph * OW + pc * pw) * OC;                                       \
-            for (pynn_idx o = 0; o < OC; o++) yp[o] = z0[o];                                      \
-            for (pynn_idx i = 0; i < ph; i++)                                                     \
-                for (pynn_idx j = (i == 0); j < pw; j++) {                                        \
-                    const T *zt = z0 + (i * OW + j) * OC;                                         \
-                    for (pynn_idx o = 0; o < OC; o++) {                                           \
-                        T v = zt[o], b = yp[o];                                                   \
-                        yp[o] = (v > b || (v != v && b == b)) ? v : b;                            \
-                    }                                                                             \
-                }                                                                                 \
-        }                                                                                         \
-}                                                                                                 \
-                                                                                                  \
 int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                \
                                       pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,        \
                                       pynn_ctx ctx) {                                             \
@@ -241,6 +230,8 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
     if (nt > units) nt = (int)units;                                                              \
     pynn_ctx inner = ctx;                                                                         \
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
+    pynn_ctx one = ctx;                                                                           \
+    one.nthreads = 1;                                                                             \
     size_t per_thread = (size_t)R * n1 * (g.OC + (direct || K == 0 ? 0 : K));                     \
     T *scratch = (T *)malloc(((size_t)nt * per_thread + 1) * sizeof(T));                          \
     if (!scratch) return PYNN_ENOMEM;                                                             \
@@ -268,7 +259,10 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
             }                                                                                     \
             conv_epilogue_##SUF(z, bias, M, g.OC, act);                                           \
         }                                                                                         \
-        conv_pool_rows_##SUF(y + r0 * POW * g.OC, z, nr, g.OW, POW, ph, pw, g.OC);                \
+        /* the max-pooling kernel on z seen as nr images of ph rows: same taps, same order */     \
+        pynn_conv_geom gp = {nr, ph, g.OW, g.OC, g.OC, ph, pw, 1, POW, ph, pw, 1, 1, 0, 0,        \
+                             n1 * g.OC, g.OW * g.OC, g.OC, 1};                                    \
+        pynn_max_pool2d_forward_##SUF(y + r0 * POW * g.OC, z, gp, one);                           \
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
