@@ -217,9 +217,10 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
                                       pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,        \
                                       pynn_ctx ctx) {                                             \
     /* y (B,OH/ph,OW/pw,OC) = max over ph x pw windows (stride = size) of                         \
-       z (B,OH,OW,OC) = act(im2col(x) @ w + bias); z lives in per-thread scratch only */          \
-    pynn_idx K = g.KH * g.KW * g.C, POH = g.OH / ph, POW = g.OW / pw;                             \
-    pynn_idx rows = g.B * POH, n1 = ph * g.OW;                                                    \
+       z (B,OH,OW,OC) = act(im2col(x) @ w + bias); z lives in per-thread scratch only, and        \
+       only the pixels some window covers are computed (not a dropped last row or column) */      \
+    pynn_idx K = g.KH * g.KW * g.C, POH = g.OH / ph, POW = g.OW / pw, OWu = POW * pw;             \
+    pynn_idx rows = g.B * POH, n1 = ph * OWu;                                                     \
     if (rows == 0 || POW == 0) return PYNN_OK;                                                    \
     int direct = pynn_conv_is_direct(g);                                                          \
     /* pooled rows per unit: about as many conv pixels as a block of conv2d_forward */            \
@@ -241,12 +242,15 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
         pynn_idx r0 = u * R, nr = PYNN_MIN(R, rows - r0), M = nr * n1;                            \
         T *z = scratch + (size_t)PYNN_TID * per_thread, *col = z + (size_t)R * n1 * g.OC;         \
         for (pynn_idx r = 0; r < nr; r++) {                                                       \
-            /* pooled row r0 + r reads conv rows [prow*ph, prow*ph + ph) of image b */            \
+            /* pooled row r0 + r reads conv rows [prow*ph, prow*ph + ph) of image b, columns      \
+               [0, OWu); conv row i of them goes to scratch row r * ph + i */                     \
             pynn_idx b = (r0 + r) / POH, prow = (r0 + r) % POH;                                   \
-            pynn_idx p = (b * g.OH + prow * ph) * g.OW;                                           \
-            if (direct) conv_direct_forward_##SUF(z + r * n1 * g.OC, x, w, bias, g, act, p, n1,   \
-                                                  ctx);                                           \
-            else if (K > 0) conv_im2col_##SUF(col + r * n1 * K, x, g, p, n1);                     \
+            for (pynn_idx i = 0; i < ph; i++) {                                                   \
+                pynn_idx p = (b * g.OH + prow * ph + i) * g.OW, q = (r * ph + i) * OWu;           \
+                if (direct) conv_direct_forward_##SUF(z + q * g.OC, x, w, bias, g, act, p, OWu,   \
+                                                      ctx);                                       \
+                else if (K > 0) conv_im2col_##SUF(col + q * K, x, g, p, OWu);                     \
+            }                                                                                     \
         }                                                                                         \
         if (direct) {                                                                             \
             if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
@@ -260,8 +264,8 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
             conv_epilogue_##SUF(z, bias, M, g.OC, act);                                           \
         }                                                                                         \
         /* the max-pooling kernel on z seen as nr images of ph rows: same taps, same order */     \
-        pynn_conv_geom gp = {nr, ph, g.OW, g.OC, g.OC, ph, pw, 1, POW, ph, pw, 1, 1, 0, 0,        \
-                             n1 * g.OC, g.OW * g.OC, g.OC, 1};                                    \
+        pynn_conv_geom gp = {nr, ph, OWu, g.OC, g.OC, ph, pw, 1, POW, ph, pw, 1, 1, 0, 0,         \
+                             n1 * g.OC, OWu * g.OC, g.OC, 1};                                     \
         pynn_max_pool2d_forward_##SUF(y + r0 * POW * g.OC, z, gp, one);                           \
     }                                                                                             \
     free(scratch);                                                                                \
