@@ -158,6 +158,14 @@ static void conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bia
     else pynn_conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n);                            \
 }                                                                                                 \
                                                                                                   \
+static void conv_direct_pool2_forward_##SUF(T *y, const T *x, const T *w, const T *bias,          \
+                                           pynn_conv_geom g, int act, pynn_idx r0, pynn_idx nr,   \
+                                           pynn_ctx ctx) {                                        \
+    if (ctx.isa >= PYNN_ISA_AVX512)                                                               \
+        pynn_conv_direct_pool2_forward_##SUF##_avx512(y, x, w, bias, g, act, r0, nr);             \
+    else pynn_conv_direct_pool2_forward_##SUF(y, x, w, bias, g, act, r0, nr);                     \
+}                                                                                                 \
+                                                                                                  \
 static void conv_direct_dweight_##SUF(T *dw, T *db, const T *x, const T *y, const T *dy,          \
                                      pynn_conv_geom g, int act, pynn_idx p0, pynn_idx p1,         \
                                      pynn_ctx ctx) {                                              \
@@ -233,13 +241,20 @@ int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bia
     inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
     pynn_ctx one = ctx;                                                                           \
     one.nthreads = 1;                                                                             \
-    size_t per_thread = (size_t)R * n1 * (g.OC + (direct || K == 0 ? 0 : K));                     \
+    int pool2 = direct && ph == 2 && pw == 2                                                      \
+                && (act == PYNN_CONV_LINEAR || act == PYNN_CONV_RELU);                            \
+    size_t per_thread = pool2 ? 0 : (size_t)R * n1 * (g.OC + (direct || K == 0 ? 0 : K));         \
     T *scratch = (T *)malloc(((size_t)nt * per_thread + 1) * sizeof(T));                          \
     if (!scratch) return PYNN_ENOMEM;                                                             \
     int fail = 0;                                                                                 \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
     for (pynn_idx u = 0; u < units; u++) {                                                        \
         pynn_idx r0 = u * R, nr = PYNN_MIN(R, rows - r0), M = nr * n1;                            \
+        if (pool2) {                                                                              \
+            /* small K, 2x2 windows, linear/relu: conv, bias, relu and max in registers */        \
+            conv_direct_pool2_forward_##SUF(y + r0 * POW * g.OC, x, w, bias, g, act, r0, nr, ctx);\
+            continue;                                                                             \
+        }                                                                                         \
         T *z = scratch + (size_t)PYNN_TID * per_thread, *col = z + (size_t)R * n1 * g.OC;         \
         for (pynn_idx r = 0; r < nr; r++) {                                                       \
             /* pooled row r0 + r reads conv rows [prow*ph, prow*ph + ph) of image b, columns      \

@@ -34,6 +34,19 @@ void pynn_conv_direct_dweight_f32(float *dw, float *db, const float *x, const fl
 void pynn_conv_direct_dweight_f64(double *dw, double *db, const double *x, const double *y,
                                   const double *dy, pynn_conv_geom g, int act, pynn_idx p0,
                                   pynn_idx p1);
+/* forward, bias and relu, then 2x2 max pooling (stride 2), for pooled rows [r0, r0+nr) */
+void pynn_conv_direct_pool2_forward_f32(float *y, const float *x, const float *w,
+                                        const float *bias, pynn_conv_geom g, int act,
+                                        pynn_idx r0, pynn_idx nr);
+void pynn_conv_direct_pool2_forward_f64(double *y, const double *x, const double *w,
+                                        const double *bias, pynn_conv_geom g, int act,
+                                        pynn_idx r0, pynn_idx nr);
+void pynn_conv_direct_pool2_forward_f32_avx512(float *y, const float *x, const float *w,
+                                               const float *bias, pynn_conv_geom g, int act,
+                                               pynn_idx r0, pynn_idx nr);
+void pynn_conv_direct_pool2_forward_f64_avx512(double *y, const double *x, const double *w,
+                                               const double *bias, pynn_conv_geom g, int act,
+                                               pynn_idx r0, pynn_idx nr);
 /* the same, compiled with AVX-512 (conv_avx512.c) */
 void pynn_conv_direct_forward_f32_avx512(float *y, const float *x, const float *w,
                                          const float *bias, pynn_conv_geom g, int act,
@@ -154,6 +167,68 @@ void pynn_conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,
                 if (relu)                                                                         \
                     for (pynn_idx o = 0; o < on; o++) acc[r][o] = acc[r][o] > 0 ? acc[r][o] : 0;  \
                 for (pynn_idx o = 0; o < on; o++) yr[o] = acc[r][o];                              \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}                                                                                                 \
+                                                                                                  \
+void pynn_conv_direct_pool2_forward_##SUF(T *y, const T *x, const T *w, const T *bias,            \
+                                          pynn_conv_geom g, int act, pynn_idx r0, pynn_idx nr) {  \
+    /* y (nr, OW/2, OC) = max over 2x2 windows (stride 2) of [relu](xcol @ w + bias), pooled      \
+       rows [r0, r0+nr) flat over B*(OH/2); act is linear or relu. A window's 4 pixels are        \
+       one NP group of the forward above (same loads, same sums): the same bits as the            \
+       forward followed by max pooling, with no convolution output in memory */                   \
+    enum { OCB = PYNN_CONV_DIRECT_OCB, NP = 4 };                                                  \
+    pynn_idx K = g.KH * g.KW * g.C, OC = g.OC, POH = g.OH / 2, POW = g.OW / 2;                    \
+    int relu = act == PYNN_CONV_RELU;                                                             \
+    T xv[NP][PYNN_CONV_DIRECT_K];                                                                 \
+    pynn_idx toff[PYNN_CONV_DIRECT_K];                                                            \
+    PYNN_CONV_DIRECT_OFFSETS(toff, g);                                                            \
+    for (pynn_idx r = r0; r < r0 + nr; r++) {                                                     \
+        pynn_idx b = r / POH, oh = (r % POH) * 2;                                                 \
+        for (pynn_idx pc = 0; pc < POW; pc++) {                                                   \
+            /* window taps in row-major order: (0,0) (0,1) (1,0) (1,1) */                         \
+            for (int q = 0; q < NP; q++)                                                          \
+                PYNN_CONV_DIRECT_LOAD(T, xv[q], x, g, toff, b, oh + q / 2, pc * 2 + q % 2);       \
+            T *yp = y + ((r - r0) * POW + pc) * OC;                                               \
+            for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                        \
+                pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                            \
+                T acc[NP][OCB];                                                                   \
+                if (on == OCB) {                                                                  \
+                    for (int q = 0; q < NP; q++)                                                  \
+                        for (int o = 0; o < OCB; o++) acc[q][o] = xv[q][0] * w[oc0 + o];          \
+                    for (pynn_idx k = 1; k < K; k++) {                                            \
+                        const T *wk = w + k * OC + oc0;                                           \
+                        for (int q = 0; q < NP; q++) {                                            \
+                            T a = xv[q][k];                                                       \
+                            for (int o = 0; o < OCB; o++) acc[q][o] += a * wk[o];                 \
+                        }                                                                         \
+                    }                                                                             \
+                } else {                                                                          \
+                    for (int q = 0; q < NP; q++)                                                  \
+                        for (pynn_idx o = 0; o < on; o++) acc[q][o] = xv[q][0] * w[oc0 + o];      \
+                    for (pynn_idx k = 1; k < K; k++) {                                            \
+                        const T *wk = w + k * OC + oc0;                                           \
+                        for (int q = 0; q < NP; q++) {                                            \
+                            T a = xv[q][k];                                                       \
+                            for (pynn_idx o = 0; o < on; o++) acc[q][o] += a * wk[o];             \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+                for (int q = 0; q < NP; q++) {                                                    \
+                    if (bias) for (pynn_idx o = 0; o < on; o++) acc[q][o] += bias[oc0 + o];       \
+                    if (relu)                                                                     \
+                        for (pynn_idx o = 0; o < on; o++) acc[q][o] = acc[q][o] > 0 ? acc[q][o] : 0;\
+                }                                                                                 \
+                /* first maximum kept, a NaN wins: the max-pooling kernel's rule */               \
+                for (pynn_idx o = 0; o < on; o++) {                                               \
+                    T m = acc[0][o];                                                              \
+                    for (int q = 1; q < NP; q++) {                                                \
+                        T v = acc[q][o];                                                          \
+                        m = (v > m || (v != v && m == m)) ? v : m;                                \
+                    }                                                                             \
+                    yp[oc0 + o] = m;                                                              \
+                }                                                                                 \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
