@@ -6,10 +6,12 @@
  *   forward : y[p, oc]  = sum over k of xcol[p, k] * w[k, oc]      (k ascending, from 0)
  *   backward: dw[k, oc] = sum over p of xcol[p, k] * dz[p, oc]     (p ascending over [p0, p1))
  *             db[oc]    = sum over p of dz[p, oc],   dz = dy * act'(y)
+ *   pool2   : the forward of the 4 pixels of each 2x2 window, then their maximum (inference)
  *
  * xcol is one output pixel's receptive field in (i, j, c) order with zeros in the padding,
- * gathered into a fixed-size stack array; output channels go in blocks of
- * PYNN_CONV_DIRECT_OCB whose accumulators the compiler keeps in vector registers.
+ * gathered into a fixed-size stack array (by precomputed tap offsets when the field lies
+ * inside x); output channels go in blocks of PYNN_CONV_DIRECT_OCB whose accumulators the
+ * compiler keeps in vector registers.
  */
 #ifndef PYNN_CONV_DIRECT_H
 #define PYNN_CONV_DIRECT_H
