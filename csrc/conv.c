@@ -145,6 +145,15 @@ static void conv_col2im_##SUF(T *dx, const T *dcol, pynn_conv_geom g, pynn_idx p
         const T *src = dcol + q * K;                                                              \
         for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
             pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            pynn_idx iw0 = ow * g.sw - g.pl;                                                      \
+            if (g.dw == 1 && ih >= 0 && ih < g.H && iw0 >= 0 && iw0 + g.KW <= g.W) {              \
+                /* the KW taps of this row land on one contiguous run of KW*C elements of dx      \
+                   (each element once: the same additions in the same order) */                   \
+                T *dst = dxb + (ih * g.W + iw0) * g.C;                                            \
+                for (pynn_idx e = 0; e < g.KW * g.C; e++) dst[e] += src[e];                       \
+                src += g.KW * g.C;                                                                \
+                continue;                                                                         \
+            }                                                                                     \
             for (pynn_idx j = 0; j < g.KW; j++, src += g.C) {                                     \
                 pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;                         \
