@@ -5,8 +5,10 @@ pynn's C kernels (1 and 2 threads) vs the NumPy twin and PyTorch (where importab
 
 Layers (Keras' reference CNN on 28x28x1): Conv2D(32, 3x3, relu) -> MaxPool 2 ->
 Conv2D(64, 3x3, relu) -> MaxPool 2, plus BatchNormalization and a depthwise 3x3 conv on the
-second stage's shapes. Each result is checked against the NumPy twin before it is timed;
-threads are pinned in every library; contenders alternate round by round; medians.
+second stage's shapes; then inference (forward only, batch 1000) of each conv + relu + 2x2
+max pool stage, unfused (conv2d_forward, max_pool2d_forward) and fused (conv2d_maxpool_forward;
+GFLOPS count the whole convolution). Each result is checked against the NumPy twin before it
+is timed; threads are pinned in every library; contenders alternate round by round; medians.
 Timings on a shared machine are noisy: compare within one run only.
 """
 import argparse
@@ -144,12 +146,40 @@ def layer_cases(B, rng):
             return step
         cases[name] = (ours, theirs, 3 * 2.0 * B * (H - 2) * (W - 2) * 9 * Cin)
 
+    def infer(name, H, W, Cin, OC, fused, NB=1000):
+        # inference at batch NB: conv + relu + 2x2 max pool, forward only
+        x = rng.standard_normal((NB, H, W, Cin)).astype(f32)
+        w = (rng.standard_normal((3, 3, Cin, OC)) / np.sqrt(9 * Cin)).astype(f32)
+        b = np.zeros(OC, f32)
+
+        def ours(be):
+            def step():
+                if fused:
+                    return (be.conv2d_maxpool_forward(x, w, b, activation="relu"),)
+                return (be.max_pool2d_forward(be.conv2d_forward(x, w, b, activation="relu"), 2),)
+            return step
+
+        def theirs():
+            xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+            wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
+            bt = torch.from_numpy(b)
+
+            def step():
+                with torch.no_grad():
+                    return (F.max_pool2d(torch.relu(F.conv2d(xt, wt, bt)), 2),)
+            return step
+        cases[name] = (ours, theirs, 2.0 * NB * (H - 2) * (W - 2) * 9 * Cin * OC)
+
     conv("conv1 28x28x1->32", 28, 28, 1, 32)
     pool("maxpool1 26x26x32", 26, 26, 32)
     conv("conv2 13x13x32->64", 13, 13, 32, 64)
     pool("maxpool2 11x11x64", 11, 11, 64)
     bn("batchnorm 11x11x64", (B, 11, 11, 64))
     depthwise("depthwise 13x13x32", 13, 13, 32)
+    infer("infer conv1+pool", 28, 28, 1, 32, False)
+    infer("infer conv1+pool fused", 28, 28, 1, 32, True)
+    infer("infer conv2+pool", 13, 13, 32, 64, False)
+    infer("infer conv2+pool fused", 13, 13, 32, 64, True)
     return cases
 
 

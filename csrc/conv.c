@@ -19,6 +19,12 @@
  * field times w, bias and relu fused; AVX-512 build in conv_avx512.c); dx still goes the GEMM
  * way. The weight gradient keeps the fixed groups of images, so bits do not depend on threads.
  *
+ * conv2d + max pooling (inference, conv2d_maxpool_forward): pooling windows that tile the
+ * output (stride = size, no padding) let the convolution run a few pooled rows at a time into
+ * per-thread scratch (im2col + GEMM + epilogue as above, only the pixels a window covers),
+ * pooled from there by the max-pooling kernel; small K with 2x2 windows never leaves
+ * registers (conv_direct.h). Per-pixel sums are those of conv2d_forward: the same bits.
+ *
  * Depthwise: direct loops over taps with channels innermost (contiguous, vectorizable).
  * Scratch comes from malloc per call; failure returns PYNN_ENOMEM before any output is
  * written.
@@ -36,6 +42,7 @@
 #include "conv.h"
 #include "conv_direct.h"
 #include "gemm.h"
+#include "pool.h"
 
 /* im2col block size target, in elements of col (512 KiB of float32) */
 #define PYNN_CONV_BLOCK 131072
@@ -99,12 +106,21 @@ static void conv_act_grad_##SUF(T *restrict dz, const T *restrict y, const T *re
    w (KH,KW,C,OC) */                                                                              \
 static void conv_im2col_##SUF(T *col, const T *x, pynn_conv_geom g, pynn_idx p0, pynn_idx n) {    \
     pynn_idx K = g.KH * g.KW * g.C, P = g.OH * g.OW;                                              \
+    /* pixels of a row contiguous in x, channels contiguous, taps adjacent (dilation 1) */        \
+    int rowcopy = g.xsc == 1 && g.xsw == g.C && g.dw == 1;                                        \
     for (pynn_idx q = 0; q < n; q++) {                                                            \
         pynn_idx p = p0 + q, b = p / P, oh = (p % P) / g.OW, ow = p % g.OW;                       \
         const T *xb = x + b * g.xsb;                                                              \
         T *dst = col + q * K;                                                                     \
         for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
             pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            pynn_idx iw0 = ow * g.sw - g.pl;                                                      \
+            if (rowcopy && ih >= 0 && ih < g.H && iw0 >= 0 && iw0 + g.KW <= g.W) {                \
+                /* the KW taps of this row are one contiguous run of KW*C elements of x */        \
+                memcpy(dst, xb + ih * g.xsh + iw0 * g.C, (size_t)g.KW * g.C * sizeof(T));         \
+                dst += g.KW * g.C;                                                                \
+                continue;                                                                         \
+            }                                                                                     \
             for (pynn_idx j = 0; j < g.KW; j++, dst += g.C) {                                     \
                 pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                                 \
@@ -129,6 +145,15 @@ static void conv_col2im_##SUF(T *dx, const T *dcol, pynn_conv_geom g, pynn_idx p
         const T *src = dcol + q * K;                                                              \
         for (pynn_idx i = 0; i < g.KH; i++) {                                                     \
             pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                            \
+            pynn_idx iw0 = ow * g.sw - g.pl;                                                      \
+            if (g.dw == 1 && ih >= 0 && ih < g.H && iw0 >= 0 && iw0 + g.KW <= g.W) {              \
+                /* the KW taps of this row land on one contiguous run of KW*C elements of dx      \
+                   (each element once: the same additions in the same order) */                   \
+                T *dst = dxb + (ih * g.W + iw0) * g.C;                                            \
+                for (pynn_idx e = 0; e < g.KW * g.C; e++) dst[e] += src[e];                       \
+                src += g.KW * g.C;                                                                \
+                continue;                                                                         \
+            }                                                                                     \
             for (pynn_idx j = 0; j < g.KW; j++, src += g.C) {                                     \
                 pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                        \
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;                         \
@@ -146,6 +171,14 @@ static void conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bia
     if (ctx.isa >= PYNN_ISA_AVX512)                                                               \
         pynn_conv_direct_forward_##SUF##_avx512(y, x, w, bias, g, act, p0, n);                    \
     else pynn_conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n);                            \
+}                                                                                                 \
+                                                                                                  \
+static void conv_direct_pool2_forward_##SUF(T *y, const T *x, const T *w, const T *bias,          \
+                                           pynn_conv_geom g, int act, pynn_idx r0, pynn_idx nr,   \
+                                           pynn_ctx ctx) {                                        \
+    if (ctx.isa >= PYNN_ISA_AVX512)                                                               \
+        pynn_conv_direct_pool2_forward_##SUF##_avx512(y, x, w, bias, g, act, r0, nr);             \
+    else pynn_conv_direct_pool2_forward_##SUF(y, x, w, bias, g, act, r0, nr);                     \
 }                                                                                                 \
                                                                                                   \
 static void conv_direct_dweight_##SUF(T *dw, T *db, const T *x, const T *y, const T *dy,          \
@@ -180,7 +213,7 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
         T *yb = y + p0 * g.OC;                                                                    \
         if (direct) {                                                                             \
             /* bias and relu fused in the direct loops; sigmoid, tanh after */                    \
-            conv_direct_forward_##SUF(y, x, w, bias, g, act, p0, n, ctx);                         \
+            conv_direct_forward_##SUF(yb, x, w, bias, g, act, p0, n, ctx);                        \
             if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
                 conv_epilogue_##SUF(yb, NULL, n, g.OC, act);                                      \
             continue;                                                                             \
@@ -198,6 +231,72 @@ int pynn_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *bias,      
             fail = 1;                                                                             \
         }                                                                                         \
         conv_epilogue_##SUF(yb, bias, n, g.OC, act);                                              \
+    }                                                                                             \
+    free(scratch);                                                                                \
+    return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \
+}                                                                                                 \
+                                                                                                  \
+int pynn_conv2d_maxpool_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                \
+                                      pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,        \
+                                      pynn_ctx ctx) {                                             \
+    /* y (B,OH/ph,OW/pw,OC) = max over ph x pw windows (stride = size) of                         \
+       z (B,OH,OW,OC) = act(im2col(x) @ w + bias); z lives in per-thread scratch only, and        \
+       only the pixels some window covers are computed (not a dropped last row or column) */      \
+    pynn_idx K = g.KH * g.KW * g.C, POH = g.OH / ph, POW = g.OW / pw, OWu = POW * pw;             \
+    pynn_idx rows = g.B * POH, n1 = ph * OWu;                                                     \
+    if (rows == 0 || POW == 0) return PYNN_OK;                                                    \
+    int direct = pynn_conv_is_direct(g);                                                          \
+    /* pooled rows per unit: about as many conv pixels as a block of conv2d_forward */            \
+    pynn_idx target = direct ? PYNN_CONV_DIRECT_PIXELS : conv_block_pixels(g, K);                 \
+    pynn_idx R = PYNN_MAX(1, target / n1);                                                        \
+    pynn_idx units = (rows + R - 1) / R;                                                          \
+    int nt = pynn_threads_for(ctx, 2.0 * rows * n1 * (double)K * g.OC);                           \
+    if (nt > units) nt = (int)units;                                                              \
+    pynn_ctx inner = ctx;                                                                         \
+    inner.nthreads = nt > 1 ? 1 : ctx.nthreads;                                                   \
+    pynn_ctx one = ctx;                                                                           \
+    one.nthreads = 1;                                                                             \
+    int pool2 = direct && ph == 2 && pw == 2                                                      \
+                && (act == PYNN_CONV_LINEAR || act == PYNN_CONV_RELU);                            \
+    size_t per_thread = pool2 ? 0 : (size_t)R * n1 * (g.OC + (direct || K == 0 ? 0 : K));         \
+    T *scratch = (T *)malloc(((size_t)nt * per_thread + 1) * sizeof(T));                          \
+    if (!scratch) return PYNN_ENOMEM;                                                             \
+    int fail = 0;                                                                                 \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                       \
+    for (pynn_idx u = 0; u < units; u++) {                                                        \
+        pynn_idx r0 = u * R, nr = PYNN_MIN(R, rows - r0), M = nr * n1;                            \
+        if (pool2) {                                                                              \
+            /* small K, 2x2 windows, linear/relu: conv, bias, relu and max in registers */        \
+            conv_direct_pool2_forward_##SUF(y + r0 * POW * g.OC, x, w, bias, g, act, r0, nr, ctx);\
+            continue;                                                                             \
+        }                                                                                         \
+        T *z = scratch + (size_t)PYNN_TID * per_thread, *col = z + (size_t)R * n1 * g.OC;         \
+        for (pynn_idx r = 0; r < nr; r++) {                                                       \
+            /* pooled row r0 + r reads conv rows [prow*ph, prow*ph + ph) of image b, columns      \
+               [0, OWu); conv row i of them goes to scratch row r * ph + i */                     \
+            pynn_idx b = (r0 + r) / POH, prow = (r0 + r) % POH;                                   \
+            for (pynn_idx i = 0; i < ph; i++) {                                                   \
+                pynn_idx p = (b * g.OH + prow * ph + i) * g.OW, q = (r * ph + i) * OWu;           \
+                if (direct) conv_direct_forward_##SUF(z + q * g.OC, x, w, bias, g, act, p, OWu,   \
+                                                      ctx);                                       \
+                else if (K > 0) conv_im2col_##SUF(col + q * K, x, g, p, OWu);                     \
+            }                                                                                     \
+        }                                                                                         \
+        if (direct) {                                                                             \
+            if (act != PYNN_CONV_LINEAR && act != PYNN_CONV_RELU)                                 \
+                conv_epilogue_##SUF(z, NULL, M, g.OC, act);                                       \
+        } else {                                                                                  \
+            if (pynn_gemm_##SUF(z, g.OC, 1, col, K, 1, w, g.OC, 1, M, g.OC, K, 1, 0, inner)       \
+                != PYNN_OK) {                                                                     \
+                _Pragma("omp atomic write")                                                       \
+                fail = 1;                                                                         \
+            }                                                                                     \
+            conv_epilogue_##SUF(z, bias, M, g.OC, act);                                           \
+        }                                                                                         \
+        /* the max-pooling kernel on z seen as nr images of ph rows: same taps, same order */     \
+        pynn_conv_geom gp = {nr, ph, OWu, g.OC, g.OC, ph, pw, 1, POW, ph, pw, 1, 1, 0, 0,         \
+                             n1 * g.OC, OWu * g.OC, g.OC, 1};                                     \
+        pynn_max_pool2d_forward_##SUF(y + r0 * POW * g.OC, z, gp, one);                           \
     }                                                                                             \
     free(scratch);                                                                                \
     return fail ? PYNN_ENOMEM : PYNN_OK;                                                          \

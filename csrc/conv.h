@@ -29,6 +29,17 @@ int pynn_conv2d_forward_f32(float *y, const float *x, const float *w, const floa
                             pynn_conv_geom g, int act, pynn_ctx ctx);
 int pynn_conv2d_forward_f64(double *y, const double *x, const double *w, const double *bias,
                             pynn_conv_geom g, int act, pynn_ctx ctx);
+/* inference: conv2d_forward, then max pooling over ph x pw windows with stride (ph, pw), no
+ * padding, in one pass: y (B, OH/ph, OW/pw, OC) (floor: a last odd row or column of the
+ * convolution output is dropped, as valid pooling does). The convolution output is made a
+ * few rows at a time in per-thread scratch and never written out; its values are those of
+ * conv2d_forward (same loops), so y matches conv2d_forward followed by max_pool2d_forward. */
+int pynn_conv2d_maxpool_forward_f32(float *y, const float *x, const float *w, const float *bias,
+                                    pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,
+                                    pynn_ctx ctx);
+int pynn_conv2d_maxpool_forward_f64(double *y, const double *x, const double *w,
+                                    const double *bias, pynn_conv_geom g, pynn_idx ph,
+                                    pynn_idx pw, int act, pynn_ctx ctx);
 /* dx may be NULL (not needed); y may be NULL for PYNN_CONV_LINEAR; dweight and dbias may
  * both be NULL (input gradient only; x is not read then) */
 int pynn_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float *x,

@@ -333,6 +333,17 @@ def conv2d_args(x, w, b, strides, padding, dilation, activation, depthwise=False
     return x, w, b, strides, padding, dilation, activation, geo
 
 
+def conv2d_maxpool_args(x, w, b, strides, padding, dilation, activation, pool_size):
+    """Check a fused conv2d + max pooling call (pool stride = pool_size, valid). Returns
+    conv2d_args' tuple plus (pool_size, (POH, POW)), the pooled output size."""
+    x, w, b, strides, padding, dilation, activation, geo = conv2d_args(
+        x, w, b, strides, padding, dilation, activation)
+    pool_size = int_pair(pool_size, "pool_size")
+    ph, pw = (conv_out_size(n, k, k, 1, "valid", "pool_size")[0]
+              for n, k in zip(geo[:2], pool_size))
+    return x, w, b, strides, padding, dilation, activation, geo, pool_size, (ph, pw)
+
+
 def conv2d_grad_args(x, y, dy, activation, out_shape):
     """Check the forward output y and its gradient dy of a conv/pool backward call."""
     dy = float_array(dy, "dy", ndim=4)

@@ -71,6 +71,8 @@ class Model:
         self._layers = []
         self._scratch = {}
         self._last_out = None
+        self._infer_steps = None    # inference plan of _forward (see _inference_steps)
+        self._keep_caches = False   # __call__: layers keep what backward needs
 
     @property
     def trainable(self):
@@ -263,9 +265,31 @@ class Model:
         return self.loss.prepare_targets(y, tuple(self.output_shape[1:]), self.dtype)
 
     def _forward(self, x, training):
-        for layer in self._layers:
-            x = layer.forward(x, training=training)
+        if training or self._keep_caches:
+            for layer in self._layers:
+                x = layer.forward(x, training=training)
+            return x
+        # inference (predict, evaluate): a Conv2D feeding a MaxPooling2D runs as one kernel
+        for step in self._infer_steps or self._inference_steps():
+            if len(step) == 2:
+                x = step[0].forward_max_pool(x, step[1])
+            else:
+                x = step[0].forward(x, training=False)
         return x
+
+    def _inference_steps(self):
+        """The layers grouped for inference: (conv, pool) pairs that fuse, else (layer,)."""
+        steps, layers, i = [], self._layers, 0
+        while i < len(layers):
+            fuse = getattr(layers[i], "fuses_max_pool", None)
+            if i + 1 < len(layers) and fuse is not None and fuse(layers[i + 1]):
+                steps.append((layers[i], layers[i + 1]))
+                i += 2
+            else:
+                steps.append((layers[i],))
+                i += 1
+        self._infer_steps = steps
+        return steps
 
     def _output_layer(self):
         """The layer making the output, whose activation may fuse into the loss (or None)."""
@@ -418,7 +442,11 @@ class Model:
             x = [x, *args]
         x = _trainer.as_inputs(self, x)
         self._trainable_runs()
-        out = self._forward(x, training=training)
+        self._keep_caches = True    # backward(dout) may follow, also after training=False
+        try:
+            out = self._forward(x, training=training)
+        finally:
+            self._keep_caches = False
         self._last_out = out
         return _copy(out)
 
@@ -629,6 +657,7 @@ class Sequential(Model):
                     layer.grads[k] = layer.grads[k].copy()
         self.built = False
         self._flat_params = None
+        self._infer_steps = None
 
     def build(self, input_shape=None):
         """Build every layer for `input_shape` (batch axis first) and flatten the weights."""
@@ -661,6 +690,7 @@ class Sequential(Model):
                                  f"layer: build a graph model (pynn.Model(inputs, outputs))")
         self.output_shape = shape
         self._flatten_parameters()
+        self._infer_steps = None
         self.built = True
         self._setup_fusion()
 

@@ -55,9 +55,16 @@ cdef extern from "conv.h" nogil:
                                            const double *x, const double *w, const double *y,
                                            const double *dy, pynn_conv_geom g, int act,
                                            pynn_ctx ctx)
+    int pynn_conv2d_maxpool_forward_f32(float *y, const float *x, const float *w,
+                                        const float *bias, pynn_conv_geom g, pynn_idx ph,
+                                        pynn_idx pw, int act, pynn_ctx ctx)
+    int pynn_conv2d_maxpool_forward_f64(double *y, const double *x, const double *w,
+                                        const double *bias, pynn_conv_geom g, pynn_idx ph,
+                                        pynn_idx pw, int act, pynn_ctx ctx)
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
-           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
+           "conv2d_maxpool_forward"]
 
 # which family of C kernels a call runs
 cdef enum:
@@ -293,3 +300,46 @@ def depthwise_conv2d_backward(x, w, y, dy, strides=(1, 1), padding="valid", dila
     """(dx or None, dw, db) of depthwise_conv2d_forward."""
     return _run_backward(x, w, y, dy, strides, padding, dilation, activation, need_dx,
                          dx, dw, db, True)
+
+
+cdef int _maxpool_forward(floating[::1] y,              # OUT (B*POH*POW*OC,)
+                          const floating[:, :, :, :] x, # IN  (B,H,W,C), strided
+                          const floating[:, :, :, :] w, # IN  (KH,KW,C,OC), contiguous
+                          const floating[::1] b,        # IN  (OC,) or None
+                          pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,
+                          pynn_ctx ctx) noexcept:
+    cdef int st = PYNN_OK
+    cdef floating *py = optr(y)
+    cdef const floating *px = cptr(x)
+    cdef const floating *pw_ = cptr(w)
+    cdef const floating *pb = NULL if b is None else &b[0]
+    if py == NULL:
+        return st
+    with nogil:
+        if floating is float:
+            st = pynn_conv2d_maxpool_forward_f32(py, px, pw_, pb, g, ph, pw, act, ctx)
+        else:
+            st = pynn_conv2d_maxpool_forward_f64(py, px, pw_, pb, g, ph, pw, act, ctx)
+    return st
+
+
+def conv2d_maxpool_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                           activation="linear", pool_size=(2, 2), out=None):
+    """max_pool2d(conv2d(x, w, b), pool_size, strides=pool_size, "valid") in one pass.
+    See pynn.reference.conv2d_maxpool_forward."""
+    x, w, b, strides, padding, dilation, activation, geo, pool_size, pgeo = \
+        _checks.conv2d_maxpool_args(x, w, b, strides, padding, dilation, activation, pool_size)
+    oc = w.shape[3]
+    out = _checks.out_array(out, (x.shape[0], pgeo[0], pgeo[1], oc), x.dtype, inputs=(x, w, b))
+    w = _checks.contiguous(w)
+    b = None if b is None else _checks.contiguous(b)
+    g = make_geom(x, w.shape[0], w.shape[1], oc, geo, strides, dilation)
+    if x.dtype == np.float32:
+        st = _maxpool_forward[float](out.reshape(-1), x, w, b, g, pool_size[0], pool_size[1],
+                                     ACTIVATIONS[activation], get_ctx())
+    else:
+        st = _maxpool_forward[double](out.reshape(-1), x, w, b, g, pool_size[0], pool_size[1],
+                                      ACTIVATIONS[activation], get_ctx())
+    if st != PYNN_OK:
+        raise MemoryError("conv2d_maxpool: could not allocate scratch")
+    return out

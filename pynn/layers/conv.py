@@ -215,6 +215,27 @@ class Conv2D(_Conv):
                                       self.dilation_rate[1], self.padding, "kernel_size")
         return oh, ow
 
+    def fuses_max_pool(self, pool):
+        """Whether inference may run this convolution and `pool`, the max pooling it feeds, as
+        one kernel (conv2d_maxpool_forward): both channels-last, an activation the kernel
+        applies, pool windows that tile (strides == pool_size) with padding 'valid'."""
+        return (type(self) is Conv2D and type(pool).__name__ == "MaxPooling2D"
+                and self.data_format == pool.data_format == "channels_last"
+                and self._act().fusable and pool.padding == "valid"
+                and tuple(pool.strides) == tuple(pool.pool_size))
+
+    def forward_max_pool(self, x, pool):
+        """Inference only: pool.forward(self.forward(x)) in one kernel, whose convolution
+        output never leaves cache; the result (in the pool's output buffer) has the same bits.
+        Neither layer keeps anything for a backward pass."""
+        b, h, w, _ = x.shape
+        oh, ow = self._out_hw(h, w)
+        ph, pw = pool.pool_size
+        y = pool._buffer("y", (b, oh // ph, ow // pw, self.filters))
+        return self.ops.conv2d_maxpool_forward(
+            x, self.params["kernel"], self.params.get("bias"), activation=self._act().name,
+            pool_size=pool.pool_size, out=y, **self._geometry())
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters}
 

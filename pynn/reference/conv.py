@@ -13,9 +13,11 @@ one (C, OC) slice of w: plain NumPy, easy to check by hand.
 import numpy as np
 
 from .. import _checks
+from .pool import max_pool2d_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
-           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+           "conv2d_transpose_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
+           "conv2d_maxpool_forward"]
 
 
 def _act(z, activation):
@@ -206,3 +208,17 @@ def depthwise_conv2d_backward(x, w, y, dy, strides=(1, 1), padding="valid", dila
     H, W = x.shape[1], x.shape[2]
     dx[...] = dxp[:, geo[2]:geo[2] + H, geo[3]:geo[3] + W, :]          # (B,H,W,C)
     return dx, dw, db
+
+
+def conv2d_maxpool_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                           activation="linear", pool_size=(2, 2), out=None):
+    """y (B, OH // PH, OW // PW, OC) = max_pool2d(act(conv(x, w) + b)) with pool windows
+    pool_size = (PH, PW), strides pool_size, padding "valid": the inference fusion of a
+    convolution and the max pooling after it (the C kernel never stores the convolution)."""
+    x, w, b, strides, padding, dilation, activation, geo, pool_size, pgeo = \
+        _checks.conv2d_maxpool_args(x, w, b, strides, padding, dilation, activation, pool_size)
+    B, OC = x.shape[0], w.shape[3]
+    out = _checks.out_array(out, (B, pgeo[0], pgeo[1], OC), x.dtype, inputs=(x, w, b))
+    y = conv2d_forward(x, w, b, strides, padding, dilation, activation)  # (B,OH,OW,OC)
+    max_pool2d_forward(y, pool_size, pool_size, "valid", out=out)         # (B,POH,POW,OC)
+    return out

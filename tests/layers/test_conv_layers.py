@@ -408,3 +408,78 @@ def test_cnn_plots_write_pngs(tmp_path):
             pynn.plot.saliency(m, x, class_index=3)
     finally:
         plt.close("all")
+
+
+# -- inference fusion of Conv2D + MaxPooling2D (conv2d_maxpool_forward) -------------------------
+
+def _fusion_model(backend, conv_kwargs=None, pool_kwargs=None, dtype=None):
+    ck = dict(activation="relu", **(conv_kwargs or {}))
+    m = pynn.Sequential([
+        layers.Input(shape=(11, 10, 2)), layers.Conv2D(6, 3, **ck),
+        layers.MaxPooling2D(**(pool_kwargs or {})), layers.Conv2D(5, 2, padding="same"),
+        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(3)],
+        backend=backend, dtype=dtype)
+    m.compile("adam", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def _layer_by_layer(m, x):
+    for layer in m._layers:
+        x = layer.forward(x, training=False)
+    return np.array(x, copy=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_fuses_conv_and_pool_with_the_same_bits(backend):
+    m = _fusion_model(backend)
+    steps = m._inference_steps()
+    assert [len(s) for s in steps] == [1, 2, 2, 1, 1]   # input, two fused pairs, flatten, dense
+    x = np.random.default_rng(0).standard_normal((37, 11, 10, 2)).astype(np.float32)
+    want = _layer_by_layer(m, x)
+    for nt in (1, 2):
+        with pynn.num_threads(nt):
+            assert np.array_equal(m.predict(x, batch_size=16, verbose=0), want)
+            assert np.array_equal(m.predict_on_batch(x), want)
+    y = np.arange(37) % 3
+    loss = m.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(loss, m.test_on_batch(x, y), rtol=1e-6)
+
+
+@pytest.mark.parametrize("conv_kwargs, pool_kwargs", [
+    ({"activation": "elu"}, {}),                      # an activation the kernel cannot apply
+    ({"data_format": "channels_first"}, {"data_format": "channels_first"}),
+    ({}, {"pool_size": 2, "strides": 1}),            # overlapping windows
+    ({}, {"padding": "same"}),
+])
+def test_predict_does_not_fuse_other_pool_configs(conv_kwargs, pool_kwargs):
+    shape = (2, 9, 9) if conv_kwargs.get("data_format") == "channels_first" else (9, 9, 2)
+    m = pynn.Sequential([layers.Input(shape=shape), layers.Conv2D(4, 3, **conv_kwargs),
+                         layers.MaxPooling2D(**pool_kwargs), layers.Flatten()])
+    assert all(len(s) == 1 for s in m._inference_steps())
+    x = np.random.default_rng(1).standard_normal((3,) + m.input_shape[1:]).astype(np.float32)
+    assert np.array_equal(m.predict(x, verbose=0), _layer_by_layer(m, x))
+
+
+def test_call_then_backward_after_predict_uses_the_layer_caches():
+    # model(x) keeps what backward needs even in inference mode: no fusion there, and a
+    # predict in between (fused, caching nothing) must not disturb a later backward
+    m = _fusion_model("c", dtype="float64")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 11, 10, 2))
+    out = m(x, training=False)
+    dout = rng.standard_normal(out.shape)
+    dx1 = m.backward(dout)
+    m.predict(rng.standard_normal((5, 11, 10, 2)), verbose=0)
+    m(x, training=False)
+    dx2 = m.backward(dout)
+    assert np.array_equal(dx1, dx2)
+
+
+def test_fusion_plan_follows_layer_changes():
+    m = _fusion_model("c")
+    x = np.random.default_rng(3).standard_normal((2, 11, 10, 2)).astype(np.float32)
+    m.predict(x, verbose=0)
+    m.pop()
+    m.add(layers.Dense(4))
+    assert m.predict(x, verbose=0).shape == (2, 4)
+    assert np.array_equal(m.predict(x, verbose=0), _layer_by_layer(m, x))
