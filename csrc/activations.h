@@ -375,8 +375,11 @@ static inline double pynn_gelu_grad_f64(double x, double dy) {
     return dy * (cdf + x * pdf);
 }
 static inline double pynn_gelu_both_f64(double x, double *g) {
-    *g = pynn_gelu_grad_f64(x, 1.0);
-    return pynn_gelu_f64(x);
+    /* one erfc for both: the bits of pynn_gelu_f64 and of pynn_gelu_grad_f64 (dy = 1) */
+    double e = pynn_erfc_f64(-x * 0.70710678118654752440);
+    double pdf = 0.39894228040143267794 * pynn_exp_f64(-0.5 * x * x);
+    *g = 0.5 * e + x * pdf;
+    return 0.5 * x * e;
 }
 
 /* Kernels. Elementwise ones take contiguous arrays of n elements; out may be x (forward) and
