@@ -881,7 +881,13 @@ class Functional(Model):
             inp = args if node.list_input else args[0]
             kw = {k: vals[id(t)] for k, t in node.tensor_kwargs.items()}
             if isinstance(op, Model):
-                out = op._forward(inp, training=node.const_kwargs.get("training", training))
+                # a nested model keeps its layers' caches when this one must (model(x) with
+                # training=False, then backward): no inference fusion inside it then
+                keep, op._keep_caches = op._keep_caches, self._keep_caches
+                try:
+                    out = op._forward(inp, training=node.const_kwargs.get("training", training))
+                finally:
+                    op._keep_caches = keep
             else:
                 kw.update(node.const_kwargs)
                 kw.setdefault("training", training)

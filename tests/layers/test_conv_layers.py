@@ -475,6 +475,46 @@ def test_call_then_backward_after_predict_uses_the_layer_caches():
     assert np.array_equal(dx1, dx2)
 
 
+def test_fused_kernel_runs_in_predict_and_evaluate_not_in_call(monkeypatch):
+    m = _fusion_model("c")
+    calls = []
+    real = layers.Conv2D.forward_max_pool
+
+    def counted(self, x, pool):
+        calls.append(self.name)
+        return real(self, x, pool)
+    monkeypatch.setattr(layers.Conv2D, "forward_max_pool", counted)
+    x = np.random.default_rng(4).standard_normal((3, 11, 10, 2)).astype(np.float32)
+    m(x, training=False)
+    assert calls == []
+    m.predict(x, verbose=0)
+    assert calls == [m.layers[0].name, m.layers[2].name]
+    m.evaluate(x, np.arange(3) % 3, verbose=0)
+    assert len(calls) == 4
+
+
+def test_nested_model_call_then_backward_keeps_its_caches():
+    # a Sequential with a fusable pair inside a functional model: outer(x, training=False)
+    # then backward needs the inner layers' caches, so the inner model must not fuse
+    rng = np.random.default_rng(5)
+    inner = pynn.Sequential([layers.Input(shape=(11, 10, 2)),
+                             layers.Conv2D(6, 3, activation="relu"),
+                             layers.MaxPooling2D(2), layers.Flatten()], dtype="float64")
+    inp = pynn.Input(shape=(11, 10, 2), dtype="float64")
+    outer = pynn.Model(inp, layers.Dense(3)(inner(inp)))
+    assert [len(s) for s in inner._inference_steps()] == [1, 2, 1]
+    x = rng.standard_normal((4, 11, 10, 2))
+    xa = rng.standard_normal((4, 11, 10, 2))
+    dout = rng.standard_normal((4, 3))
+    outer(x, training=True)
+    want = outer.backward(dout, params=False)
+    outer(xa, training=True)                      # stale caches that a fused pass would leave
+    outer(x, training=False)
+    got = outer.backward(dout, params=False)
+    assert np.array_equal(got, want)
+    assert np.array_equal(outer.predict(x, verbose=0), outer(x, training=False))
+
+
 def test_fusion_plan_follows_layer_changes():
     m = _fusion_model("c")
     x = np.random.default_rng(3).standard_normal((2, 11, 10, 2)).astype(np.float32)
