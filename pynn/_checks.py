@@ -339,6 +339,9 @@ def conv2d_maxpool_args(x, w, b, strides, padding, dilation, activation, pool_si
     x, w, b, strides, padding, dilation, activation, geo = conv2d_args(
         x, w, b, strides, padding, dilation, activation)
     pool_size = int_pair(pool_size, "pool_size")
+    if pool_size[0] > geo[0] or pool_size[1] > geo[1]:
+        raise ValueError(f"pool_size {pool_size} is larger than the convolution output "
+                         f"{tuple(geo[:2])}")
     ph, pw = (conv_out_size(n, k, k, 1, "valid", "pool_size")[0]
               for n, k in zip(geo[:2], pool_size))
     return x, w, b, strides, padding, dilation, activation, geo, pool_size, (ph, pw)

@@ -219,7 +219,8 @@ class Conv2D(_Conv):
         """Whether inference may run this convolution and `pool`, the max pooling it feeds, as
         one kernel (conv2d_maxpool_forward): both channels-last, an activation the kernel
         applies, pool windows that tile (strides == pool_size) with padding 'valid'."""
-        return (type(self) is Conv2D and type(pool).__name__ == "MaxPooling2D"
+        from .pooling import MaxPooling2D   # here: pooling imports this module
+        return (type(self) is Conv2D and type(pool) is MaxPooling2D
                 and self.data_format == pool.data_format == "channels_last"
                 and self._act().fusable and pool.padding == "valid"
                 and tuple(pool.strides) == tuple(pool.pool_size))
