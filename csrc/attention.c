@@ -12,8 +12,9 @@
  * rows t0..t1-1 only touch columns < min(S, t1).
  *
  * Products: per (b, h) pair the operands that serve as the right-hand side (k^T, v, and in
- * the backward v^T, k, q, dout) are first copied into per-thread scratch rows padded to a
- * multiple of the register tile, then one small kernel (pynn_att_mm_*) computes 4-row x
+ * the backward v^T, k, q, dout) are read in place when their columns are contiguous and
+ * their width a whole number of tiles, else copied into per-thread scratch rows padded to a
+ * multiple of the register tile; then one small kernel (pynn_att_mm_*) computes 4-row x
  * 2-vector tiles with the reduction in order k = 0..K-1. A head is far too small for
  * pynn_gemm's packing and per-call scratch to pay off (64x64x32 products, 128 pairs per step).
  *

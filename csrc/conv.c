@@ -22,8 +22,9 @@
  * conv2d + max pooling (inference, conv2d_maxpool_forward): pooling windows that tile the
  * output (stride = size, no padding) let the convolution run a few pooled rows at a time into
  * per-thread scratch (im2col + GEMM + epilogue as above, only the pixels a window covers),
- * pooled from there by the max-pooling kernel; small K with 2x2 windows never leaves
- * registers (conv_direct.h). Per-pixel sums are those of conv2d_forward: the same bits.
+ * pooled from there by the max-pooling kernel; small K with 2x2 windows and a linear or relu
+ * activation never leaves registers (conv_direct.h). Per-pixel sums are those of
+ * conv2d_forward: the same bits.
  *
  * Depthwise: direct loops over taps with channels innermost (contiguous, vectorizable).
  * Scratch comes from malloc per call; failure returns PYNN_ENOMEM before any output is

@@ -195,7 +195,7 @@ class _RNN(Layer):
         if db is not None:
             self.ops.dense_backward(x2, w, None, dz, "linear", need_dx=need_dx, dx=dx2,
                                     dw=self.grads["kernel"], db=db)
-        else:  # the bias gradient came from the recurrent kernel: the two GEMMs only
+        else:  # no input-bias gradient here (LSTM: lstm_backward gave it; else no bias)
             self.ops.gemm(x2, dz, trans_a=True, out=self.grads["kernel"])  # (C, G*H)
             if need_dx:
                 self.ops.gemm(dz, w, trans_b=True, out=dx2)  # (B*T, C)
