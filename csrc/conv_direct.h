@@ -115,6 +115,40 @@ void pynn_conv_direct_dweight_f64_avx512(double *dw, double *db, const double *x
         }                                                                                         \
     } while (0)
 
+/* acc[r][o] = sum_k xv[r][k] w[k, oc0 + o] for r < NP (all groups, padding ones too), o < on,
+ * k in order 0..K-1: the one accumulation of every direct kernel (the same bits wherever a
+ * pixel is computed); a full block of OCB channels has constant trip counts */
+#define PYNN_CONV_DIRECT_MAC(T, acc, xv, w, K, OC, oc0, on)                                       \
+    if ((on) == OCB) {                                                                            \
+        for (int r_ = 0; r_ < NP; r_++)                                                           \
+            for (int o_ = 0; o_ < OCB; o_++) acc[r_][o_] = xv[r_][0] * w[(oc0) + o_];             \
+        for (pynn_idx k_ = 1; k_ < (K); k_++) {                                                   \
+            const T *wk_ = w + k_ * (OC) + (oc0);                                                 \
+            for (int r_ = 0; r_ < NP; r_++) {                                                     \
+                T a_ = xv[r_][k_];                                                                \
+                for (int o_ = 0; o_ < OCB; o_++) acc[r_][o_] += a_ * wk_[o_];                     \
+            }                                                                                     \
+        }                                                                                         \
+    } else {                                                                                      \
+        for (int r_ = 0; r_ < NP; r_++)                                                           \
+            for (pynn_idx o_ = 0; o_ < (on); o_++) acc[r_][o_] = xv[r_][0] * w[(oc0) + o_];       \
+        for (pynn_idx k_ = 1; k_ < (K); k_++) {                                                   \
+            const T *wk_ = w + k_ * (OC) + (oc0);                                                 \
+            for (int r_ = 0; r_ < NP; r_++) {                                                     \
+                T a_ = xv[r_][k_];                                                                \
+                for (pynn_idx o_ = 0; o_ < (on); o_++) acc[r_][o_] += a_ * wk_[o_];               \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* one pixel's accumulators, o < on: + bias, then relu when asked */
+#define PYNN_CONV_DIRECT_EPI(accr, bias, relu, oc0, on)                                           \
+    {                                                                                             \
+        if (bias) for (pynn_idx o_ = 0; o_ < (on); o_++) accr[o_] += bias[(oc0) + o_];            \
+        if (relu)                                                                                 \
+            for (pynn_idx o_ = 0; o_ < (on); o_++) accr[o_] = accr[o_] > 0 ? accr[o_] : 0;        \
+    }
+
 #define PYNN_CONV_DIRECT_FAMILY(T, SUF)                                                           \
 void pynn_conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,                  \
                                     pynn_conv_geom g, int act, pynn_idx p0, pynn_idx n) {         \
@@ -142,32 +176,10 @@ void pynn_conv_direct_forward_##SUF(T *y, const T *x, const T *w, const T *bias,
         for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                            \
             pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                                \
             T acc[NP][OCB];                                                                       \
-            if (on == OCB) {                                                                      \
-                for (int r = 0; r < NP; r++)                                                      \
-                    for (int o = 0; o < OCB; o++) acc[r][o] = xv[r][0] * w[oc0 + o];              \
-                for (pynn_idx k = 1; k < K; k++) {                                                \
-                    const T *wk = w + k * OC + oc0;                                               \
-                    for (int r = 0; r < NP; r++) {                                                \
-                        T a = xv[r][k];                                                           \
-                        for (int o = 0; o < OCB; o++) acc[r][o] += a * wk[o];                     \
-                    }                                                                             \
-                }                                                                                 \
-            } else {                                                                              \
-                for (int r = 0; r < NP; r++)                                                      \
-                    for (pynn_idx o = 0; o < on; o++) acc[r][o] = xv[r][0] * w[oc0 + o];          \
-                for (pynn_idx k = 1; k < K; k++) {                                                \
-                    const T *wk = w + k * OC + oc0;                                               \
-                    for (int r = 0; r < NP; r++) {                                                \
-                        T a = xv[r][k];                                                           \
-                        for (pynn_idx o = 0; o < on; o++) acc[r][o] += a * wk[o];                 \
-                    }                                                                             \
-                }                                                                                 \
-            }                                                                                     \
+            PYNN_CONV_DIRECT_MAC(T, acc, xv, w, K, OC, oc0, on);                                  \
             for (int r = 0; r < np_; r++) {                                                       \
                 T *yr = yp + r * OC + oc0;                                                        \
-                if (bias) for (pynn_idx o = 0; o < on; o++) acc[r][o] += bias[oc0 + o];           \
-                if (relu)                                                                         \
-                    for (pynn_idx o = 0; o < on; o++) acc[r][o] = acc[r][o] > 0 ? acc[r][o] : 0;  \
+                PYNN_CONV_DIRECT_EPI(acc[r], bias, relu, oc0, on)                                 \
                 for (pynn_idx o = 0; o < on; o++) yr[o] = acc[r][o];                              \
             }                                                                                     \
         }                                                                                         \
@@ -196,31 +208,9 @@ void pynn_conv_direct_pool2_forward_##SUF(T *y, const T *x, const T *w, const T 
             for (pynn_idx oc0 = 0; oc0 < OC; oc0 += OCB) {                                        \
                 pynn_idx on = PYNN_MIN(OCB, OC - oc0);                                            \
                 T acc[NP][OCB];                                                                   \
-                if (on == OCB) {                                                                  \
-                    for (int q = 0; q < NP; q++)                                                  \
-                        for (int o = 0; o < OCB; o++) acc[q][o] = xv[q][0] * w[oc0 + o];          \
-                    for (pynn_idx k = 1; k < K; k++) {                                            \
-                        const T *wk = w + k * OC + oc0;                                           \
-                        for (int q = 0; q < NP; q++) {                                            \
-                            T a = xv[q][k];                                                       \
-                            for (int o = 0; o < OCB; o++) acc[q][o] += a * wk[o];                 \
-                        }                                                                         \
-                    }                                                                             \
-                } else {                                                                          \
-                    for (int q = 0; q < NP; q++)                                                  \
-                        for (pynn_idx o = 0; o < on; o++) acc[q][o] = xv[q][0] * w[oc0 + o];      \
-                    for (pynn_idx k = 1; k < K; k++) {                                            \
-                        const T *wk = w + k * OC + oc0;                                           \
-                        for (int q = 0; q < NP; q++) {                                            \
-                            T a = xv[q][k];                                                       \
-                            for (pynn_idx o = 0; o < on; o++) acc[q][o] += a * wk[o];             \
-                        }                                                                         \
-                    }                                                                             \
-                }                                                                                 \
+                PYNN_CONV_DIRECT_MAC(T, acc, xv, w, K, OC, oc0, on);                              \
                 for (int q = 0; q < NP; q++) {                                                    \
-                    if (bias) for (pynn_idx o = 0; o < on; o++) acc[q][o] += bias[oc0 + o];       \
-                    if (relu)                                                                     \
-                        for (pynn_idx o = 0; o < on; o++) acc[q][o] = acc[q][o] > 0 ? acc[q][o] : 0;\
+                    PYNN_CONV_DIRECT_EPI(acc[q], bias, relu, oc0, on)                             \
                 }                                                                                 \
                 /* first maximum kept, a NaN wins: the max-pooling kernel's rule */               \
                 for (pynn_idx o = 0; o < on; o++) {                                               \
