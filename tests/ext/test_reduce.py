@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pynn
-from helpers import C, REF, compare, layouts, rand
+from helpers import ARCHS, C, REF, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 SHAPES = [(0, 3), (1, 1), (1, 7), (7, 1), (13, 5), (31, 67), (128, 10), (517, 129)]
@@ -43,6 +43,22 @@ def test_random_shapes(b, n, dtype, transposed):
     x = x.T if transposed else x
     compare("column_sum", x, k=b)
     compare("row_argmax", x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_column_sum_row_order_bits(dtype):
+    # blocks of 64 contiguous columns are summed in registers; the order stays row 0, 1, ...
+    # so every arch and thread count gives the bits of adding the rows one by one (rows of
+    # a wider array: a row stride past the width; 200 columns = 3 full blocks + 8)
+    rng = np.random.default_rng(5)
+    x = rand(rng, (301, 203), dtype)[:, 1:201]
+    expected = np.zeros(200, dtype)
+    for row in x:
+        expected += row
+    for arch in ARCHS:
+        for nt in (1, 2):
+            with pynn.arch(arch), pynn.num_threads(nt):
+                np.testing.assert_array_equal(C.column_sum(x), expected, err_msg=f"{arch} {nt}")
 
 
 def test_out_argument_is_used():
