@@ -209,6 +209,15 @@ ATTR static void pynn_att_pack_t_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *s
 /* a right-hand operand of unit column stride whose width is a whole number of tiles is read
  * in place (the tile loads stay inside its rows) */
 #define PYNN_ATT_DIRECT(cs, n, T_) ((cs) == 1 && (n) % PYNN_ATT_NB(T_) == 0)
+/* a right-hand operand PTR (R rows of N, row stride LD, column stride CS) is read in place
+ * where PYNN_ATT_DIRECT allows, else packed into BUF (row stride LDP) by the `pack` in
+ * scope; PTR and LD then name the copy */
+#define PYNN_ATT_OPERAND(PTR, LD, CS, BUF, LDP, R, N, T_)                                    \
+    if (!PYNN_ATT_DIRECT(CS, N, T_)) {                                                       \
+        pack(BUF, LDP, PTR, LD, CS, R, N);                                                   \
+        PTR = BUF;                                                                           \
+        LD = LDP;                                                                            \
+    }
 
 #define PYNN_ATT_ROW_TABLES(T_, SUF)                                                         \
 PYNN_ATT_ROWS(T_, SUF, generic, )                                                            \
@@ -284,11 +293,7 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
             const T_ *vb = v + b * sv[0] + h * sv[1];                                        \
             pynn_idx ldv = sv[2];                                                            \
             pack_t(kT, Sp, k + b * sk[0] + h * sk[1], sk[2], sk[3], S, D);                   \
-            if (!PYNN_ATT_DIRECT(sv[3], DV, T_)) {                                           \
-                pack(vs, DVp, vb, sv[2], sv[3], S, DV);                                      \
-                vb = vs;                                                                     \
-                ldv = DVp;                                                                   \
-            }                                                                                \
+            PYNN_ATT_OPERAND(vb, ldv, sv[3], vs, DVp, S, DV, T_)                             \
             for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
                 pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
                 pynn_idx nc = causal ? PYNN_MIN(S, t1) : S;                                  \
@@ -346,21 +351,9 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
             const T_ *kb = kp, *qb = qp, *dob = dop;                                         \
             pynn_idx ldk = sk[2], ldq = sq[2], lddo = sdo[2];                                \
             pack_t(vT, Sp, v + b * sv[0] + h * sv[1], sv[2], sv[3], S, DV);                  \
-            if (!PYNN_ATT_DIRECT(sk[3], D, T_)) {                                            \
-                pack(ks, Dp, kp, sk[2], sk[3], S, D);                                        \
-                kb = ks;                                                                     \
-                ldk = Dp;                                                                    \
-            }                                                                                \
-            if (!PYNN_ATT_DIRECT(sq[3], D, T_)) {                                            \
-                pack(qs, Dp, qp, sq[2], sq[3], T, D);                                        \
-                qb = qs;                                                                     \
-                ldq = Dp;                                                                    \
-            }                                                                                \
-            if (!PYNN_ATT_DIRECT(sdo[3], DV, T_)) {                                          \
-                pack(dos, DVp, dop, sdo[2], sdo[3], T, DV);                                  \
-                dob = dos;                                                                   \
-                lddo = DVp;                                                                  \
-            }                                                                                \
+            PYNN_ATT_OPERAND(kb, ldk, sk[3], ks, Dp, S, D, T_)                               \
+            PYNN_ATT_OPERAND(qb, ldq, sq[3], qs, Dp, T, D, T_)                               \
+            PYNN_ATT_OPERAND(dob, lddo, sdo[3], dos, DVp, T, DV, T_)                         \
             /* dS row blocks: dP = dout v^T, then the softmax Jacobian; dq = scale dS k */   \
             for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
                 pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
