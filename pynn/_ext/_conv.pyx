@@ -68,7 +68,7 @@ __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
 
 # which family of C kernels a call runs
 cdef enum:
-    CONV, DEPTHWISE, TRANSPOSE
+    CONV, DEPTHWISE, TRANSPOSE, CONV_MAXPOOL
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
@@ -107,7 +107,9 @@ cdef int _forward(floating[::1] y,                      # OUT (B*OH*OW*OC,)
                   const floating[:, :, :, :] x,         # IN  (B,H,W,C), strided
                   const floating[:, :, :, :] w,         # IN  (KH,KW,C,OC), contiguous
                   const floating[::1] b,                # IN  (OC,) or None
-                  pynn_conv_geom g, int act, int kind, pynn_ctx ctx) noexcept:
+                  pynn_conv_geom g, int act, int kind, pynn_ctx ctx,
+                  pynn_idx pool_h=0, pynn_idx pool_w=0) noexcept:
+    # CONV_MAXPOOL: y (B*POH*POW*OC,) pooled by pool_h x pool_w windows (conv2d_maxpool)
     cdef int st = PYNN_OK
     cdef floating *py = optr(y)
     cdef const floating *px = cptr(x)
@@ -121,6 +123,8 @@ cdef int _forward(floating[::1] y,                      # OUT (B*OH*OW*OC,)
                 st = pynn_depthwise_conv2d_forward_f32(py, px, pw, pb, g, act, ctx)
             elif kind == TRANSPOSE:
                 st = pynn_conv2d_transpose_forward_f32(py, px, pw, pb, g, act, ctx)
+            elif kind == CONV_MAXPOOL:
+                st = pynn_conv2d_maxpool_forward_f32(py, px, pw, pb, g, pool_h, pool_w, act, ctx)
             else:
                 st = pynn_conv2d_forward_f32(py, px, pw, pb, g, act, ctx)
         else:
@@ -128,6 +132,8 @@ cdef int _forward(floating[::1] y,                      # OUT (B*OH*OW*OC,)
                 st = pynn_depthwise_conv2d_forward_f64(py, px, pw, pb, g, act, ctx)
             elif kind == TRANSPOSE:
                 st = pynn_conv2d_transpose_forward_f64(py, px, pw, pb, g, act, ctx)
+            elif kind == CONV_MAXPOOL:
+                st = pynn_conv2d_maxpool_forward_f64(py, px, pw, pb, g, pool_h, pool_w, act, ctx)
             else:
                 st = pynn_conv2d_forward_f64(py, px, pw, pb, g, act, ctx)
     return st
@@ -302,27 +308,6 @@ def depthwise_conv2d_backward(x, w, y, dy, strides=(1, 1), padding="valid", dila
                          dx, dw, db, True)
 
 
-cdef int _maxpool_forward(floating[::1] y,              # OUT (B*POH*POW*OC,)
-                          const floating[:, :, :, :] x, # IN  (B,H,W,C), strided
-                          const floating[:, :, :, :] w, # IN  (KH,KW,C,OC), contiguous
-                          const floating[::1] b,        # IN  (OC,) or None
-                          pynn_conv_geom g, pynn_idx ph, pynn_idx pw, int act,
-                          pynn_ctx ctx) noexcept:
-    cdef int st = PYNN_OK
-    cdef floating *py = optr(y)
-    cdef const floating *px = cptr(x)
-    cdef const floating *pw_ = cptr(w)
-    cdef const floating *pb = NULL if b is None else &b[0]
-    if py == NULL:
-        return st
-    with nogil:
-        if floating is float:
-            st = pynn_conv2d_maxpool_forward_f32(py, px, pw_, pb, g, ph, pw, act, ctx)
-        else:
-            st = pynn_conv2d_maxpool_forward_f64(py, px, pw_, pb, g, ph, pw, act, ctx)
-    return st
-
-
 def conv2d_maxpool_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1),
                            activation="linear", pool_size=(2, 2), out=None):
     """max_pool2d(conv2d(x, w, b), pool_size, strides=pool_size, "valid") in one pass.
@@ -335,11 +320,11 @@ def conv2d_maxpool_forward(x, w, b=None, strides=(1, 1), padding="valid", dilati
     b = None if b is None else _checks.contiguous(b)
     g = make_geom(x, w.shape[0], w.shape[1], oc, geo, strides, dilation)
     if x.dtype == np.float32:
-        st = _maxpool_forward[float](out.reshape(-1), x, w, b, g, pool_size[0], pool_size[1],
-                                     ACTIVATIONS[activation], get_ctx())
+        st = _forward[float](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation],
+                             CONV_MAXPOOL, get_ctx(), pool_size[0], pool_size[1])
     else:
-        st = _maxpool_forward[double](out.reshape(-1), x, w, b, g, pool_size[0], pool_size[1],
-                                      ACTIVATIONS[activation], get_ctx())
+        st = _forward[double](out.reshape(-1), x, w, b, g, ACTIVATIONS[activation],
+                              CONV_MAXPOOL, get_ctx(), pool_size[0], pool_size[1])
     if st != PYNN_OK:
         raise MemoryError("conv2d_maxpool: could not allocate scratch")
     return out
