@@ -23,6 +23,7 @@ from . import metrics as _metrics
 from . import ops as _ops
 from . import optim as _optim
 from . import trainer as _trainer
+from .layers import base as _base
 from .layers.base import Layer, shape_tuple
 from .layers.core import InputLayer
 
@@ -269,12 +270,14 @@ class Model:
             for layer in self._layers:
                 x = layer.forward(x, training=training)
             return x
-        # inference (predict, evaluate): a Conv2D feeding a MaxPooling2D runs as one kernel
-        for step in self._infer_steps or self._inference_steps():
-            if len(step) == 2:
-                x = step[0].forward_max_pool(x, step[1])
-            else:
-                x = step[0].forward(x, training=False)
+        # inference (predict, evaluate): a Conv2D feeding a MaxPooling2D runs as one kernel,
+        # and layers skip what only backward needs
+        with _base.inference_only():
+            for step in self._infer_steps or self._inference_steps():
+                if len(step) == 2:
+                    x = step[0].forward_max_pool(x, step[1])
+                else:
+                    x = step[0].forward(x, training=False)
         return x
 
     def _inference_steps(self):
@@ -869,6 +872,12 @@ class Functional(Model):
         return runs
 
     def _forward(self, x, training):
+        if training or self._keep_caches:
+            return self._forward_graph(x, training)
+        with _base.inference_only():  # predict, evaluate: no backward follows
+            return self._forward_graph(x, training)
+
+    def _forward_graph(self, x, training):
         vals = {}
         xs = x if self._multi_in else [x]
         for t, a in zip(self.inputs, xs):

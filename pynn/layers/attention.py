@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .. import initializers, _checks
-from .base import Layer
+from .base import Layer, is_inference_only
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
 
@@ -383,12 +383,20 @@ class TransformerBlock(Layer):
         n, units = h2.shape[0], ff1.units
         z = self.ops.dense_forward(h2, ff1.params["kernel"], ff1.params.get("bias"), "linear",
                                    out=self._buffer("ff1_y", (n, units)))  # (B*T,ff)
+        if is_inference_only():  # predict/evaluate: no backward, so no gelu'
+            self._ff1_cache = False
+            y = self.ops.gelu_forward(z, out=z, **act.kwargs)           # (B*T,ff)
+            return y.reshape(h.shape[:-1] + (units,))
         y, g = self.ops.gelu_forward_grad(z, out=z, grad=self._buffer("ff1_g", (n, units)),
                                           **act.kwargs)                 # (B*T,ff) twice
         self._ff1_cache = (h2, g, h.shape)
         return y.reshape(h.shape[:-1] + (units,))
 
     def _ff1_backward(self, dy):
+        if self._ff1_cache is False:
+            raise RuntimeError(f"{self.name}: backward after a forward for inference only "
+                               "(predict/evaluate); call the model with training or "
+                               "model(x) first")
         if self._ff1_cache is None:
             return self._subs["ff1"].backward(dy)
         ff1 = self._subs["ff1"]

@@ -8,6 +8,8 @@ weight gradients into `grads` (keyed like `params`: 'kernel', 'bias'). Inside a 
 buffers the layer keeps per batch shape (`_buffer`), so a training step allocates nothing:
 a layer's outputs are valid until its next call.
 """
+import contextlib
+import contextvars
 import math
 
 import numpy as np
@@ -19,6 +21,26 @@ __all__ = ["Layer"]
 
 _name_counts = {}
 MAX_WEIGHT_SIZE = 2**31  # a guard against absurd configs (e.g. from a damaged model file)
+
+
+# set while a model runs predict/evaluate (no backward can follow): a layer may then skip
+# what only its backward needs (TransformerBlock: gelu'); a layer called any other way keeps it
+_INFERENCE = contextvars.ContextVar("pynn_inference_only", default=False)
+
+
+@contextlib.contextmanager
+def inference_only():
+    """Within the block, layers run forward for inference only (no backward follows)."""
+    token = _INFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _INFERENCE.reset(token)
+
+
+def is_inference_only():
+    """True inside `inference_only()`: no backward will follow this forward."""
+    return _INFERENCE.get()
 
 
 def _unique_name(base):

@@ -193,6 +193,39 @@ def test_transformer_block_c_matches_reference_and_is_causal():
     assert not np.allclose(nc.forward(x2)[:, 0], y[:, 0])  # non-causal sees the future
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_transformer_block_predict_skips_the_gelu_derivative(backend, kind, monkeypatch):
+    # predict/evaluate run the MLP's GELU without its derivative (no backward follows) and
+    # give the bits of model(x); model(x) keeps the derivative for a backward
+    pynn.utils.set_random_seed(3)
+    if kind == "sequential":
+        m = _char_model(backend=backend)
+    else:
+        inp = pynn.layers.Input(shape=(8,))
+        h = TransformerBlock(2, ff_dim=32)(PositionalEmbedding(8, 11, 16)(inp))
+        m = pynn.Model(inp, Dense(11)(LayerNormalization()(h)), backend=backend)
+    m.compile(optimizer="adam",
+              loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    blk = next(layer for layer in m.layers if isinstance(layer, TransformerBlock))
+    x = np.random.default_rng(4).integers(0, 11, (5, 8)).astype(np.float32)
+    calls = []
+    for name in ("gelu_forward", "gelu_forward_grad"):
+        def spy(*a, _f=getattr(blk.ops, name), _n=name, **k):
+            calls.append(_n)
+            return _f(*a, **k)
+        monkeypatch.setattr(blk.ops, name, spy)
+    want = np.array(m(x))
+    assert calls == ["gelu_forward_grad"]
+    np.testing.assert_array_equal(m.predict(x, verbose=0), want)
+    m.evaluate(x, np.zeros((5, 8)), verbose=0)
+    assert calls == ["gelu_forward_grad", "gelu_forward", "gelu_forward"]
+    with pytest.raises(RuntimeError, match="inference only"):
+        blk.backward(np.ones((5, 8, 16), np.float32))
+    m(x)  # a backward after model(x) works again
+    assert blk.backward(np.ones((5, 8, 16), np.float32)).shape == (5, 8, 16)
+
+
 def _char_model(V=11, T=8, D=16, backend=None):
     return pynn.Sequential([pynn.layers.Input(shape=(T,)), PositionalEmbedding(T, V, D),
                             TransformerBlock(2, ff_dim=32), LayerNormalization(), Dense(V)],
