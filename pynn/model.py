@@ -325,10 +325,7 @@ class Model:
             dy = self.loss.backward(self.ops, out, y, sw, fused=self._fused,
                                     out=self._buf("dout", out.shape))
             self._run_backward(dy, need_input_grad=False)
-            if self._has_reg:
-                for layer in self._layers:
-                    loss += layer.regularization_penalty()
-                    layer.add_regularization_gradients()
+            loss += self.add_regularization()
         finally:
             self._set_logits(False)
         return out, loss
@@ -496,6 +493,20 @@ class Model:
         if isinstance(dx, list):
             return [None if d is None else d.copy() for d in dx]
         return None if dx is None else dx.copy()     # a new array: layer buffers get reused
+
+    def add_regularization(self):
+        """Add the gradients of the layers' regularizer penalties (kernel_regularizer, ...)
+        to the flat gradient buffer and return the total penalty, as fit does after each
+        backward: in a custom step, call it after `backward` and add the result to the loss.
+        Returns 0.0 (and changes nothing) when no layer has a regularizer."""
+        self._assert_built("add_regularization")
+        self._trainable_runs()
+        penalty = 0.0
+        if self._has_reg:
+            for layer in self._layers:
+                penalty += layer.regularization_penalty()
+                layer.add_regularization_gradients()
+        return penalty
 
     def zero_grad(self):
         """Set the model's flat gradient buffer to zero."""

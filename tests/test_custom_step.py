@@ -39,6 +39,39 @@ def test_custom_step_equals_fit_step(loss, out_act, opt):
     assert not b._flat_grads.any()
 
 
+def test_custom_step_with_regularizers_equals_fit_step():
+    # add_regularization() after backward adds what fit adds: the penalties' gradients into
+    # the flat buffer (here in a nested model too) and their value to the loss
+    def model():
+        pynn.utils.set_random_seed(4)
+        inner = pynn.Sequential([layers.Input(shape=(4,)), layers.Dense(
+            5, activation="tanh", kernel_regularizer=pynn.regularizers.L1(0.03))],
+            dtype="float64")
+        inp = layers.Input(shape=(4,))
+        out = layers.Dense(2, kernel_regularizer=pynn.regularizers.L2(0.2),
+                           bias_regularizer=pynn.regularizers.L2(0.1))(inner(inp))
+        return pynn.Model(inp, out, dtype="float64")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((8, 4)), rng.standard_normal((8, 2))
+    a, b = model(), model()
+    a.compile("sgd", "mse")
+    fit_loss = a.train_on_batch(x, y)
+    value, dout = pynn.losses.get("mse").value_and_grad(y, b(x, training=True))
+    b.backward(dout)
+    g = b._flat_grads.copy()
+    penalty = b.add_regularization()
+    w, bias = b.layers[-1].params["kernel"], b.layers[-1].params["bias"]
+    k1 = b.layers[-2].layers[-1].params["kernel"]
+    assert penalty == pytest.approx(0.03 * np.abs(k1).sum() + 0.2 * (w * w).sum()
+                                    + 0.1 * (bias * bias).sum(), rel=1e-12)
+    assert not np.allclose(b._flat_grads, g)                # the gradients were added to
+    assert value + penalty == pytest.approx(fit_loss, rel=1e-12)
+    pynn.optimizers.get("sgd").apply_gradients(b)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wb, wa, rtol=1e-12, atol=1e-14)
+    assert mlp().add_regularization() == 0.0                # no regularizer: nothing added
+
+
 def test_backward_accumulate_params_false_and_input_gradient():
     m = mlp()
     rng = np.random.default_rng(1)
