@@ -18,7 +18,7 @@ into it); `reset_states()` sets it back to zeros.
 """
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import _checks, initializers, regularizers, utils
 from .base import Layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
@@ -40,7 +40,11 @@ def _act_name(value, what, allowed):
 
 
 class _RNN(Layer):
-    """Shared machinery of SimpleRNN, LSTM and GRU (one kernel call per direction)."""
+    """Shared machinery of SimpleRNN, LSTM and GRU (one kernel call per direction).
+
+    dropout: in training, a fraction of the input features is dropped with one mask per
+    (sample, feature) for all steps (Keras' `dropout`), drawn like the Dropout layer's from
+    (seed, step); recurrent_dropout is not supported (the recurrence is one fused kernel)."""
 
     _gates = 1
     _nstates = 1
@@ -49,9 +53,22 @@ class _RNN(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, **kwargs):
+                 stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         self.units = _positive_units(type(self).__name__, units)
         super().__init__(**kwargs)
+        # dropout on the inputs, one mask per (sample, feature) for every step (Keras' RNN
+        # `dropout`), counter-based as the Dropout layer: a function of (seed, step, element)
+        self.dropout = _checks.finite_scalar(dropout, "dropout", 0.0, 1.0, high_open=True)
+        if recurrent_dropout != 0:
+            raise ValueError(f"{type(self).__name__}: recurrent_dropout is not supported (the "
+                             f"recurrent step runs inside one fused kernel), received "
+                             f"recurrent_dropout={recurrent_dropout!r}; use dropout (on the "
+                             f"inputs) or 0")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or not 0 <= seed < 2**63):
+            raise ValueError(f"seed must be an integer in [0, 2**63), received {seed!r}")
+        self.seed = self._seed = seed
+        self._step = 0
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -82,6 +99,8 @@ class _RNN(Layer):
         if self.use_bias:
             self.add_weight("bias", self._bias_shape(), self.bias_initializer,
                             self.bias_regularizer)
+        if self.dropout and self._seed is None:  # drawn only with dropout: initializations
+            self._seed = utils.draw_seed()       # of models without it stay as they were
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[0] if isinstance(input_shape, list) else input_shape
@@ -150,6 +169,15 @@ class _RNN(Layer):
         b, t, c = x.shape
         if self.go_backwards:
             x = x[:, ::-1]  # the recurrence runs t = T-1 .. 0
+        mask = None
+        if training and self.dropout:
+            step = self._step
+            self._step += 1
+            ones = self._buffer("dropout_ones", (b, c))
+            ones[...] = 1
+            mask = self.ops.dropout_forward(ones, self.dropout, self._seed, step,
+                                            out=self._buffer("dropout_mask", (b, c)))
+            x = np.multiply(x, mask[:, None, :], out=self._buffer("x_dropped", (b, t, c)))
         gh = self._gates * self.units
         x2 = x.reshape(b * t, c)  # (B*T, C), a copy only for the reversed view
         w, bias = self.params["kernel"], self._input_bias()
@@ -159,14 +187,14 @@ class _RNN(Layer):
         seq, final = self._run(xproj.reshape(b, t, gh), states)
         if self.stateful:
             self._states = [s.copy() for s in final]
-        self._cache = (x2, states, given is not None, (b, t, c))
+        self._cache = (x2, states, given is not None, (b, t, c), mask)
         out = seq if self.return_sequences else seq[:, -1]
         if self.return_state:
             return [out] + list(final)
         return out
 
     def backward(self, dy):
-        x2, states, has_given, (b, t, c) = self._cache
+        x2, states, has_given, (b, t, c), mask = self._cache
         h = self.units
         dfinal = [None] * self._nstates
         if self.return_state:
@@ -202,6 +230,8 @@ class _RNN(Layer):
         dx = None
         if need_dx:
             dx = dx2.reshape(b, t, c)
+            if mask is not None:
+                np.multiply(dx, mask[:, None, :], out=dx)  # the forward's mask, every step
             if self.go_backwards:
                 dxr = self._buffer("dx", (b, t, c))
                 dxr[...] = dx[:, ::-1]
@@ -225,7 +255,22 @@ class _RNN(Layer):
                 "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "stateful": self.stateful}
+                "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "dropout": self.dropout, "recurrent_dropout": 0.0,
+                # the effective seed and the mask count, as Dropout: training resumes exactly
+                "seed": self._seed if self._seed is not None else self.seed,
+                "step": self._step}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        step = config.pop("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"{cls.__name__} step must be a non-negative integer, received "
+                             f"{step!r}")
+        layer = cls(**config)
+        layer._step = step
+        return layer
 
 
 class SimpleRNN(_RNN):
@@ -420,6 +465,8 @@ class Bidirectional(_Wrapper):
             cfg = layer.get_config()
             cfg.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
             cfg.pop("input_shape", None)
+            if cfg.get("seed") is not None:  # input dropout: other masks than the forward's
+                cfg["seed"] = (cfg["seed"] + 1) % 2**63
             backward_layer = type(layer).from_config(cfg)
         elif isinstance(backward_layer, dict):
             backward_layer = _deserialize(backward_layer)

@@ -91,6 +91,79 @@ def test_initial_state_and_return_state_gradients(backend, make):
     grad_check(layer, [_x()] + states)
 
 
+def _fixed_mask(layer):
+    """The layer's forward always draws mask number 0 (central differences need one mask)."""
+    forward = layer.forward
+
+    def fwd(x, training=False):
+        layer._step = 0
+        return forward(x, training)
+    layer.forward = fwd
+    return layer
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", RNNS, ids=RNN_IDS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_dropout_gradients(backend, make, go_backwards):
+    layer = built(make(return_sequences=True, go_backwards=go_backwards, dropout=0.4, seed=5),
+                  (4, 3), backend)
+    _randomize(layer)
+    grad_check(_fixed_mask(layer), _x((3, 4, 3)))
+
+
+@pytest.mark.parametrize("make", RNNS, ids=RNN_IDS)
+def test_dropout_is_one_input_mask_per_sample_and_feature(make):
+    # training: the layer without dropout on x * mask, mask (B, C) the Dropout kernel's draw
+    # on ones, the same at every step; both backends the same; inference: no dropout
+    x, rate = _x((5, 6, 3), 4), 0.5
+    plain = built(make(return_sequences=True), (6, 3), "reference")
+    _randomize(plain)
+    mask = pynn.reference.dropout_forward(np.ones((5, 3)), rate, 11, 0)
+    assert 0 < (mask == 0).sum() < mask.size
+    want = plain.forward(x * mask[:, None, :], training=True).copy()
+    plain._need_dx = True
+    dy = np.random.default_rng(6).standard_normal(want.shape)
+    want_dx = plain.backward(dy) * mask[:, None, :]
+    for backend in BACKENDS:
+        layer = built(make(return_sequences=True, dropout=rate, seed=11), (6, 3), backend)
+        layer._need_dx = True
+        for k in layer.params:
+            layer.params[k][...] = plain.params[k]
+        np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-12,
+                                   atol=1e-12)
+        dx = layer.backward(dy)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+        dropped = np.broadcast_to(mask[:, None, :] == 0, dx.shape)
+        assert (dx[dropped] == 0).all() and dropped.any()      # dropped at every step
+        np.testing.assert_allclose(layer.forward(x, training=False),
+                                   plain.forward(x, training=False), rtol=1e-12, atol=1e-12)
+        assert layer.get_config()["step"] == 1                 # only training draws masks
+
+
+def test_dropout_config_resumes_the_masks_and_bad_arguments():
+    layer = built(layers.LSTM(3, dropout=0.3, return_sequences=True), (4, 2), "c")
+    x = _x((2, 4, 2))
+    layer.forward(x, training=True)
+    twin = built(layers.LSTM.from_config(layer.get_config()), (4, 2), "c")
+    for k in layer.params:
+        twin.params[k][...] = layer.params[k]
+    np.testing.assert_array_equal(twin.forward(x, training=True),
+                                  layer.forward(x, training=True))   # both draw mask 1
+    assert twin.get_config()["step"] == 2
+    bi = layers.Bidirectional(layers.GRU(3, dropout=0.5, seed=7))
+    assert bi.forward_layer.seed == 7 and bi.backward_layer.seed == 8   # its own masks
+    with pytest.raises(ValueError, match="recurrent_dropout is not supported"):
+        layers.GRU(3, recurrent_dropout=0.2)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="dropout"):
+            layers.SimpleRNN(3, dropout=bad)
+    with pytest.raises(ValueError, match="seed"):
+        layers.LSTM(3, dropout=0.1, seed=-1)
+    with pytest.raises(ValueError, match="step"):
+        layers.LSTM.from_config({**layer.get_config(), "step": -2})
+
+
 def test_no_bias_gradients():
     for make in (layers.LSTM, layers.GRU, layers.SimpleRNN):
         layer = built(make(3, use_bias=False, return_sequences=True), (3, 2), "c")
@@ -241,7 +314,7 @@ def _model(seed=0):
     pynn.utils.set_random_seed(seed)
     return pynn.Sequential([
         layers.Bidirectional(layers.LSTM(6, return_sequences=True), input_shape=(10, 2)),
-        layers.GRU(5, return_sequences=True),
+        layers.GRU(5, return_sequences=True, dropout=0.2),
         layers.TimeDistributed(layers.Dense(3)),
         layers.SimpleRNN(4),
         layers.Dense(2, activation="softmax")])
