@@ -173,10 +173,8 @@ class _RNN(Layer):
         if training and self.dropout:
             step = self._step
             self._step += 1
-            ones = self._buffer("dropout_ones", (b, c))
-            ones[...] = 1
-            mask = self.ops.dropout_forward(ones, self.dropout, self._seed, step,
-                                            out=self._buffer("dropout_mask", (b, c)))
+            mask = self.ops.dropout_mask((b, c), self.dropout, self._seed, step,
+                                         self.dtype)                  # (B,C): 0 or 1/(1-rate)
             x = np.multiply(x, mask[:, None, :], out=self._buffer("x_dropped", (b, t, c)))
         gh = self._gates * self.units
         x2 = x.reshape(b * t, c)  # (B*T, C), a copy only for the reversed view

@@ -119,7 +119,7 @@ def test_dropout_is_one_input_mask_per_sample_and_feature(make):
     x, rate = _x((5, 6, 3), 4), 0.5
     plain = built(make(return_sequences=True), (6, 3), "reference")
     _randomize(plain)
-    mask = pynn.reference.dropout_forward(np.ones((5, 3)), rate, 11, 0)
+    mask = pynn.reference.dropout_mask((5, 3), rate, 11, 0, np.float64)
     assert 0 < (mask == 0).sum() < mask.size
     want = plain.forward(x * mask[:, None, :], training=True).copy()
     plain._need_dx = True
