@@ -27,6 +27,7 @@
 #include <string.h>
 #include "activations.h" /* pynn_exp_f32/f64: exp written out, branch-free */
 #include "attention.h"
+#include "dropout.h"   /* dropout on the probabilities: the Dropout kernel's mask */
 #include <stdint.h>
 
 #define PYNN_ATT_RB 32
@@ -268,8 +269,11 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
                                  pynn_idx S, pynn_idx D, pynn_idx DV, const pynn_idx *so,    \
                                  const pynn_idx *sq, const pynn_idx *sk, const pynn_idx *sv, \
                                  const pynn_idx *sm, int causal, double scale,               \
+                                 double drop_rate, uint64_t drop_seed, uint64_t drop_step,   \
                                  pynn_ctx ctx) {                                             \
-    /* out (B,H,T,DV) = softmax(scale q (B,H,T,D) k^T (B,H,D,S)) = probs (B,H,T,S) @ v (B,H,S,DV) */ \
+    /* out (B,H,T,DV) = softmax(scale q (B,H,T,D) k^T (B,H,D,S)) = probs (B,H,T,S) @ v (B,H,S,DV) \
+     * (with drop_rate > 0: (probs * mask) @ v, mask the Dropout kernel's over probs' flat   \
+     * indices; probs are stored undropped) */                                               \
     pynn_idx BH = B * H, Sp = PYNN_ATT_PAD(S, T_), DVp = PYNN_ATT_PAD(DV, T_);              \
     int nt = pynn_threads_for(ctx, (double)BH * (double)T * (double)S * (double)(D + DV));   \
     if (nt > BH) nt = (int)(BH < 1 ? 1 : BH);                                                \
@@ -280,9 +284,10 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
-        /* kT (D, Sp) and v (S, DVp) of the current pair */                                 \
-        T_ *kT = (T_ *)pynn_att_scratch((size_t)(D * Sp + S * DVp) * sizeof(T_));            \
-        T_ *vs = kT ? kT + D * Sp : NULL;                                                    \
+        /* kT (D, Sp) and v (S, DVp) of the current pair; dropped probabilities (RB, S) */  \
+        size_t lpd = drop_rate > 0 ? (size_t)(PYNN_ATT_RB * S) : 0;                          \
+        T_ *kT = (T_ *)pynn_att_scratch((size_t)(D * Sp + S * DVp + lpd) * sizeof(T_));      \
+        T_ *vs = kT ? kT + D * Sp : NULL, *pd = vs ? vs + S * DVp : NULL;                    \
         if (!kT) st |= 1;                                                                    \
         _Pragma("omp for schedule(static)")                                                  \
         for (pynn_idx p = 0; p < BH; p++) {                                                  \
@@ -301,8 +306,14 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
                    (T_)scale);                                                               \
                 softmax_rows(P, S, t0, t1, causal, mask ? mask + b * sm[0] : NULL, sm[1],    \
                              sm[2]);                                                         \
-                mm(op + t0 * so[2], so[2], so[3], P + t0 * S, S, 1, vb, ldv, t1 - t0, DV, nc, \
-                   (T_)1);                                                                   \
+                const T_ *Pv = P + t0 * S;                                                   \
+                if (drop_rate > 0) {      /* the columns < nc that the product reads */      \
+                    for (pynn_idx t = t0; t < t1; t++)                                       \
+                        pynn_dropout_span_##SUF(pd + (t - t0) * S, P + t * S, (p * T + t) * S, \
+                                                nc, drop_rate, drop_seed, drop_step, isa);   \
+                    Pv = pd;                                                                 \
+                }                                                                            \
+                mm(op + t0 * so[2], so[2], so[3], Pv, S, 1, vb, ldv, t1 - t0, DV, nc, (T_)1); \
             }                                                                                \
         }                                                                                    \
         free(kT);                                                                            \
@@ -317,9 +328,11 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                                   const pynn_idx *sdv, const pynn_idx *sq,                   \
                                   const pynn_idx *sk, const pynn_idx *sv,                    \
                                   const pynn_idx *sdo, int causal, double scale,             \
+                                  double drop_rate, uint64_t drop_seed, uint64_t drop_step,  \
                                   pynn_ctx ctx) {                                            \
     /* dq (B,H,T,D) = dS k, dk (B,H,S,D) = dS^T q, dv (B,H,S,DV) = P^T dout (B,H,T,DV),      \
-     * dS = P * (dout v^T - rowsum) (all written, not accumulated) */                         \
+     * dS = P * (dout v^T - rowsum) (all written, not accumulated); with drop_rate > 0 the   \
+     * forward's mask M: dP = M * (dout v^T), dv = (P * M)^T dout */                          \
     pynn_idx BH = B * H, Sp = PYNN_ATT_PAD(S, T_), Dp = PYNN_ATT_PAD(D, T_);                \
     pynn_idx DVp = PYNN_ATT_PAD(DV, T_);                                                     \
     int nt = pynn_threads_for(ctx, 2.0 * (double)BH * (double)T * (double)S * (double)(D + DV)); \
@@ -332,10 +345,12 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
         /* dS (T, S), vT (DV, Sp), k (S, Dp), q (T, Dp), dout (T, DVp) of the current pair */ \
-        T_ *dS = (T_ *)pynn_att_scratch((size_t)(T * S + DV * Sp + S * Dp + T * Dp + T * DVp) \
-                                        * sizeof(T_));                                       \
+        size_t lpd = drop_rate > 0 ? (size_t)(T * S) : 0;       /* P * M of the pair */     \
+        T_ *dS = (T_ *)pynn_att_scratch((size_t)(T * S + DV * Sp + S * Dp + T * Dp + T * DVp \
+                                                 + lpd) * sizeof(T_));                       \
         T_ *vT = dS ? dS + T * S : NULL, *ks = vT ? vT + DV * Sp : NULL;                     \
         T_ *qs = ks ? ks + S * Dp : NULL, *dos = qs ? qs + T * Dp : NULL;                    \
+        T_ *pd = dos ? dos + T * DVp : NULL;                                                 \
         if (!dS) st |= 1;                                                                    \
         _Pragma("omp for schedule(static)")                                                  \
         for (pynn_idx p = 0; p < BH; p++) {                                                  \
@@ -354,12 +369,22 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
             PYNN_ATT_OPERAND(kb, ldk, sk[3], ks, Dp, S, D, T_)                               \
             PYNN_ATT_OPERAND(qb, ldq, sq[3], qs, Dp, T, D, T_)                               \
             PYNN_ATT_OPERAND(dob, lddo, sdo[3], dos, DVp, T, DV, T_)                         \
+            const T_ *Pv = P;                        /* what multiplied v: P, or P * M */    \
+            if (drop_rate > 0) {                                                             \
+                pynn_dropout_span_##SUF(pd, P, p * T * S, T * S, drop_rate, drop_seed,       \
+                                        drop_step, isa);                                     \
+                Pv = pd;                                                                     \
+            }                                                                                \
             /* dS row blocks: dP = dout v^T, then the softmax Jacobian; dq = scale dS k */   \
             for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
                 pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
                 pynn_idx nc = causal ? PYNN_MIN(S, t1) : S;                                  \
                 mm(dS + t0 * S, S, 1, dop + t0 * sdo[2], sdo[2], sdo[3], vT, Sp, t1 - t0, nc, \
                    DV, (T_)1);                                                               \
+                if (drop_rate > 0)                  /* d(P * M) -> dP: times the mask */     \
+                    for (pynn_idx t = t0; t < t1; t++)                                       \
+                        pynn_dropout_span_##SUF(dS + t * S, dS + t * S, (p * T + t) * S, nc, \
+                                                drop_rate, drop_seed, drop_step, isa);       \
                 grad_rows(dS, P, S, t0, t1, nc);                                             \
                 mm(dqp + t0 * sdq[2], sdq[2], sdq[3], dS + t0 * S, S, 1, kb, ldk, t1 - t0, D, \
                    nc, (T_)scale);                                                           \
@@ -370,7 +395,7 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
                 pynn_idx ts = causal ? PYNN_MIN(T, j0) : 0;                                  \
                 mm(dkp + j0 * sdk[2], sdk[2], sdk[3], dS + ts * S + j0, 1, S, qb + ts * ldq, \
                    ldq, j1 - j0, D, T - ts, (T_)scale);                                      \
-                mm(dvp + j0 * sdv[2], sdv[2], sdv[3], P + ts * S + j0, 1, S, dob + ts * lddo, \
+                mm(dvp + j0 * sdv[2], sdv[2], sdv[3], Pv + ts * S + j0, 1, S, dob + ts * lddo, \
                    lddo, j1 - j0, DV, T - ts, (T_)1);                                        \
             }                                                                                \
         }                                                                                    \

@@ -107,6 +107,20 @@ void pynn_dropout_backward_##SUF(T *dx, const T *dy, pynn_idx n, double rate,   
     pynn_dropout_apply_##SUF(dx, dy, n, rate, seed, step, ctx);                             \
 }                                                                                           \
                                                                                             \
+void pynn_dropout_span_##SUF(T *out, const T *x, pynn_idx i0, pynn_idx n, double rate,      \
+                             uint64_t seed, uint64_t step, int isa) {                       \
+    /* out (n) = x (n) * mask(seed, step) of flat elements i0 .. i0+n-1, on this thread */  \
+    const uint64_t key = pynn_dropout_key(seed, step);                                      \
+    const uint64_t thr = (uint64_t)ceil(rate * (double)(1ULL << (64 - SHIFT)));             \
+    const T scale = (T)(1.0 / (1.0 - rate));                                                \
+    if (isa >= PYNN_ISA_AVX512)                                                             \
+        pynn_dropout_range_##SUF##_avx512(out, x, i0, n, key, thr, scale);                  \
+    else if (isa >= PYNN_ISA_AVX2)                                                          \
+        pynn_dropout_range_##SUF##_avx2(out, x, i0, n, key, thr, scale);                    \
+    else                                                                                    \
+        pynn_dropout_range_##SUF##_generic(out, x, i0, n, key, thr, scale);                 \
+}                                                                                           \
+                                                                                            \
 void pynn_dropout_mask_##SUF(T *out, pynn_idx n, double rate, uint64_t seed,                \
                              uint64_t step, pynn_ctx ctx) {                                 \
     /* out (n) = keep(seed, step, i) / (1 - rate) */                                        \

@@ -17,4 +17,11 @@ void pynn_dropout_mask_f32(float *out, pynn_idx n, double rate, uint64_t seed, u
                            pynn_ctx ctx);
 void pynn_dropout_mask_f64(double *out, pynn_idx n, double rate, uint64_t seed, uint64_t step,
                            pynn_ctx ctx);
+/* out = x * mask for the flat elements i0 .. i0+n-1 of a larger array, serial (for kernels
+ * that apply dropout inside their own parallel region, e.g. attention); out may be x;
+ * isa: ctx.isa */
+void pynn_dropout_span_f32(float *out, const float *x, pynn_idx i0, pynn_idx n, double rate,
+                           uint64_t seed, uint64_t step, int isa);
+void pynn_dropout_span_f64(double *out, const double *x, pynn_idx i0, pynn_idx n, double rate,
+                           uint64_t seed, uint64_t step, int isa);
 #endif

@@ -144,6 +144,12 @@ def int_scalar(value, name, low=0, high=2**63):
     return v
 
 
+def dropout_args(rate, seed, step, rate_name="rate"):
+    """(rate in [0, 1), seed, step as ints in [0, 2**63)) of a counter-based dropout mask."""
+    rate = finite_scalar(rate, rate_name, low=0.0, high=1.0, high_open=True)
+    return rate, int_scalar(seed, "seed"), int_scalar(step, "step")
+
+
 def state_array(a, name, like=None):
     """An array updated in place by a kernel: float32/float64 ndarray, C-contiguous, aligned,
     writeable, with the shape and dtype of `like` when given. Never copied."""

@@ -9,7 +9,7 @@ of (B, T, H, d) projections need no copies; probs is C-contiguous; the mask is a
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint64_t
 
 from pynn import _checks
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx, PYNN_OK
@@ -23,13 +23,15 @@ cdef extern from "attention.h" nogil:
                                    pynn_idx T, pynn_idx S, pynn_idx D, pynn_idx DV,
                                    const pynn_idx *so, const pynn_idx *sq, const pynn_idx *sk,
                                    const pynn_idx *sv, const pynn_idx *sm, int causal,
-                                   double scale, pynn_ctx ctx)
+                                   double scale, double drop_rate, uint64_t drop_seed,
+                                   uint64_t drop_step, pynn_ctx ctx)
     int pynn_attention_forward_f64(double *out, double *probs, const double *q,
                                    const double *k, const double *v, const uint8_t *mask,
                                    pynn_idx B, pynn_idx H, pynn_idx T, pynn_idx S, pynn_idx D,
                                    pynn_idx DV, const pynn_idx *so, const pynn_idx *sq,
                                    const pynn_idx *sk, const pynn_idx *sv, const pynn_idx *sm,
-                                   int causal, double scale, pynn_ctx ctx)
+                                   int causal, double scale, double drop_rate,
+                                   uint64_t drop_seed, uint64_t drop_step, pynn_ctx ctx)
     int pynn_attention_backward_f32(float *dq, float *dk, float *dv, const float *q,
                                     const float *k, const float *v, const float *probs,
                                     const float *dout, pynn_idx B, pynn_idx H, pynn_idx T,
@@ -37,6 +39,7 @@ cdef extern from "attention.h" nogil:
                                     const pynn_idx *sdk, const pynn_idx *sdv,
                                     const pynn_idx *sq, const pynn_idx *sk, const pynn_idx *sv,
                                     const pynn_idx *sdo, int causal, double scale,
+                                    double drop_rate, uint64_t drop_seed, uint64_t drop_step,
                                     pynn_ctx ctx)
     int pynn_attention_backward_f64(double *dq, double *dk, double *dv, const double *q,
                                     const double *k, const double *v, const double *probs,
@@ -45,6 +48,7 @@ cdef extern from "attention.h" nogil:
                                     const pynn_idx *sdk, const pynn_idx *sdv,
                                     const pynn_idx *sq, const pynn_idx *sk, const pynn_idx *sv,
                                     const pynn_idx *sdo, int causal, double scale,
+                                    double drop_rate, uint64_t drop_seed, uint64_t drop_step,
                                     pynn_ctx ctx)
 
 __all__ = ["attention_forward", "attention_backward"]
@@ -61,9 +65,11 @@ cdef inline void _strides(a, pynn_idx *s):
         s[i] = a.strides[i] // item
 
 
-def attention_forward(q, k, v, causal=False, mask=None, scale=None, out=None, probs=None):
+def attention_forward(q, k, v, causal=False, mask=None, scale=None, out=None, probs=None,
+                      dropout=0.0, seed=0, step=0):
     """(out (B, H, T, DV), probs (B, H, T, S)). See pynn.reference.attention_forward."""
     q, k, v, causal, mask, scale = _checks.attention_args(q, k, v, causal, mask, scale)
+    dropout, seed, step = _checks.dropout_args(dropout, seed, step, "dropout")
     B_, H_, T_, _ = q.shape
     S_, DV_ = v.shape[2], v.shape[3]
     out = _checks.strided_out(out, (B_, H_, T_, DV_), q.dtype, inputs=(q, k, v))
@@ -89,7 +95,8 @@ def attention_forward(q, k, v, causal=False, mask=None, scale=None, out=None, pr
     cdef const void *pk = _data(k)
     cdef const void *pv = _data(v)
     cdef int c = causal, st = PYNN_OK
-    cdef double sc = scale
+    cdef double sc = scale, dr = dropout
+    cdef uint64_t ds = seed, dst = step
     cdef pynn_ctx ctx = get_ctx()
     if B * H * T == 0:
         return out, probs
@@ -97,22 +104,23 @@ def attention_forward(q, k, v, causal=False, mask=None, scale=None, out=None, pr
         with nogil:
             st = pynn_attention_forward_f32(<float *>po, <float *>pp, <const float *>pq,
                                             <const float *>pk, <const float *>pv, pm, B, H, T,
-                                            S, D, DV, so, sq, sk, sv, sm, c, sc, ctx)
+                                            S, D, DV, so, sq, sk, sv, sm, c, sc, dr, ds, dst, ctx)
     else:
         with nogil:
             st = pynn_attention_forward_f64(<double *>po, <double *>pp, <const double *>pq,
                                             <const double *>pk, <const double *>pv, pm, B, H,
-                                            T, S, D, DV, so, sq, sk, sv, sm, c, sc, ctx)
+                                            T, S, D, DV, so, sq, sk, sv, sm, c, sc, dr, ds, dst, ctx)
     if st != PYNN_OK:
         raise MemoryError("attention_forward: could not allocate GEMM scratch")
     return out, probs
 
 
 def attention_backward(q, k, v, probs, dout, causal=False, scale=None, dq=None, dk=None,
-                       dv=None):
+                       dv=None, dropout=0.0, seed=0, step=0):
     """(dq, dk, dv) of attention_forward given its probs. See pynn.reference.attention_backward."""
     q, k, v, probs, dout, causal, scale = _checks.attention_grad_args(q, k, v, probs, dout,
                                                                       causal, scale)
+    dropout, seed, step = _checks.dropout_args(dropout, seed, step, "dropout")
     ins = (q, k, v, probs, dout)
     dq = _checks.strided_out(dq, q.shape, q.dtype, "dq", inputs=ins)
     dk = _checks.strided_out(dk, k.shape, q.dtype, "dk", inputs=ins + (dq,))
@@ -142,7 +150,8 @@ def attention_backward(q, k, v, probs, dout, causal=False, scale=None, dq=None, 
     cdef const void *pp = _data(probs)
     cdef const void *pd = _data(dout)
     cdef int c = causal, st = PYNN_OK
-    cdef double sc = scale
+    cdef double sc = scale, dr = dropout
+    cdef uint64_t ds = seed, dst = step
     cdef pynn_ctx ctx = get_ctx()
     if B * H == 0:
         return dq, dk, dv
@@ -152,14 +161,14 @@ def attention_backward(q, k, v, probs, dout, causal=False, scale=None, dq=None, 
                                              <const float *>pq, <const float *>pk,
                                              <const float *>pv, <const float *>pp,
                                              <const float *>pd, B, H, T, S, D, DV, sdq, sdk,
-                                             sdv, sq, sk, sv, sdo, c, sc, ctx)
+                                             sdv, sq, sk, sv, sdo, c, sc, dr, ds, dst, ctx)
     else:
         with nogil:
             st = pynn_attention_backward_f64(<double *>pdq, <double *>pdk, <double *>pdv,
                                              <const double *>pq, <const double *>pk,
                                              <const double *>pv, <const double *>pp,
                                              <const double *>pd, B, H, T, S, D, DV, sdq, sdk,
-                                             sdv, sq, sk, sv, sdo, c, sc, ctx)
+                                             sdv, sq, sk, sv, sdo, c, sc, dr, ds, dst, ctx)
     if st != PYNN_OK:
         raise MemoryError("attention_backward: could not allocate scratch")
     return dq, dk, dv

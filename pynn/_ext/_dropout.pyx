@@ -39,8 +39,7 @@ __all__ = ["dropout_forward", "dropout_backward", "dropout_mask"]
 
 
 def _check(rate, seed, step):
-    rate = _checks.finite_scalar(rate, "rate", low=0.0, high=1.0, high_open=True)
-    return rate, _checks.int_scalar(seed, "seed"), _checks.int_scalar(step, "step")
+    return _checks.dropout_args(rate, seed, step)
 
 
 cdef void _apply(floating *out,                     # OUT (n,)

@@ -44,10 +44,7 @@ def _mix(z):
 
 
 def _check(rate, seed, step):
-    rate = _checks.finite_scalar(rate, "rate", low=0.0, high=1.0, high_open=True)
-    seed = _checks.int_scalar(seed, "seed")
-    step = _checks.int_scalar(step, "step")
-    return rate, seed, step
+    return _checks.dropout_args(rate, seed, step)
 
 
 def _keep(n, dtype, rate, seed, step):

@@ -136,6 +136,47 @@ def test_backward_by_finite_differences(causal):
         check_grad(f, grads, [q, k, v], rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1, 1), (2, 3, 37, 37, 5, 7),
+                                   (2, 4, 64, 64, 32, 32), (1, 2, 70, 40, 7, 9)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_dropout_against_reference(dtype, shape, causal):
+    # dropout on the probabilities: out = (P * M) v, M the Dropout kernel's mask over probs'
+    # flat indices; probs stay P; every arch and thread count (compare) against the twin
+    rng = np.random.default_rng(sum(shape) + 1)
+    B, H, T, S, D, DV = shape
+    q, k, v = _inputs(rng, shape, dtype)
+    mask = rng.random((B, T, S)) > 0.2
+    k_ = max(D, DV, S, T, 1)
+    drop = dict(dropout=0.3, seed=7, step=3)
+    out, p = compare("attention_forward", q, k, v, causal, mask, k=k_, **drop)
+    plain_out, plain_p = REF.attention_forward(q, k, v, causal, mask)
+    np.testing.assert_array_equal(p, plain_p)                 # probs are not dropped
+    m = REF.dropout_mask(p.shape, 0.3, 7, 3, dtype)
+    assert_close(out, np.matmul(p * m, v), dtype, k_)
+    dout = rand(rng, out.shape, dtype)
+    compare("attention_backward", q, k, v, p, dout, causal, k=k_ * 4, **drop)
+    for be in (C, REF):                                       # dropout 0: no dropout
+        np.testing.assert_array_equal(be.attention_forward(q, k, v, causal, mask,
+                                                           dropout=0.0, seed=7, step=3)[0],
+                                      be.attention_forward(q, k, v, causal, mask)[0])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_dropout_backward_by_finite_differences(causal):
+    rng = np.random.default_rng(13)
+    q, k, v = _inputs(rng, (2, 2, 6, 6, 3, 4), np.float64)
+    drop = dict(dropout=0.4, seed=2, step=9)
+    for be in (C, REF):
+        def f(q, k, v):
+            return be.attention_forward(q, k, v, causal, **drop)[0]
+
+        def grads(q, k, v, dy):
+            _, p = be.attention_forward(q, k, v, causal, **drop)
+            return be.attention_backward(q, k, v, p, dy, causal, **drop)
+        check_grad(f, grads, [q, k, v], rtol=1e-6, atol=1e-8)
+
+
 def test_masks_really_mask():
     rng = np.random.default_rng(12)
     q, k, v = _inputs(rng, (2, 3, 6, 8, 4, 5), np.float64)
@@ -203,6 +244,13 @@ def test_bad_input(be):
         be.attention_forward(q, k, v, mask=np.array([["a"]]))
     with pytest.raises(ValueError, match="scale must be finite"):
         be.attention_forward(q, k, v, scale=np.inf)
+    with pytest.raises(ValueError, match="dropout"):
+        be.attention_forward(q, k, v, dropout=1.0)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        be.attention_forward(q, k, v, dropout=0.1, seed=1.5)
+    with pytest.raises(ValueError, match="step must be in"):
+        be.attention_backward(q, k, v, np.ones((1, 2, 3, 5)), np.ones((1, 2, 3, 6)),
+                              dropout=0.1, step=-1)
     with pytest.raises(ValueError, match="overlaps"):
         be.attention_forward(q, q, q, out=q)
     ro = np.empty((1, 2, 3, 6))
