@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .. import initializers, _checks
+from .. import initializers, _checks, utils
 from .base import Layer, is_inference_only
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
@@ -39,8 +39,10 @@ class MultiHeadAttention(Layer):
     value_dim : int, optional
         Size of each head for value (default key_dim).
     dropout : float
-        Only 0.0: dropout on the attention probabilities is not implemented (TransformerBlock
-        has residual dropout).
+        Dropout on the attention probabilities in training (in the attention kernel, the
+        Dropout layer's counter-based mask of (seed, step): reproducible for any thread count).
+    seed : int, optional
+        Seed of those masks (default: drawn from pynn's generator when built).
     use_bias : bool
     output_shape : int, optional
         Last dimension of the output (default: the query's).
@@ -54,7 +56,7 @@ class MultiHeadAttention(Layer):
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_shape=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", seed=None, **kwargs):
         _positive_int(num_heads, "num_heads", "MultiHeadAttention")
         _positive_int(key_dim, "key_dim", "MultiHeadAttention")
         if value_dim is not None:
@@ -64,11 +66,11 @@ class MultiHeadAttention(Layer):
         if output_shape is not None:
             _positive_int(output_shape, "output_shape", "MultiHeadAttention")
         dropout = _checks.finite_scalar(dropout, "dropout", 0.0, 1.0, high_open=True)
-        if dropout != 0.0:
-            raise ValueError(f"MultiHeadAttention dropout on the attention probabilities is "
-                             f"not implemented, received dropout={dropout}; use 0.0 (and "
-                             f"TransformerBlock(dropout=...) for residual dropout)")
+        if seed is not None:
+            seed = _checks.int_scalar(seed, "seed")
         super().__init__(**kwargs)
+        self.seed = self._seed = seed
+        self._step = 0
         self.num_heads, self.key_dim = num_heads, key_dim
         self.value_dim = value_dim or key_dim
         self.dropout = dropout
@@ -93,6 +95,8 @@ class MultiHeadAttention(Layer):
         return q, v, k
 
     def build(self, input_shape):
+        if self.dropout and self._seed is None:  # drawn only with dropout (initializations
+            self._seed = utils.draw_seed()       # of models without it stay as they were)
         q, v, k = self._split_shapes(input_shape)
         if None in (q[-1], v[-1], k[-1]):
             raise ValueError(f"MultiHeadAttention needs known feature sizes, received "
@@ -206,17 +210,23 @@ class MultiHeadAttention(Layer):
         att = self._buffer("att", (B, T, H, vd))                       # merged heads
         scale = 1.0 / math.sqrt(kd)
         causal = bool(use_causal_mask)
+        drop = {}
+        if training and self.dropout:  # mask number _step of (seed, step) on probs
+            drop = dict(dropout=self.dropout, seed=self._seed, step=self._step)
+            self._step += 1
         _, probs = self.ops.attention_forward(Qh, Kh, Vh, causal, attention_mask, scale,
                                               out=att.transpose(0, 2, 1, 3),
-                                              probs=self._buffer("probs", (B, H, T, S)))
+                                              probs=self._buffer("probs", (B, H, T, S)),
+                                              **drop)
         wo = self.params["output_kernel"]
         out_dim = wo.shape[-1]
         bo = self.params.get("output_bias")
         y = self.ops.dense_forward(att.reshape(B * T, H * vd), wo.reshape(H * vd, out_dim), bo,
                                    "linear", out=self._buffer("y", (B * T, out_dim)))
         self._cache = (multi, len(xs), q2, k2, v2, Qh, Kh, Vh, att, probs, causal, scale,
-                       q_in.shape, k_in.shape, v_in.shape, q_in is v_in, k_in is v_in, fused)
-        self.last_attention_scores = probs
+                       q_in.shape, k_in.shape, v_in.shape, q_in is v_in, k_in is v_in, fused,
+                       drop)
+        self.last_attention_scores = probs  # before dropout
         return y.reshape(B, T, out_dim)
 
     def _weight_grads(self, name, x2, dz, width, need_dx, dx, accumulate):
@@ -234,7 +244,7 @@ class MultiHeadAttention(Layer):
 
     def backward(self, dy):
         (multi, n_in, q2, k2, v2, Qh, Kh, Vh, att, probs, causal, scale, qs, ks, vs,
-         q_is_v, k_is_v, fused) = self._cache
+         q_is_v, k_is_v, fused, drop) = self._cache
         B, T, H, vd = att.shape
         S, kd = Kh.shape[2], self.key_dim
         wo = self.params["output_kernel"]
@@ -256,7 +266,8 @@ class MultiHeadAttention(Layer):
             dV = self._buffer("dV", (B, S, H, vd))
         self.ops.attention_backward(Qh, Kh, Vh, probs, datt.reshape(B, T, H, vd).transpose(0, 2, 1, 3),
                                     causal, scale, dq=dQ.transpose(0, 2, 1, 3),
-                                    dk=dK.transpose(0, 2, 1, 3), dv=dV.transpose(0, 2, 1, 3))
+                                    dk=dK.transpose(0, 2, 1, 3), dv=dV.transpose(0, 2, 1, 3),
+                                    **drop)
         need = self._need_dx
         if fused:
             return self._qkv_grads(q2, dQKV, need, qs, multi, n_in)
@@ -290,7 +301,18 @@ class MultiHeadAttention(Layer):
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
                 "output_shape": self.output_shape_arg,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                # the effective seed and the mask count, as Dropout: training resumes exactly
+                "seed": self._seed if self._seed is not None else self.seed,
+                "step": self._step}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        step = _checks.int_scalar(config.pop("step", 0), "MultiHeadAttention step")
+        layer = cls(**config)
+        layer._step = step
+        return layer
 
 
 class TransformerBlock(Layer):

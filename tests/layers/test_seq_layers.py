@@ -149,8 +149,45 @@ def test_mha_keras_weight_shapes_and_mask():
     v2 = v.copy()
     v2[:, 4:] = 1e3 * rng.standard_normal((2, 2, 16))  # masked positions change nothing
     np.testing.assert_array_equal(mha.forward([q, v2], attention_mask=mask), y)
-    with pytest.raises(ValueError, match="not implemented"):
-        MultiHeadAttention(2, 4, dropout=0.1)
+    with pytest.raises(ValueError, match="dropout"):
+        MultiHeadAttention(2, 4, dropout=1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["self", "cross"])
+def test_mha_dropout_on_the_probabilities(backend, kind):
+    # training: the kernels' dropout of mask number `step` (counted per training call);
+    # inference: none; gradients by central differences with one mask; config resumes
+    rng = np.random.default_rng(21)
+    q = rng.standard_normal((2, 5, 6))
+    inputs = q if kind == "self" else [q, rng.standard_normal((2, 7, 6))]
+    S = 5 if kind == "self" else 7
+    mha = build(MultiHeadAttention(2, 3, dropout=0.4, seed=9), [q.shape, (None, S, 6)]
+                if kind == "cross" else q.shape, backend)
+    plain = build(MultiHeadAttention(2, 3), [q.shape, (None, S, 6)]
+                  if kind == "cross" else q.shape, backend)
+    for k in mha.params:
+        plain.params[k][...] = mha.params[k]
+    y_inf = mha.forward(inputs).copy()
+    np.testing.assert_array_equal(y_inf, plain.forward(inputs))
+    y0 = mha.forward(inputs, training=True).copy()
+    assert not np.allclose(y0, y_inf)
+    y1 = mha.forward(inputs, training=True).copy()
+    assert not np.allclose(y1, y0)                            # a new mask per training call
+    twin = build(MultiHeadAttention.from_config({**mha.get_config(), "step": 1}),
+                 [q.shape, (None, S, 6)] if kind == "cross" else q.shape, backend)
+    for k in mha.params:
+        twin.params[k][...] = mha.params[k]
+    np.testing.assert_array_equal(twin.forward(inputs, training=True), y1)
+    assert mha.get_config()["step"] == 2 and mha.get_config()["seed"] == 9
+
+    forward = mha.forward
+
+    def fixed(x, training=False):  # one mask for the central differences
+        mha._step = 0
+        return forward(x, training=True)
+    mha.forward = fixed
+    check_layer_grads(mha, inputs, rtol=2e-5, atol=1e-6)
 
 
 def _block(backend, C=8, seed=0, **kw):
