@@ -35,7 +35,8 @@ cdef inline void *_data(a):
 def embedding_forward(ids, table, out=None):
     """out (*ids.shape, D) = table (V, D)[ids]. See pynn.reference.embedding_forward."""
     ids, table = _checks.embedding_args(ids, table)
-    out = _checks.out_array(out, ids.shape + (table.shape[1],), table.dtype, inputs=(table,))
+    out = _checks.out_array(out, ids.shape + (table.shape[1],), table.dtype,
+                            inputs=(table, ids))  # ids are read while out is written
     if table.shape[1] > 1 and table.strides[1] != table.itemsize:
         table = np.ascontiguousarray(table)
     cdef pynn_idx N = ids.size, D = table.shape[1]
@@ -59,7 +60,7 @@ def embedding_backward(ids, dy, n_rows, out=None):
     """out (n_rows, D) = scatter-add of dy rows at ids (written). Thread-count independent."""
     ids, dy, n_rows = _checks.embedding_grad_args(ids, dy, n_rows)
     cdef pynn_idx D = dy.shape[dy.ndim - 1], N = ids.size, V = n_rows
-    out = _checks.out_array(out, (n_rows, D), dy.dtype, inputs=(dy,))
+    out = _checks.out_array(out, (n_rows, D), dy.dtype, inputs=(dy, ids))
     dy = _checks.contiguous(dy)
     cdef pynn_ctx ctx = get_ctx()
     cdef const int64_t *pi = <const int64_t *>_data(ids)

@@ -396,12 +396,13 @@ def _sparse_forward(kind, x, labels, sample_weight, name, eps=None):
 def _sparse_backward(kind, x, labels, sample_weight, out, name, eps=None):
     if _plain_sparse(x, labels, sample_weight, eps):
         checked = _fast.new_like(out, <cnp.ndarray>x)
-        if checked is not None and _fast.inplace_ok(checked, <cnp.ndarray>x):
+        if (checked is not None and _fast.inplace_ok(checked, <cnp.ndarray>x)
+                and not np.may_share_memory(checked, labels)):  # labels read during the write
             return _run_backward(kind, checked, x, None, labels, None,
                                  0.0 if eps is None else eps)
     x, y, w, B, K = _label_args(x, labels, sample_weight, name)
     e = 0.0 if eps is None else _eps(eps)
-    out = _out(out, x, (w,))
+    out = _out(out, x, (y, w))  # labels are read while out is written
     return _run_backward(kind, out, x, None, y, w, e)
 
 

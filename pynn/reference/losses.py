@@ -239,7 +239,7 @@ def sparse_categorical_crossentropy_backward(y_pred, labels, sample_weight=None,
     """The categorical gradient with one-hot targets onehot(labels)."""
     x, y, w, B, K = _label_args(y_pred, labels, sample_weight, "y_pred")
     lo, hi = _clip_bounds(x.dtype, _eps(eps))
-    out = _out(out, x, (w,))
+    out = _out(out, x, (y, w))  # labels are read while out is written
     q, S = _normalised(x, x.dtype)  # (B, K), (B, 1)
     rows = np.arange(B)  # (B,)
     qy = q[rows, y]  # (B,)
@@ -272,7 +272,7 @@ def softmax_cross_entropy_forward(logits, labels, sample_weight=None):
 def softmax_cross_entropy_backward(logits, labels, sample_weight=None, out=None):
     """dL/dlogits = (softmax(z) - onehot(labels)) w_i / B."""
     z, y, w, B, K = _label_args(logits, labels, sample_weight, "logits")
-    out = _out(out, z, (w,))
+    out = _out(out, z, (y, w))  # labels are read while out is written
     _, e, s = _softmax_parts(z)  # _, (B, K), (B,)
     p = (e / s[:, None]).astype(z.dtype)  # (B, K) softmax
     p[np.arange(B), y] -= 1

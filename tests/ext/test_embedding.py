@@ -98,3 +98,21 @@ def test_bad_input(be):
         be.embedding_forward(np.array([0]), table, out=table[:1])
     with pytest.raises(TypeError, match="dtype"):
         be.embedding_backward(np.array([0]), np.ones((1, 3)), 4, out=np.empty((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_out_overlapping_the_ids_is_refused(be):
+    # ids are read while out is written: an out sharing their memory is refused (C read ids
+    # it had already overwritten, far out of the table)
+    out = np.zeros((1000, 2))
+    ids = out.view(np.int64).reshape(-1)[:1000]
+    with pytest.raises(ValueError, match="overlaps"):
+        be.embedding_forward(ids, np.ones((5, 2)), out=out)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.embedding_backward(ids, np.ones((1000, 2)), 1000, out=out)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_backward_of_zero_width_rows(be):
+    np.testing.assert_array_equal(be.embedding_backward(np.array([0, 2]), np.zeros((2, 0)), 3),
+                                  np.zeros((3, 0)))

@@ -385,3 +385,14 @@ def test_broadcast_and_reversed_views(loss):
         tb = np.broadcast_to(t[0], t.shape)
     compare(loss + "_forward", xr, tb, k=60, sample_weight=w)
     compare(loss + "_backward", xr, tb, k=5, sample_weight=w[::-1])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_out_overlapping_the_labels_is_refused(be):
+    # labels are read while out is written (C crashed reading overwritten labels)
+    out = np.zeros((1000, 2))
+    labels = out.view(np.int64).reshape(-1)[:1000]
+    with pytest.raises(ValueError, match="overlaps"):
+        be.sparse_categorical_crossentropy_backward(np.random.rand(1000, 2), labels, out=out)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.softmax_cross_entropy_backward(np.random.rand(1000, 2), labels, out=out)
