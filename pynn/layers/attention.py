@@ -121,15 +121,8 @@ class MultiHeadAttention(Layer):
         q, _, _ = self._split_shapes(input_shape)
         return (q[0], q[1], self.output_shape_arg or q[-1])
 
-    def __call__(self, x, training=False, **kwargs):
-        if isinstance(x, (list, tuple)):
-            xs = [np.asarray(a) for a in x]
-            self._build_for([(None,) + a.shape[1:] for a in xs])
-            xs = [a.astype(self.dtype, copy=False) for a in xs]
-            return self.forward(xs, training=training, **kwargs)
-        x = np.asarray(x)
-        self._build_for((None,) + x.shape[1:])
-        return self.forward(x.astype(self.dtype, copy=False), training=training, **kwargs)
+    def _check_input(self, x):
+        pass  # forward checks query/value/key (one layer serves self- and cross-attention)
 
     # -- running -----------------------------------------------------------------------
     def _project(self, name, x2, width):

@@ -227,7 +227,9 @@ class Layer:
         if functional.is_symbolic(x, args, kwargs):
             return functional.call(self, x, args, kwargs)
         if args or isinstance(x, (list, tuple)):
-            xs = [np.asarray(a) for a in (list(x) + list(args) if args else x)]
+            # layer([a, b]) or layer(a, b): several inputs (MultiHeadAttention(query, value))
+            xs = [np.asarray(a) for a in
+                  (list(x) if isinstance(x, (list, tuple)) else [x]) + list(args)]
             self._build_for([(None,) + a.shape[1:] for a in xs])
             xs = [a.astype(self.dtype) if a.dtype != self.dtype else a for a in xs]
             return self.forward(xs, training=training, **kwargs)

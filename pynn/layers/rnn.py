@@ -127,15 +127,6 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r} was built for {c} features, "
                              f"received input of shape {x.shape}")
 
-    def __call__(self, inputs, training=False):
-        """Run the layer on its own: an array, or [x, initial states...]."""
-        xs = [np.asarray(a) for a in inputs] if isinstance(inputs, (list, tuple)) else None
-        x = xs[0] if xs else np.asarray(inputs)
-        self._build_for((None,) + x.shape[1:])
-        if xs:
-            return self.forward([a.astype(self.dtype, copy=False) for a in xs], training)
-        return self.forward(x.astype(self.dtype, copy=False), training)
-
     # -- running -----------------------------------------------------------------------
     def _initial_states(self, given, b):
         h = self.units

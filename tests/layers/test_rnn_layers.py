@@ -290,7 +290,7 @@ def test_bad_input():
         lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4)), np.zeros((3, 4))])
     with pytest.raises(ValueError, match="takes 2 initial state"):
         lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4))])
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="numeric array"):
         lstm(np.array([np.zeros((5, 3)), np.zeros((4, 3))], dtype=object))  # ragged
     with pytest.raises(ValueError, match="positive integer"):
         layers.GRU(0)
