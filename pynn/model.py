@@ -751,7 +751,21 @@ class Sequential(Model):
 
 # attributes of a shared layer that stay as they are when the graph swaps in a call's state
 _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "built",
-                   "_weight_info", "name", "_output_logits"))
+                   "_weight_info", "name", "_output_logits",
+                   "_step"))  # dropout mask counters count every call
+
+
+def _inner_layers(layer, found=None):
+    """The layers a layer holds, recursively (Bidirectional, TimeDistributed,
+    TransformerBlock): their caches live there, beyond the state a graph swaps per call."""
+    found = [] if found is None else found
+    for v in vars(layer).values():
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]
+        for i in items:
+            if isinstance(i, Layer) and i is not layer and all(i is not f for f in found):
+                found.append(i)
+                _inner_layers(i, found)
+    return found
 
 
 class Functional(Model):
@@ -788,6 +802,26 @@ class Functional(Model):
                                  f"graph; call a nested model once (or call its layers)")
             if u is self:
                 raise ValueError("a model cannot contain itself")
+        # a layer that wraps others runs once per graph, and its inner layers nowhere else:
+        # a second call would overwrite the inner layers' caches before the backward
+        owner = {}
+        for u in units:
+            if isinstance(u, Model):
+                continue
+            inner = _inner_layers(u)
+            if inner and counts[id(u)] > 1:
+                raise ValueError(f"layer {u.name!r} ({type(u).__name__}) is called "
+                                 f"{counts[id(u)]} times in this graph; a layer that wraps "
+                                 f"other layers can be called once per graph (use separate "
+                                 f"layers)")
+            for i in inner:
+                other = owner.setdefault(id(i), u)
+                if other is not u or id(i) in counts:
+                    where = ("on its own" if other is u
+                             else f"inside another layer ({other.name!r})")
+                    raise ValueError(f"layer {i.name!r} runs inside {u.name!r} and also "
+                                     f"{where} in this graph; a wrapped layer can run once "
+                                     f"per graph (use separate layers)")
         self._unit_list = units
         self._shared = {id(u) for u in units if counts[id(u)] > 1}
         layers = []

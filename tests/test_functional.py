@@ -268,3 +268,53 @@ def test_input_still_declares_a_sequential():
     assert m.built and m.input_shape == (None, 3)
     with pytest.raises(TypeError, match="symbolic output"):
         pynn.Sequential([layers.Dense(2)(pynn.Input(shape=(3,)))])
+
+
+def test_layers_that_wrap_layers_run_once_per_graph():
+    # a second call would overwrite the inner layers' caches before backward (the gradients
+    # came out wrong: half of a shared TimeDistributed's was lost); refused when built
+    a, b = pynn.Input(shape=(4, 3)), pynn.Input(shape=(4, 3))
+    td = layers.TimeDistributed(layers.Dense(3))
+    with pytest.raises(ValueError, match="called 2 times"):
+        pynn.Model([a, b], layers.Add()([td(a), td(b)]))
+    d = layers.Dense(3)
+    with pytest.raises(ValueError, match="runs inside"):
+        pynn.Model([a, b], layers.Add()([layers.TimeDistributed(d)(a),
+                                         layers.TimeDistributed(d)(b)]))
+    blk = layers.TransformerBlock(2, ff_dim=8)
+    with pytest.raises(ValueError, match="called 2 times"):
+        pynn.Model(a, blk(blk(layers.Dense(4)(a))))
+    m = pynn.Model([a, b], layers.Add()([layers.TimeDistributed(layers.Dense(3))(a),
+                                         layers.TimeDistributed(layers.Dense(3))(b)]))
+    assert m.predict([np.ones((2, 4, 3))] * 2, verbose=0).shape == (2, 4, 3)
+
+
+def test_shared_dropout_counts_every_call():
+    # the graph swaps a shared layer's per-call state, but not its mask counter: two calls a
+    # step draw masks 0, 1, then 2, 3 (it went back to 1 after each backward)
+    x = pynn.Input(shape=(4,))
+    drop = layers.Dropout(0.5, seed=1)
+    m = pynn.Model(x, layers.Dense(2)(drop(layers.Dense(4)(drop(layers.Dense(4)(x))))))
+    m.compile("sgd", "mse")
+    data = np.ones((3, 4), np.float32), np.zeros((3, 2), np.float32)
+    for steps in (2, 4, 6):
+        m.train_on_batch(*data)
+        assert drop.get_config()["step"] == steps
+
+
+def test_recurrent_and_attention_layers_in_a_graph():
+    # SimpleRNN/LSTM/GRU and MultiHeadAttention record graph nodes on symbolic inputs (their
+    # own __call__ took the symbolic tensor for data); mha(query, value) is cross-attention
+    inp = pynn.Input(shape=(5, 3))
+    h = layers.LSTM(4, return_sequences=True)(inp)
+    h = layers.SimpleRNN(4, return_sequences=True)(h)
+    mem = pynn.Input(shape=(7, 4))
+    a = layers.MultiHeadAttention(2, 2)(h, mem)
+    m = pynn.Model([inp, mem], layers.GRU(2)(a))
+    assert m.predict([np.ones((2, 5, 3)), np.ones((2, 7, 4))], verbose=0).shape == (2, 2)
+    mha = layers.MultiHeadAttention(2, 4)
+    rng = np.random.default_rng(0)
+    q, v = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 5, 6))
+    cross = mha(q, v).copy()
+    np.testing.assert_array_equal(cross, mha([q, v]))
+    assert not np.allclose(cross, mha(q))
