@@ -12,6 +12,7 @@ Output fusion: with a softmax output and (sparse_)categorical_crossentropy, or a
 output and binary_crossentropy, train and test steps stop at the logits and the loss runs
 its fused logits kernel (stable, one pass); predict still applies the activation.
 """
+import itertools
 import json
 import sys
 
@@ -266,14 +267,18 @@ class Model:
         return self.loss.prepare_targets(y, tuple(self.output_shape[1:]), self.dtype)
 
     def _forward(self, x, training):
+        stamp = next(_FORWARD_RUNS)
         if training or self._keep_caches:
             for layer in self._layers:
+                layer._run_stamp = stamp
                 x = layer.forward(x, training=training)
             return x
         # inference (predict, evaluate): a Conv2D feeding a MaxPooling2D runs as one kernel,
         # and layers skip what only backward needs
         with _base.inference_only():
             for step in self._infer_steps or self._inference_steps():
+                for layer in step:
+                    layer._run_stamp = stamp
                 if len(step) == 2:
                     x = step[0].forward_max_pool(x, step[1])
                 else:
@@ -448,6 +453,7 @@ class Model:
         finally:
             self._keep_caches = False
         self._last_out = out
+        self._run_stamps = [getattr(layer, "_run_stamp", None) for layer in self._layers]
         return _copy(out)
 
     def backward(self, dout, accumulate=False, params=True):
@@ -459,6 +465,11 @@ class Model:
         if last is None:
             raise ValueError(f"model {self.name!r}: call model(x, training=True) before "
                              f"backward(dout)")
+        if [getattr(layer, "_run_stamp", None) for layer in self._layers] != self._run_stamps:
+            raise RuntimeError(f"model {self.name!r}: its layers ran again (predict, evaluate, "
+                               f"or another model sharing them) after model(x), so their "
+                               f"caches no longer belong to it; call model(x, "
+                               f"training=True) again right before backward(dout)")
         outs = last if isinstance(last, list) else [last]
         douts = dout if isinstance(dout, (list, tuple)) else [dout]
         if len(douts) != len(outs):
@@ -749,6 +760,10 @@ class Sequential(Model):
                    dtype=config.get("dtype"), backend=backend)
 
 
+# every model forward draws a number and stamps the layers it runs with it: backward(dout)
+# checks that its layers still carry the stamps of the model(x) call it belongs to
+_FORWARD_RUNS = itertools.count(1)
+
 # attributes of a shared layer that stay as they are when the graph swaps in a call's state
 _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "built",
                    "_weight_info", "name", "_output_logits",
@@ -923,6 +938,7 @@ class Functional(Model):
             return self._forward_graph(x, training)
 
     def _forward_graph(self, x, training):
+        stamp = next(_FORWARD_RUNS)
         vals = {}
         xs = x if self._multi_in else [x]
         for t, a in zip(self.inputs, xs):
@@ -948,6 +964,7 @@ class Functional(Model):
                 shared = id(op) in self._shared
                 if shared:
                     op._bufs = node.bufs
+                op._run_stamp = stamp
                 out = op.forward(inp, **kw)
                 if shared:
                     node.state = {k: v for k, v in op.__dict__.items() if k not in _KEEP}

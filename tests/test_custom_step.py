@@ -207,3 +207,33 @@ def test_sequence_regression():
     p = m.predict(x, verbose=0)
     assert loss == pytest.approx(np.mean((p - y) ** 2), rel=1e-12)
     assert mae == pytest.approx(np.mean(np.abs(p - y)), rel=1e-12)
+
+
+def test_backward_after_another_forward_of_its_layers_raises():
+    # predict/evaluate, or a call of a model sharing the layers, between model(x) and
+    # backward overwrote the layers' caches: the gradients came out wrong with no error
+    m = mlp()
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(3)
+    x, d = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    m(x, training=True)
+    m.predict(rng.standard_normal((5, 4)), verbose=0)
+    with pytest.raises(RuntimeError, match="ran again"):
+        m.backward(d)
+    m(x, training=True)
+    m.evaluate(x, d, verbose=0)
+    with pytest.raises(RuntimeError, match="ran again"):
+        m.backward(d)
+    m(x, training=True)
+    g = m.backward(d)                                       # right after model(x): fine
+    assert g.shape == x.shape
+    D = mlp(outputs=1)
+    z = pynn.Input(shape=(4,), dtype="float64")
+    G = pynn.Sequential([layers.Input(shape=(4,)), layers.Dense(4)], dtype="float64")
+    gan = pynn.Model(z, D(G(z)))
+    gan(x, training=True)
+    D(x, training=True)                                     # D's layers ran on other data
+    with pytest.raises(RuntimeError, match="ran again"):
+        gan.backward(np.ones((5, 1)))
+    gan(x, training=True)
+    assert gan.backward(np.ones((5, 1))).shape == x.shape
