@@ -250,8 +250,10 @@ PYNN_INLINE T pynn_row_sum_##SUF(const T *x, const T *y, T m, int expm, pynn_idx
 PYNN_INLINE void pynn_softmax_row_##SUF(T *y, const T *x, const T *unused, pynn_idx N) {    \
     (void)unused;                                                                           \
     T m = pynn_row_max_##SUF(x, N);                                                         \
-    if (m == -(T)INFINITY) {                                                                \
-        for (pynn_idx j = 0; j < N; j++) y[j] = (T)1 / (T)N;                                \
+    if (m == -(T)INFINITY) {            /* all -inf: 1/N; -inf and NaN only: NaN */         \
+        T v = (T)1 / (T)N;                                                                  \
+        for (pynn_idx j = 0; j < N; j++) v = x[j] != x[j] ? x[j] : v;                       \
+        for (pynn_idx j = 0; j < N; j++) y[j] = v;                                          \
         return;                                                                             \
     }                                                                                       \
     _Pragma("omp simd")                                                                     \
@@ -269,8 +271,9 @@ PYNN_INLINE void pynn_softmax_grad_row_##SUF(T *dx, const T *y, const T *dy, pyn
 PYNN_INLINE void pynn_log_softmax_row_##SUF(T *y, const T *x, const T *unused, pynn_idx N) { \
     (void)unused;                                                                           \
     T m = pynn_row_max_##SUF(x, N);                                                         \
-    if (m == -(T)INFINITY) {                                                                \
+    if (m == -(T)INFINITY) {            /* all -inf: -log N; -inf and NaN only: NaN */      \
         T v = -log##SUF##_((T)N);                                                           \
+        for (pynn_idx j = 0; j < N; j++) v = x[j] != x[j] ? x[j] : v;                       \
         for (pynn_idx j = 0; j < N; j++) y[j] = v;                                          \
         return;                                                                             \
     }                                                                                       \

@@ -72,8 +72,10 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
         for (int w = 8; w >= 1; w /= 2)                                                      \
             for (int k = 0; k < w; k++) acc[k] = acc[k + w] > acc[k] ? acc[k + w] : acc[k];  \
         T_ m = acc[0];                                                                       \
-        if (m == -(T_)INFINITY) {                                                            \
-            for (j = 0; j < S; j++) row[j] = 0;                                              \
+        if (m == -(T_)INFINITY) {   /* nothing allowed: zeros; allowed NaN scores: NaN */    \
+            T_ fill = 0;                                                                     \
+            for (j = 0; j < lim; j++) fill = row[j] != row[j] ? row[j] : fill;               \
+            for (j = 0; j < S; j++) row[j] = fill;                                           \
             continue;                                                                        \
         }                                                                                    \
         /* e = exp(x - m) where allowed, exactly 0 elsewhere (masked entries hold -inf, whose \

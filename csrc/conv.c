@@ -74,7 +74,7 @@ static void conv_epilogue_##SUF(T *z, const T *bias, pynn_idx M, pynn_idx N, int
         T *r = z + i * N;                                                                         \
         if (bias) for (pynn_idx j = 0; j < N; j++) r[j] += bias[j];                               \
         if (act == PYNN_CONV_RELU) {                                                              \
-            for (pynn_idx j = 0; j < N; j++) r[j] = r[j] > 0 ? r[j] : 0;                          \
+            for (pynn_idx j = 0; j < N; j++) r[j] = r[j] < 0 ? 0 : r[j]; /* NaN stays */        \
         } else if (act == PYNN_CONV_SIGMOID) {                                                    \
             for (pynn_idx j = 0; j < N; j++) r[j] = (T)1 / ((T)1 + (T)exp(-(double)r[j]));        \
         } else if (act == PYNN_CONV_TANH) {                                                       \

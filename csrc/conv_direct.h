@@ -146,7 +146,7 @@ void pynn_conv_direct_dweight_f64_avx512(double *dw, double *db, const double *x
     {                                                                                             \
         if (bias) for (pynn_idx o_ = 0; o_ < (on); o_++) accr[o_] += bias[(oc0) + o_];            \
         if (relu)                                                                                 \
-            for (pynn_idx o_ = 0; o_ < (on); o_++) accr[o_] = accr[o_] > 0 ? accr[o_] : 0;        \
+            for (pynn_idx o_ = 0; o_ < (on); o_++) accr[o_] = accr[o_] < 0 ? 0 : accr[o_];        \
     }
 
 #define PYNN_CONV_DIRECT_FAMILY(T, SUF)                                                           \

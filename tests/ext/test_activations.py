@@ -458,3 +458,13 @@ def test_gelu_forward_grad_out_and_bad_input(be, dtype):
         be.gelu_forward_grad(x, grad=np.empty((5, 7), np.float16))
     with pytest.raises(TypeError, match="float32 or float64"):
         be.gelu_forward_grad(np.ones(3, np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_of_nan_and_minus_inf_are_nan(dtype):
+    # a row with no finite entry: all -inf gives the uniform row, but -inf and NaN only
+    # give NaN (C took the NaN-free maximum -inf for a fully masked row and returned 1/N)
+    x = np.array([[np.nan] * 3, [-np.inf, np.nan, -np.inf], [-np.inf] * 3], dtype)
+    for name in ("softmax_forward", "log_softmax_forward"):
+        want = compare(name, x)
+        assert np.isnan(want[:2]).all() and np.isfinite(want[2]).all()

@@ -261,3 +261,16 @@ def test_bad_input(be):
         be.attention_backward(q, k, v, np.ones((1, 2, 3, 4)), np.ones((1, 2, 3, 6)))
     with pytest.raises(ValueError, match="dout must have shape"):
         be.attention_backward(q, k, v, np.ones((1, 2, 3, 5)), np.ones((1, 2, 3, 4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_scores_give_nan_not_a_masked_row(dtype):
+    # a query whose allowed scores are all NaN gives NaN (C returned the zeros of a row with
+    # nothing allowed); masked rows still give zeros
+    q = np.ones((1, 1, 3, 2), dtype)
+    q[0, 0, 0, 0] = np.nan
+    k = np.ones((1, 1, 3, 2), dtype)
+    mask = np.array([[[True] * 3, [True] * 3, [False] * 3]])
+    out, p = compare("attention_forward", q, k, k, False, mask, k=4)
+    assert np.isnan(out[0, 0, 0]).all() and np.isnan(p[0, 0, 0]).all()
+    assert (out[0, 0, 2] == 0).all() and np.isfinite(out[0, 0, 1]).all()

@@ -371,3 +371,15 @@ def test_zero_input_channels(dtype):
     dx, dw, db = compare("conv2d_backward", x, w, None, np.ones(y.shape, dtype), 1, "same")
     np.testing.assert_array_equal(db, 50)
     compare("depthwise_conv2d_forward", x, np.ones((3, 3, 0, 1), dtype), None, 1, "same")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_keeps_nan(dtype):
+    # relu_forward keeps NaN; the convolutions' fused relu turned it into 0
+    x = np.zeros((1, 4, 4, 1), dtype)
+    x[0, 0, 0, 0] = np.nan
+    w = np.ones((1, 1, 1, 2), dtype)
+    for name, args in (("conv2d_forward", (x, w)), ("depthwise_conv2d_forward", (x, w[..., :1])),
+                       ("conv2d_maxpool_forward", (x, w))):
+        y = compare(name, *args, activation="relu")
+        assert np.isnan(y.reshape(-1, y.shape[-1])[0]).all() and np.isfinite(y.ravel()[-1])
