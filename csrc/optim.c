@@ -18,6 +18,7 @@
  * writes each element. global_norm sums a fixed number of blocks whose bounds depend on n
  * only, each in index order with 8 fixed lanes, then adds the block sums in block order:
  * the bits do not depend on the thread count. */
+#include <float.h>
 #include <math.h>
 
 #include "optim.h"
@@ -246,8 +247,9 @@ double pynn_global_norm_##SUF(const T *x, pynn_idx n, pynn_ctx ctx) {           
         if (mx == 0.0 || isinf(mx)) return mx;                                              \
         int e;                                                                              \
         frexp(mx, &e);                                                                      \
-        s = pynn_sumsq_##SUF(x, n, ldexp(1.0, -e), ctx);                                    \
-        return ldexp(sqrt(s), e);                                                           \
+        int sh = -e < 1000 ? -e : 1000;  /* 2^-e overflows for subnormal mx (e < -1023) */   \
+        s = pynn_sumsq_##SUF(x, n, ldexp(1.0, sh), ctx);                                    \
+        return ldexp(sqrt(s), -sh);                                                         \
     }                                                                                       \
     return sqrt(s);                                                                         \
 }                                                                                           \
@@ -256,7 +258,14 @@ double pynn_clip_by_global_norm_##SUF(T *grad, pynn_idx n, double max_norm, pynn
     /* norm = global_norm(grad (n)); grad *= max_norm / norm when finite norm > max_norm */ \
     double norm = pynn_global_norm_##SUF(grad, n, ctx);                                     \
     if (norm > max_norm && !isinf(norm)) {                                                  \
-        T s = (T)(max_norm / norm);                                                         \
+        double sd = max_norm / norm;                                                        \
+        T s = (T)sd;                                                                        \
+        if (sd < (sizeof(T) == 4 ? (double)FLT_MIN : DBL_MIN)) {                            \
+            /* a subnormal factor would be flushed to 0 (FTZ/DAZ): two normal factors */    \
+            T s1 = (T)sqrt(sd);                                                             \
+            PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s1); \
+            s = (T)(sd / (double)s1);                                                       \
+        }                                                                                   \
         PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s);    \
     }                                                                                       \
     return norm;                                                                            \

@@ -463,3 +463,17 @@ def test_bad_input(be):
     # nothing was modified by the refused calls
     np.testing.assert_array_equal(p, 1.0)
     np.testing.assert_array_equal(m, 0.0)
+
+
+def test_global_norm_of_subnormals_and_clip_by_a_subnormal_factor():
+    # subnormal float64 gradients: the rescale by 2^-e overflowed to inf; a float32 clip
+    # factor below the normal range (norm / max_norm > ~8.5e37) was flushed to 0 and zeroed
+    # the gradient
+    x = np.array([1e-310, 3e-310])
+    np.testing.assert_allclose(C.global_norm(x), REF.global_norm(x), rtol=1e-12)
+    for dtype, v, max_norm in ((np.float32, 1e38, 1.0), (np.float64, 1e300, 1e-20)):
+        g, g2 = np.full(4, v, dtype), np.full(4, v, dtype)
+        C.clip_by_global_norm(g, max_norm)
+        REF.clip_by_global_norm(g2, max_norm)
+        np.testing.assert_allclose(g, g2, rtol=1e-6 if dtype == np.float32 else 1e-12)
+        assert (g > 0).all()
