@@ -279,6 +279,21 @@ def sample_weights(model, y, n, sample_weight=None, class_weight=None):
         if not isinstance(class_weight, dict):
             raise TypeError(f"class_weight must be a dict class -> weight, received "
                             f"{type(class_weight).__name__}")
+        out_shape = getattr(model, "output_shape", None)
+        if y.ndim > 2 or (out_shape is not None and not isinstance(out_shape, list)
+                          and len(out_shape) > 2):
+            raise ValueError(f"class_weight needs one class per sample (labels (n,) or "
+                             f"one-hot (n, K)); the model's outputs have shape {out_shape}: "
+                             f"for per-position weights pass sample_weight")
+        for c, w in class_weight.items():
+            if (isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer))
+                    or c < 0):
+                raise ValueError(f"class_weight keys must be class indices >= 0, received "
+                                 f"{c!r}")
+            if not isinstance(w, (int, float, np.integer, np.floating)) or isinstance(
+                    w, (bool, np.bool_)) or not np.isfinite(w) or w < 0:
+                raise ValueError(f"class_weight values must be finite numbers >= 0, "
+                                 f"received {w!r} for class {c}")
         labels = y if y.ndim == 1 else np.argmax(y.reshape(n, -1), axis=1)
         k = int(labels.max()) + 1 if n else 0
         table = np.ones(max(k, max((int(c) for c in class_weight), default=-1) + 1))

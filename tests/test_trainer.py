@@ -204,6 +204,20 @@ def test_class_and_sample_weight():
     m.fit(x, y, class_weight={0: 1.0, 1: 3.0, 2: 0.5}, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="sample_weight"):
         m.fit(x, y, sample_weight=np.ones(3), verbose=0)
+    # negative keys indexed from the end, negative weights gave negative losses
+    for bad in ({-1: 5.0}, {0: -5.0}, {0.5: 1.0}, {0: float("nan")}):
+        with pytest.raises(ValueError, match="class_weight"):
+            m.fit(x, y, class_weight=bad, epochs=1, verbose=0)
+
+
+def test_class_weight_refused_for_sequence_outputs():
+    # (B, T) labels: each sample's weight came from an argmax over its time positions
+    m = pynn.Sequential([pynn.layers.Input(shape=(7,)), pynn.layers.Embedding(5, 4),
+                         pynn.layers.Dense(3)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).integers(0, 5, (6, 7))
+    with pytest.raises(ValueError, match="class_weight needs one class per sample"):
+        m.fit(x, x % 3, class_weight={0: 1.0, 2: 100.0}, epochs=1, verbose=0)
 
 
 def test_progress_output_verbose_2_and_non_terminal(capsys):
