@@ -24,7 +24,7 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -82,8 +82,15 @@ def _atomic_savez(path, arrays, overwrite=True):
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
+    # created like open() would (mode 0666 less the umask: mkstemp's 0600 made every saved
+    # model private), exclusively, under a fresh name
+    while True:
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

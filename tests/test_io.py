@@ -2,6 +2,7 @@
 tests the format itself; the real-model round trips run where pynn.Sequential exists."""
 import json
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -441,3 +442,17 @@ def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
     for wa, wb in zip(model.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert m2.optimizer.iterations == 2
+
+
+def test_saved_file_mode_follows_the_umask(tmp_path):
+    # the temp file of the atomic save is created 0600; the saved file gets 0666 & ~umask
+    m = pynn.Sequential([pynn.layers.Input(shape=(3,)), pynn.layers.Dense(2)])
+    m.compile("sgd", "mse")
+    old = os.umask(0o022)
+    try:
+        m.save(str(tmp_path / "a.pynn"))
+        m.save_weights(str(tmp_path / "w.weights.npz"))
+    finally:
+        os.umask(old)
+    for name in ("a.pynn", "w.weights.npz"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
