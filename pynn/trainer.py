@@ -389,6 +389,10 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
         raise ValueError(f"epochs must be a non-negative integer, received {epochs!r}")
     if not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
         raise ValueError(f"initial_epoch must be a non-negative integer, received {initial_epoch!r}")
+    if (isinstance(validation_freq, bool) or not isinstance(validation_freq, (int, np.integer))
+            or validation_freq < 1):
+        raise ValueError(f"validation_freq must be a positive integer (validate every that "
+                         f"many epochs), received {validation_freq!r}")
     x = as_inputs(model, x)
     if y is None:
         raise ValueError("fit needs targets y")

@@ -220,3 +220,12 @@ def test_names_configs_and_errors():
     o = optimizers.Adam()
     o.learning_rate = 0.5
     assert o.learning_rate == 0.5 and o.lr == 0.5
+
+
+@pytest.mark.parametrize("cls", [pynn.optimizers.Adam, pynn.optimizers.AdamW,
+                                 pynn.optimizers.RMSprop, pynn.optimizers.Adagrad])
+def test_epsilon_checked_when_made(cls):
+    # a negative epsilon was accepted here and refused only at the first training step
+    for bad in (-1e-7, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="epsilon"):
+            cls(epsilon=bad)

@@ -400,3 +400,12 @@ def test_all_finite_is_exact_for_huge_values_nan_and_inf():
         assert not all_finite(x)
     assert all_finite(np.zeros((2, 2)))
     assert not all_finite(np.array([[0.0, np.nan]]))
+
+
+def test_validation_freq_must_be_a_positive_integer():
+    # 0 divided by zero, -1 validated every epoch, 1.5 never
+    x, y = data(n=20)
+    m = make("reference")
+    for bad in (0, -1, 1.5, [1], True):
+        with pytest.raises(ValueError, match="validation_freq"):
+            m.fit(x, y, validation_split=0.5, validation_freq=bad, epochs=1, verbose=0)

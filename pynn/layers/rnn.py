@@ -123,6 +123,9 @@ class _RNN(Layer):
                              f"(batch, timesteps, features), received "
                              f"{getattr(x, 'shape', type(x).__name__)}")
         c = self.params["kernel"].shape[0]
+        if x.shape[1] == 0:
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs at least one "
+                             f"timestep, received input of shape {x.shape}")
         if x.shape[2] != c:
             raise ValueError(f"{type(self).__name__} {self.name!r} was built for {c} features, "
                              f"received input of shape {x.shape}")

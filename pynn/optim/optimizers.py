@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 
+from .. import _checks
 from .._registry import lookup
 from . import schedules as _schedules
 
@@ -220,12 +221,19 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+def _epsilon(value):
+    """epsilon > 0 and finite, checked when the optimizer is made (the kernels check it too,
+    but only at the first step)."""
+    return _checks.finite_scalar(value, "epsilon", low=0.0, low_open=True)
+
+
 class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _epsilon(epsilon)
         for n, v in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{n} must be in [0, 1), received {v!r}")
@@ -251,7 +259,8 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = _epsilon(epsilon)
         self.centered = bool(centered)
 
     def _active_slots(self):
@@ -276,7 +285,7 @@ class Adagrad(Optimizer):
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.epsilon = _epsilon(epsilon)
 
     def build(self, size, dtype=np.float32):
         super().build(size, dtype)

@@ -286,6 +286,8 @@ def test_bad_input():
         lstm.forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="built for 3 features"):
         lstm.forward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match="at least one timestep"):
+        lstm(np.zeros((2, 0, 3)))
     with pytest.raises(ValueError, match="initial state"):
         lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4)), np.zeros((3, 4))])
     with pytest.raises(ValueError, match="takes 2 initial state"):
