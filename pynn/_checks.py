@@ -248,6 +248,8 @@ def int_pair(value, name, low=1):
             raise TypeError(f"{name} must be an int or a pair of ints, received {value!r}")
         if v < low:
             raise ValueError(f"{name} must be >= {low}, received {value!r}")
+        if v >= 2**31:  # sizes and strides go to C as 64-bit indices, multiplied together
+            raise ValueError(f"{name} must be < 2**31, received {value!r}")
     return int(a), int(b)
 
 

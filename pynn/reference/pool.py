@@ -67,8 +67,14 @@ def max_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
     x, pool_size, strides, padding, geo = _checks.pool2d_args(x, pool_size, strides, padding)
     dy = _checks.pool2d_grad_args(x, dy, geo)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
-    win, _ = _windows(x, pool_size, strides, geo, -np.inf)                 # (B,OH,OW,C,K)
-    idx = np.argmax(win, axis=-1)                                          # (B,OH,OW,C)
+    win, valid = _windows(x, pool_size, strides, geo, -np.inf)             # (B,OH,OW,C,K)
+    valid = valid[None, :, :, None, :]                                     # (1,OH,OW,1,K)
+    # the first maximum among the window's real elements (a padded -inf never wins, also
+    # in a window of -inf), a NaN counting as the maximum
+    nan = np.isnan(win) & valid                                            # (B,OH,OW,C,K)
+    top = (win == np.max(np.where(valid, win, -np.inf), axis=-1, keepdims=True)) & valid
+    idx = np.where(nan.any(axis=-1), np.argmax(nan, axis=-1),
+                   np.argmax(top, axis=-1))                                # (B,OH,OW,C)
     k = pool_size[0] * pool_size[1]
     dwin = (np.arange(k) == idx[..., None]) * dy[..., None]                # (B,OH,OW,C,K)
     dwin = dwin.reshape(dwin.shape[:4] + pool_size)                        # (B,OH,OW,C,PH,PW)

@@ -238,3 +238,19 @@ def test_upsampling_gradient_and_values(be):
         be.upsampling2d_forward(img[0])
     with pytest.raises(ValueError, match="dy must have shape"):
         be.upsampling2d_backward(img, np.ones((1, 4, 3, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_backward_padded_window_of_minus_inf(dtype):
+    # a 'same' window of -inf: the gradient goes to its first real element (the reference's
+    # argmax landed on a padded position and dropped that dy)
+    x = np.full((2, 1, 5, 3), -np.inf, dtype)
+    dy = np.ones((2, 1, 5, 3), dtype)
+    dx = compare("max_pool2d_backward", x, dy, (1, 3), (1, 1), "same")
+    np.testing.assert_array_equal(dx[0, 0, :, 0], [2, 1, 1, 1, 0])
+
+
+def test_huge_strides_are_refused():
+    for be in (C, REF):
+        with pytest.raises(ValueError, match="2\\*\\*31"):
+            be.max_pool2d_forward(np.ones((1, 4, 4, 2)), (2, 2), strides=10**20)
