@@ -8,6 +8,8 @@ then this layer's forward stops at the logits (softmax + cross-entropy train thr
 """
 import math
 
+import numpy as np
+
 from .. import activations, initializers, regularizers, utils, _checks
 from .base import Layer
 
@@ -251,14 +253,18 @@ class Dropout(Layer):
             return x
         step = self._step
         self._step += 1
-        self._cache = step
+        self._cache = (step, x.shape)
         return self.ops.dropout_forward(x, self.rate, self._seed, step,
                                         out=self._buffer("y", x.shape))
 
     def backward(self, dy):
         if self._cache is None:
             return dy
-        return self.ops.dropout_backward(dy, self.rate, self._seed, self._cache,
+        step, shape = self._cache
+        if np.shape(dy) != shape:  # the mask is per element of the forward's input
+            raise ValueError(f"Dropout {self.name!r}: dy must have shape {shape}, received "
+                             f"{np.shape(dy)}")
+        return self.ops.dropout_backward(dy, self.rate, self._seed, step,
                                          out=self._buffer("dx", dy.shape))
 
     def get_config(self):

@@ -191,6 +191,10 @@ class _RNN(Layer):
         dfinal = [None] * self._nstates
         if self.return_state:
             dy, dfinal = dy[0], list(dy[1:])
+        want = (b, t, h) if self.return_sequences else (b, h)
+        if dy is not None and np.shape(dy) != want:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: dy must have shape "
+                             f"{want}, received {np.shape(dy)}")
         dlast = dfinal[0]
         if (self.return_sequences and isinstance(dy, np.ndarray) and dy.dtype == self.dtype
                 and dy.shape == (b, t, h) and dy.flags.c_contiguous):

@@ -288,6 +288,15 @@ def test_bad_input():
         lstm.forward(np.zeros((2, 5, 4)))
     with pytest.raises(ValueError, match="at least one timestep"):
         lstm(np.zeros((2, 0, 3)))
+    seq = built(layers.LSTM(4, return_sequences=True), (5, 3), "c")
+    seq._need_dx = True
+    seq.forward(np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="dy must have shape"):   # was broadcast
+        seq.backward(np.ones((1, 5, 4)))
+    drop = built(layers.Dropout(0.5), (3,), "c")
+    drop.forward(np.ones((2, 3)), training=True)
+    with pytest.raises(ValueError, match="dy must have shape"):
+        drop.backward(np.ones((3, 2)))
     with pytest.raises(ValueError, match="initial state"):
         lstm.forward([np.zeros((2, 5, 3)), np.zeros((2, 4)), np.zeros((3, 4))])
     with pytest.raises(ValueError, match="takes 2 initial state"):
