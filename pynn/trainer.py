@@ -310,6 +310,13 @@ def _check_lengths(x, y, sw=None):
                          f"y has {len(y)}")
 
 
+def _no_steps(steps, what):
+    # Keras' `steps` stops a generator; arrays always run every batch (it was ignored)
+    if steps is not None:
+        raise ValueError(f"steps is only meaningful for generators; pynn's {what} takes "
+                         f"arrays and runs every batch (pass steps=None)")
+
+
 def _verbose(v):
     if v == "auto":
         return 1
@@ -470,6 +477,7 @@ def evaluate(model, x, y, batch_size=None, verbose="auto", sample_weight=None, s
              callbacks=None, return_dict=False):
     model._assert_compiled("evaluate")
     verbose = _verbose(verbose)
+    _no_steps(steps, "evaluate")
     x = as_inputs(model, x)
     if y is None:
         raise ValueError("evaluate needs targets y")
@@ -492,6 +500,7 @@ def evaluate(model, x, y, batch_size=None, verbose="auto", sample_weight=None, s
 
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     verbose = _verbose(verbose)
+    _no_steps(steps, "predict")
     x = as_inputs(model, x)
     batches = _Batches(x, None, None, _batch_size(batch_size))
     n = batch_len(x)

@@ -409,3 +409,13 @@ def test_validation_freq_must_be_a_positive_integer():
     for bad in (0, -1, 1.5, [1], True):
         with pytest.raises(ValueError, match="validation_freq"):
             m.fit(x, y, validation_split=0.5, validation_freq=bad, epochs=1, verbose=0)
+
+
+def test_steps_refused_for_arrays():
+    # steps was silently ignored: predict(steps=1) returned every row
+    x, y = data(n=6)
+    m = make("reference")
+    with pytest.raises(ValueError, match="steps"):
+        m.predict(x, steps=1, batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match="steps"):
+        m.evaluate(x, y, steps=1, verbose=0)
