@@ -90,7 +90,7 @@ def compare(model, x, y=None, backends=("c", "reference"), sample_weight=None):
         r = {"output": m.predict_on_batch(x)}
         if y is not None:
             yt = m._targets(y)
-            sw = _trainer.sample_weights(m, yt, x.shape[0], sample_weight)
+            sw = _trainer.sample_weights(m, yt, _trainer.batch_len(x), sample_weight)
             m._reset_metrics()
             _, loss = m._forward_backward(x, yt, sw)
             r["loss"] = loss

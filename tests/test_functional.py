@@ -318,3 +318,14 @@ def test_recurrent_and_attention_layers_in_a_graph():
     cross = mha(q, v).copy()
     np.testing.assert_array_equal(cross, mha([q, v]))
     assert not np.allclose(cross, mha(q))
+
+
+def test_compare_a_model_with_several_inputs():
+    # pynn.compare read x.shape[0] of the list of inputs
+    a, b = pynn.Input(shape=(3,)), pynn.Input(shape=(3,))
+    m = pynn.Model([a, b], layers.Dense(2, activation="tanh")(layers.Add()([a, b])))
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(1)
+    r = pynn.compare(m, [rng.standard_normal((4, 3)), rng.standard_normal((4, 3))],
+                     rng.standard_normal((4, 2)))
+    assert "loss" in r.diffs and r.max() < 1e-5
