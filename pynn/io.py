@@ -295,15 +295,18 @@ def _set_weights(model, weights, path):
         raise ModelFileError(f"{path}: weights do not fit the model: {e}") from None
 
 
-def load_model(path, compile=True, backend=None):
+def load_model(path, compile=True, backend=None, custom_objects=None):
     """Rebuild the model saved at `path`: architecture, weights, and (if `compile`) its compile
     config and optimizer state, so predictions are identical and training resumes exactly.
-    backend: 'c' or 'reference' for the new model (None: the global default)."""
+    backend: 'c' or 'reference' for the new model (None: the global default).
+    custom_objects: {class name: class} of your own Layer subclasses in the model."""
+    from . import layers as _layers
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
                              f"model and call load_weights(model, path)")
-    model = _rebuild(doc, path, backend)
+    with _layers.custom_objects(custom_objects):
+        model = _rebuild(doc, path, backend)
     _set_weights(model, weights, path)
     cc = doc.get("compile_config")
     if compile and cc is not None:

@@ -1137,7 +1137,8 @@ def model_from_json(text, backend=None):
     return model_from_config(json.loads(text), backend=backend)
 
 
-def load_model(filepath, compile=True):
-    """Load a model written by model.save (pynn.io: no pickle, one clear error type)."""
+def load_model(filepath, compile=True, custom_objects=None):
+    """Load a model written by model.save (pynn.io: no pickle, one clear error type).
+    custom_objects: {class name: class} of your own Layer subclasses in the model."""
     from . import io
-    return io.load_model(filepath, compile=compile)
+    return io.load_model(filepath, compile=compile, custom_objects=custom_objects)

@@ -456,3 +456,4 @@ def test_saved_file_mode_follows_the_umask(tmp_path):
         os.umask(old)
     for name in ("a.pynn", "w.weights.npz"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+

@@ -250,7 +250,8 @@ def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
                                                                       include_optimizer)),
         save_weights=lambda m, p: calls.append(("save_weights", p)),
         load_weights=lambda m, p: calls.append(("load_weights", p)),
-        load_model=lambda p, compile=True: calls.append(("load_model", p, compile)))
+        load_model=lambda p, compile=True, custom_objects=None: calls.append(
+            ("load_model", p, compile)))
     monkeypatch.setitem(sys.modules, "pynn.io", fake)
     monkeypatch.setattr(pynn, "io", fake, raising=False)
     m = mlp(backend="reference")
@@ -283,3 +284,23 @@ def test_model_trainable_flag_freezes_everything():
     m.trainable = True
     m.fit(x, y, epochs=1, verbose=0)
     assert not np.array_equal(w[0], m.get_weights()[0])
+
+
+def test_own_layer_class_loads_with_custom_objects(tmp_path):
+    # a model with a Layer subclass of the user's saved fine but could never be loaded
+    class Scaled(pynn.layers.Dense):
+        pass
+    m = pynn.Sequential([pynn.layers.Input(shape=(3,)), Scaled(2)])
+    m.compile("sgd", "mse")
+    path = str(tmp_path / "own.pynn")
+    m.save(path)
+    with pytest.raises(pynn.io.ModelFileError, match="custom_objects"):
+        pynn.models.load_model(path)
+    m2 = pynn.models.load_model(path, custom_objects={"Scaled": Scaled})
+    x = np.ones((2, 3), np.float32)
+    assert type(m2.layers[0]) is Scaled
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), m.predict(x, verbose=0))
+    with pytest.raises(TypeError, match="Layer subclasses"):
+        pynn.models.load_model(path, custom_objects={"Scaled": int})
+    with pytest.raises(pynn.io.ModelFileError, match="custom_objects"):   # only within that load
+        pynn.models.load_model(path)
