@@ -17,9 +17,11 @@ def float_array(x, name, ndim=None, min_ndim=None):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, "
                         f"received {type(x).__name__}; convert with np.asarray({name}, np.float32)")
-    if x.dtype not in FLOAT_DTYPES:
+    if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:  # byte-swapped floats: copied below
         raise TypeError(f"{name} must have dtype float32 or float64, received {x.dtype}; "
                         f"convert with {name}.astype(np.float32)")
+    if type(x) is not np.ndarray and isinstance(x, np.matrix):
+        x = np.asarray(x)  # np.matrix: a plain 2-D view (its reductions keep 2-D shapes)
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, received shape {x.shape}")
     if min_ndim is not None and x.ndim < min_ndim:

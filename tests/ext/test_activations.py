@@ -468,3 +468,15 @@ def test_softmax_rows_of_nan_and_minus_inf_are_nan(dtype):
     for name in ("softmax_forward", "log_softmax_forward"):
         want = compare(name, x)
         assert np.isnan(want[:2]).all() and np.isfinite(want[2]).all()
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_byte_swapped_and_matrix_inputs_are_accepted():
+    # big-endian floats were refused by the dtype check that ran before their native copy;
+    # np.matrix broke the reference's keepdims reductions
+    x = np.arange(6.0).reshape(2, 3)
+    for be in (C, REF):
+        np.testing.assert_array_equal(be.softmax_forward(x.astype(">f8")), be.softmax_forward(x))
+        np.testing.assert_array_equal(be.softmax_forward(np.matrix(x)), be.softmax_forward(x))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        C.softmax_forward(x.astype(">i8"))
