@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from .. import initializers, _checks, utils
-from .base import Layer, is_inference_only
+from .. import initializers, _checks
+from .base import Layer, MaskCounter, is_inference_only
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
 
@@ -28,7 +28,7 @@ def _positive_int(value, what, cls):
     return value
 
 
-class MultiHeadAttention(Layer):
+class MultiHeadAttention(MaskCounter, Layer):
     """Multi-head scaled dot-product attention (Keras MultiHeadAttention).
 
     Parameters
@@ -66,11 +66,8 @@ class MultiHeadAttention(Layer):
         if output_shape is not None:
             _positive_int(output_shape, "output_shape", "MultiHeadAttention")
         dropout = _checks.finite_scalar(dropout, "dropout", 0.0, 1.0, high_open=True)
-        if seed is not None:
-            seed = _checks.int_scalar(seed, "seed")
         super().__init__(**kwargs)
-        self.seed = self._seed = seed
-        self._step = 0
+        self._init_masks(seed)
         self.num_heads, self.key_dim = num_heads, key_dim
         self.value_dim = value_dim or key_dim
         self.dropout = dropout
@@ -95,8 +92,8 @@ class MultiHeadAttention(Layer):
         return q, v, k
 
     def build(self, input_shape):
-        if self.dropout and self._seed is None:  # drawn only with dropout (initializations
-            self._seed = utils.draw_seed()       # of models without it stay as they were)
+        if self.dropout:
+            self._draw_mask_seed()
         q, v, k = self._split_shapes(input_shape)
         if None in (q[-1], v[-1], k[-1]):
             raise ValueError(f"MultiHeadAttention needs known feature sizes, received "
@@ -205,8 +202,7 @@ class MultiHeadAttention(Layer):
         causal = bool(use_causal_mask)
         drop = {}
         if training and self.dropout:  # mask number _step of (seed, step) on probs
-            drop = dict(dropout=self.dropout, seed=self._seed, step=self._step)
-            self._step += 1
+            drop = dict(dropout=self.dropout, seed=self._seed, step=self._next_mask())
         _, probs = self.ops.attention_forward(Qh, Kh, Vh, causal, attention_mask, scale,
                                               out=att.transpose(0, 2, 1, 3),
                                               probs=self._buffer("probs", (B, H, T, S)),
@@ -295,17 +291,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": self.output_shape_arg,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                # the effective seed and the mask count, as Dropout: training resumes exactly
-                "seed": self._seed if self._seed is not None else self.seed,
-                "step": self._step}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        step = _checks.int_scalar(config.pop("step", 0), "MultiHeadAttention step")
-        layer = cls(**config)
-        layer._step = step
-        return layer
+                **self._mask_config()}
 
 
 class TransformerBlock(Layer):

@@ -43,6 +43,48 @@ def is_inference_only():
     return _INFERENCE.get()
 
 
+class MaskCounter:
+    """Counter-based dropout masks of a layer (Dropout, the recurrent layers' input dropout,
+    MultiHeadAttention's): mask number `step` of (seed, step), a pure function of those, so
+    results do not depend on the thread count. `seed` comes from `seed=` or is drawn from
+    pynn's generator when the layer is built with dropout; both are in the config, so a saved
+    and reloaded (or cloned) layer draws the same masks from there: training resumes exactly."""
+
+    def _init_masks(self, seed):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or not 0 <= seed < 2**63):
+            raise ValueError(f"seed must be an integer in [0, 2**63), received {seed!r}")
+        self.seed = self._seed = seed
+        self._step = 0
+
+    def _draw_mask_seed(self):
+        """At build, with dropout: drawn only then, so the initializations of layers
+        without dropout stay as they were."""
+        if self._seed is None:
+            from .. import utils
+            self._seed = utils.draw_seed()
+
+    def _next_mask(self):
+        """The step of the next mask (training calls count)."""
+        step = self._step
+        self._step += 1
+        return step
+
+    def _mask_config(self):
+        return {"seed": self._seed if self._seed is not None else self.seed, "step": self._step}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        step = config.pop("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"{cls.__name__} step must be a non-negative integer, received "
+                             f"{step!r}")
+        layer = cls(**config)
+        layer._step = step
+        return layer
+
+
 def _unique_name(base):
     n = _name_counts.get(base, 0)
     _name_counts[base] = n + 1

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from .. import activations, initializers, regularizers, utils, _checks
-from .base import Layer
+from .. import activations, initializers, regularizers, _checks
+from .base import Layer, MaskCounter
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "Reshape"]
 
@@ -222,7 +222,7 @@ class Activation(Layer):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
-class Dropout(Layer):
+class Dropout(MaskCounter, Layer):
     """Training: x * keep / (1 - rate) with a counter-based mask; inference: identity.
 
     The mask is a pure function of (seed, step, element): `seed` comes from `seed=` or is
@@ -236,23 +236,16 @@ class Dropout(Layer):
         self.rate = _checks.finite_scalar(rate, "rate", 0.0, 1.0, high_open=True)
         if noise_shape is not None:
             raise ValueError("Dropout noise_shape is not supported; pass noise_shape=None")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
-                                 or not 0 <= seed < 2**63):
-            raise ValueError(f"seed must be an integer in [0, 2**63), received {seed!r}")
-        self.seed = seed
-        self._seed = seed
-        self._step = 0
+        self._init_masks(seed)
 
     def build(self, input_shape):
-        if self._seed is None:
-            self._seed = utils.draw_seed()
+        self._draw_mask_seed()
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
             self._cache = None
             return x
-        step = self._step
-        self._step += 1
+        step = self._next_mask()
         self._cache = (step, x.shape)
         return self.ops.dropout_forward(x, self.rate, self._seed, step,
                                         out=self._buffer("y", x.shape))
@@ -270,16 +263,4 @@ class Dropout(Layer):
     def get_config(self):
         # the effective seed and the step count, so that a saved and reloaded (or cloned)
         # model draws the same masks from here on: training resumes exactly
-        return {**super().get_config(), "rate": self.rate,
-                "seed": self._seed if self._seed is not None else self.seed,
-                "step": self._step}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        step = config.pop("step", 0)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"Dropout step must be a non-negative integer, received {step!r}")
-        layer = cls(**config)
-        layer._step = step
-        return layer
+        return {**super().get_config(), "rate": self.rate, **self._mask_config()}

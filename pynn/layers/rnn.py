@@ -18,8 +18,8 @@ into it); `reset_states()` sets it back to zeros.
 """
 import numpy as np
 
-from .. import _checks, initializers, regularizers, utils
-from .base import Layer
+from .. import _checks, initializers, regularizers
+from .base import Layer, MaskCounter
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
 
@@ -39,7 +39,7 @@ def _act_name(value, what, allowed):
     return name
 
 
-class _RNN(Layer):
+class _RNN(MaskCounter, Layer):
     """Shared machinery of SimpleRNN, LSTM and GRU (one kernel call per direction).
 
     dropout: in training, a fraction of the input features is dropped with one mask per
@@ -64,11 +64,7 @@ class _RNN(Layer):
                              f"recurrent step runs inside one fused kernel), received "
                              f"recurrent_dropout={recurrent_dropout!r}; use dropout (on the "
                              f"inputs) or 0")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
-                                 or not 0 <= seed < 2**63):
-            raise ValueError(f"seed must be an integer in [0, 2**63), received {seed!r}")
-        self.seed = self._seed = seed
-        self._step = 0
+        self._init_masks(seed)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -99,8 +95,8 @@ class _RNN(Layer):
         if self.use_bias:
             self.add_weight("bias", self._bias_shape(), self.bias_initializer,
                             self.bias_regularizer)
-        if self.dropout and self._seed is None:  # drawn only with dropout: initializations
-            self._seed = utils.draw_seed()       # of models without it stay as they were
+        if self.dropout:
+            self._draw_mask_seed()
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[0] if isinstance(input_shape, list) else input_shape
@@ -165,9 +161,7 @@ class _RNN(Layer):
             x = x[:, ::-1]  # the recurrence runs t = T-1 .. 0
         mask = None
         if training and self.dropout:
-            step = self._step
-            self._step += 1
-            mask = self.ops.dropout_mask((b, c), self.dropout, self._seed, step,
+            mask = self.ops.dropout_mask((b, c), self.dropout, self._seed, self._next_mask(),
                                          self.dtype)                  # (B,C): 0 or 1/(1-rate)
             x = np.multiply(x, mask[:, None, :], out=self._buffer("x_dropped", (b, t, c)))
         gh = self._gates * self.units
@@ -252,21 +246,7 @@ class _RNN(Layer):
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "dropout": self.dropout, "recurrent_dropout": 0.0,
-                # the effective seed and the mask count, as Dropout: training resumes exactly
-                "seed": self._seed if self._seed is not None else self.seed,
-                "step": self._step}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        step = config.pop("step", 0)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"{cls.__name__} step must be a non-negative integer, received "
-                             f"{step!r}")
-        layer = cls(**config)
-        layer._step = step
-        return layer
+                "dropout": self.dropout, "recurrent_dropout": 0.0, **self._mask_config()}
 
 
 class SimpleRNN(_RNN):
