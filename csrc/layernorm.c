@@ -69,6 +69,12 @@ PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, con
     PYNN_LN_REDUCE16(a, dyr[jj] * gamma[jj]);                                                \
     PYNN_LN_REDUCE16(b, dyr[jj] * gamma[jj] * ((xr[jj * csx] - m) * r));                     \
     T ma = a[0] / (T)C, mb = b[0] / (T)C;                                                    \
+    if (C == 1) {   /* exactly 0 (NaN stays): gcc's fused dy*gamma - ma left the product's   \
+                     * rounding error, times rstd = 1/sqrt(eps) when the row is constant */   \
+        T z = (dyr[0] * gamma[0] - ma) * (T)0;                                               \
+        dxr[0] = accumulate ? dxr[0] + z : z;                                                \
+        return;                                                                              \
+    }                                                                                        \
     if (accumulate)                                                                          \
         for (pynn_idx j = 0; j < C; j++)                                                     \
             dxr[j] += r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);             \

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, compare, layouts, rand, check_grad
+import pynn
+from helpers import ARCHS, C, REF, compare, layouts, rand, check_grad
 
 DTYPES = (np.float32, np.float64)
 SHAPES = [(1,), (1, 1), (3, 1), (2, 7), (13, 5), (4, 3, 17), (257, 128), (2, 3, 5, 129)]
@@ -114,3 +115,17 @@ def test_bad_input(be):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         be.layernorm_backward(x, g, np.ones(4), np.ones(4), x.copy(), dgamma=ro)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_feature_backward_is_zero(dtype):
+    # a row of one feature normalizes to 0 whatever x: dx is exactly 0 (the fused
+    # dy * gamma - mean left a product's rounding error, amplified by 1 / sqrt(eps))
+    rng = np.random.default_rng(2)
+    x, dy = rng.standard_normal((7, 1)).astype(dtype), rng.standard_normal((7, 1)).astype(dtype)
+    gamma, beta = rng.standard_normal(1).astype(dtype), rng.standard_normal(1).astype(dtype)
+    _, mean, rstd = C.layernorm_forward(x, gamma, beta)
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            dx = C.layernorm_backward(x, gamma, mean, rstd, dy)[0]
+        np.testing.assert_array_equal(dx, 0, err_msg=arch)
