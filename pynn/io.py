@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -87,11 +88,14 @@ def _atomic_savez(path, arrays, overwrite=True):
     while True:
         tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(tmp, flags, 0o666)
             break
         except FileExistsError:
             continue
     try:
+        if os.path.exists(path):  # a file replaced keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

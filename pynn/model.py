@@ -270,7 +270,7 @@ class Model:
         stamp = next(_FORWARD_RUNS)
         if training or self._keep_caches:
             for layer in self._layers:
-                layer._run_stamp = stamp
+                _stamp(layer, stamp)
                 x = layer.forward(x, training=training)
             return x
         # inference (predict, evaluate): a Conv2D feeding a MaxPooling2D runs as one kernel,
@@ -278,7 +278,7 @@ class Model:
         with _base.inference_only():
             for step in self._infer_steps or self._inference_steps():
                 for layer in step:
-                    layer._run_stamp = stamp
+                    _stamp(layer, stamp)
                 if len(step) == 2:
                     x = step[0].forward_max_pool(x, step[1])
                 else:
@@ -453,7 +453,7 @@ class Model:
         finally:
             self._keep_caches = False
         self._last_out = out
-        self._run_stamps = [getattr(layer, "_run_stamp", None) for layer in self._layers]
+        self._run_stamps = _stamps(self._layers)
         return _copy(out)
 
     def backward(self, dout, accumulate=False, params=True):
@@ -465,7 +465,7 @@ class Model:
         if last is None:
             raise ValueError(f"model {self.name!r}: call model(x, training=True) before "
                              f"backward(dout)")
-        if [getattr(layer, "_run_stamp", None) for layer in self._layers] != self._run_stamps:
+        if _stamps(self._layers) != self._run_stamps:
             raise RuntimeError(f"model {self.name!r}: its layers ran again (predict, evaluate, "
                                f"or another model sharing them) after model(x), so their "
                                f"caches no longer belong to it; call model(x, "
@@ -771,16 +771,27 @@ _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "
 
 
 def _inner_layers(layer, found=None):
-    """The layers a layer holds, recursively (Bidirectional, TimeDistributed,
-    TransformerBlock): their caches live there, beyond the state a graph swaps per call."""
+    """The layers a layer runs inside its forward, recursively (Bidirectional,
+    TimeDistributed, TransformerBlock): their caches live there, beyond the state a graph
+    swaps per call."""
     found = [] if found is None else found
-    for v in vars(layer).values():
-        items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]
-        for i in items:
-            if isinstance(i, Layer) and i is not layer and all(i is not f for f in found):
-                found.append(i)
-                _inner_layers(i, found)
+    for i in layer._wrapped_layers():
+        if i is not layer and all(i is not f for f in found):
+            found.append(i)
+            _inner_layers(i, found)
     return found
+
+
+def _stamp(layer, stamp):
+    """Mark `layer` and the layers it runs inside as run by the model forward `stamp`."""
+    layer._run_stamp = stamp
+    for i in layer._wrapped_layers():
+        _stamp(i, stamp)
+
+
+def _stamps(layers):
+    return [getattr(i, "_run_stamp", None) for layer in layers
+            for i in [layer] + _inner_layers(layer)]
 
 
 class Functional(Model):
@@ -964,7 +975,7 @@ class Functional(Model):
                 shared = id(op) in self._shared
                 if shared:
                     op._bufs = node.bufs
-                op._run_stamp = stamp
+                _stamp(op, stamp)
                 out = op.forward(inp, **kw)
                 if shared:
                     node.state = {k: v for k, v in op.__dict__.items() if k not in _KEEP}

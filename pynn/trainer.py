@@ -294,7 +294,12 @@ def sample_weights(model, y, n, sample_weight=None, class_weight=None):
                     w, (bool, np.bool_)) or not np.isfinite(w) or w < 0:
                 raise ValueError(f"class_weight values must be finite numbers >= 0, "
                                  f"received {w!r} for class {c}")
-        labels = y if y.ndim == 1 else np.argmax(y.reshape(n, -1), axis=1)
+        if y.ndim == 1:
+            labels = y
+        elif y.reshape(n, -1).shape[1] == 1:  # binary (n, 1) targets: class = round(y)
+            labels = (y.reshape(n) > 0.5).astype(np.int64)
+        else:                                 # one-hot or probabilities (n, K)
+            labels = np.argmax(y.reshape(n, -1), axis=1)
         k = int(labels.max()) + 1 if n else 0
         table = np.ones(max(k, max((int(c) for c in class_weight), default=-1) + 1))
         for c, w in class_weight.items():

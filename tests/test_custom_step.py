@@ -237,3 +237,40 @@ def test_backward_after_another_forward_of_its_layers_raises():
         gan.backward(np.ones((5, 1)))
     gan(x, training=True)
     assert gan.backward(np.ones((5, 1))).shape == x.shape
+
+
+def test_layers_inside_wrappers_are_checked_too():
+    # a Dense run by TimeDistributed in one model and directly in another: the second model's
+    # call overwrote its cache and A.backward went on with it
+    d = layers.Dense(2)
+    A = pynn.Sequential([layers.Input(shape=(3, 4)), layers.TimeDistributed(d)])
+    B = pynn.Sequential([layers.Input(shape=(4,)), d])
+    rng = np.random.default_rng(5)
+    A(rng.standard_normal((2, 3, 4)), training=True)
+    B(rng.standard_normal((15, 4)))
+    with pytest.raises(RuntimeError, match="ran again"):
+        A.backward(np.ones((2, 3, 2)))
+
+
+def test_training_passed_positionally_is_refused():
+    lstm = layers.LSTM(3)
+    with pytest.raises(TypeError, match="training as a keyword"):
+        lstm(np.ones((2, 4, 5)), True)
+
+
+def test_a_layer_that_refers_to_another_is_not_a_wrapper():
+    # a custom layer keeping a reference to another (weight tying) used beside it in a graph
+    class Tied(layers.Layer):
+        def __init__(self, src, **kw):
+            super().__init__(**kw)
+            self.src = src
+
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, dy):
+            return dy
+    x = pynn.Input(shape=(3,))
+    dense = layers.Dense(3)
+    m = pynn.Model(x, Tied(dense)(dense(x)))
+    assert m.predict(np.ones((2, 3)), verbose=0).shape == (2, 3)

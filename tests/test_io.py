@@ -445,7 +445,8 @@ def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
 
 
 def test_saved_file_mode_follows_the_umask(tmp_path):
-    # the temp file of the atomic save is created 0600; the saved file gets 0666 & ~umask
+    # the saved file gets 0666 & ~umask (mkstemp made the temp file, and so every saved
+    # model, 0600), and a file replaced keeps its own mode
     m = pynn.Sequential([pynn.layers.Input(shape=(3,)), pynn.layers.Dense(2)])
     m.compile("sgd", "mse")
     old = os.umask(0o022)
@@ -456,4 +457,7 @@ def test_saved_file_mode_follows_the_umask(tmp_path):
         os.umask(old)
     for name in ("a.pynn", "w.weights.npz"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+    os.chmod(tmp_path / "a.pynn", 0o600)
+    m.save(str(tmp_path / "a.pynn"))
+    assert stat.S_IMODE(os.stat(tmp_path / "a.pynn").st_mode) == 0o600
 

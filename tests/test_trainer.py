@@ -419,3 +419,12 @@ def test_steps_refused_for_arrays():
         m.predict(x, steps=1, batch_size=2, verbose=0)
     with pytest.raises(ValueError, match="steps"):
         m.evaluate(x, y, steps=1, verbose=0)
+
+
+def test_class_weight_of_binary_targets():
+    # (n, 1) targets: the class is the rounded target (the argmax of one column was always 0)
+    m = pynn.Sequential([pynn.layers.Input(shape=(2,)), pynn.layers.Dense(1, activation="sigmoid")])
+    m.compile("sgd", "binary_crossentropy")
+    y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    w = pynn.trainer.sample_weights(m, m._targets(y), 4, class_weight={0: 1.0, 1: 100.0})
+    np.testing.assert_array_equal(w, [1, 100, 100, 1])

@@ -363,6 +363,9 @@ class TransformerBlock(Layer):
                 self._weight_info[full] = layer._weight_info[w]
                 self._map.append((layer, w, full))
 
+    def _wrapped_layers(self):
+        return list(self._subs.values()) if self._subs else []
+
     def _sync(self):
         # a model moves weights into its flat buffers by replacing self.params entries:
         # point the sublayers at the current arrays

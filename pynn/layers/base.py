@@ -268,6 +268,9 @@ class Layer:
         from .. import functional
         if functional.is_symbolic(x, args, kwargs):
             return functional.call(self, x, args, kwargs)
+        if any(isinstance(a, (bool, np.bool_)) for a in args):
+            raise TypeError(f"layer {self.name!r}: pass training as a keyword "
+                            f"(layer(x, training=True)); positional arguments are inputs")
         if args or isinstance(x, (list, tuple)):
             # layer([a, b]) or layer(a, b): several inputs (MultiHeadAttention(query, value))
             xs = [np.asarray(a) for a in
@@ -283,6 +286,12 @@ class Layer:
             x = x.astype(self.dtype)
         self._check_input(x)
         return self.forward(x, training=training, **kwargs)
+
+    def _wrapped_layers(self):
+        """The layers this layer runs inside its own forward (wrappers such as
+        TimeDistributed, Bidirectional, TransformerBlock say so; a layer that only refers to
+        another one, e.g. to tie weights, does not)."""
+        return []
 
     # -- config ----------------------------------------------------------------------
     def get_config(self):

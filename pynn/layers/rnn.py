@@ -450,6 +450,9 @@ class Bidirectional(_Wrapper):
         if self.input_shape_arg is None and layer.input_shape_arg is not None:
             self.input_shape_arg = layer.input_shape_arg
 
+    def _wrapped_layers(self):
+        return [self.forward_layer, self.backward_layer]
+
     def build(self, input_shape):
         self._adopt(self.forward_layer, "forward_", input_shape)
         self._adopt(self.backward_layer, "backward_", input_shape)
@@ -537,6 +540,9 @@ class TimeDistributed(_Wrapper):
         kwargs.setdefault("name", "time_distributed_" + layer.name)
         super().__init__(**kwargs)
         self.layer = layer
+
+    def _wrapped_layers(self):
+        return [self.layer]
 
     def build(self, input_shape):
         if len(input_shape) < 3:
