@@ -3,7 +3,6 @@ listed here, so a saved architecture can name no other code."""
 import contextlib
 import contextvars
 
-from .._registry import lookup
 from .base import Layer
 from .core import InputLayer, Input, Dense, Flatten, Dropout, Activation, Reshape
 from .conv import Conv2D, DepthwiseConv2D, Conv2DTranspose
