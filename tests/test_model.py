@@ -244,6 +244,7 @@ def test_unknown_names_list_valid_ones():
 def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
     import sys
     import types
+    import pynn.io  # noqa: F401  (imported first, so the patches below are undone to it)
     calls = []
     fake = types.SimpleNamespace(
         save_model=lambda m, p, include_optimizer=True: calls.append(("save", p,
