@@ -186,8 +186,9 @@ static void pynn_att_mm_##SUF##_##SFX(T_ *Cm, pynn_idx rsc, pynn_idx csc, const 
         }                                                                                    \
 }
 #endif
-/* dst (R, ld) = src (R, Cc) by strides, zeros in columns Cc..ld-1; pack_t: dst (Cc, ld) =
- * src (R, Cc)^T, zeros in columns R..ld-1 (per ISA: AVX-512 gathers the strided reads) */
+/* dst (R, ld) = src (R, Cc) by strides, zeros in columns Cc..ld-1 (per ISA: AVX-512 gathers
+ * the strided reads); a transposed copy src (R, Cc)^T is the same call with the strides and
+ * sizes swapped: pack(dst, ld, src, cs, rs, Cc, R) */
 #define PYNN_ATT_PACK(T_, SUF, SFX, ATTR)                                                    \
 ATTR static void pynn_att_pack_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *src,            \
                                              pynn_idx rs, pynn_idx cs, pynn_idx R,           \
@@ -195,14 +196,6 @@ ATTR static void pynn_att_pack_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *src
     for (pynn_idx r = 0; r < R; r++) {                                                       \
         for (pynn_idx c = 0; c < Cc; c++) dst[r * ld + c] = src[r * rs + c * cs];            \
         for (pynn_idx c = Cc; c < ld; c++) dst[r * ld + c] = 0;                              \
-    }                                                                                        \
-}                                                                                            \
-ATTR static void pynn_att_pack_t_##SUF##_##SFX(T_ *dst, pynn_idx ld, const T_ *src,          \
-                                               pynn_idx rs, pynn_idx cs, pynn_idx R,         \
-                                               pynn_idx Cc) {                                \
-    for (pynn_idx c = 0; c < Cc; c++) {                                                      \
-        for (pynn_idx r = 0; r < R; r++) dst[c * ld + r] = src[r * rs + c * cs];             \
-        for (pynn_idx r = R; r < ld; r++) dst[c * ld + r] = 0;                               \
     }                                                                                        \
 }
 
@@ -241,9 +234,6 @@ typedef void (*pynn_att_pack_fn_##SUF)(T_ *, pynn_idx, const T_ *, pynn_idx, pyn
                                        pynn_idx, pynn_idx);                                  \
 static const pynn_att_pack_fn_##SUF pynn_att_pack_##SUF[3] = {                               \
     pynn_att_pack_##SUF##_generic, pynn_att_pack_##SUF##_avx2, pynn_att_pack_##SUF##_avx512}; \
-static const pynn_att_pack_fn_##SUF pynn_att_pack_t_##SUF[3] = {                             \
-    pynn_att_pack_t_##SUF##_generic, pynn_att_pack_t_##SUF##_avx2,                           \
-    pynn_att_pack_t_##SUF##_avx512};                                                         \
 typedef void (*pynn_att_softmax_fn_##SUF)(T_ *, pynn_idx, pynn_idx, pynn_idx, int,           \
                                           const uint8_t *, pynn_idx, pynn_idx);             \
 typedef void (*pynn_att_grad_fn_##SUF)(T_ *, const T_ *, pynn_idx, pynn_idx, pynn_idx,       \
@@ -282,7 +272,7 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
     int isa = PYNN_ATT_ISA(ctx);                                                             \
     pynn_att_softmax_fn_##SUF softmax_rows = pynn_att_softmax_##SUF[isa];                    \
     pynn_att_mm_fn_##SUF mm = pynn_att_mm_##SUF[isa];                                        \
-    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa], pack_t = pynn_att_pack_t_##SUF[isa]; \
+    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa]; \
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
@@ -299,7 +289,7 @@ int pynn_attention_forward_##SUF(T_ *out, T_ *probs, const T_ *q, const T_ *k, c
             T_ *op = out + b * so[0] + h * so[1], *P = probs + p * T * S;                    \
             const T_ *vb = v + b * sv[0] + h * sv[1];                                        \
             pynn_idx ldv = sv[2];                                                            \
-            pack_t(kT, Sp, k + b * sk[0] + h * sk[1], sk[2], sk[3], S, D);                   \
+            pack(kT, Sp, k + b * sk[0] + h * sk[1], sk[3], sk[2], D, S);      /* k^T */      \
             PYNN_ATT_OPERAND(vb, ldv, sv[3], vs, DVp, S, DV, T_)                             \
             for (pynn_idx t0 = 0; t0 < T; t0 += PYNN_ATT_RB) {                               \
                 pynn_idx t1 = PYNN_MIN(T, t0 + PYNN_ATT_RB);                                 \
@@ -342,7 +332,7 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
     int isa = PYNN_ATT_ISA(ctx);                                                             \
     pynn_att_grad_fn_##SUF grad_rows = pynn_att_grad_##SUF[isa];                             \
     pynn_att_mm_fn_##SUF mm = pynn_att_mm_##SUF[isa];                                        \
-    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa], pack_t = pynn_att_pack_t_##SUF[isa]; \
+    pynn_att_pack_fn_##SUF pack = pynn_att_pack_##SUF[isa]; \
     int st = PYNN_OK;                                                                        \
     _Pragma("omp parallel num_threads(nt) if(nt > 1) reduction(|:st)")                       \
     {                                                                                        \
@@ -367,7 +357,7 @@ int pynn_attention_backward_##SUF(T_ *dq, T_ *dk, T_ *dv, const T_ *q, const T_ 
              * number of tiles wide, else copied into the padded scratch */                  \
             const T_ *kb = kp, *qb = qp, *dob = dop;                                         \
             pynn_idx ldk = sk[2], ldq = sq[2], lddo = sdo[2];                                \
-            pack_t(vT, Sp, v + b * sv[0] + h * sv[1], sv[2], sv[3], S, DV);                  \
+            pack(vT, Sp, v + b * sv[0] + h * sv[1], sv[3], sv[2], DV, S);     /* v^T */      \
             PYNN_ATT_OPERAND(kb, ldk, sk[3], ks, Dp, S, D, T_)                               \
             PYNN_ATT_OPERAND(qb, ldq, sq[3], qs, Dp, T, D, T_)                               \
             PYNN_ATT_OPERAND(dob, lddo, sdo[3], dos, DVp, T, DV, T_)                         \
