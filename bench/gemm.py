@@ -2,7 +2,9 @@
 
 One row per shape x threads: milliseconds, GFLOPS (2MNK / t) for each contender, ratios, and
 pynn's share of the machine's measured FP32 peak (an AVX-512 FMA throughput loop per thread
-count). Shapes: squares 128..2048 and the GEMMs of a 784-128-10 MLP at batch 32/128/512
+count), twice: against the loop's best short run ("% peak"), and against its median as one
+more contender in each shape's alternating rounds ("% peak alt": on a shared machine, time
+taken by other processes then counts against the GEMM and the peak alike). Shapes: squares 128..2048 and the GEMMs of a 784-128-10 MLP at batch 32/128/512
 (forward, and the backward X^T dY and dY W^T), a GEMV and a long dot product. Each result is checked against NumPy before
 it is timed. With more than one thread each sample starts after --settle seconds idle: a
 thread pool left spinning by the previous contender (OpenBLAS busy-waits ~0.1 s after each
@@ -70,7 +72,27 @@ def measured_peak(nthreads, seconds=0.005, runs=40):
     return best
 
 
-def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s, settle_s=0.0):
+def fma_contender(nthreads, call_s=0.001):
+    """(fn, flops per call) of the FMA peak loop on nthreads threads, one call lasting about
+    call_s, for timing beside the GEMMs in the same alternating rounds; None where the loop
+    cannot run (no AVX-512)."""
+    from pynn._ext._gemm import _fma_peak_flops
+    try:
+        _fma_peak_flops(1 << 10, 1)
+    except RuntimeError:
+        return None
+    iters = 1 << 10
+    while True:
+        t0 = time.perf_counter()
+        _fma_peak_flops(iters, 1)
+        if time.perf_counter() - t0 >= call_s or iters >= 1 << 30:
+            break
+        iters *= 2
+    return (lambda: _fma_peak_flops(iters, nthreads)), float(iters) * 512.0 * nthreads
+
+
+def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s, settle_s=0.0,
+             fma=None):
     a = rng.standard_normal(ashape).astype(dtype)
     b = rng.standard_normal(bshape).astype(dtype)
     opa, opb = (a.T if ta else a), (b.T if tb else b)
@@ -92,6 +114,8 @@ def run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats, target_s, settl
         ta_, tb_ = (ta_.T if ta else ta_), (tb_.T if tb else tb_)
         out_t = torch.empty((M, N), dtype=ta_.dtype)
         contenders["torch"] = lambda: torch.mm(ta_, tb_, out=out_t)
+    if fma is not None:
+        contenders["fma"] = fma[0]
     # check before timing: against a float64 product
     f_pynn()
     ref = opa.astype(np.float64) @ opb.astype(np.float64)
@@ -126,8 +150,8 @@ def main(argv=None):
     headers = ["thr", "shape", "pynn ms", "pynn GF", "numpy GF", "pynn/np"]
     if torch is not None:
         headers += ["torch GF", "pynn/torch"]
-    headers += ["% peak"]
-    rows, gf, peaks, np_gf = [], {}, {}, {}
+    headers += ["% peak", "% peak alt"]
+    rows, gf, peaks, np_gf, alt = [], {}, {}, {}, {}
     for nt in threads:
         with pinned_threads(nt):
             try:
@@ -139,12 +163,17 @@ def main(argv=None):
             if dtype == np.float64 and peak:
                 peak /= 2
             peaks[nt] = peak
+            fma = fma_contender(nt) if peak else None
             for label, ashape, bshape, ta, tb in cases(args.quick):
                 if args.only and args.only not in label:
                     continue
                 M, N, K, t = run_case(label, ashape, bshape, ta, tb, dtype, rng, repeats,
-                                      target_s, args.settle if nt > 1 else 0.0)
+                                      target_s, args.settle if nt > 1 else 0.0, fma)
                 flops = 2.0 * M * N * K
+                # the FMA loop timed in the same rounds: its median, in the GEMM's dtype
+                alt_peak = fma[1] / t.pop("fma") / (2 if dtype == np.float64 else 1) \
+                    if fma else None
+                alt[(nt, label)] = alt_peak
                 g = {k: flops / v / 1e9 for k, v in t.items()}
                 gf[(nt, label)] = g["pynn"]
                 np_gf[(nt, label)] = g["numpy"]
@@ -152,15 +181,23 @@ def main(argv=None):
                        g["pynn"] / g["numpy"]]
                 if torch is not None:
                     row += [g["torch"], g["pynn"] / g["torch"]]
-                row += [100 * g["pynn"] * 1e9 / peak if peak else float("nan")]
+                row += [100 * g["pynn"] * 1e9 / peak if peak else float("nan"),
+                        100 * g["pynn"] * 1e9 / alt_peak if alt_peak else float("nan")]
                 rows.append(row)
                 print(f"  {nt} thread(s) {label}: pynn {g['pynn']:.1f} GFLOPS, "
                       f"NumPy {g['numpy']:.1f} GFLOPS", flush=True)
     print()
     print_table(headers, rows)
+    print("% peak: against the best of the FMA loop's short runs above; % peak alt: against "
+          "the FMA loop's median as one more contender in the same alternating rounds (time "
+          "lost to other processes counts against both)")
     for label in ("square 2048", "square 1024"):
         if (1, label) in gf and (2, label) in gf:
-            print(f"{label}: 2 threads / 1 thread = {gf[(2, label)] / gf[(1, label)]:.2f}x")
+            line = f"{label}: 2 threads / 1 thread = {gf[(2, label)] / gf[(1, label)]:.2f}x"
+            if alt.get((1, label)) and alt.get((2, label)):
+                line += (f" (the FMA loop in the same rounds: "
+                         f"{alt[(2, label)] / alt[(1, label)]:.2f}x)")
+            print(line)
     if peaks.get(1) and peaks.get(2):
         # the part of the 2-thread scaling that is the machine's (frequency, shared core
         # time), not the GEMM's: the FMA loop's own ratio, measured in this run
