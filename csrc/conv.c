@@ -492,12 +492,16 @@ int pynn_depthwise_conv2d_forward_##SUF(T *y, const T *x, const T *w, const T *b
             for (pynn_idx c = 0; c < C; c++) yp[c] = 0;                                           \
             for (pynn_idx i = 0; i < g.KH; i++) {                                                 \
                 pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                        \
-                if (ih < 0 || ih >= g.H) continue;                                                \
                 for (pynn_idx j = 0; j < g.KW; j++) {                                             \
                     pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                    \
-                    if (iw < 0 || iw >= g.W) continue;                                            \
-                    const T *xp = x + b * g.xsb + ih * g.xsh + iw * g.xsw;                        \
                     const T *wp = w + (i * g.KW + j) * C;                                         \
+                    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                             \
+                        /* a padded tap adds 0 * w: NaN for an inf or NaN weight, as in the   \
+                         * zero-padded reference */                                           \
+                        for (pynn_idx c = 0; c < C; c++) yp[c] += (T)0 * wp[c];                   \
+                        continue;                                                                 \
+                    }                                                                             \
+                    const T *xp = x + b * g.xsb + ih * g.xsh + iw * g.xsw;                        \
                     if (g.xsc == 1) for (pynn_idx c = 0; c < C; c++) yp[c] += xp[c] * wp[c];      \
                     else for (pynn_idx c = 0; c < C; c++) yp[c] += xp[c * g.xsc] * wp[c];         \
                 }                                                                                 \
@@ -537,12 +541,15 @@ int pynn_depthwise_conv2d_backward_##SUF(T *dx, T *dweight, T *dbias, const T *x
             for (pynn_idx c = 0; c < C; c++) dbg[c] += dz[c];                                     \
             for (pynn_idx i = 0; i < g.KH; i++) {                                                 \
                 pynn_idx ih = oh * g.sh + i * g.dh - g.pt;                                        \
-                if (ih < 0 || ih >= g.H) continue;                                                \
                 for (pynn_idx j = 0; j < g.KW; j++) {                                             \
                     pynn_idx iw = ow * g.sw + j * g.dw - g.pl;                                    \
-                    if (iw < 0 || iw >= g.W) continue;                                            \
-                    const T *xp = x + b * g.xsb + ih * g.xsh + iw * g.xsw;                        \
                     T *dwp = dwg + (i * g.KW + j) * C;                                            \
+                    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {                             \
+                        /* padded tap: 0 * dz (NaN for an inf dz, as in the reference) */     \
+                        for (pynn_idx c = 0; c < C; c++) dwp[c] += (T)0 * dz[c];                  \
+                        continue;                                                                 \
+                    }                                                                             \
+                    const T *xp = x + b * g.xsb + ih * g.xsh + iw * g.xsw;                        \
                     for (pynn_idx c = 0; c < C; c++) dwp[c] += xp[c * g.xsc] * dz[c];             \
                     if (dx) {                                                                     \
                         const T *wp = w + (i * g.KW + j) * C;                                     \

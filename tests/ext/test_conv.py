@@ -383,3 +383,26 @@ def test_relu_keeps_nan(dtype):
                        ("conv2d_maxpool_forward", (x, w))):
         y = compare(name, *args, activation="relu")
         assert np.isnan(y.reshape(-1, y.shape[-1])[0]).all() and np.isfinite(y.ravel()[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_padded_taps_meet_nonfinite(dtype):
+    # the reference pads with zeros, so a padded tap adds 0 * w (forward) and 0 * dz (weight
+    # gradient): NaN where w or dz is inf. The C kernel skipped padded taps and gave finite
+    # values there.
+    x = np.ones((1, 4, 4, 3), dtype)
+    w = np.ones((3, 3, 3, 1), dtype)
+    w[0, 0, 1, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        y = compare("depthwise_conv2d_forward", x, w, None, 1, "same", k=9)
+    assert np.isnan(y[0, 0, :, 1]).all() and np.isnan(y[0, :, 0, 1]).all()
+    assert np.isinf(y[0, 1:, 1:, 1]).all() and np.isfinite(y[..., [0, 2]]).all()
+    w[0, 0, 1, 0] = 1
+    y = compare("depthwise_conv2d_forward", x, w, None, 1, "same", k=9)
+    dy = np.ones(y.shape, dtype)
+    dy[0, 0, 0, 1] = np.inf
+    with np.errstate(invalid="ignore"):
+        dx, dw, db = compare("depthwise_conv2d_backward", x, w, y, dy, 1, "same", k=16)
+    # the output (0, 0) has padded taps on row 0 and column 0: 0 * inf = NaN there
+    assert np.isnan(dw[0, :, 1, 0]).all() and np.isnan(dw[:, 0, 1, 0]).all()
+    assert np.isinf(dw[1:, 1:, 1, 0]).all() and np.isfinite(dw[:, :, [0, 2], 0]).all()
