@@ -115,6 +115,24 @@ ATTR static void pynn_ln_cols_##SUF##_##SFX(T *dgamma, T *dbeta, const T *x, con
                                             const T *mean, const T *rstd, pynn_idx N,        \
                                             pynn_idx C, pynn_idx j0, pynn_idx j1,            \
                                             pynn_idx rsx, pynn_idx csx) {                    \
+    /* whole blocks of 64 contiguous columns: the sums in local arrays (registers); on       \
+     * dgamma/dbeta the compiler must assume they alias x and dy, and stores and reloads     \
+     * every sum a row. Same order per column, same bits */                                  \
+    if (csx == 1)                                                                            \
+        for (; j0 + 64 <= j1; j0 += 64) {                                                    \
+            T g[64], b[64];                                                                  \
+            for (int j = 0; j < 64; j++) { g[j] = 0; b[j] = 0; }                             \
+            for (pynn_idx n = 0; n < N; n++) {                                               \
+                const T *restrict xr = x + n * rsx + j0, *restrict dyr = dy + n * C + j0;    \
+                T m = mean[n], r = rstd[n];                                                  \
+                _Pragma("omp simd")                                                          \
+                for (int j = 0; j < 64; j++) {                                               \
+                    g[j] += dyr[j] * ((xr[j] - m) * r);                                      \
+                    b[j] += dyr[j];                                                          \
+                }                                                                            \
+            }                                                                                \
+            for (int j = 0; j < 64; j++) { dgamma[j0 + j] = g[j]; dbeta[j0 + j] = b[j]; }     \
+        }                                                                                    \
     for (pynn_idx j = j0; j < j1; j++) { dgamma[j] = 0; dbeta[j] = 0; }                      \
     for (pynn_idx n = 0; n < N; n++) {                                                       \
         const T *xr = x + n * rsx, *dyr = dy + n * C;                                        \
