@@ -24,6 +24,14 @@ from .base import Layer, MaskCounter
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
 
 
+def _x_shape(input_shape):
+    """The sequence's shape from a layer's input shape: a model passes several inputs (x and
+    initial states) as a sequence of shapes."""
+    if len(input_shape) and isinstance(input_shape[0], (list, tuple)):
+        return tuple(input_shape[0])
+    return tuple(input_shape)
+
+
 def _positive_units(cls, units):
     if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
         raise ValueError(f"{cls} needs a positive integer number of units. "
@@ -83,7 +91,7 @@ class _RNN(MaskCounter, Layer):
         return (self._gates * self.units,)
 
     def build(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        shape = _x_shape(input_shape)
         if len(shape) != 3 or shape[-1] is None:
             raise ValueError(f"{type(self).__name__} {self.name!r} needs input of shape "
                              f"(batch, timesteps, features) with known features, received "
@@ -99,7 +107,7 @@ class _RNN(MaskCounter, Layer):
             self._draw_mask_seed()
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, list) else input_shape
+        shape = _x_shape(input_shape)
         b, t = shape[0], shape[1]
         out = (b, t, self.units) if self.return_sequences else (b, self.units)
         if self.return_state:
@@ -420,7 +428,13 @@ class Bidirectional(_Wrapper):
     """Runs a recurrent layer forwards and a copy of it backwards over the sequence and merges
     the two outputs: merge_mode 'concat' (default), 'sum', 'mul', 'ave', or None (a list of
     both). The backward copy's output sequence is flipped back, so step t of both lines up.
-    Weights: forward_* and backward_* (kernel, recurrent_kernel, bias)."""
+    Weights: forward_* and backward_* (kernel, recurrent_kernel, bias).
+
+    As in Keras, a layer with return_state=True makes the output a list: the merged output
+    (merge_mode None: both outputs), then the forward layer's final states, then the backward
+    copy's (LSTM: [y, h_fwd, c_fwd, h_bwd, c_bwd]); initial states are given the same way,
+    forward([x, h0_fwd, c0_fwd, h0_bwd, c0_bwd]), and backward then returns
+    [dx, dh0_fwd, dc0_fwd, dh0_bwd, dc0_bwd]."""
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         if isinstance(layer, dict):
@@ -428,8 +442,6 @@ class Bidirectional(_Wrapper):
         if not isinstance(layer, _RNN):
             raise ValueError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, received "
                              f"{layer!r}")
-        if layer.return_state:
-            raise ValueError("Bidirectional does not support return_state=True layers")
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"unknown merge_mode {merge_mode!r}: expected one of "
                              f"{_MERGE_MODES}")
@@ -437,6 +449,7 @@ class Bidirectional(_Wrapper):
         super().__init__(**kwargs)
         self.merge_mode = merge_mode
         self.forward_layer = layer
+        self._given = False  # the last forward had initial states
         if backward_layer is None:
             cfg = layer.get_config()
             cfg.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
@@ -454,52 +467,91 @@ class Bidirectional(_Wrapper):
         return [self.forward_layer, self.backward_layer]
 
     def build(self, input_shape):
-        self._adopt(self.forward_layer, "forward_", input_shape)
-        self._adopt(self.backward_layer, "backward_", input_shape)
+        shape = _x_shape(input_shape)
+        self._adopt(self.forward_layer, "forward_", shape)
+        self._adopt(self.backward_layer, "backward_", shape)
 
     def compute_output_shape(self, input_shape):
-        f = self.forward_layer.compute_output_shape(input_shape)
+        shape = _x_shape(input_shape)
+        f = self.forward_layer.compute_output_shape(shape)
+        b = self.backward_layer.compute_output_shape(shape)
+        states = []
+        if self.forward_layer.return_state:
+            (f, *sf), (b, *sb) = f, b
+            states = sf + sb
         if self.merge_mode is None:
-            return [f, self.backward_layer.compute_output_shape(input_shape)]
-        if self.merge_mode == "concat":
-            return tuple(f[:-1]) + (2 * f[-1],)
-        return f
+            out = [f, b]
+        elif self.merge_mode == "concat":
+            out = [tuple(f[:-1]) + (2 * f[-1],)]
+        else:
+            out = [f]
+        return out + states if states or self.merge_mode is None else out[0]
+
+    def _nstates(self):
+        return self.forward_layer._nstates
 
     def reset_states(self):
         self.forward_layer.reset_states()
         self.backward_layer.reset_states()
 
-    def forward(self, x, training=False):
+    def forward(self, inputs, training=False):
         fl, bl = self.forward_layer, self.backward_layer
         self._sync(fl, "forward_")
         self._sync(bl, "backward_")
-        yf = fl.forward(x, training)
-        yb = bl.forward(x, training)
-        seqs = fl.return_sequences
-        if seqs:
+        n = self._nstates()
+        fin = bin_ = inputs
+        self._given = isinstance(inputs, (list, tuple))
+        if self._given:
+            if len(inputs) != 1 + 2 * n:
+                raise ValueError(f"Bidirectional {self.name!r} takes [x] and {n} initial "
+                                 f"state(s) for each direction ({1 + 2 * n} arrays: x, the "
+                                 f"forward layer's states, then the backward copy's), received "
+                                 f"{len(inputs)}")
+            fin, bin_ = [inputs[0], *inputs[1:1 + n]], [inputs[0], *inputs[1 + n:]]
+        yf = fl.forward(fin, training)
+        yb = bl.forward(bin_, training)
+        states = []
+        if fl.return_state:
+            (yf, *sf), (yb, *sb) = yf, yb
+            states = sf + sb
+        if fl.return_sequences:
             yb = yb[:, ::-1]  # the backward line's step t back at position t
         if self.merge_mode is None:
-            return [yf, yb]
+            return [yf, yb] + states
         if self.merge_mode == "concat":
             y = self._buffer("y", yf.shape[:-1] + (2 * yf.shape[-1],))
             h = yf.shape[-1]
             y[..., :h], y[..., h:] = yf, yb
-            return y
-        y = self._buffer("y", yf.shape)
-        if self.merge_mode == "sum":
-            np.add(yf, yb, out=y)
-        elif self.merge_mode == "mul":
-            np.multiply(yf, yb, out=y)
-            self._merge_cache = (yf.copy(), yb.copy())
         else:
-            np.add(yf, yb, out=y)
-            y *= 0.5
-        return y
+            y = self._buffer("y", yf.shape)
+            if self.merge_mode == "sum":
+                np.add(yf, yb, out=y)
+            elif self.merge_mode == "mul":
+                np.multiply(yf, yb, out=y)
+                self._merge_cache = (yf.copy(), yb.copy())
+            else:
+                np.add(yf, yb, out=y)
+                y *= 0.5
+        return [y] + states if states else y
 
     def backward(self, dy):
         fl, bl = self.forward_layer, self.backward_layer
+        n = self._nstates()
+        dsf = dsb = None
+        if fl.return_state or self.merge_mode is None:
+            nout = 2 if self.merge_mode is None else 1
+            want = nout + (2 * n if fl.return_state else 0)
+            if not isinstance(dy, (list, tuple)) or len(dy) != want:
+                raise ValueError(f"Bidirectional {self.name!r}: dy must be a list of {want} "
+                                 f"gradients (None for an unused output), one per output")
+            dy = list(dy)
+            if fl.return_state:
+                dsf, dsb = dy[nout:nout + n], dy[nout + n:]
+            dy = dy[:2] if self.merge_mode is None else dy[0]
         if self.merge_mode is None:
             dyf, dyb = dy
+        elif dy is None:
+            dyf = dyb = None
         elif self.merge_mode == "concat":
             h = dy.shape[-1] // 2
             dyf, dyb = dy[..., :h], dy[..., h:]
@@ -512,14 +564,21 @@ class Bidirectional(_Wrapper):
             dyf = dyb = 0.5 * dy
         if fl.return_sequences and dyb is not None:
             dyb = dyb[:, ::-1]
+        if fl.return_state:
+            dyf, dyb = [dyf] + dsf, [dyb] + dsb
         fl._need_dx = bl._need_dx = self._need_dx
-        dxf = fl.backward(dyf)
-        dxf = None if dxf is None else dxf.copy()  # the backward line may reuse its buffers
-        dxb = bl.backward(dyb)
-        if dxf is None:
+        # copies: the backward line may reuse the buffers of the forward line's results
+        outf = fl.backward(dyf)
+        outf = [None if a is None else a.copy() for a in outf] if self._given else \
+            (None if outf is None else outf.copy())
+        outb = bl.backward(dyb)
+        if self._given:
+            dx = outf[0] + outb[0]
+            return [dx] + outf[1:] + list(outb[1:])
+        if outf is None:
             return None
-        dxf += dxb
-        return dxf
+        outf += outb
+        return outf
 
     def get_config(self):
         cfg = {**super().get_config(), "layer": _serialize(self.forward_layer),

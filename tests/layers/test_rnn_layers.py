@@ -184,6 +184,85 @@ def test_bidirectional_gradients(backend, merge_mode, return_sequences):
     grad_check(layer, _x((2, 4, 2)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", RNNS[2:], ids=RNN_IDS[2:])
+@pytest.mark.parametrize("merge_mode", ["concat", "mul", None])
+@pytest.mark.parametrize("given", [False, True])
+def test_bidirectional_return_state_gradients(backend, make, merge_mode, given):
+    layer = built(layers.Bidirectional(make(return_sequences=merge_mode != "mul",
+                                            return_state=True), merge_mode=merge_mode),
+                  (4, 3), backend)
+    _randomize(layer)
+    n = layer.forward_layer._nstates
+    x = _x()
+    out = layer.forward(x)
+    assert len(out) == (2 if merge_mode is None else 1) + 2 * n
+    states = [np.random.default_rng(7 + i).uniform(-1, 1, (2, 4)) for i in range(2 * n)]
+    grad_check(layer, [x] + states if given else x)
+
+
+def test_bidirectional_return_state_is_both_directions():
+    """[y, h_f, c_f, h_b, c_b]: each direction's final states, from its own initial states."""
+    bi = built(layers.Bidirectional(layers.LSTM(3, return_state=True)), (5, 2), "c")
+    _randomize(bi)
+    x = _x((2, 5, 2))
+    rng = np.random.default_rng(4)
+    s0 = [rng.uniform(-1, 1, (2, 3)) for _ in range(4)]
+    y, hf, cf, hb, cb = [np.array(o) for o in bi.forward([x] + s0)]
+    f = built(layers.LSTM(3, return_state=True), (5, 2), "c")
+    f.set_weights([bi.params["forward_" + k] for k in ("kernel", "recurrent_kernel", "bias")])
+    r = built(layers.LSTM(3, return_state=True), (5, 2), "c")
+    r.set_weights([bi.params["backward_" + k] for k in ("kernel", "recurrent_kernel", "bias")])
+    yf, hf2, cf2 = f.forward([x, s0[0], s0[1]])
+    np.testing.assert_allclose(hf, hf2, rtol=1e-13)
+    np.testing.assert_allclose(cf, cf2, rtol=1e-13)
+    np.testing.assert_allclose(y[:, :3], yf, rtol=1e-13)
+    yb, hb2, cb2 = r.forward([x[:, ::-1].copy(), s0[2], s0[3]])
+    np.testing.assert_allclose(hb, hb2, rtol=1e-13)
+    np.testing.assert_allclose(cb, cb2, rtol=1e-13)
+    np.testing.assert_allclose(y[:, 3:], yb, rtol=1e-13)
+    assert bi.compute_output_shape((None, 5, 2)) == [(None, 6)] + [(None, 3)] * 4
+    with pytest.raises(ValueError, match="5 arrays"):
+        bi.forward([x, s0[0], s0[1]])
+    bi.forward(x)
+    with pytest.raises(ValueError, match="list of 5 gradients"):
+        bi.backward(np.ones((2, 6)))
+
+
+def test_bidirectional_encoder_decoder_functional():
+    """The seq2seq pattern: a bidirectional encoder's states, joined, start a decoder; trains
+    through the functional API and round-trips through save/load."""
+    import os
+    import tempfile
+    pynn.utils.set_random_seed(0)
+    enc_in = pynn.Input((6, 3))
+    dec_in = pynn.Input((5, 2))
+    _, hf, cf, hb, cb = layers.Bidirectional(layers.LSTM(4, return_state=True))(enc_in)
+    h = layers.Concatenate()([hf, hb])
+    c = layers.Concatenate()([cf, cb])
+    seq = layers.LSTM(8, return_sequences=True)([dec_in, h, c])
+    out = layers.TimeDistributed(layers.Dense(1))(seq)
+    model = pynn.Model([enc_in, dec_in], out)
+    rng = np.random.default_rng(0)
+    xe, xd = rng.standard_normal((64, 6, 3)), rng.standard_normal((64, 5, 2))
+    # a decoder alone can reach no lower than the variance of the encoder's part, 0.96
+    y = 0.4 * xe[:, :, :1].sum(axis=1, keepdims=True) + xd[:, :, 1:]
+    model.compile(optimizer="adam", loss="mse")
+    first = model.evaluate([xe, xd], y, verbose=0)
+    enc = next(la for la in model.layers if isinstance(la, layers.Bidirectional))
+    before = enc.get_weights()
+    model.fit([xe, xd], y, epochs=80, batch_size=16, verbose=0)
+    assert model.evaluate([xe, xd], y, verbose=0) < min(0.7, 0.4 * first)
+    # both directions of the encoder learned: gradients flowed back through the states
+    assert all(not np.allclose(a, b) for a, b in zip(before, enc.get_weights()))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.pynn")
+        model.save(path)
+        again = pynn.models.load_model(path)
+    np.testing.assert_allclose(again.predict([xe, xd], verbose=0),
+                               model.predict([xe, xd], verbose=0), rtol=1e-6)
+
+
 def test_bidirectional_is_both_directions():
     """concat = [forward layer's output, backward copy's output flipped back in time]."""
     bi = built(layers.Bidirectional(layers.GRU(3, return_sequences=True)), (5, 2), "c")
