@@ -888,11 +888,14 @@ class Functional(Model):
                 if u.dtype != self.dtype:
                     raise TypeError(f"nested model {u.name!r} is {u.dtype}, this model is "
                                     f"{self.dtype}")
-        for layer in self._layers:
-            layer.ops = self.ops
-            if layer.dtype != self.dtype:
-                layer.dtype = self.dtype
-                layer._bufs = {}
+        for top in self._layers:
+            # the layers a wrapper runs inside were built when the graph was made, before
+            # the model's dtype was known: they compute in it too
+            for layer in [top] + _inner_layers(top):
+                layer.ops = self.ops
+                if layer.dtype != self.dtype:
+                    layer.dtype = self.dtype
+                    layer._bufs = {}
         self.input_shape = shapes if self._multi_in else shapes[0]
         outs = [t.shape for t in self.outputs]
         self.output_shape = outs if self._multi_out else outs[0]

@@ -329,3 +329,21 @@ def test_compare_a_model_with_several_inputs():
     r = pynn.compare(m, [rng.standard_normal((4, 3)), rng.standard_normal((4, 3))],
                      rng.standard_normal((4, 2)))
     assert "loss" in r.diffs and r.max() < 1e-5
+
+
+def test_float64_graph_runs_wrapped_layers_in_float64():
+    """The layers a wrapper runs inside (Bidirectional, TimeDistributed, TransformerBlock) are
+    built when the graph is made, before the model's dtype is known; they computed in float32
+    and the first call failed with a dtype error."""
+    rng = np.random.default_rng(0)
+    x = pynn.Input((5, 8))
+    h = layers.Bidirectional(layers.GRU(4, return_sequences=True))(x)
+    h = layers.TransformerBlock(2)(h)
+    y = layers.TimeDistributed(layers.Dense(1))(h)
+    model = pynn.Model(x, y, dtype="float64")
+    xs = rng.standard_normal((6, 5, 8))
+    out = model(xs)
+    assert out.dtype == np.float64 and out.shape == (6, 5, 1)
+    model.compile(optimizer="sgd", loss="mse")
+    loss = model.train_on_batch(xs, rng.standard_normal((6, 5, 1)))
+    assert np.isfinite(loss)

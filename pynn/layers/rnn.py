@@ -192,6 +192,10 @@ class _RNN(MaskCounter, Layer):
         h = self.units
         dfinal = [None] * self._nstates
         if self.return_state:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 1 + self._nstates:
+                raise ValueError(f"{type(self).__name__} {self.name!r} returns its output and "
+                                 f"{self._nstates} state(s): dy must be a list of "
+                                 f"{1 + self._nstates} gradients (None for an unused output)")
             dy, dfinal = dy[0], list(dy[1:])
         want = (b, t, h) if self.return_sequences else (b, h)
         if dy is not None and np.shape(dy) != want:
@@ -459,6 +463,22 @@ class Bidirectional(_Wrapper):
             backward_layer = type(layer).from_config(cfg)
         elif isinstance(backward_layer, dict):
             backward_layer = _deserialize(backward_layer)
+        if not isinstance(backward_layer, _RNN):
+            raise ValueError(f"Bidirectional's backward_layer must be a SimpleRNN, LSTM or "
+                             f"GRU layer, received {backward_layer!r}")
+        for attr in ("return_sequences", "return_state"):
+            if getattr(backward_layer, attr) != getattr(layer, attr):
+                raise ValueError(f"Bidirectional: the forward and backward layers must have "
+                                 f"the same {attr}, received {getattr(layer, attr)} and "
+                                 f"{getattr(backward_layer, attr)}")
+        if layer.return_state and backward_layer._nstates != layer._nstates:
+            raise ValueError(f"Bidirectional with return_state: the forward and backward "
+                             f"layers must carry the same number of states, received "
+                             f"{type(layer).__name__} ({layer._nstates}) and "
+                             f"{type(backward_layer).__name__} ({backward_layer._nstates})")
+        if backward_layer.go_backwards == layer.go_backwards:
+            raise ValueError("Bidirectional: the backward layer must run the other way "
+                             "(go_backwards differing from the forward layer's)")
         self.backward_layer = backward_layer
         if self.input_shape_arg is None and layer.input_shape_arg is not None:
             self.input_shape_arg = layer.input_shape_arg
@@ -500,16 +520,20 @@ class Bidirectional(_Wrapper):
         self._sync(bl, "backward_")
         n = self._nstates()
         fin = bin_ = inputs
-        self._given = isinstance(inputs, (list, tuple))
-        if self._given:
+        given = isinstance(inputs, (list, tuple))
+        if given:
             if len(inputs) != 1 + 2 * n:
                 raise ValueError(f"Bidirectional {self.name!r} takes [x] and {n} initial "
                                  f"state(s) for each direction ({1 + 2 * n} arrays: x, the "
                                  f"forward layer's states, then the backward copy's), received "
                                  f"{len(inputs)}")
+            if bl._nstates != n:
+                raise ValueError(f"Bidirectional {self.name!r}: initial states need forward "
+                                 f"and backward layers that carry the same number of states")
             fin, bin_ = [inputs[0], *inputs[1:1 + n]], [inputs[0], *inputs[1 + n:]]
         yf = fl.forward(fin, training)
         yb = bl.forward(bin_, training)
+        self._given = given  # after both forwards ran: a refused call leaves the last one's
         states = []
         if fl.return_state:
             (yf, *sf), (yb, *sb) = yf, yb

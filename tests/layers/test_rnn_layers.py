@@ -229,6 +229,37 @@ def test_bidirectional_return_state_is_both_directions():
         bi.backward(np.ones((2, 6)))
 
 
+def test_bidirectional_refuses_mismatched_layers_and_keeps_state_after_bad_calls():
+    x = _x((3, 4, 2))
+    with pytest.raises(ValueError, match="same return_state"):
+        layers.Bidirectional(layers.LSTM(4, return_state=True),
+                             backward_layer=layers.LSTM(4, go_backwards=True))
+    with pytest.raises(ValueError, match="same return_sequences"):
+        layers.Bidirectional(layers.GRU(4, return_sequences=True),
+                             backward_layer=layers.GRU(4, go_backwards=True))
+    with pytest.raises(ValueError, match="same number of states"):
+        layers.Bidirectional(layers.LSTM(4, return_state=True),
+                             backward_layer=layers.GRU(4, return_state=True, go_backwards=True))
+    with pytest.raises(ValueError, match="other way"):
+        layers.Bidirectional(layers.GRU(4), backward_layer=layers.GRU(4))
+    with pytest.raises(ValueError, match="backward_layer must be"):
+        layers.Bidirectional(layers.GRU(4), backward_layer=layers.Dense(4))
+    # a refused call (wrong number of initial states) leaves the last forward's state intact
+    bi = built(layers.Bidirectional(layers.GRU(4)), (4, 2), "c")
+    bi._need_dx = True
+    bi.forward(x)
+    dx = np.array(bi.backward(np.ones((3, 8))))
+    bi.forward(x)
+    with pytest.raises(ValueError, match="3 arrays"):
+        bi.forward([x, np.zeros((3, 4))])
+    np.testing.assert_array_equal(bi.backward(np.ones((3, 8))), dx)
+    # a layer returning its states takes one gradient per output
+    lstm = built(layers.LSTM(4, return_state=True), (4, 2), "c")
+    lstm.forward(x)
+    with pytest.raises(ValueError, match="list of 3 gradients"):
+        lstm.backward([np.ones((3, 4)), None])
+
+
 def test_bidirectional_encoder_decoder_functional():
     """The seq2seq pattern: a bidirectional encoder's states, joined, start a decoder; trains
     through the functional API and round-trips through save/load."""
