@@ -15,7 +15,7 @@
  * columns are not contiguous, or its rows are off the cache lines and M is large; an A
  * sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
- * Shape paths before the loops: M == 1 or N == 1 with contiguous rows of A and columns of B
+ * Shape paths before the loops: M <= 4 or N == 1 with contiguous rows of A and columns of B
  * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
  * transposed (contiguous columns) and K >= 64 is computed as C^T = B^T A^T, whose rows fill
  * the kernel's vectors; a narrow C (N <= 16) from rows of A contiguous in k, where the kernel
@@ -46,6 +46,12 @@
 
 /* chunks of C per thread on the tiled paths (see the driver) */
 #define PYNN_GEMM_CHUNKS 4
+
+/* products of at most this many rows, with rows of A and columns of B contiguous (dY W^T of a
+ * small batch), are dot products: packing the transposed B costs more than they do (measured
+ * 1 thread, M = 2 and 4: 1.1-4.5x faster on dY W^T for K x N = 64 x 64 .. 1024 x 256; at M =
+ * 8 the tiles win on some) */
+#define PYNN_GEMM_DOT_ROWS 4
 
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
@@ -93,9 +99,16 @@ static void pynn_gemm_pack_b_##SUF(T *dst, const T *B, pynn_idx rsb, pynn_idx cs
     /* dst (k, nr) = B (k, n), columns n..nr-1 zero: one sliver of a B with strided columns \
      * (contiguous columns: column by column; rows of B contiguous: pack_bs) */              \
     if (rsb == 1) {                                                                          \
-        for (pynn_idx j = 0; j < n; j++) {                                                   \
-            const T *bj = B + j * csb;                                                       \
-            for (pynn_idx p = 0; p < k; p++) dst[p * nr + j] = bj[p];                        \
+        /* 64 rows of dst at a time (8 KB for f32, nr = 32: in L1 while all n columns are    \
+         * written into it); column by column down all k rows, every write missed L1: 1 KB   \
+         * rows, 2.3 ns an element at k = 1024 (measured 1 thread, 8 x 1024 @ (256 x 1024)^T  \
+         * 665 -> 295 us, 2048 x 512 @ (128 x 512)^T -8%) */                                  \
+        for (pynn_idx p0 = 0; p0 < k; p0 += 64) {                                            \
+            pynn_idx p1 = PYNN_MIN(k, p0 + 64);                                              \
+            for (pynn_idx j = 0; j < n; j++) {                                               \
+                const T *bj = B + j * csb;                                                   \
+                for (pynn_idx p = p0; p < p1; p++) dst[p * nr + j] = bj[p];                  \
+            }                                                                                \
         }                                                                                    \
     } else {                                                                                 \
         for (pynn_idx p = 0; p < k; p++)                                                     \
@@ -240,11 +253,11 @@ static void pynn_gemm_dots_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_id
                                  pynn_idx csc, const T *A, pynn_idx rsa, const T *B,         \
                                  pynn_idx csb, pynn_idx N, pynn_idx K, T alpha, T beta,      \
                                  pynn_idx e0, pynn_idx e1) {                                 \
-    /* elements e0..e1-1 of C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, M == 1 or        \
-     * N == 1, rows of A and columns of B contiguous: one dot product per element */         \
+    /* elements e0..e1-1 (row-major order) of C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, \
+     * rows of A and columns of B contiguous: one dot product per element */                 \
     PYNN_FTZ_BEGIN;                                                                          \
     for (pynn_idx e = e0; e < e1; e++) {                                                     \
-        pynn_idx i = N == 1 ? e : 0, j = N == 1 ? 0 : e;                                     \
+        pynn_idx i = e / N, j = e % N;                                                      \
         T s = kr->dot(K, A + i * rsa, B + j * csb);                                          \
         T *c = C + i * rsc + j * csc;                                                        \
         *c = beta == (T)0 ? alpha * s : alpha * s + beta * *c;                               \
@@ -282,10 +295,11 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
                                      : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF      \
                                      : &pynn_gemm_generic_##SUF;                             \
     const int mr = kr->mr, nr = kr->nr;                                                      \
-    if ((M == 1 || N == 1) && csa == 1 && rsb == 1) {                                        \
+    if ((M <= PYNN_GEMM_DOT_ROWS || N == 1) && csa == 1 && rsb == 1) {                       \
         /* GEMV and dot shapes with contiguous rows of A and columns of B: one dot product   \
-         * per element (tiles would waste all but one row or column); threads split the     \
-         * elements, each computed whole by one thread */                                    \
+         * per element (tiles would waste all but one row or column, and for a few rows the \
+         * transposed B is not worth packing); threads split the elements, each computed    \
+         * whole by one thread */                                                            \
         pynn_idx ne = M * N;                                                                 \
         int nt = pynn_threads_for(ctx, (double)ne * (double)K);                              \
         if (nt > ne) nt = (int)ne;                                                           \
