@@ -15,12 +15,13 @@
  * columns are not contiguous, or its rows are off the cache lines and M is large; an A
  * sliver only at the bottom edge), K is split only past
  * 2048, and threads enter only when the work pays for the parallel region.
- * Shape paths before the loops: M <= 4 or N == 1 with contiguous rows of A and columns of B
- * is one dot product per element (the kernel table's `dot`); a narrow C (N <= NR/2) with A
- * transposed (contiguous columns) and K >= 64 is computed as C^T = B^T A^T, whose rows fill
- * the kernel's vectors; a narrow C (N <= 16) from rows of A contiguous in k, where the kernel
- * table has it (AVX-512 f32) and its cost model says so, is dot products along k in 4 x 4
- * blocks against B^T packed once. A single row (M == 1, or a one-row edge) is read in place.
+ * Shape paths before the loops: M == 1, N == 1, or M <= 4 with K >= 64, with contiguous rows
+ * of A and columns of B, is one dot product per element (the kernel table's `dot`); a narrow
+ * C (N <= NR/2) with A transposed (contiguous columns) and K >= 64 is computed as
+ * C^T = B^T A^T, whose rows fill the kernel's vectors; a narrow C (N <= 16) from rows of A
+ * contiguous in k, where the kernel table has it (AVX-512 f32) and its cost model says so, is
+ * dot products along k in 4 x 4 blocks against B^T packed once. A single row (M == 1, or a
+ * one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
@@ -52,6 +53,9 @@
  * 1 thread, M = 2 and 4: 1.1-4.5x faster on dY W^T for K x N = 64 x 64 .. 1024 x 256; at M =
  * 8 the tiles win on some) */
 #define PYNN_GEMM_DOT_ROWS 4
+/* ... and depth at least this: shorter dots cost their call and lane sums, not their FMAs (at
+ * K = 64, M = 4 the two paths ran level) */
+#define PYNN_GEMM_DOT_K 64
 
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
@@ -295,7 +299,8 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
                                      : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF      \
                                      : &pynn_gemm_generic_##SUF;                             \
     const int mr = kr->mr, nr = kr->nr;                                                      \
-    if ((M <= PYNN_GEMM_DOT_ROWS || N == 1) && csa == 1 && rsb == 1) {                       \
+    if ((M == 1 || N == 1 || (M <= PYNN_GEMM_DOT_ROWS && K >= PYNN_GEMM_DOT_K))             \
+        && csa == 1 && rsb == 1) {                                                           \
         /* GEMV and dot shapes with contiguous rows of A and columns of B: one dot product   \
          * per element (tiles would waste all but one row or column, and for a few rows the \
          * transposed B is not worth packing); threads split the elements, each computed    \

@@ -61,8 +61,8 @@ def test_against_reference(shape, exact, dtype):
 
 
 # shapes that pick the special paths of gemm.c, (M, N, K, trans_a, trans_b):
-# M <= 4 or N == 1 with contiguous rows of op(a) and columns of op(b): one dot product per
-# element (threads split the elements); narrow C (N <= NR/2: 16 avx512 f32, 8 avx512 f64 and
+# M == 1, N == 1, or M <= 4 with K >= 64, with contiguous rows of op(a) and columns of op(b):
+# one dot product per element (threads split the elements); narrow C (N <= NR/2: 16 avx512 f32, 8 avx512 f64 and
 # avx2 f32, 4 avx2 f64 and generic) with trans_a and K >= 64: C^T = op(b)^T op(a)^T; one row
 # (M == 1, or a one-row edge sliver) read in place by the 1-row kernel, 2..4-row edges by
 # the 4-row kernel; narrow C from rows of op(a) contiguous in k (avx512 f32, where the
@@ -73,6 +73,7 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (1, 300, 250, False, True),  # row vector @ op(b) with contiguous columns: dots
          (4, 257, 1030, False, True),  # dY W^T of a batch of 4: dots, split by threads
          (5, 67, 300, False, True),  # 5 rows: tiles, b^T packed (64 rows at a time, tail)
+         (3, 70, 63, False, True),  # 3 rows, K < 64: tiles
          (400, 1, 300, False, False),  # GEMV: dots, split between threads
          (1, 300, 250, False, False),  # one row read in place, rows of b contiguous
          (1, 70, 40, True, False),  # one row read in place from a column of a
