@@ -6,6 +6,9 @@ resolve against the loss: sparse labels -> sparse_categorical_accuracy, one-hot 
 categorical_accuracy, binary -> binary_accuracy. `argmax_invariant` metrics may be fed
 logits instead of probabilities (the fused softmax output skips its softmax in training).
 """
+import contextlib
+import contextvars
+
 import numpy as np
 
 from . import ops as _ops
@@ -18,6 +21,9 @@ __all__ = ["Metric", "Mean", "SparseCategoricalAccuracy", "CategoricalAccuracy",
 
 class Metric:
     argmax_invariant = False
+    # the targets a built-in metric reads: 'sparse' (class indices) or 'dense' (shaped like
+    # the predictions); compile refuses a metric whose targets the loss does not take
+    _targets = None
 
     def __init__(self, name=None):
         self.name = name or _default_name(type(self))
@@ -80,6 +86,7 @@ def _positions(y_pred, y_true, sample_weight, sparse):
 
 class SparseCategoricalAccuracy(Metric):
     argmax_invariant = True
+    _targets = "sparse"
 
     def update(self, ops, y_pred, y_true, sample_weight=None):
         y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, True)
@@ -98,6 +105,8 @@ class SparseCategoricalAccuracy(Metric):
 
 
 class CategoricalAccuracy(SparseCategoricalAccuracy):
+    _targets = "dense"
+
     def update(self, ops, y_pred, y_true, sample_weight=None):
         y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, False)
         super().update(ops, y_pred, ops.row_argmax(y_true), sample_weight)
@@ -107,6 +116,8 @@ class CategoricalAccuracy(SparseCategoricalAccuracy):
 
 
 class BinaryAccuracy(Metric):
+    _targets = "dense"
+
     def __init__(self, name=None, threshold=0.5):
         self.threshold = float(threshold)
         super().__init__(name)
@@ -122,6 +133,8 @@ class BinaryAccuracy(Metric):
 
 
 class MeanSquaredError(Metric):
+    _targets = "dense"
+
     def update(self, ops, y_pred, y_true, sample_weight=None):
         d = (y_pred - y_true).reshape(y_pred.shape[0], -1)  # (B, D)
         t, c = _weighted(np.mean(d * d, axis=1), sample_weight)
@@ -130,9 +143,28 @@ class MeanSquaredError(Metric):
 
 
 class MeanAbsoluteError(Metric):
+    _targets = "dense"
+
     def update(self, ops, y_pred, y_true, sample_weight=None):
         d = (y_pred - y_true).reshape(y_pred.shape[0], -1)  # (B, D)
         t, c = _weighted(np.mean(np.abs(d), axis=1), sample_weight)
+        self.total += t
+        self.count += c
+
+
+class _ShapeAccuracy(Metric):
+    """'accuracy' under a regression loss (targets shaped like the predictions), chosen by
+    shape as Keras does: one output column is binary accuracy (threshold 0.5), several are
+    categorical accuracy (argmax against argmax)."""
+    _targets = "dense"
+
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:
+            y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, False)
+            hit = (ops.row_argmax(y_pred) == ops.row_argmax(y_true)).astype(np.float64)
+        else:
+            hit = ((y_pred > 0.5) == (y_true > 0.5)).reshape(y_pred.shape[0], -1).mean(axis=1)
+        t, c = _weighted(hit, sample_weight)
         self.total += t
         self.count += c
 
@@ -162,17 +194,59 @@ def get(identifier, loss=None):
         return deserialize(identifier)
     if identifier in ("accuracy", "acc"):
         kind = getattr(loss, "kind", "sparse")
-        return _ACCURACY.get(kind, BinaryAccuracy)(name=identifier)
+        return _ACCURACY.get(kind, _ShapeAccuracy)(name=identifier)
     if isinstance(identifier, str):
         return lookup(_NAMES, identifier, "metric")(name=identifier)
     raise ValueError(f"unknown metric {identifier!r}; valid names: accuracy, acc, "
                      f"{', '.join(sorted(_NAMES))}")
 
 
+def check_targets(metric, loss):
+    """Refuse a built-in metric that reads other targets than `loss` takes (class indices
+    against one-hot or values), before a batch fails with a broadcasting error or, where the
+    shapes happen to broadcast, reports a meaningless number."""
+    want = metric._targets
+    have = "sparse" if getattr(loss, "kind", None) == "sparse" else "dense"
+    if want is not None and want != have:
+        what = {"sparse": "class indices", "dense": "arrays shaped like the predictions"}
+        hint = ("'accuracy' or 'sparse_categorical_accuracy'" if have == "sparse" else
+                "'accuracy', 'categorical_accuracy', 'binary_accuracy', 'mse' or 'mae'")
+        raise ValueError(f"metric {metric.name!r} reads {what[want]} as targets, but the loss "
+                         f"{type(loss).__name__} takes {what[have]}: use {hint}")
+
+
 def serialize(metric):
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
+# classes of user-defined metrics while a model is loaded (load_model(custom_objects=...))
+_CUSTOM = contextvars.ContextVar("pynn_custom_metrics", default={})
+
+
+@contextlib.contextmanager
+def custom_objects(objects):
+    """Within the block, deserialize also knows these {class name: Metric subclass}."""
+    objects = dict(objects or {})
+    for name, cls in objects.items():
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise TypeError(f"metrics.custom_objects maps class names to pynn Metric "
+                            f"subclasses; {name!r} maps to {cls!r}")
+    token = _CUSTOM.set({**_CUSTOM.get(), **objects})
+    try:
+        yield
+    finally:
+        _CUSTOM.reset(token)
+
+
 def deserialize(config):
-    cls = lookup(_CLASSES, config.get("class_name"), "metric class")
+    name = config.get("class_name")
+    custom = _CUSTOM.get()
+    if isinstance(name, str) and name in custom:
+        cls = custom[name]
+    elif isinstance(name, str) and name in _CLASSES:
+        cls = _CLASSES[name]
+    else:
+        raise ValueError(f"unknown metric class {name!r}: for a Metric subclass of your own, "
+                         f"pass load_model(path, custom_objects={{{name!r}: {name}}}); pynn's "
+                         f"metric classes: {', '.join(sorted(_CLASSES))}")
     return cls.from_config(config.get("config", {}))

@@ -60,7 +60,9 @@ class Model:
         self.optimizer = None
         self.loss = None
         self.metrics = []
+        self._metric_weighted = []
         self._metric_names = []
+        self._weighted_metric_names = []
         self.stop_training = False
         self.history = None
         self.input_shape = None
@@ -131,6 +133,8 @@ class Model:
                 segments.append((a, b, layer, k))
                 a = b
         self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
+        # which variable sits where in the flat buffers: an optimizer's state follows it
+        self._layout = tuple((a, b, id(layer), k) for a, b, layer, k in segments)
         self._scratch = {}
         self._runs_key = None
 
@@ -213,12 +217,34 @@ class Model:
                     layer.ops = self.ops
         self.optimizer = _optim.get(optimizer)
         self.loss = _losses.get(loss)
-        if isinstance(metrics, (dict, str)):
-            raise ValueError(f"metrics must be a list of names or Metric objects, received "
-                             f"{metrics!r}; e.g. metrics=['accuracy']")
-        metrics = list(metrics or [])
-        self.metrics = [_metrics.get(m, self.loss) for m in metrics]
+        for arg, val in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if isinstance(val, (dict, str)):
+                raise ValueError(f"{arg} must be a list of names or Metric objects, received "
+                                 f"{val!r}; e.g. {arg}=['accuracy']")
+        metrics, weighted_metrics = list(metrics or []), list(weighted_metrics or [])
+        # as Keras: `metrics` ignore sample_weight/class_weight, `weighted_metrics` apply them
+        # (named weighted_<name> where the name is taken)
+        plain = [_metrics.get(m, self.loss) for m in metrics]
+        weighted = [_metrics.get(m, self.loss) for m in weighted_metrics]
+        taken = {"loss"} | {m.name for m in plain}
+        for m in weighted:
+            if m.name in taken:
+                m.name = "weighted_" + m.name
+            taken.add(m.name)
+        objs = plain + weighted
+        if len({id(m) for m in objs}) != len(objs):
+            raise ValueError("the same Metric object appears twice in metrics/weighted_metrics; "
+                             "give each entry its own object")
+        if len({m.name for m in objs}) != len(objs):
+            raise ValueError(f"two metrics share a name: {[m.name for m in objs]}; give them "
+                             f"different names")
+        for m in objs:
+            _metrics.check_targets(m, self.loss)
+        self.metrics = objs
+        self._metric_weighted = [False] * len(plain) + [True] * len(weighted)
         self._metric_names = [m if isinstance(m, str) else _metrics.serialize(m) for m in metrics]
+        self._weighted_metric_names = [m if isinstance(m, str) else _metrics.serialize(m)
+                                       for m in weighted_metrics]
         self._loss_tracker = _metrics.Mean(name="loss")
         self.compiled = True
         self._setup_fusion()
@@ -254,13 +280,16 @@ class Model:
         self._assert_compiled("get_compile_config")
         return {"optimizer": _optim.serialize(self.optimizer),
                 "loss": _losses.serialize(self.loss),
-                "metrics": list(self._metric_names)}
+                "metrics": list(self._metric_names),
+                "weighted_metrics": list(self._weighted_metric_names)}
 
     def compile_from_config(self, config):
         self.compile(optimizer=_optim.deserialize(config["optimizer"]),
                      loss=_losses.deserialize(config["loss"]),
                      metrics=[m if isinstance(m, str) else _metrics.deserialize(m)
-                              for m in config.get("metrics") or []])
+                              for m in config.get("metrics") or []],
+                     weighted_metrics=[m if isinstance(m, str) else _metrics.deserialize(m)
+                                       for m in config.get("weighted_metrics") or []])
 
     # -- the steps -------------------------------------------------------------------
     def _targets(self, y):
@@ -342,11 +371,29 @@ class Model:
         self._loss_tracker.add(loss, n)
         if self.metrics:
             p = self._metric_input(out)
-            for m in self.metrics:
-                m.update(self.ops, p, y, sw)
+            for m, w in zip(self.metrics, self._metric_weighted):
+                m.update(self.ops, p, y, sw if w else None)
         if self._runs:
+            self._check_optimizer_layout()
             self.optimizer.apply(self.ops, self._flat_params, self._flat_grads, self._runs,
                                  self._segs)
+            self.optimizer._model_layout = self._layout
+
+    def _check_optimizer_layout(self):
+        """Refuse an optimizer whose state (moments, step count) was made for another
+        arrangement of this model's weights: layers added, removed or replaced since (the
+        state would be read against the wrong weights, or not fit)."""
+        opt = self.optimizer
+        if opt._state is None:
+            return
+        seen = getattr(opt, "_model_layout", None)
+        if opt._size != self._flat_params.shape[0] or (seen is not None and seen != self._layout):
+            raise ValueError(f"the {type(opt).__name__} optimizer's state (moments, step "
+                             f"count) was made for an earlier set of model {self.name!r}'s "
+                             f"weights ({opt._size} parameters; now "
+                             f"{self._flat_params.shape[0]}): layers were added, removed or "
+                             f"replaced since. Compile again with a new optimizer, e.g. "
+                             f"model.compile(optimizer='{type(opt).__name__.lower()}', ...)")
 
     def _test_step(self, x, y, sw):
         self._set_logits(True)
@@ -355,8 +402,8 @@ class Model:
             loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
             if self.metrics:
                 p = self._metric_input(out)
-                for m in self.metrics:
-                    m.update(self.ops, p, y, sw)
+                for m, w in zip(self.metrics, self._metric_weighted):
+                    m.update(self.ops, p, y, sw if w else None)
         finally:
             self._set_logits(False)
         if self._trainable_runs() is not None and self._has_reg:
@@ -1153,6 +1200,7 @@ def model_from_json(text, backend=None):
 
 def load_model(filepath, compile=True, custom_objects=None):
     """Load a model written by model.save (pynn.io: no pickle, one clear error type).
-    custom_objects: {class name: class} of your own Layer subclasses in the model."""
+    custom_objects: {class name: class} of your own Layer, Loss and Metric subclasses the
+    model was built and compiled with (see pynn.io.load_model)."""
     from . import io
     return io.load_model(filepath, compile=compile, custom_objects=custom_objects)

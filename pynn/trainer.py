@@ -3,7 +3,8 @@ progress output.
 
 Keras 3 semantics: `validation_split` takes the LAST samples before shuffling; epochs run
 from `initial_epoch` to `epochs`; a last partial batch is used; logs hold running means
-over the epoch weighted by batch size; validation keys are prefixed 'val_'. Data are
+over the epoch weighted by batch size; validation keys are prefixed 'val_' (class_weight
+weighs the training samples only). Data are
 checked and converted to the model dtype once per call; each step gathers its batch into a
 kept buffer (np.take(out=)), so the step allocates nothing. Shuffling draws from pynn's
 generator (or `seed=`).
@@ -38,8 +39,12 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    # Keras keeps on_batch_begin/end as the training-batch hooks' older names: the default
+    # training-batch hooks call them, so a callback overriding either is called per batch
+    def on_train_batch_begin(self, batch, logs=None): self.on_batch_begin(batch, logs)
+    def on_train_batch_end(self, batch, logs=None): self.on_batch_end(batch, logs)
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
@@ -431,7 +436,9 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             raise ValueError(f"validation_split={validation_split} leaves "
                              f"{'no training' if split == 0 else 'no validation'} samples "
                              f"out of {n}")
-        val = (_sl(x, split, n), y[split:], None if sw is None else sw[split:])
+        # Keras: the validation part keeps its sample weights; class_weight weighs training
+        vsw = sample_weights(model, y, n, sample_weight) if class_weight is not None else sw
+        val = (_sl(x, split, n), y[split:], None if vsw is None else vsw[split:])
         x, y, sw = _sl(x, 0, split), y[:split], None if sw is None else sw[:split]
         n = split
     batches = _Batches(x, y, sw, bs)
@@ -458,7 +465,10 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
                 break
         logs = model._logs()
         if vbatches is not None and (epoch + 1) % validation_freq == 0:
-            vlogs = _evaluate(model, vbatches, None)
+            # as Keras: the validation pass runs the fit callbacks' test hooks
+            cbs.on_test_begin()
+            vlogs = _evaluate(model, vbatches, cbs)
+            cbs.on_test_end(vlogs)
             logs.update({"val_" + k: v for k, v in vlogs.items()})
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:

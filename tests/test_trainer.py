@@ -428,3 +428,117 @@ def test_class_weight_of_binary_targets():
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
     w = pynn.trainer.sample_weights(m, m._targets(y), 4, class_weight={0: 1.0, 1: 100.0})
     np.testing.assert_array_equal(w, [1, 100, 100, 1])
+
+
+# -- Keras semantics of weights, metrics and hooks ----------------------------------------------
+def test_class_weight_weighs_training_not_the_validation_split():
+    x, y = data(50)
+    m = make("c")
+    h = m.fit(x, y, epochs=1, validation_split=0.4, shuffle=False, verbose=0,
+              class_weight={0: 10.0, 1: 1.0, 2: 1.0})
+    plain = m.evaluate(x[30:], y[30:], verbose=0, return_dict=True)
+    assert h.history["val_loss"][0] == pytest.approx(plain["loss"], rel=1e-6)
+    assert h.history["val_accuracy"][0] == pytest.approx(plain["accuracy"], rel=1e-6)
+    # a sample_weight of the split part still applies to its validation loss
+    sw = np.linspace(0.1, 2.0, 50)
+    m2 = make("c")
+    h2 = m2.fit(x, y, epochs=1, validation_split=0.4, shuffle=False, verbose=0,
+                sample_weight=sw, class_weight={0: 10.0, 1: 1.0, 2: 1.0})
+    want = m2.evaluate(x[30:], y[30:], sample_weight=sw[30:], verbose=0, return_dict=True)
+    assert h2.history["val_loss"][0] == pytest.approx(want["loss"], rel=1e-6)
+
+
+def test_metrics_ignore_sample_weight_weighted_metrics_apply_it():
+    x, y = data(40)
+    m = make("c")
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
+              weighted_metrics=["accuracy"])
+    assert m.metrics_names == ["loss", "accuracy", "weighted_accuracy"]
+    sw = np.zeros(40)
+    sw[:5] = 1.0
+    logs = m.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    pred = m.predict(x, verbose=0).argmax(axis=1)
+    assert logs["accuracy"] == pytest.approx(np.mean(pred == y))
+    assert logs["weighted_accuracy"] == pytest.approx(np.mean(pred[:5] == y[:5]))
+    h = m.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, sw))
+    assert {"accuracy", "weighted_accuracy", "val_weighted_accuracy"} <= set(h.history)
+    cfg = m.get_compile_config()
+    assert cfg["weighted_metrics"] == ["accuracy"]
+    m3 = make("c")
+    m3.compile_from_config(cfg)
+    assert m3.metrics_names == ["loss", "accuracy", "weighted_accuracy"]
+    with pytest.raises(ValueError, match="twice"):
+        acc = pynn.metrics.SparseCategoricalAccuracy()
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=[acc],
+                  weighted_metrics=[acc])
+
+
+def test_accuracy_under_a_regression_loss_follows_the_shapes():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4))
+    onehot = np.eye(3)[rng.integers(0, 3, 60)]
+    m = pynn.Sequential([layers.Dense(3, input_shape=(4,))])
+    m.compile("sgd", "mse", metrics=["accuracy"])
+    got = m.evaluate(x, onehot, verbose=0, return_dict=True)["accuracy"]
+    want = np.mean(m.predict(x, verbose=0).argmax(1) == onehot.argmax(1))
+    assert got == pytest.approx(want)                # categorical, not element-wise binary
+    b = pynn.Sequential([layers.Dense(1, activation="sigmoid", input_shape=(4,))])
+    b.compile("sgd", "mse", metrics=["accuracy"])
+    yb = (x[:, :1] > 0).astype(float)
+    got = b.evaluate(x, yb, verbose=0, return_dict=True)["accuracy"]
+    assert got == pytest.approx(np.mean((b.predict(x, verbose=0) > 0.5) == (yb > 0.5)))
+
+
+def test_metrics_that_read_other_targets_than_the_loss_are_refused():
+    m = make("c")
+    for bad in ("mae", "binary_accuracy", "categorical_accuracy"):
+        with pytest.raises(ValueError, match="class indices"):
+            m.compile("adam", "sparse_categorical_crossentropy", metrics=[bad])
+    with pytest.raises(ValueError, match="shaped like the predictions"):
+        m.compile("adam", "categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+    m.compile("adam", "categorical_crossentropy", metrics=["accuracy", "mae"])
+
+
+def test_optimizer_state_for_other_layers_is_refused():
+    x, y = data(40)
+    m = pynn.Sequential([layers.Dense(8, activation="relu", input_shape=(5,)),
+                         layers.Dense(6, activation="relu"), layers.Dense(3, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, verbose=0)
+    m.build((None, 5))                                  # same layers, new buffers: fine
+    m.fit(x, y, epochs=1, verbose=0)
+    m.pop()
+    m.pop()
+    m.add(layers.Dense(3, activation="softmax"))       # fewer parameters: moments misread
+    with pytest.raises(ValueError, match="Compile again"):
+        m.fit(x, y, epochs=1, verbose=0)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, verbose=0)
+    m.pop()
+    m.add(layers.Dense(7, activation="relu"))
+    m.add(layers.Dense(3, activation="softmax"))       # more: was an error about shapes
+    with pytest.raises(ValueError, match="Compile again"):
+        m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_fit_validation_runs_test_hooks_and_on_batch_aliases():
+    calls = []
+
+    class Spy(pynn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            calls.append("batch")
+
+        def on_test_begin(self, logs=None):
+            calls.append("test_begin")
+
+        def on_test_batch_end(self, batch, logs=None):
+            calls.append("test_batch")
+
+        def on_test_end(self, logs=None):
+            calls.append("test_end")
+
+    x, y = data(40)
+    make("c").fit(x, y, epochs=2, batch_size=10, validation_data=(x[:20], y[:20]),
+                  validation_freq=2, callbacks=[Spy()], verbose=0)
+    assert calls == ["batch"] * 4 + ["batch"] * 4 + ["test_begin"] + ["test_batch"] * 2 + \
+        ["test_end"]
