@@ -461,3 +461,144 @@ def test_saved_file_mode_follows_the_umask(tmp_path):
     m.save(str(tmp_path / "a.pynn"))
     assert stat.S_IMODE(os.stat(tmp_path / "a.pynn").st_mode) == 0o600
 
+
+
+# -- custom_objects: the user's own Loss and Metric classes ------------------------------------
+class ScaledMSE(pynn.losses.Loss):
+    """mse times `factor`: a constructor argument get_config must carry."""
+    kernel = "mse"
+
+    def __init__(self, factor=1.0, name=None):
+        super().__init__(False, name or "scaled_mse")
+        self.factor = float(factor)
+
+    def forward(self, ops, y_pred, y_true, sample_weight=None, fused=False):
+        return self.factor * super().forward(ops, y_pred, y_true, sample_weight, fused)
+
+    def backward(self, ops, y_pred, y_true, sample_weight=None, fused=False, out=None):
+        out = super().backward(ops, y_pred, y_true, sample_weight, fused, out)
+        out *= self.factor
+        return out
+
+    def get_config(self):
+        return {"name": self.name, "factor": self.factor}
+
+
+class MaxAbsError(pynn.metrics.Metric):
+    """Largest |error| seen, clipped at `cap`."""
+
+    def __init__(self, cap=10.0, name=None):
+        self.cap = float(cap)
+        super().__init__(name or "max_abs_error")
+
+    def reset_state(self):
+        self.value = 0.0
+
+    def update(self, ops, y_pred, y_true, sample_weight=None):
+        self.value = min(self.cap, max(self.value, float(np.max(np.abs(y_pred - y_true)))))
+
+    def result(self):
+        return self.value
+
+    def get_config(self):
+        return {"name": self.name, "cap": self.cap}
+
+
+def own_compiled(tmp_path, loss, metrics=()):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    y = rng.standard_normal((16, 2)).astype(np.float32)
+    pynn.utils.set_random_seed(0)
+    m = pynn.Sequential([pynn.layers.Input(shape=(3,)), pynn.layers.Dense(2)])
+    m.compile("adam", loss, metrics=list(metrics))
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    p = tmp_path / "own.pynn"
+    m.save(p)
+    return m, p, x, y
+
+
+def test_own_loss_class_round_trip(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    m, p, x, y = own_compiled(tmp_path, ScaledMSE(factor=3.0))
+    m2 = pynn.models.load_model(p, custom_objects={"ScaledMSE": ScaledMSE})
+    assert type(m2.loss) is ScaledMSE and m2.loss.factor == 3.0
+    assert m2.loss.get_config() == m.loss.get_config()
+    np.testing.assert_allclose(m2.evaluate(x, y, verbose=0), m.evaluate(x, y, verbose=0))
+    for a in (m, m2):                       # training resumes exactly, through the own loss
+        pynn.utils.set_random_seed(1)
+        a.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for wa, wb in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    # io.load_model directly, with a layer class alongside (each goes to its own registry)
+    m3 = io.load_model(p, custom_objects={"ScaledMSE": ScaledMSE, "Dense": pynn.layers.Dense})
+    assert type(m3.loss) is ScaledMSE and m3.loss.factor == 3.0
+
+
+def test_own_metric_class_round_trip(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    m, p, x, y = own_compiled(tmp_path, "mse", [MaxAbsError(cap=0.25), "mae"])
+    m2 = pynn.models.load_model(p, custom_objects={"MaxAbsError": MaxAbsError})
+    assert type(m2.metrics[0]) is MaxAbsError and m2.metrics[0].cap == 0.25
+    assert m2.metrics[0].get_config() == {"name": "max_abs_error", "cap": 0.25}
+    assert isinstance(m2.metrics[1], pynn.metrics.MeanAbsoluteError)
+    np.testing.assert_allclose(m2.evaluate(x, y, verbose=0), m.evaluate(x, y, verbose=0))
+    # both together
+    m, p, x, y = own_compiled(tmp_path, ScaledMSE(2.0), [MaxAbsError(cap=5.0)])
+    m2 = pynn.models.load_model(p, custom_objects={"ScaledMSE": ScaledMSE,
+                                                   "MaxAbsError": MaxAbsError})
+    assert (m2.loss.factor, m2.metrics[0].cap) == (2.0, 5.0)
+
+
+def test_own_loss_or_metric_without_custom_objects(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    _, p, _, _ = own_compiled(tmp_path, ScaledMSE(3.0))
+    with pytest.raises(ModelFileError, match=r"unknown loss class 'ScaledMSE'.*custom_objects="
+                                             r"\{'ScaledMSE': ScaledMSE\}"):
+        pynn.models.load_model(p)
+    m = pynn.models.load_model(p, compile=False)        # the architecture needs no loss
+    assert not m.compiled
+    with pytest.raises(ModelFileError, match="unknown loss class 'ScaledMSE'"):
+        pynn.models.load_model(p, custom_objects={"MaxAbsError": MaxAbsError})
+    _, p, _, _ = own_compiled(tmp_path, "mse", [MaxAbsError()])
+    with pytest.raises(ModelFileError, match=r"unknown metric class 'MaxAbsError'.*"
+                                             r"custom_objects="):
+        pynn.models.load_model(p)
+    # known only within the load that was given them
+    pynn.models.load_model(p, custom_objects={"MaxAbsError": MaxAbsError})
+    with pytest.raises(ModelFileError, match="custom_objects"):
+        pynn.models.load_model(p)
+
+
+def test_custom_objects_wrong_types(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    _, p, _, _ = own_compiled(tmp_path, ScaledMSE(3.0))
+
+    def my_loss(y_true, y_pred):
+        return 0.0
+
+    for bad, extra in ((int, ""), (ScaledMSE(3.0), ""), (pynn.optim.Adam, ""),
+                       (my_loss, "no plain-function losses or metrics")):
+        with pytest.raises(TypeError, match="Layer subclasses, Loss subclasses or Metric "
+                                            "subclasses.*" + extra):
+            pynn.models.load_model(p, custom_objects={"ScaledMSE": bad})
+    with pytest.raises(TypeError, match="keys are class names"):
+        pynn.models.load_model(p, custom_objects={ScaledMSE: ScaledMSE})
+    with pytest.raises(TypeError, match="must be a dict"):
+        pynn.models.load_model(p, custom_objects=[ScaledMSE])
+    with pytest.raises(TypeError, match="Loss subclasses"):
+        with pynn.losses.custom_objects({"x": MaxAbsError}):
+            pass
+    with pytest.raises(TypeError, match="Metric subclasses"):
+        with pynn.metrics.custom_objects({"x": ScaledMSE}):
+            pass
+
+
+def test_own_loss_file_holds_no_code(tmp_path, monkeypatch):
+    # the own loss is saved as its class name and config (JSON), never pickled
+    monkeypatch.undo()
+    _, p, _, _ = own_compiled(tmp_path, ScaledMSE(3.0), [MaxAbsError(cap=2.0)])
+    doc, _ = good_doc(p)
+    assert doc["compile_config"]["loss"] == {"class_name": "ScaledMSE",
+                                             "config": {"name": "scaled_mse", "factor": 3.0}}
+    assert doc["compile_config"]["metrics"] == [
+        {"class_name": "MaxAbsError", "config": {"name": "max_abs_error", "cap": 2.0}}]
