@@ -4,9 +4,11 @@ and History live in pynn.trainer and are re-exported here."""
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
+from .optim.schedules import LearningRateSchedule
 from .trainer import Callback, CallbackList, History, ProgbarLogger
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
@@ -15,7 +17,14 @@ __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStoppin
 
 
 class _Monitor(Callback):
-    """Shared 'is this value an improvement' logic (mode min/max/auto, min_delta)."""
+    """Shared 'is this value an improvement' logic (mode min/max/auto, min_delta).
+
+    A `monitor` missing from the epoch logs warns (Keras 3), naming it and the keys there
+    are, once per fit: at once when the key cannot come later (it is not a 'val_' key, or
+    other 'val_' keys are there), else at the end of training if it never came (an epoch
+    without validation, validation_freq > 1, lacks every 'val_' key).
+    """
+    _missing_effect = "does nothing"  # what the callback fails to do, for the warning
 
     def __init__(self, monitor, mode, min_delta):
         super().__init__()
@@ -25,6 +34,10 @@ class _Monitor(Callback):
             mode = "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall")) \
                 else "min"
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
+        self._reset_monitor()
+
+    def _reset_monitor(self):
+        self._seen, self._warned, self._keys = False, False, []
 
     def _better(self, value, reference):
         if reference is None:
@@ -34,8 +47,23 @@ class _Monitor(Callback):
         return value > reference + self.min_delta
 
     def _value(self, logs):
-        v = (logs or {}).get(self.monitor)
-        return None if v is None else float(v)
+        logs = logs or {}
+        v = logs.get(self.monitor)
+        if v is not None:
+            self._seen = True
+            return float(v)
+        self._keys = list(logs)
+        if not self.monitor.startswith("val_") or any(k.startswith("val_") for k in logs):
+            self._warn_missing()
+        return None
+
+    def _warn_missing(self):
+        if self._warned or self._seen:
+            return
+        self._warned = True
+        warnings.warn(f"{type(self).__name__} is conditioned on {self.monitor!r}, which is not "
+                      f"in the epoch logs, so it {self._missing_effect}; available keys: "
+                      f"{', '.join(self._keys) or '(none)'}", stacklevel=3)
 
 
 class EarlyStopping(_Monitor):
@@ -45,6 +73,7 @@ class EarlyStopping(_Monitor):
     training, whether or not training stopped early (Keras 3); a `baseline` that is never
     beaten stops training after `patience` epochs without error.
     """
+    _missing_effect = "never stops training"
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
@@ -55,6 +84,7 @@ class EarlyStopping(_Monitor):
         self.start_from_epoch = int(start_from_epoch)
 
     def on_train_begin(self, logs=None):
+        self._reset_monitor()
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
@@ -81,6 +111,7 @@ class EarlyStopping(_Monitor):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        self._warn_missing()
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -95,6 +126,7 @@ class ModelCheckpoint(_Monitor):
 
     `filepath` may hold format fields: '{epoch:02d}', '{val_loss:.2f}', ...
     """
+    _missing_effect = "saves nothing"
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -106,6 +138,13 @@ class ModelCheckpoint(_Monitor):
         self.verbose, self.save_best_only = verbose, bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.best = initial_value_threshold
+
+    def on_train_begin(self, logs=None):
+        self._reset_monitor()
+
+    def on_train_end(self, logs=None):
+        if self.save_best_only:
+            self._warn_missing()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -125,7 +164,12 @@ class ModelCheckpoint(_Monitor):
 
 
 class ReduceLROnPlateau(_Monitor):
-    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs.
+
+    The optimizer needs a float learning rate: one that is a schedule raises TypeError when
+    training begins (Keras raises when it would set it), rather than being replaced.
+    """
+    _missing_effect = "never reduces the learning rate"
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
@@ -136,7 +180,12 @@ class ReduceLROnPlateau(_Monitor):
         self.cooldown, self.min_lr = int(cooldown), float(min_lr)
 
     def on_train_begin(self, logs=None):
+        _check_settable_lr(self)
+        self._reset_monitor()
         self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_train_end(self, logs=None):
+        self._warn_missing()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -165,11 +214,18 @@ class ReduceLROnPlateau(_Monitor):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at each epoch start to schedule(epoch, lr) (or schedule(epoch))."""
+    """Set the learning rate at each epoch start to schedule(epoch, lr) (or schedule(epoch)).
+
+    The optimizer needs a float learning rate: one that is a schedule raises TypeError when
+    training begins, rather than being replaced.
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
         self.schedule, self.verbose = schedule, verbose
+
+    def on_train_begin(self, logs=None):
+        _check_settable_lr(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         lr = float(self.model.optimizer.learning_rate)
@@ -190,6 +246,14 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
+def _check_settable_lr(callback):
+    lr = getattr(callback.model.optimizer, "_lr", None)
+    if isinstance(lr, LearningRateSchedule):
+        raise TypeError(f"{type(callback).__name__} sets the learning rate, but the optimizer's "
+                        f"learning rate is the schedule {type(lr).__name__}, which cannot be "
+                        f"set; give the optimizer a float learning_rate, or drop the callback")
+
+
 class TerminateOnNaN(Callback):
     """Stop training as soon as a batch loss is NaN or infinite."""
 
@@ -201,7 +265,12 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Write epoch logs as CSV rows: epoch, then the log keys in sorted order."""
+    """Write epoch logs as CSV rows: epoch, then the log keys in sorted order.
+
+    The columns are the first epoch's keys; if these hold no 'val_' key (validation_freq > 1
+    validates later epochs only) a 'val_' column follows for each, as Keras 3 does. A key an
+    epoch lacks is written 'NA'.
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -216,8 +285,11 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        keys = sorted(logs)
         if self._writer is None:
+            keys = list(logs)
+            if not any(k.startswith("val_") for k in keys):
+                keys += ["val_" + k for k in keys if k != "learning_rate"]
+            keys = sorted(keys)
             self._writer = csv.writer(self._file, delimiter=self.sep)
             if not self._header_done:
                 self._writer.writerow(["epoch"] + keys)
@@ -237,14 +309,20 @@ def _num(v):
 
 class LambdaCallback(Callback):
     """A callback from functions: on_epoch_begin/on_epoch_end(epoch, logs),
-    on_train_batch_begin/end(batch, logs), on_train_begin/end(logs)."""
+    on_train_batch_begin/end(batch, logs), on_train_begin/end(logs).
+
+    on_batch_begin/end(batch, logs) are the training-batch hooks' older names (Keras); as in
+    Keras, an on_train_batch_begin/end given too replaces them.
+    """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None):
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 on_batch_begin=None, on_batch_end=None):
         super().__init__()
         for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
                          ("on_train_begin", on_train_begin), ("on_train_end", on_train_end),
                          ("on_train_batch_begin", on_train_batch_begin),
-                         ("on_train_batch_end", on_train_batch_end)):
+                         ("on_train_batch_end", on_train_batch_end),
+                         ("on_batch_begin", on_batch_begin), ("on_batch_end", on_batch_end)):
             if fn is not None:
                 setattr(self, name, fn)

@@ -379,11 +379,11 @@ class Model:
                                  self._segs)
             self.optimizer._model_layout = self._layout
 
-    def _check_optimizer_layout(self):
+    def _check_optimizer_layout(self, opt=None):
         """Refuse an optimizer whose state (moments, step count) was made for another
         arrangement of this model's weights: layers added, removed or replaced since (the
         state would be read against the wrong weights, or not fit)."""
-        opt = self.optimizer
+        opt = self.optimizer if opt is None else opt
         if opt._state is None:
             return
         seen = getattr(opt, "_model_layout", None)

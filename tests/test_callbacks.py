@@ -1,5 +1,6 @@
 """Callbacks with Keras 3 semantics, driven directly (exact logic) and through fit."""
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -71,7 +72,8 @@ def test_early_stopping_mode_min_delta_and_missing_monitor():
     assert es.mode == "max"
     assert drive(es, m, [0.5, 0.52, 0.6], key="val_accuracy") == 1  # +0.02 < min_delta
     es = callbacks.EarlyStopping(monitor="val_loss", patience=0)
-    assert drive(es, m, [1.0, 2.0], key="loss") is None  # monitor absent: no action
+    with pytest.warns(UserWarning, match="'val_loss'.*available keys: loss"):
+        assert drive(es, m, [1.0, 2.0], key="loss") is None  # monitor absent: no action
     with pytest.raises(ValueError, match="mode"):
         callbacks.EarlyStopping(mode="up")
 
@@ -180,3 +182,81 @@ def test_callback_type_check():
     x, y = data()
     with pytest.raises(TypeError, match="Callback"):
         make().fit(x, y, verbose=0, callbacks=[lambda: None])
+
+
+def test_a_schedule_learning_rate_is_not_replaced():
+    x, y = data()
+    sch = pynn.optimizers.schedules.ExponentialDecay(0.1, 2, 0.5)
+    opt = pynn.optimizers.SGD(sch)
+    with pytest.raises(TypeError, match="ExponentialDecay"):
+        opt.learning_rate = 0.5
+    opt.learning_rate = pynn.optimizers.schedules.CosineDecay(0.1, 10)  # a schedule may
+    assert isinstance(opt._lr, pynn.optimizers.schedules.CosineDecay)
+    for cb in (callbacks.ReduceLROnPlateau(monitor="loss", patience=0),
+               callbacks.LearningRateScheduler(lambda epoch, lr: lr)):
+        m = make()
+        m.compile(pynn.optimizers.SGD(sch), "sparse_categorical_crossentropy")
+        with pytest.raises(TypeError, match=f"{type(cb).__name__}.*ExponentialDecay"):
+            m.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
+        assert m.optimizer._lr is sch and m.optimizer.iterations == 0
+
+
+def test_on_batch_aliases():
+    x, y = data(40)
+    m = make()
+
+    class Old(callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.calls.append(("begin", batch))
+
+        def on_batch_end(self, batch, logs=None):
+            self.calls.append(("end", batch))
+
+    class Both(Old):
+        def on_train_batch_end(self, batch, logs=None):  # replaces on_batch_end (Keras)
+            self.calls.append(("train_end", batch))
+
+    old, both, seen = Old(), Both(), []
+    lam = callbacks.LambdaCallback(on_batch_begin=lambda b, logs: seen.append(("begin", b)),
+                                   on_batch_end=lambda b, logs: seen.append(("end", b)))
+    m.fit(x, y, epochs=1, batch_size=10, verbose=0, callbacks=[old, both, lam])
+    expect = [(e, b) for b in range(4) for e in ("begin", "end")]
+    assert old.calls == expect and seen == expect
+    assert both.calls == [(e, b) for b in range(4) for e in ("begin", "train_end")]
+
+
+def test_csv_logger_validation_freq(tmp_path):
+    x, y = data()
+    path = tmp_path / "log.csv"
+    m = make()
+    m.fit(x, y, epochs=3, verbose=0, validation_data=(x, y), validation_freq=2,
+          callbacks=[callbacks.CSVLogger(path)])
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [len(r) for r in rows] == [5] * 4
+    assert rows[1][3:] == rows[3][3:] == ["NA", "NA"]
+    assert float(rows[2][4]) == pytest.approx(m.history.history["val_loss"][0])
+
+
+def test_missing_monitor_warns_once():
+    x, y = data()
+    for cb in (callbacks.EarlyStopping(), callbacks.ReduceLROnPlateau(),
+               callbacks.ModelCheckpoint("unused.pynn", save_best_only=True)):
+        with pytest.warns(UserWarning) as rec:
+            make().fit(x, y, epochs=3, verbose=0, callbacks=[cb])  # no validation
+        msgs = [str(w.message) for w in rec if type(cb).__name__ in str(w.message)]
+        assert len(msgs) == 1 and "'val_loss'" in msgs[0]
+        assert {"loss", "accuracy"} <= set(msgs[0].split("available keys: ")[1].split(", "))
+    es = callbacks.EarlyStopping(monitor="val_los")  # a typo warns at the first epoch
+    es.set_model(make())
+    es.on_train_begin()
+    with pytest.warns(UserWarning, match="'val_los'.*available keys: loss, val_loss"):
+        es.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
+    with warnings.catch_warnings():  # validation every other epoch: val_loss comes later
+        warnings.simplefilter("error")
+        make().fit(x, y, epochs=3, verbose=0, validation_data=(x, y), validation_freq=2,
+                   callbacks=[callbacks.EarlyStopping(), callbacks.ReduceLROnPlateau()])

@@ -110,6 +110,21 @@ def test_custom_step_errors():
         other.train_on_batch(np.zeros((3, 4)), np.zeros((3, 2)))
     with pytest.raises(TypeError, match="built pynn model"):
         pynn.optimizers.SGD().apply_gradients([np.zeros(3)])
+    # the state follows one arrangement of the weights: after a layer is swapped for one of
+    # the same size, the moments would be read against other weights
+    seq = pynn.Sequential([layers.Dense(3, input_shape=(4,)), layers.Dense(2)])
+    seq.build((None, 4))
+    sopt = pynn.optimizers.Adam()
+    seq(np.zeros((3, 4)), training=True)
+    seq.backward(np.ones((3, 2)))
+    sopt.apply_gradients(seq)
+    seq.pop()
+    seq.add(layers.Dense(2))
+    seq.build((None, 4))
+    seq(np.zeros((3, 4)), training=True)
+    seq.backward(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="Compile again"):
+        sopt.apply_gradients(seq)
 
 
 LOSSES = [pynn.losses.MeanSquaredError(), pynn.losses.MeanAbsoluteError(),

@@ -68,8 +68,15 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        """Set a float or a new schedule. A float cannot replace a schedule (Keras 3 raises
+        TypeError): the schedule would be dropped silently."""
         if isinstance(value, _schedules.LearningRateSchedule):
             self._lr = value
+        elif isinstance(getattr(self, "_lr", None), _schedules.LearningRateSchedule):
+            raise TypeError(f"this optimizer was created with the learning-rate schedule "
+                            f"{type(self._lr).__name__}, so its learning rate cannot be set "
+                            f"to {value!r}; create the optimizer with a float learning_rate "
+                            f"to set it")
         else:
             self._lr = _positive(value, "learning_rate", allow_none=False, allow_zero=True)
 
@@ -144,11 +151,9 @@ class Optimizer:
         self._bind(model)
         runs = model._trainable_runs()
         if runs:
-            size = getattr(self, "_size", None) if self._state else None
-            if size is not None and size != model._flat_params.shape[0]:
-                raise ValueError(f"optimizer state has {self._size} entries, model "
-                                 f"{model.name!r} has {model._flat_params.shape[0]} parameters")
+            model._check_optimizer_layout(self)
             self.apply(model.ops, model._flat_params, model._flat_grads, runs, model._segs)
+            self._model_layout = model._layout
 
     def apply(self, ops, params, grads, runs, segments=()):
         """One optimizer step in place.
