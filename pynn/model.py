@@ -134,7 +134,7 @@ class Model:
                 a = b
         self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
         # which variable sits where in the flat buffers: an optimizer's state follows it
-        self._layout = tuple((a, b, id(layer), k) for a, b, layer, k in segments)
+        self._layout = tuple((a, b, _layer_uid(layer), k) for a, b, layer, k in segments)
         self._scratch = {}
         self._runs_key = None
 
@@ -815,6 +815,18 @@ _FORWARD_RUNS = itertools.count(1)
 _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "built",
                    "_weight_info", "name", "_output_logits",
                    "_step"))  # dropout mask counters count every call
+
+
+_UIDS = itertools.count()
+
+
+def _layer_uid(layer):
+    """A number for this layer object alone (id() is reused once an object is freed: a
+    layer put in place of a deleted one could share its id)."""
+    uid = layer.__dict__.get("_pynn_uid")
+    if uid is None:
+        uid = layer._pynn_uid = next(_UIDS)
+    return uid
 
 
 def _inner_layers(layer, found=None):
