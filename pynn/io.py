@@ -301,14 +301,16 @@ def _set_weights(model, weights, path):
 
 
 def _split_custom_objects(custom_objects):
-    """{name: class} -> ({layers}, {losses}, {metrics}); TypeError on anything else."""
-    from . import layers as _layers, losses as _losses, metrics as _metrics
+    """{name: class} -> ({layers}, {losses}, {metrics}, {optimizers}); TypeError on anything
+    else."""
+    from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
     if custom_objects is None:
-        return {}, {}, {}
+        return {}, {}, {}, {}
     if not isinstance(custom_objects, collections.abc.Mapping):
         raise TypeError(f"custom_objects must be a dict {{class name: class}}, received "
                         f"{type(custom_objects).__name__}")
-    kinds = ((_layers.Layer, {}), (_losses.Loss, {}), (_metrics.Metric, {}))
+    kinds = ((_layers.Layer, {}), (_losses.Loss, {}), (_metrics.Metric, {}),
+             (_optim.Optimizer, {}))
     for name, obj in custom_objects.items():
         if not isinstance(name, str):
             raise TypeError(f"custom_objects keys are class names (str), received {name!r}")
@@ -320,8 +322,8 @@ def _split_custom_objects(custom_objects):
             hint = ("; pynn's compile takes no plain-function losses or metrics: write a "
                     "Loss or Metric subclass" if callable(obj) and not isinstance(obj, type)
                     else "")
-            raise TypeError(f"custom_objects maps class names to pynn Layer subclasses, Loss "
-                            f"subclasses or Metric subclasses; {name!r} maps to {obj!r}{hint}")
+            raise TypeError(f"custom_objects maps class names to pynn Layer, Loss, Metric "
+                            f"or Optimizer subclasses; {name!r} maps to {obj!r}{hint}")
     return tuple(out for _, out in kinds)
 
 
@@ -330,16 +332,16 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
     config and optimizer state, so predictions are identical and training resumes exactly.
     backend: 'c' or 'reference' for the new model (None: the global default).
     custom_objects: {class name: class} of your own classes the file names, as Keras takes
-      them: Layer subclasses in the architecture, and pynn.losses.Loss / pynn.metrics.Metric
-      subclasses the model was compiled with (each rebuilt by its from_config(get_config()),
-      so a constructor argument your get_config returns comes back). They are known for this
-      load only and take precedence over pynn's own classes of the same name. Anything else
-      (instances, plain functions, Optimizer subclasses...) is a TypeError. A class the file
+      them: Layer subclasses in the architecture, and pynn.losses.Loss, pynn.metrics.Metric
+      and pynn.optim.Optimizer subclasses the model was compiled with (each rebuilt by its
+      from_config(get_config()), so a constructor argument your get_config returns comes
+      back). They are known for this load only and take precedence over pynn's own classes
+      of the same name. Anything else (instances, plain functions...) is a TypeError. A class the file
       names that neither pynn nor custom_objects knows is a ModelFileError saying which name
       to pass in custom_objects. Nothing is imported or unpickled: only the classes given
       here and pynn's closed registries resolve."""
-    from . import layers as _layers, losses as _losses, metrics as _metrics
-    own_layers, own_losses, own_metrics = _split_custom_objects(custom_objects)
+    from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
+    own_layers, own_losses, own_metrics, own_optims = _split_custom_objects(custom_objects)
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
@@ -350,7 +352,8 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
     cc = doc.get("compile_config")
     if compile and cc is not None:
         try:
-            with _losses.custom_objects(own_losses), _metrics.custom_objects(own_metrics):
+            with _losses.custom_objects(own_losses), _metrics.custom_objects(own_metrics), \
+                    _optim.custom_objects(own_optims):
                 model.compile_from_config(cc)
             if state is not None and getattr(model, "optimizer", None) is not None:
                 model.optimizer.set_state(state)

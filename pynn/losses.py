@@ -8,14 +8,11 @@ Output fusion: under a softmax output, (sparse_)categorical_crossentropy trains 
 stable fused kernel on the logits (softmax_cross_entropy / softmax_categorical_
 crossentropy); under a sigmoid output, binary_crossentropy through its logits kernel.
 """
-import contextlib
-import contextvars
-
 import numpy as np
 
 from . import _checks
 from . import ops as _ops
-from ._registry import lookup
+from ._registry import UserClasses, lookup
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
            "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "serialize",
@@ -249,36 +246,17 @@ def serialize(loss):
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-# classes of user-defined losses while a model is loaded (load_model(custom_objects=...))
-_CUSTOM = contextvars.ContextVar("pynn_custom_losses", default={})
+# the user's own Loss subclasses while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("loss", Loss)
 
 
-@contextlib.contextmanager
 def custom_objects(objects):
     """Within the block, deserialize also knows these {class name: Loss subclass}."""
-    objects = dict(objects or {})
-    for name, cls in objects.items():
-        if not (isinstance(cls, type) and issubclass(cls, Loss)):
-            raise TypeError(f"losses.custom_objects maps class names to pynn Loss subclasses; "
-                            f"{name!r} maps to {cls!r}")
-    token = _CUSTOM.set({**_CUSTOM.get(), **objects})
-    try:
-        yield
-    finally:
-        _CUSTOM.reset(token)
+    return _USER.scope(objects)
 
 
 def deserialize(config):
     if isinstance(config, str):
         return get(config)
-    name = config.get("class_name")
-    custom = _CUSTOM.get()
-    if isinstance(name, str) and name in custom:
-        cls = custom[name]
-    elif isinstance(name, str) and name in _CLASSES:
-        cls = _CLASSES[name]
-    else:
-        raise ValueError(f"unknown loss class {name!r}: for a Loss subclass of your own, pass "
-                         f"load_model(path, custom_objects={{{name!r}: {name}}}); pynn's loss "
-                         f"classes: {', '.join(sorted(_CLASSES))}")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))

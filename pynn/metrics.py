@@ -6,13 +6,10 @@ resolve against the loss: sparse labels -> sparse_categorical_accuracy, one-hot 
 categorical_accuracy, binary -> binary_accuracy. `argmax_invariant` metrics may be fed
 logits instead of probabilities (the fused softmax output skips its softmax in training).
 """
-import contextlib
-import contextvars
-
 import numpy as np
 
 from . import ops as _ops
-from ._registry import lookup
+from ._registry import UserClasses, lookup
 
 __all__ = ["Metric", "Mean", "SparseCategoricalAccuracy", "CategoricalAccuracy",
            "BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize",
@@ -219,34 +216,15 @@ def serialize(metric):
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
-# classes of user-defined metrics while a model is loaded (load_model(custom_objects=...))
-_CUSTOM = contextvars.ContextVar("pynn_custom_metrics", default={})
+# the user's own Metric subclasses while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("metric", Metric)
 
 
-@contextlib.contextmanager
 def custom_objects(objects):
     """Within the block, deserialize also knows these {class name: Metric subclass}."""
-    objects = dict(objects or {})
-    for name, cls in objects.items():
-        if not (isinstance(cls, type) and issubclass(cls, Metric)):
-            raise TypeError(f"metrics.custom_objects maps class names to pynn Metric "
-                            f"subclasses; {name!r} maps to {cls!r}")
-    token = _CUSTOM.set({**_CUSTOM.get(), **objects})
-    try:
-        yield
-    finally:
-        _CUSTOM.reset(token)
+    return _USER.scope(objects)
 
 
 def deserialize(config):
-    name = config.get("class_name")
-    custom = _CUSTOM.get()
-    if isinstance(name, str) and name in custom:
-        cls = custom[name]
-    elif isinstance(name, str) and name in _CLASSES:
-        cls = _CLASSES[name]
-    else:
-        raise ValueError(f"unknown metric class {name!r}: for a Metric subclass of your own, "
-                         f"pass load_model(path, custom_objects={{{name!r}: {name}}}); pynn's "
-                         f"metric classes: {', '.join(sorted(_CLASSES))}")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))

@@ -576,9 +576,9 @@ def test_custom_objects_wrong_types(tmp_path, monkeypatch):
     def my_loss(y_true, y_pred):
         return 0.0
 
-    for bad, extra in ((int, ""), (ScaledMSE(3.0), ""), (pynn.optim.Adam, ""),
+    for bad, extra in ((int, ""), (ScaledMSE(3.0), ""), (pynn.optim.Adam(), ""),
                        (my_loss, "no plain-function losses or metrics")):
-        with pytest.raises(TypeError, match="Layer subclasses, Loss subclasses or Metric "
+        with pytest.raises(TypeError, match="Layer, Loss, Metric or Optimizer "
                                             "subclasses.*" + extra):
             pynn.models.load_model(p, custom_objects={"ScaledMSE": bad})
     with pytest.raises(TypeError, match="keys are class names"):
@@ -602,3 +602,32 @@ def test_own_loss_file_holds_no_code(tmp_path, monkeypatch):
                                              "config": {"name": "scaled_mse", "factor": 3.0}}
     assert doc["compile_config"]["metrics"] == [
         {"class_name": "MaxAbsError", "config": {"name": "max_abs_error", "cap": 2.0}}]
+
+
+def test_own_optimizer_class_round_trip(tmp_path, monkeypatch):
+    """An Optimizer subclass of the user's: saved by name and config, loaded with
+    custom_objects (its state too, so training resumes exactly)."""
+    monkeypatch.undo()
+    class SlowAdam(pynn.optim.Adam):
+        def __init__(self, slowdown=2.0, **kw):
+            self.slowdown = float(slowdown)
+            super().__init__(**kw)
+
+        def get_config(self):
+            return {**super().get_config(), "slowdown": self.slowdown}
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)), rng.standard_normal((32, 2))
+    pynn.utils.set_random_seed(0)
+    m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(4,))])
+    m.compile(SlowAdam(slowdown=3.0, learning_rate=0.01), "mse")
+    m.fit(x, y, epochs=1, verbose=0)
+    p = tmp_path / "m.pynn"
+    m.save(p)
+    with pytest.raises(io.ModelFileError, match="unknown optimizer class 'SlowAdam'.*custom_obj"):
+        pynn.models.load_model(p)
+    m2 = pynn.models.load_model(p, custom_objects={"SlowAdam": SlowAdam})
+    assert type(m2.optimizer) is SlowAdam and m2.optimizer.slowdown == 3.0
+    m.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    m2.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    np.testing.assert_array_equal(m.get_weights()[0], m2.get_weights()[0])

@@ -1,8 +1,7 @@
 """Layers (Keras names) and their closed registry: `deserialize` resolves only the classes
 listed here, so a saved architecture can name no other code."""
-import contextlib
-import contextvars
 
+from .._registry import UserClasses
 from .base import Layer
 from .core import InputLayer, Input, Dense, Flatten, Dropout, Activation, Reshape
 from .conv import Conv2D, DepthwiseConv2D, Conv2DTranspose
@@ -44,22 +43,12 @@ def serialize(layer):
 
 
 # classes of user-defined layers while a model is loaded (load_model(custom_objects=...))
-_CUSTOM = contextvars.ContextVar("pynn_custom_layers", default={})
+_USER = UserClasses("layer", Layer)
 
 
-@contextlib.contextmanager
 def custom_objects(objects):
     """Within the block, deserialize also knows these {class name: Layer subclass}."""
-    objects = dict(objects or {})
-    for name, cls in objects.items():
-        if not (isinstance(cls, type) and issubclass(cls, Layer)):
-            raise TypeError(f"custom_objects maps class names to pynn Layer subclasses; "
-                            f"{name!r} maps to {cls!r}")
-    token = _CUSTOM.set({**_CUSTOM.get(), **objects})
-    try:
-        yield
-    finally:
-        _CUSTOM.reset(token)
+    return _USER.scope(objects)
 
 
 def deserialize(config):
@@ -67,16 +56,7 @@ def deserialize(config):
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"a layer config must be a dict with 'class_name' and 'config', "
                          f"received {config!r}")
-    name = config["class_name"]
-    custom = _CUSTOM.get()
-    if name in custom:
-        cls = custom[name]
-    elif name in REGISTRY:
-        cls = REGISTRY[name]
-    else:
-        raise ValueError(f"unknown layer class {name!r}: for a layer class of your own, pass "
-                         f"load_model(path, custom_objects={{{name!r}: {name}}}); pynn's "
-                         f"layers: {', '.join(sorted(REGISTRY))}")
+    cls = _USER.resolve(config["class_name"], REGISTRY)
     cfg = dict(config.get("config") or {})
     try:
         return cls.from_config(cfg)

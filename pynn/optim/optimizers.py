@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 
 from .. import _checks
-from .._registry import lookup
+from .._registry import UserClasses, lookup
 from . import schedules as _schedules
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize",
@@ -324,6 +324,15 @@ def serialize(optimizer):
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
+# the user's own Optimizer subclasses while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("optimizer", Optimizer)
+
+
+def custom_objects(objects):
+    """Within the block, deserialize also knows these {class name: Optimizer subclass}."""
+    return _USER.scope(objects)
+
+
 def deserialize(config):
-    cls = lookup(_CLASSES, config.get("class_name"), "optimizer class")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))
