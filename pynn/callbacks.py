@@ -37,7 +37,8 @@ class _Monitor(Callback):
         self._reset_monitor()
 
     def _reset_monitor(self):
-        self._seen, self._warned, self._keys = False, False, []
+        # _looked: an epoch's logs were read (a fit that runs no epoch has nothing to miss)
+        self._seen, self._warned, self._keys, self._looked = False, False, [], False
 
     def _better(self, value, reference):
         if reference is None:
@@ -48,6 +49,7 @@ class _Monitor(Callback):
 
     def _value(self, logs):
         logs = logs or {}
+        self._looked = True
         v = logs.get(self.monitor)
         if v is not None:
             self._seen = True
@@ -58,7 +60,7 @@ class _Monitor(Callback):
         return None
 
     def _warn_missing(self):
-        if self._warned or self._seen:
+        if self._warned or self._seen or not self._looked:
             return
         self._warned = True
         warnings.warn(f"{type(self).__name__} is conditioned on {self.monitor!r}, which is not "

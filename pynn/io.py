@@ -301,16 +301,16 @@ def _set_weights(model, weights, path):
 
 
 def _split_custom_objects(custom_objects):
-    """{name: class} -> ({layers}, {losses}, {metrics}, {optimizers}); TypeError on anything
-    else."""
+    """{name: class} -> ({layers}, {losses}, {metrics}, {optimizers}, {learning-rate
+    schedules}); TypeError on anything else."""
     from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
     if custom_objects is None:
-        return {}, {}, {}, {}
+        return {}, {}, {}, {}, {}
     if not isinstance(custom_objects, collections.abc.Mapping):
         raise TypeError(f"custom_objects must be a dict {{class name: class}}, received "
                         f"{type(custom_objects).__name__}")
     kinds = ((_layers.Layer, {}), (_losses.Loss, {}), (_metrics.Metric, {}),
-             (_optim.Optimizer, {}))
+             (_optim.Optimizer, {}), (_optim.schedules.LearningRateSchedule, {}))
     for name, obj in custom_objects.items():
         if not isinstance(name, str):
             raise TypeError(f"custom_objects keys are class names (str), received {name!r}")
@@ -322,8 +322,9 @@ def _split_custom_objects(custom_objects):
             hint = ("; pynn's compile takes no plain-function losses or metrics: write a "
                     "Loss or Metric subclass" if callable(obj) and not isinstance(obj, type)
                     else "")
-            raise TypeError(f"custom_objects maps class names to pynn Layer, Loss, Metric "
-                            f"or Optimizer subclasses; {name!r} maps to {obj!r}{hint}")
+            raise TypeError(f"custom_objects maps class names to pynn Layer, Loss, Metric, "
+                            f"Optimizer or LearningRateSchedule subclasses; {name!r} maps to "
+                            f"{obj!r}{hint}")
     return tuple(out for _, out in kinds)
 
 
@@ -332,8 +333,9 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
     config and optimizer state, so predictions are identical and training resumes exactly.
     backend: 'c' or 'reference' for the new model (None: the global default).
     custom_objects: {class name: class} of your own classes the file names, as Keras takes
-      them: Layer subclasses in the architecture, and pynn.losses.Loss, pynn.metrics.Metric
-      and pynn.optim.Optimizer subclasses the model was compiled with (each rebuilt by its
+      them: Layer subclasses in the architecture, and pynn.losses.Loss, pynn.metrics.Metric,
+      pynn.optim.Optimizer and pynn.optim.schedules.LearningRateSchedule subclasses the
+      model was compiled with (each rebuilt by its
       from_config(get_config()), so a constructor argument your get_config returns comes
       back). They are known for this load only and take precedence over pynn's own classes
       of the same name. Anything else (instances, plain functions...) is a TypeError. A class the file
@@ -341,7 +343,8 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
       to pass in custom_objects. Nothing is imported or unpickled: only the classes given
       here and pynn's closed registries resolve."""
     from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
-    own_layers, own_losses, own_metrics, own_optims = _split_custom_objects(custom_objects)
+    own_layers, own_losses, own_metrics, own_optims, own_scheds = \
+        _split_custom_objects(custom_objects)
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
@@ -353,10 +356,13 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
     if compile and cc is not None:
         try:
             with _losses.custom_objects(own_losses), _metrics.custom_objects(own_metrics), \
-                    _optim.custom_objects(own_optims):
+                    _optim.custom_objects(own_optims), \
+                    _optim.schedules.custom_objects(own_scheds):
                 model.compile_from_config(cc)
             if state is not None and getattr(model, "optimizer", None) is not None:
                 model.optimizer.set_state(state)
+                # the state follows this model's arrangement of its weights from now on
+                model.optimizer._model_layout = getattr(model, "_layout", None)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise ModelFileError(f"{path}: the compile config or optimizer state cannot be "
                                  f"restored: {type(e).__name__}: {e}") from None

@@ -167,7 +167,8 @@ class _ShapeAccuracy(Metric):
 
 
 _CLASSES = {c.__name__: c for c in (Mean, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                    BinaryAccuracy, MeanSquaredError, MeanAbsoluteError)}
+                                    BinaryAccuracy, MeanSquaredError, MeanAbsoluteError,
+                                    _ShapeAccuracy)}
 _NAMES = {"sparse_categorical_accuracy": SparseCategoricalAccuracy,
           "categorical_accuracy": CategoricalAccuracy, "binary_accuracy": BinaryAccuracy,
           "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,

@@ -15,6 +15,7 @@ its fused logits kernel (stable, one pass); predict still applies the activation
 import itertools
 import json
 import sys
+import weakref
 
 import numpy as np
 
@@ -207,16 +208,12 @@ class Model:
         """Set optimizer, loss and metrics (names, objects or config dicts)."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
-        if backend is not None:
-            if backend not in _ops.BACKENDS:
-                raise ValueError(f"unknown backend {backend!r}: expected one of {_ops.BACKENDS}")
-            self.backend = backend
-            if self.built:
-                self.ops = _ops.get_backend(backend)
-                for layer in self._layers:
-                    layer.ops = self.ops
-        self.optimizer = _optim.get(optimizer)
-        self.loss = _losses.get(loss)
+        if backend is not None and backend not in _ops.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: expected one of {_ops.BACKENDS}")
+        # everything is resolved and checked before the model changes: a refused compile
+        # leaves the previous one in place
+        opt = _optim.get(optimizer)
+        loss_obj = _losses.get(loss)
         for arg, val in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
             if isinstance(val, (dict, str)):
                 raise ValueError(f"{arg} must be a list of names or Metric objects, received "
@@ -224,23 +221,30 @@ class Model:
         metrics, weighted_metrics = list(metrics or []), list(weighted_metrics or [])
         # as Keras: `metrics` ignore sample_weight/class_weight, `weighted_metrics` apply them
         # (named weighted_<name> where the name is taken)
-        plain = [_metrics.get(m, self.loss) for m in metrics]
-        weighted = [_metrics.get(m, self.loss) for m in weighted_metrics]
-        taken = {"loss"} | {m.name for m in plain}
-        for m in weighted:
-            if m.name in taken:
-                m.name = "weighted_" + m.name
-            taken.add(m.name)
+        plain = [_metrics.get(m, loss_obj) for m in metrics]
+        weighted = [_metrics.get(m, loss_obj) for m in weighted_metrics]
         objs = plain + weighted
         if len({id(m) for m in objs}) != len(objs):
             raise ValueError("the same Metric object appears twice in metrics/weighted_metrics; "
                              "give each entry its own object")
-        if len({m.name for m in objs}) != len(objs):
-            raise ValueError(f"two metrics share a name: {[m.name for m in objs]}; give them "
-                             f"different names")
         for m in objs:
-            _metrics.check_targets(m, self.loss)
-        self.metrics = objs
+            _metrics.check_targets(m, loss_obj)
+        names = [m.name for m in plain]
+        taken = {"loss"} | set(names)
+        for m in weighted:
+            names.append("weighted_" + m.name if m.name in taken else m.name)
+            taken.add(names[-1])
+        if len(set(names)) != len(names):
+            raise ValueError(f"two metrics share a name: {names}; give them different names")
+        for m, name in zip(objs, names):
+            m.name = name
+        if backend is not None:
+            self.backend = backend
+            if self.built:
+                self.ops = _ops.get_backend(backend)
+                for layer in self._layers:
+                    layer.ops = self.ops
+        self.optimizer, self.loss, self.metrics = opt, loss_obj, objs
         self._metric_weighted = [False] * len(plain) + [True] * len(weighted)
         self._metric_names = [m if isinstance(m, str) else _metrics.serialize(m) for m in metrics]
         self._weighted_metric_names = [m if isinstance(m, str) else _metrics.serialize(m)
@@ -818,14 +822,16 @@ _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "
 
 
 _UIDS = itertools.count()
+_UID_OF = weakref.WeakKeyDictionary()
 
 
 def _layer_uid(layer):
-    """A number for this layer object alone (id() is reused once an object is freed: a
-    layer put in place of a deleted one could share its id)."""
-    uid = layer.__dict__.get("_pynn_uid")
+    """A number for this layer object alone: id() is reused once an object is freed (a layer
+    put in place of a deleted one could share its id), and an attribute would travel with
+    copy.deepcopy; a weak map holds it beside the object."""
+    uid = _UID_OF.get(layer)
     if uid is None:
-        uid = layer._pynn_uid = next(_UIDS)
+        uid = _UID_OF[layer] = next(_UIDS)
     return uid
 
 

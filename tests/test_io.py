@@ -578,8 +578,8 @@ def test_custom_objects_wrong_types(tmp_path, monkeypatch):
 
     for bad, extra in ((int, ""), (ScaledMSE(3.0), ""), (pynn.optim.Adam(), ""),
                        (my_loss, "no plain-function losses or metrics")):
-        with pytest.raises(TypeError, match="Layer, Loss, Metric or Optimizer "
-                                            "subclasses.*" + extra):
+        with pytest.raises(TypeError, match="Layer, Loss, Metric, Optimizer or "
+                                            "LearningRateSchedule subclasses.*" + extra):
             pynn.models.load_model(p, custom_objects={"ScaledMSE": bad})
     with pytest.raises(TypeError, match="keys are class names"):
         pynn.models.load_model(p, custom_objects={ScaledMSE: ScaledMSE})
@@ -631,3 +631,54 @@ def test_own_optimizer_class_round_trip(tmp_path, monkeypatch):
     m.fit(x, y, epochs=1, verbose=0, shuffle=False)
     m2.fit(x, y, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_array_equal(m.get_weights()[0], m2.get_weights()[0])
+
+
+def test_own_schedule_and_shape_accuracy_round_trip(tmp_path, monkeypatch):
+    """A learning-rate schedule of the user's loads with custom_objects; the 'accuracy' a
+    regression loss resolves to round-trips as a Metric object too."""
+    monkeypatch.undo()
+
+    class Warm(pynn.optim.schedules.LearningRateSchedule):
+        def __init__(self, peak=0.01):
+            self.peak = float(peak)
+
+        def __call__(self, step):
+            return self.peak * min(1.0, (step + 1) / 10)
+
+        def get_config(self):
+            return {"peak": self.peak}
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)), rng.standard_normal((16, 2))
+    m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(4,))])
+    acc = pynn.metrics.get("accuracy", pynn.losses.get("mse"))
+    m.compile(pynn.optim.Adam(Warm(0.02)), "mse", metrics=[acc])
+    m.fit(x, y, epochs=1, verbose=0)
+    p = tmp_path / "m.pynn"
+    m.save(p)
+    with pytest.raises(io.ModelFileError, match="unknown learning-rate schedule class 'Warm'"):
+        pynn.models.load_model(p)
+    m2 = pynn.models.load_model(p, custom_objects={"Warm": Warm})
+    assert isinstance(m2.optimizer._lr, Warm) and m2.optimizer._lr.peak == 0.02
+    assert type(m2.metrics[0]) is type(acc)
+    m.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    m2.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    np.testing.assert_array_equal(m.get_weights()[0], m2.get_weights()[0])
+
+
+def test_loaded_optimizer_state_follows_the_loaded_layers(tmp_path, monkeypatch):
+    """After load_model, swapping a layer is refused as it is without the save/load."""
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+    m = pynn.Sequential([pynn.layers.Dense(5, activation="relu", input_shape=(4,)),
+                         pynn.layers.Dense(3, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save(tmp_path / "m.pynn")
+    m2 = pynn.models.load_model(tmp_path / "m.pynn")
+    m2.fit(x, y, epochs=1, verbose=0)
+    m2.pop()
+    m2.add(pynn.layers.Dense(3, activation="softmax"))
+    with pytest.raises(ValueError, match="Compile again"):
+        m2.fit(x, y, epochs=1, verbose=0)

@@ -542,3 +542,40 @@ def test_fit_validation_runs_test_hooks_and_on_batch_aliases():
                   validation_freq=2, callbacks=[Spy()], verbose=0)
     assert calls == ["batch"] * 4 + ["batch"] * 4 + ["test_begin"] + ["test_batch"] * 2 + \
         ["test_end"]
+
+
+def test_a_refused_compile_leaves_the_previous_one():
+    x, y = data(20)
+    m = make("c")
+    m.fit(x, y, epochs=1, verbose=0)
+    opt, loss, metrics = m.optimizer, m.loss, list(m.metrics)
+    mine = pynn.metrics.SparseCategoricalAccuracy(name="acc")
+    with pytest.raises(ValueError, match="class indices"):
+        m.compile("sgd", "sparse_categorical_crossentropy", metrics=["mae"],
+                  weighted_metrics=[mine])
+    assert m.optimizer is opt and m.loss is loss and m.metrics == metrics
+    assert mine.name == "acc"                    # not renamed by the refused call
+    m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_copied_layer_in_place_of_the_trained_one_is_a_new_layer():
+    import copy
+    x, y = data(20)
+    m = make("c")
+    m.fit(x, y, epochs=1, verbose=0)
+    twin = copy.deepcopy(m.layers[-1])
+    m.pop()
+    m.add(twin)
+    with pytest.raises(ValueError, match="Compile again"):
+        m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_no_monitor_warning_when_no_epoch_runs():
+    import warnings
+    x, y = data(20)
+    m = make("c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.fit(x, y, epochs=2, initial_epoch=2, verbose=0,
+              callbacks=[pynn.callbacks.EarlyStopping(monitor="loss"),
+                         pynn.callbacks.ReduceLROnPlateau(monitor="val_loss")])

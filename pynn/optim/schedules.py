@@ -1,7 +1,7 @@
 """Learning-rate schedules (Keras 3 formulas): callables step -> learning rate."""
 import math
 
-from .._registry import lookup
+from .._registry import UserClasses
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay",
            "PiecewiseConstantDecay", "CosineDecay", "serialize", "deserialize"]
@@ -88,6 +88,15 @@ def serialize(schedule):
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
+# the user's own schedules while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("learning-rate schedule", LearningRateSchedule)
+
+
+def custom_objects(objects):
+    """Within the block, deserialize also knows these {class name: schedule subclass}."""
+    return _USER.scope(objects)
+
+
 def deserialize(config):
-    cls = lookup(_CLASSES, config.get("class_name"), "learning-rate schedule")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))
