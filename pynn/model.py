@@ -136,8 +136,25 @@ class Model:
         self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
         # which variable sits where in the flat buffers: an optimizer's state follows it
         self._layout = tuple((a, b, _layer_uid(layer), k) for a, b, layer, k in segments)
+        _REBASES[0] += 1
+        self._owned_at = _REBASES[0]
         self._scratch = {}
         self._runs_key = None
+
+    def _own_weights(self):
+        """Point this model's layers back at its own flat buffers, their current values
+        copied in, if a model built later on some of the same layers took them (Keras models
+        share layers: an encoder Model over an autoencoder's first layers). Training writes
+        the gradients and the optimizer step into this model's buffers, so it must own them;
+        the check is one comparison unless some model re-pointed layers since."""
+        if self._flat_params is None or getattr(self, "_owned_at", None) == _REBASES[0]:
+            return
+        flat = self._flat_params
+        base, size = flat.__array_interface__["data"][0], flat.itemsize
+        if any(b > a and layer.params[k].__array_interface__["data"][0] != base + a * size
+               for a, b, layer, k in self._segments):
+            self._rebase(flat, self._flat_grads)
+        self._owned_at = _REBASES[0]
 
     def _trainable_runs(self):
         """[(start, stop)] contiguous trainable ranges, per-variable segments, and the
@@ -370,6 +387,7 @@ class Model:
 
     def _train_step(self, x, y, sw):
         self.optimizer._bind(self)
+        self._own_weights()
         out, loss = self._forward_backward(x, y, sw)
         n = _trainer.batch_len(x)
         self._loss_tracker.add(loss, n)
@@ -497,6 +515,7 @@ class Model:
         if args:
             x = [x, *args]
         x = _trainer.as_inputs(self, x)
+        self._own_weights()         # backward writes the gradients into this model's buffer
         self._trainable_runs()
         self._keep_caches = True    # backward(dout) may follow, also after training=False
         try:
@@ -821,6 +840,8 @@ _KEEP = frozenset(("params", "grads", "trainable", "_need_dx", "ops", "dtype", "
                    "_step"))  # dropout mask counters count every call
 
 
+# how many times any model has pointed layers at its flat buffers (Model._own_weights)
+_REBASES = [0]
 _UIDS = itertools.count()
 _UID_OF = weakref.WeakKeyDictionary()
 

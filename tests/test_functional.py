@@ -347,3 +347,41 @@ def test_float64_graph_runs_wrapped_layers_in_float64():
     model.compile(optimizer="sgd", loss="mse")
     loss = model.train_on_batch(xs, rng.standard_normal((6, 5, 1)))
     assert np.isfinite(loss)
+
+
+def test_models_sharing_layers_train_the_same_weights():
+    """Keras' autoencoder pattern: an encoder Model built over the autoencoder's first layer
+    after the autoencoder. Building it pointed the shared layer at the encoder's buffer, and
+    the autoencoder's fit then updated a copy its forward never read."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4))
+    inp = pynn.Input((4,))
+    enc_layer, dec_layer = layers.Dense(2), layers.Dense(4)
+    code = enc_layer(inp)
+    ae = pynn.Model(inp, dec_layer(code))
+    ae.compile("adam", "mse")
+    ae.fit(x, x, epochs=1, verbose=0)
+    encoder = pynn.Model(inp, code)
+    before = encoder.predict(x, verbose=0)
+    first = ae.evaluate(x, x, verbose=0)
+    ae.fit(x, x, epochs=20, verbose=0)
+    assert ae.evaluate(x, x, verbose=0) < first
+    after = encoder.predict(x, verbose=0)
+    assert not np.allclose(before, after)           # the encoder sees the trained layer
+    np.testing.assert_allclose(after, x @ enc_layer.params["kernel"]
+                               + enc_layer.params["bias"], rtol=1e-5, atol=1e-6)
+    # the encoder trains the shared layer too, and the autoencoder goes on from there
+    encoder.compile("sgd", "mse")
+    w = enc_layer.get_weights()[0].copy()
+    encoder.fit(x, x[:, :2], epochs=1, verbose=0)
+    w2 = enc_layer.get_weights()[0].copy()
+    assert not np.array_equal(w, w2)
+    np.testing.assert_array_equal(ae.layers[1].get_weights()[0], w2)
+    ae.train_on_batch(x, x)
+    assert not np.array_equal(enc_layer.get_weights()[0], w2)
+    # a custom step on the encoder after the autoencoder ran
+    out = encoder(x, training=True)
+    encoder.backward(np.ones_like(out))
+    w3 = enc_layer.get_weights()[0].copy()
+    pynn.optimizers.SGD(0.1).apply_gradients(encoder)
+    assert not np.array_equal(enc_layer.get_weights()[0], w3)
