@@ -12,6 +12,7 @@ Output fusion: with a softmax output and (sparse_)categorical_crossentropy, or a
 output and binary_crossentropy, train and test steps stop at the logits and the loss runs
 its fused logits kernel (stable, one pass); predict still applies the activation.
 """
+import copy
 import itertools
 import json
 import sys
@@ -140,6 +141,23 @@ class Model:
         self._owned_at = _REBASES[0]
         self._scratch = {}
         self._runs_key = None
+
+    def __deepcopy__(self, memo):
+        """An independent copy: its layers view its own flat buffers (NumPy copies views as
+        standalone arrays) and its optimizer copy, state included, belongs to it (the copied
+        optimizer still named the original model as its owner, so the copy could not train)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        if new.__dict__.get("_flat_params") is not None:
+            new._rebase(new._flat_params, new._flat_grads)
+        opt = new.__dict__.get("optimizer")
+        if opt is not None:
+            opt._owner = None
+            if getattr(opt, "_model_layout", None) is not None:
+                opt._model_layout = new._layout
+        return new
 
     def _own_weights(self):
         """Point this model's layers back at its own flat buffers, their current values

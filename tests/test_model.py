@@ -305,3 +305,29 @@ def test_own_layer_class_loads_with_custom_objects(tmp_path):
         pynn.models.load_model(path, custom_objects={"Scaled": int})
     with pytest.raises(pynn.io.ModelFileError, match="custom_objects"):   # only within that load
         pynn.models.load_model(path)
+
+
+def test_deepcopy_of_a_trained_model_trains_on_its_own():
+    """copy.deepcopy(model): the copy's optimizer (state included) belongs to the copy, its
+    layers view its own buffers, and both go on as the original would."""
+    import copy
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 4)), rng.standard_normal((20, 2))
+    m = pynn.Sequential([layers.Dense(3, input_shape=(4,)), layers.Dense(2)])
+    m.compile("adam", "mse")
+    m.fit(x, y, epochs=1, verbose=0)
+    c = copy.deepcopy(m)
+    w = [a.copy() for a in m.get_weights()]
+    c.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(w, m.get_weights()):
+        np.testing.assert_array_equal(a, b)        # the original is untouched
+    m.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(m.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(a, b)        # same state, same steps, same numbers
+    f_in = pynn.Input((4,))
+    g = pynn.Model(f_in, layers.Dense(2)(layers.Dense(3)(f_in)))
+    g.compile("sgd", "mse")
+    g.fit(x, y, epochs=1, verbose=0)
+    gc = copy.deepcopy(g)
+    gc.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(gc.get_weights()[0], g.get_weights()[0])
