@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import utils
-from ._registry import lookup
+from ._registry import UserClasses, lookup
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
@@ -206,6 +206,15 @@ def serialize(init):
     return {"class_name": type(init).__name__, "config": init.get_config()}
 
 
+# the user's own Initializer subclasses while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("initializer", Initializer)
+
+
+def custom_objects(objects):
+    """Within the block, deserialize also knows these {class name: Initializer subclass}."""
+    return _USER.scope(objects)
+
+
 def deserialize(config):
-    cls = lookup(_CLASSES, config.get("class_name"), "initializer class")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))

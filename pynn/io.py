@@ -21,6 +21,7 @@ Writing is atomic: a temp file in the destination folder, flushed, fsynced, then
 the destination, so a crash mid-save leaves the old file intact.
 """
 import collections.abc
+import contextlib
 import hashlib
 import importlib
 import json
@@ -300,32 +301,51 @@ def _set_weights(model, weights, path):
         raise ModelFileError(f"{path}: weights do not fit the model: {e}") from None
 
 
-def _split_custom_objects(custom_objects):
-    """{name: class} -> ({layers}, {losses}, {metrics}, {optimizers}, {learning-rate
-    schedules}); TypeError on anything else."""
-    from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
+def _custom_kinds():
+    """(base class, its module's custom_objects scope) of every kind of class a model file
+    names; the first three build the architecture, the others the compile config."""
+    from . import (initializers as _init, layers as _layers, losses as _losses,
+                   metrics as _metrics, optim as _optim, regularizers as _reg)
+    return ((_layers.Layer, _layers.custom_objects),
+            (_reg.Regularizer, _reg.custom_objects),
+            (_init.Initializer, _init.custom_objects),
+            (_losses.Loss, _losses.custom_objects),
+            (_metrics.Metric, _metrics.custom_objects),
+            (_optim.Optimizer, _optim.custom_objects),
+            (_optim.schedules.LearningRateSchedule, _optim.schedules.custom_objects))
+
+
+def _split_custom_objects(custom_objects, kinds):
+    """{name: class} -> one {name: class} per kind; TypeError on anything else."""
+    out = [{} for _ in kinds]
     if custom_objects is None:
-        return {}, {}, {}, {}, {}
+        return out
     if not isinstance(custom_objects, collections.abc.Mapping):
         raise TypeError(f"custom_objects must be a dict {{class name: class}}, received "
                         f"{type(custom_objects).__name__}")
-    kinds = ((_layers.Layer, {}), (_losses.Loss, {}), (_metrics.Metric, {}),
-             (_optim.Optimizer, {}), (_optim.schedules.LearningRateSchedule, {}))
     for name, obj in custom_objects.items():
         if not isinstance(name, str):
             raise TypeError(f"custom_objects keys are class names (str), received {name!r}")
-        for base, out in kinds:
+        for (base, _), mine in zip(kinds, out):
             if isinstance(obj, type) and issubclass(obj, base):
-                out[name] = obj
+                mine[name] = obj
                 break
         else:
             hint = ("; pynn's compile takes no plain-function losses or metrics: write a "
                     "Loss or Metric subclass" if callable(obj) and not isinstance(obj, type)
                     else "")
-            raise TypeError(f"custom_objects maps class names to pynn Layer, Loss, Metric, "
-                            f"Optimizer or LearningRateSchedule subclasses; {name!r} maps to "
-                            f"{obj!r}{hint}")
-    return tuple(out for _, out in kinds)
+            names = [base.__name__ for base, _ in kinds]
+            raise TypeError(f"custom_objects maps class names to pynn "
+                            f"{', '.join(names[:-1])} or {names[-1]} subclasses; {name!r} "
+                            f"maps to {obj!r}{hint}")
+    return out
+
+
+def _scopes(kinds, own):
+    stack = contextlib.ExitStack()
+    for (_, scope), mine in zip(kinds, own):
+        stack.enter_context(scope(mine))
+    return stack
 
 
 def load_model(path, compile=True, backend=None, custom_objects=None):
@@ -333,31 +353,27 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
     config and optimizer state, so predictions are identical and training resumes exactly.
     backend: 'c' or 'reference' for the new model (None: the global default).
     custom_objects: {class name: class} of your own classes the file names, as Keras takes
-      them: Layer subclasses in the architecture, and pynn.losses.Loss, pynn.metrics.Metric,
-      pynn.optim.Optimizer and pynn.optim.schedules.LearningRateSchedule subclasses the
-      model was compiled with (each rebuilt by its
-      from_config(get_config()), so a constructor argument your get_config returns comes
-      back). They are known for this load only and take precedence over pynn's own classes
-      of the same name. Anything else (instances, plain functions...) is a TypeError. A class the file
-      names that neither pynn nor custom_objects knows is a ModelFileError saying which name
-      to pass in custom_objects. Nothing is imported or unpickled: only the classes given
-      here and pynn's closed registries resolve."""
-    from . import layers as _layers, losses as _losses, metrics as _metrics, optim as _optim
-    own_layers, own_losses, own_metrics, own_optims, own_scheds = \
-        _split_custom_objects(custom_objects)
+      them: subclasses of pynn's Layer, Regularizer and Initializer in the architecture, and
+      of Loss, Metric, Optimizer and LearningRateSchedule in the compile config (each
+      rebuilt by its from_config(get_config()), so a constructor argument your get_config
+      returns comes back). They are known for this load only and take precedence over
+      pynn's own classes of the same name. Anything else (instances, plain functions...) is
+      a TypeError. A class the file names that neither pynn nor custom_objects knows is a
+      ModelFileError saying which name to pass in custom_objects. Nothing is imported or
+      unpickled: only the classes given here and pynn's closed registries resolve."""
+    kinds = _custom_kinds()
+    own = _split_custom_objects(custom_objects, kinds)
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
                              f"model and call load_weights(model, path)")
-    with _layers.custom_objects(own_layers):
+    with _scopes(kinds[:3], own[:3]):
         model = _rebuild(doc, path, backend)
     _set_weights(model, weights, path)
     cc = doc.get("compile_config")
     if compile and cc is not None:
         try:
-            with _losses.custom_objects(own_losses), _metrics.custom_objects(own_metrics), \
-                    _optim.custom_objects(own_optims), \
-                    _optim.schedules.custom_objects(own_scheds):
+            with _scopes(kinds[3:], own[3:]):
                 model.compile_from_config(cc)
             if state is not None and getattr(model, "optimizer", None) is not None:
                 model.optimizer.set_state(state)

@@ -5,7 +5,7 @@ gradient into the gradient buffer in place (after the layer's backward wrote it)
 """
 import numpy as np
 
-from ._registry import lookup
+from ._registry import UserClasses, lookup
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
@@ -80,8 +80,17 @@ def serialize(reg):
     return None if reg is None else {"class_name": type(reg).__name__, "config": reg.get_config()}
 
 
+# the user's own Regularizer subclasses while a model loads (load_model(custom_objects=...))
+_USER = UserClasses("regularizer", Regularizer)
+
+
+def custom_objects(objects):
+    """Within the block, deserialize also knows these {class name: Regularizer subclass}."""
+    return _USER.scope(objects)
+
+
 def deserialize(config):
     if config is None:
         return None
-    cls = lookup(_CLASSES, config.get("class_name"), "regularizer class")
+    cls = _USER.resolve(config.get("class_name"), _CLASSES)
     return cls.from_config(config.get("config", {}))

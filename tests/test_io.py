@@ -578,8 +578,8 @@ def test_custom_objects_wrong_types(tmp_path, monkeypatch):
 
     for bad, extra in ((int, ""), (ScaledMSE(3.0), ""), (pynn.optim.Adam(), ""),
                        (my_loss, "no plain-function losses or metrics")):
-        with pytest.raises(TypeError, match="Layer, Loss, Metric, Optimizer or "
-                                            "LearningRateSchedule subclasses.*" + extra):
+        with pytest.raises(TypeError, match="pynn Layer, .* or LearningRateSchedule "
+                                            "subclasses.*" + extra):
             pynn.models.load_model(p, custom_objects={"ScaledMSE": bad})
     with pytest.raises(TypeError, match="keys are class names"):
         pynn.models.load_model(p, custom_objects={ScaledMSE: ScaledMSE})
@@ -682,3 +682,34 @@ def test_loaded_optimizer_state_follows_the_loaded_layers(tmp_path, monkeypatch)
     m2.add(pynn.layers.Dense(3, activation="softmax"))
     with pytest.raises(ValueError, match="Compile again"):
         m2.fit(x, y, epochs=1, verbose=0)
+
+
+def test_own_regularizer_and_initializer_round_trip(tmp_path, monkeypatch):
+    """A layer configured with a Regularizer and an Initializer of the user's: the model
+    saves their names and configs and loads with custom_objects."""
+    monkeypatch.undo()
+
+    class Shrink(pynn.regularizers.Regularizer):
+        def __init__(self, k=0.1):
+            super().__init__(l1=k)
+            self.k = float(k)
+
+        def get_config(self):
+            return {"k": self.k}
+
+    class Halves(pynn.initializers.Initializer):
+        def __call__(self, shape, dtype=np.float32):
+            return np.full(shape, 0.5, dtype=dtype)
+
+    m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(3,), kernel_regularizer=Shrink(0.3),
+                                           kernel_initializer=Halves())])
+    m.compile("sgd", "mse")
+    p = tmp_path / "m.pynn"
+    m.save(p)
+    with pytest.raises(io.ModelFileError, match="unknown regularizer class 'Shrink'"):
+        pynn.models.load_model(p, custom_objects={"Halves": Halves})
+    m2 = pynn.models.load_model(p, custom_objects={"Shrink": Shrink, "Halves": Halves})
+    reg = m2.layers[0].kernel_regularizer
+    assert type(reg) is Shrink and reg.k == 0.3
+    assert type(m2.layers[0].kernel_initializer) is Halves
+    np.testing.assert_array_equal(m2.get_weights()[0], m.get_weights()[0])
