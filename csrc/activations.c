@@ -122,9 +122,15 @@ PYNN_EW_OP(T, gelu_tanh_b_##SUF, pynn_gelu_tanh_grad_##SUF(a[i], b[i]))         
 PYNN_EW_OP(T, softplus_f_##SUF, pynn_softplus_##SUF(a[i]))                                  \
 PYNN_EW_OP(T, softplus_b_##SUF, pynn_softplus_grad_##SUF(a[i], b[i]))                       \
 PYNN_EW_OP(T, silu_f_##SUF, pynn_silu_##SUF(a[i]))                                          \
-PYNN_EW_OP(T, silu_b_##SUF, pynn_silu_grad_##SUF(a[i], b[i]))
+PYNN_EW_OP(T, silu_b_##SUF, pynn_silu_grad_##SUF(a[i], b[i]))                             \
+PYNN_EW_OP(T, grad_mul_##SUF, b[i] * a[i])
 
 #define PYNN_ACT_KERNELS(T, SUF)                                                            \
+void pynn_grad_mul_##SUF(T *dx, const T *grad, const T *dy, pynn_idx n, pynn_ctx ctx) {      \
+    /* dx (n) = dy * grad: the backward of an activation whose forward stored its derivative \
+     * (gelu_forward_grad) */                                                               \
+    pynn_ew_run_##SUF(grad_mul_##SUF##_table, dx, grad, dy, 0, n, 1, ctx);                  \
+}                                                                                           \
 void pynn_relu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx) {                \
     /* out (n) = max(x, 0) */                                                               \
     pynn_ew_run_##SUF(relu_f_##SUF##_table, out, x, NULL, 0, n, 1, ctx);                    \

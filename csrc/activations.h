@@ -385,6 +385,7 @@ static inline double pynn_gelu_both_f64(double x, double *g) {
 /* Kernels. Elementwise ones take contiguous arrays of n elements; out may be x (forward) and
  * dx may be dy (backward). Softmax ones take R contiguous rows of N. */
 #define PYNN_ACT_DECLS(T, SUF)                                                              \
+void pynn_grad_mul_##SUF(T *dx, const T *grad, const T *dy, pynn_idx n, pynn_ctx ctx);      \
 void pynn_relu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
 void pynn_relu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
 void pynn_leaky_relu_forward_##SUF(T *out, const T *x, pynn_idx n, T alpha, pynn_ctx ctx);  \

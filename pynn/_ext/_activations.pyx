@@ -23,6 +23,10 @@ from pynn._ext cimport _fast
 cnp.import_array()
 
 cdef extern from "activations.h" nogil:
+    void pynn_grad_mul_f32(float *dx, const float *grad, const float *dy, pynn_idx n,
+        pynn_ctx ctx)
+    void pynn_grad_mul_f64(double *dx, const double *grad, const double *dy, pynn_idx n,
+        pynn_ctx ctx)
     void pynn_relu_forward_f32(float *out, const float *x, pynn_idx n, pynn_ctx ctx)
     void pynn_relu_backward_f32(float *dx, const float *x, const float *dy, pynn_idx n,
         pynn_ctx ctx)
@@ -103,10 +107,10 @@ __all__ = ["relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_ba
            "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward", "gelu_forward_grad",
            "softplus_forward", "softplus_backward", "silu_forward", "silu_backward",
            "swish_forward", "swish_backward", "softmax_forward", "softmax_backward",
-           "log_softmax_forward", "log_softmax_backward"]
+           "log_softmax_forward", "log_softmax_backward", "grad_mul"]
 
 cdef enum:
-    RELU, LEAKY_RELU, ELU, SIGMOID, TANH, GELU, SOFTPLUS, SILU, SOFTMAX, LOG_SOFTMAX
+    RELU, LEAKY_RELU, ELU, SIGMOID, TANH, GELU, SOFTPLUS, SILU, SOFTMAX, LOG_SOFTMAX, GRAD_MUL
 
 
 cdef void _forward(int op,
@@ -190,6 +194,8 @@ cdef void _backward(int op,
                 pynn_softmax_backward_f32(o, p, g, n // N, N, ctx)
             elif op == LOG_SOFTMAX:
                 pynn_log_softmax_backward_f32(o, p, g, n // N, N, ctx)
+            elif op == GRAD_MUL:
+                pynn_grad_mul_f32(o, p, g, n, ctx)
         else:
             if op == RELU:
                 pynn_relu_backward_f64(o, p, g, n, ctx)
@@ -211,6 +217,8 @@ cdef void _backward(int op,
                 pynn_softmax_backward_f64(o, p, g, n // N, N, ctx)
             elif op == LOG_SOFTMAX:
                 pynn_log_softmax_backward_f64(o, p, g, n // N, N, ctx)
+            elif op == GRAD_MUL:
+                pynn_grad_mul_f64(o, p, g, n, ctx)
 
 
 cdef object _run_forward(int op, x, out, double alpha=0.0, int flag=0, bint rows=False):
@@ -404,3 +412,9 @@ def log_softmax_forward(x, out=None):
 def log_softmax_backward(y, dy, out=None):
     """dy - exp(y) * sum(dy) over the last axis, from the forward output y."""
     return _run_backward(LOG_SOFTMAX, y, dy, out, 0.0, 0, "y", True)
+
+
+def grad_mul(grad, dy, out=None):
+    """dy * grad elementwise: the backward of an activation whose forward stored its
+    derivative (gelu_forward_grad's grad). See pynn.reference.grad_mul."""
+    return _run_backward(GRAD_MUL, grad, dy, out, 0.0, 0, "grad")

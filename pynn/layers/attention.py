@@ -405,9 +405,10 @@ class TransformerBlock(Layer):
             return self._subs["ff1"].backward(dy)
         ff1 = self._subs["ff1"]
         h2, g, hshape = self._ff1_cache
-        # dz = dy * gelu'(z), in place over dy (ff2's dx buffer, still in cache)
+        # dz = dy * gelu'(z), in place over dy (ff2's dx buffer, still in cache); one
+        # threaded kernel pass (NumPy's multiply runs on one core: 0.58 ms at 2048 x 512)
         dy2 = dy.reshape(g.shape)
-        dz = np.multiply(dy2, g, out=dy2)
+        dz = self.ops.grad_mul(g, dy2, out=dy2)
         db = ff1.grads["bias"] if ff1.use_bias else self._buffer("ff1_db", (ff1.units,))
         dx, _, _ = self.ops.dense_backward(h2, ff1.params["kernel"], None, dz, "linear",
                                            need_dx=True, dx=self._buffer("ff1_dx", h2.shape),

@@ -19,7 +19,7 @@ __all__ = ["relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_ba
            "tanh_forward", "tanh_backward", "gelu_forward", "gelu_backward", "gelu_forward_grad",
            "softplus_forward", "softplus_backward", "silu_forward", "silu_backward",
            "swish_forward", "swish_backward", "softmax_forward", "softmax_backward",
-           "log_softmax_forward", "log_softmax_backward"]
+           "log_softmax_forward", "log_softmax_backward", "grad_mul"]
 
 _SQRT1_2 = 0.70710678118654752440     # 1 / sqrt(2)
 _INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
@@ -254,4 +254,13 @@ def log_softmax_backward(y, dy, out=None):
     """dy - exp(y) * sum(dy) over the last axis, from the forward output y."""
     y, dy, out = _backward_args(y, dy, out, xname="y", min_ndim=1)
     out[...] = dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)  # y.shape
+    return out
+
+
+def grad_mul(grad, dy, out=None):
+    """dy * grad elementwise, any shape: the backward of an activation whose forward stored
+    its derivative (gelu_forward_grad's grad), so that the backward needs no second pass over
+    the activation's math. out may be dy (in place)."""
+    grad, dy, out = _backward_args(grad, dy, out, xname="grad")
+    np.multiply(dy, grad, out=out)                         # grad.shape
     return out

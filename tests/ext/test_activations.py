@@ -480,3 +480,43 @@ def test_byte_swapped_and_matrix_inputs_are_accepted():
         np.testing.assert_array_equal(be.softmax_forward(np.matrix(x)), be.softmax_forward(x))
     with pytest.raises(TypeError, match="float32 or float64"):
         C.softmax_forward(x.astype(">i8"))
+
+
+# grad_mul: dy * grad, the backward that uses gelu_forward_grad's stored derivative
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES + [(32, 64, 512)])
+def test_grad_mul_against_reference(shape, dtype):
+    rng = np.random.default_rng(sum(shape) + 11)
+    g, dy = _data(rng, shape, dtype), _data(rng, shape, dtype)
+    got = compare("grad_mul", g, dy)
+    np.testing.assert_array_equal(got, dy * g)     # one rounding: exact against NumPy
+    for be in (C, REF):                             # in place over dy, as the layer calls it
+        d = dy.copy()
+        assert be.grad_mul(g, d, out=d) is d
+        np.testing.assert_array_equal(d, dy * g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grad_mul_layouts_and_specials(dtype):
+    rng = np.random.default_rng(5)
+    g, dy = _data(rng, (6, 11), dtype), _data(rng, (6, 11), dtype)
+    for _, gv in layouts(g):
+        for _, dv in layouts(dy):
+            compare("grad_mul", gv, dv)
+    s = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 2.0], dtype)
+    t = np.array([0.0, 2.0, 1.0, np.inf, 3.0, np.nan], dtype)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(C.grad_mul(s, t), REF.grad_mul(s, t))
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_grad_mul_bad_input(be):
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        be.grad_mul(a, np.ones((4, 3), np.float32))
+    with pytest.raises((TypeError, ValueError), match="dtype"):
+        be.grad_mul(a, np.ones((3, 4), np.float64))
+    with pytest.raises((TypeError, ValueError)):
+        be.grad_mul(a, a, out=np.ones((3, 4), np.float32)[:, :2])
+    with pytest.raises((TypeError, ValueError)):
+        be.grad_mul(np.ones((3, 4), np.int32), a)
