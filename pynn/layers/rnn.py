@@ -454,6 +454,7 @@ class Bidirectional(_Wrapper):
         self.merge_mode = merge_mode
         self.forward_layer = layer
         self._given = False  # the last forward had initial states
+        self._y_shape = None  # the merged output's shape in the last forward
         if backward_layer is None:
             cfg = layer.get_config()
             cfg.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
@@ -541,7 +542,10 @@ class Bidirectional(_Wrapper):
         if fl.return_sequences:
             yb = yb[:, ::-1]  # the backward line's step t back at position t
         if self.merge_mode is None:
+            self._y_shape = None
             return [yf, yb] + states
+        self._y_shape = yf.shape[:-1] + ((2 * yf.shape[-1],) if self.merge_mode == "concat"
+                                         else yf.shape[-1:])
         if self.merge_mode == "concat":
             y = self._buffer("y", yf.shape[:-1] + (2 * yf.shape[-1],))
             h = yf.shape[-1]
@@ -576,6 +580,9 @@ class Bidirectional(_Wrapper):
             dyf, dyb = dy
         elif dy is None:
             dyf = dyb = None
+        elif np.shape(dy) != self._y_shape:  # before the split names the inner layer's shape
+            raise ValueError(f"Bidirectional {self.name!r}: dy must have shape "
+                             f"{self._y_shape}, received {np.shape(dy)}")
         elif self.merge_mode == "concat":
             h = dy.shape[-1] // 2
             dyf, dyb = dy[..., :h], dy[..., h:]

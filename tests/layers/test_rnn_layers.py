@@ -253,6 +253,10 @@ def test_bidirectional_refuses_mismatched_layers_and_keeps_state_after_bad_calls
     with pytest.raises(ValueError, match="3 arrays"):
         bi.forward([x, np.zeros((3, 4))])
     np.testing.assert_array_equal(bi.backward(np.ones((3, 8))), dx)
+    # a wrong dy is reported with the merged output's shape, not half of it
+    bi.forward(x)
+    with pytest.raises(ValueError, match=r"dy must have shape \(3, 8\), received \(3, 6\)"):
+        bi.backward(np.ones((3, 6)))
     # a layer returning its states takes one gradient per output
     lstm = built(layers.LSTM(4, return_state=True), (4, 2), "c")
     lstm.forward(x)
