@@ -599,6 +599,7 @@ class Model:
         backward: in a custom step, call it after `backward` and add the result to the loss.
         Returns 0.0 (and changes nothing) when no layer has a regularizer."""
         self._assert_built("add_regularization")
+        self._own_weights()   # the penalty gradients go into this model's buffer
         self._trainable_runs()
         penalty = 0.0
         if self._has_reg:
@@ -771,6 +772,7 @@ class Sequential(Model):
         self.built = False
         self._flat_params = None
         self._infer_steps = None
+        _REBASES[0] += 1  # the layers left this buffer: a model sharing them must re-check
 
     def build(self, input_shape=None):
         """Build every layer for `input_shape` (batch axis first) and flatten the weights."""

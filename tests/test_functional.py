@@ -385,3 +385,40 @@ def test_models_sharing_layers_train_the_same_weights():
     w3 = enc_layer.get_weights()[0].copy()
     pynn.optimizers.SGD(0.1).apply_gradients(encoder)
     assert not np.array_equal(enc_layer.get_weights()[0], w3)
+
+
+def test_shared_layers_custom_step_and_pop():
+    """Two models sharing a layer: both backwards, then both optimizer steps (the first step
+    was lost when the second model's forward had taken the layer); and a Sequential's pop
+    moving a shared layer off its buffer is noticed by the other model."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 4))
+    inp = pynn.Input((4,))
+    l1, l2 = layers.Dense(3), layers.Dense(4)
+    code = l1(inp)
+    ae, enc = pynn.Model(inp, l2(code)), pynn.Model(inp, code)
+    w0 = l1.get_weights()[0].copy()
+    out = ae(x, training=True)
+    ae.backward(np.ones_like(out))
+    o2 = enc(x, training=True)
+    enc.backward(np.zeros_like(o2))
+    pynn.optimizers.SGD(0.1).apply_gradients(ae)
+    pynn.optimizers.SGD(0.1).apply_gradients(enc)   # zero gradient: no change of its own
+    assert not np.allclose(l1.get_weights()[0], w0)
+    w1 = l1.get_weights()[0].copy()
+    ae(x)
+    np.testing.assert_array_equal(l1.get_weights()[0], w1)   # kept, not copied over
+
+    s1 = layers.Dense(3)
+    a = pynn.Sequential([s1, layers.Dense(2)])
+    a.build((None, 4))
+    a.compile("sgd", "mse")
+    b = pynn.Sequential([s1, layers.Dense(2)])
+    b.build((None, 4))
+    y = rng.standard_normal((8, 2))
+    a.train_on_batch(x, y)
+    b.pop()
+    w = s1.get_weights()[0].copy()
+    a.train_on_batch(x, y)
+    assert not np.array_equal(s1.get_weights()[0], w)
+    np.testing.assert_array_equal(a._flat_params[:12], s1.params["kernel"].ravel())

@@ -151,6 +151,9 @@ class Optimizer:
         self._bind(model)
         runs = model._trainable_runs()
         if runs:
+            # another model sharing layers may have taken them since the backward: point them
+            # back at this model's buffers (its gradients are still there) before the step
+            model._own_weights()
             model._check_optimizer_layout(self)
             self.apply(model.ops, model._flat_params, model._flat_grads, runs, model._segs)
             self._model_layout = model._layout
