@@ -149,21 +149,18 @@ class MeanAbsoluteError(Metric):
         self.count += c
 
 
-class _ShapeAccuracy(Metric):
+class _ShapeAccuracy(CategoricalAccuracy):
     """'accuracy' under a regression loss (targets shaped like the predictions), chosen by
-    shape as Keras does: one output column is binary accuracy (threshold 0.5), several are
-    categorical accuracy (argmax against argmax)."""
-    _targets = "dense"
+    shape as Keras does: several output columns are categorical accuracy (argmax against
+    argmax), one is binary accuracy (threshold 0.5)."""
+    argmax_invariant = False
+    threshold = 0.5
 
     def update(self, ops, y_pred, y_true, sample_weight=None):
         if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:
-            y_pred, y_true, sample_weight = _positions(y_pred, y_true, sample_weight, False)
-            hit = (ops.row_argmax(y_pred) == ops.row_argmax(y_true)).astype(np.float64)
+            super().update(ops, y_pred, y_true, sample_weight)
         else:
-            hit = ((y_pred > 0.5) == (y_true > 0.5)).reshape(y_pred.shape[0], -1).mean(axis=1)
-        t, c = _weighted(hit, sample_weight)
-        self.total += t
-        self.count += c
+            BinaryAccuracy.update(self, ops, y_pred, y_true, sample_weight)
 
 
 _CLASSES = {c.__name__: c for c in (Mean, SparseCategoricalAccuracy, CategoricalAccuracy,

@@ -427,7 +427,8 @@ class Model:
         if opt._state is None:
             return
         seen = getattr(opt, "_model_layout", None)
-        if opt._size != self._flat_params.shape[0] or (seen is not None and seen != self._layout):
+        if opt._size != self._flat_params.shape[0] or (
+                seen is not None and seen is not self._layout and seen != self._layout):
             raise ValueError(f"the {type(opt).__name__} optimizer's state (moments, step "
                              f"count) was made for an earlier set of model {self.name!r}'s "
                              f"weights ({opt._size} parameters; now "
@@ -1259,7 +1260,8 @@ def model_from_json(text, backend=None):
 
 def load_model(filepath, compile=True, custom_objects=None):
     """Load a model written by model.save (pynn.io: no pickle, one clear error type).
-    custom_objects: {class name: class} of your own Layer, Loss and Metric subclasses the
-    model was built and compiled with (see pynn.io.load_model)."""
+    custom_objects: {class name: class} of your own Layer, Regularizer, Initializer, Loss,
+    Metric, Optimizer and LearningRateSchedule subclasses the model was built and compiled
+    with (see pynn.io.load_model)."""
     from . import io
     return io.load_model(filepath, compile=compile, custom_objects=custom_objects)

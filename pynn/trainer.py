@@ -4,10 +4,9 @@ progress output.
 Keras 3 semantics: `validation_split` takes the LAST samples before shuffling; epochs run
 from `initial_epoch` to `epochs`; a last partial batch is used; logs hold running means
 over the epoch weighted by batch size; validation keys are prefixed 'val_' (class_weight
-weighs the training samples only). Data are
-checked and converted to the model dtype once per call; each step gathers its batch into a
-kept buffer (np.take(out=)), so the step allocates nothing. Shuffling draws from pynn's
-generator (or `seed=`).
+weighs the training samples only). Data are checked and converted to the model dtype once
+per call; each step gathers its batch into a kept buffer (np.take(out=)), so the step
+allocates nothing. Shuffling draws from pynn's generator (or `seed=`).
 
 Progress: verbose=1 on a terminal draws a bar with ETA (redrawn at most 10 times a
 second); verbose=2, or verbose=1 when stdout is not a terminal, prints one line per epoch.

@@ -420,6 +420,15 @@ def test_gelu_forward_grad_central_differences(be, kw):
                lambda x, dy: dy * be.gelu_forward_grad(x, **kw)[1], [x])
 
 
+@BACKENDS
+@pytest.mark.parametrize("kw", GELU_KW, ids=["exact", "tanh"])
+def test_grad_mul_is_the_gelu_backward_by_central_differences(be, kw):
+    # the Transformer MLP's backward: gelu_forward_grad's stored derivative times dy
+    x = _away_from_kinks(np.random.default_rng(17), (3, 5))
+    check_grad(lambda x: be.gelu_forward(x, **kw),
+               lambda x, dy: be.grad_mul(be.gelu_forward_grad(x, **kw)[1], dy), [x])
+
+
 def test_gelu_forward_grad_hand_values():
     # gelu(1) = Phi(1) = 0.8413447460685429; gelu'(1) = Phi(1) + phi(1) = 1.0833154705876864;
     # gelu'(0) = 1/2; gelu(-1) = -0.15865525393145707, gelu'(-1) = -0.08331547058768633
