@@ -616,21 +616,31 @@ def test_own_optimizer_class_round_trip(tmp_path, monkeypatch):
         def get_config(self):
             return {**super().get_config(), "slowdown": self.slowdown}
 
+    m2 = _trained_saved_reloaded(tmp_path, SlowAdam(slowdown=3.0, learning_rate=0.01), [],
+                                 "unknown optimizer class 'SlowAdam'.*custom_obj",
+                                 {"SlowAdam": SlowAdam})
+    assert type(m2.optimizer) is SlowAdam and m2.optimizer.slowdown == 3.0
+
+
+def _trained_saved_reloaded(tmp_path, optimizer, metrics, missing, custom_objects):
+    """A small model trained one epoch with `optimizer`, saved, refused on load without
+    custom_objects (error matching `missing`), loaded with them; one more epoch of both
+    must give the same weights. Returns the loaded model."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((32, 4)), rng.standard_normal((32, 2))
     pynn.utils.set_random_seed(0)
     m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(4,))])
-    m.compile(SlowAdam(slowdown=3.0, learning_rate=0.01), "mse")
+    m.compile(optimizer, "mse", metrics=metrics)
     m.fit(x, y, epochs=1, verbose=0)
     p = tmp_path / "m.pynn"
     m.save(p)
-    with pytest.raises(io.ModelFileError, match="unknown optimizer class 'SlowAdam'.*custom_obj"):
+    with pytest.raises(io.ModelFileError, match=missing):
         pynn.models.load_model(p)
-    m2 = pynn.models.load_model(p, custom_objects={"SlowAdam": SlowAdam})
-    assert type(m2.optimizer) is SlowAdam and m2.optimizer.slowdown == 3.0
+    m2 = pynn.models.load_model(p, custom_objects=custom_objects)
     m.fit(x, y, epochs=1, verbose=0, shuffle=False)
     m2.fit(x, y, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_array_equal(m.get_weights()[0], m2.get_weights()[0])
+    return m2
 
 
 def test_own_schedule_and_shape_accuracy_round_trip(tmp_path, monkeypatch):
@@ -648,22 +658,11 @@ def test_own_schedule_and_shape_accuracy_round_trip(tmp_path, monkeypatch):
         def get_config(self):
             return {"peak": self.peak}
 
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((16, 4)), rng.standard_normal((16, 2))
-    m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(4,))])
     acc = pynn.metrics.get("accuracy", pynn.losses.get("mse"))
-    m.compile(pynn.optim.Adam(Warm(0.02)), "mse", metrics=[acc])
-    m.fit(x, y, epochs=1, verbose=0)
-    p = tmp_path / "m.pynn"
-    m.save(p)
-    with pytest.raises(io.ModelFileError, match="unknown learning-rate schedule class 'Warm'"):
-        pynn.models.load_model(p)
-    m2 = pynn.models.load_model(p, custom_objects={"Warm": Warm})
+    m2 = _trained_saved_reloaded(tmp_path, pynn.optim.Adam(Warm(0.02)), [acc],
+                                 "unknown learning-rate schedule class 'Warm'", {"Warm": Warm})
     assert isinstance(m2.optimizer._lr, Warm) and m2.optimizer._lr.peak == 0.02
     assert type(m2.metrics[0]) is type(acc)
-    m.fit(x, y, epochs=1, verbose=0, shuffle=False)
-    m2.fit(x, y, epochs=1, verbose=0, shuffle=False)
-    np.testing.assert_array_equal(m.get_weights()[0], m2.get_weights()[0])
 
 
 def test_loaded_optimizer_state_follows_the_loaded_layers(tmp_path, monkeypatch):
