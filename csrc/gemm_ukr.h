@@ -179,12 +179,15 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     }                                                                                        \
 }
 
-/* One kernel per ISA from three bodies: the full MR rows, and 1 or 4 rows for short edge
- * slivers and single-row products (M == 1), so a short sliver costs its own rows' FMAs, not
- * MR rows'. A row's accumulation is the same FMA chain in every body (the bits do not change).
- * The 1-row body reads only row 0, so a single row is read in place, never packed. */
+/* One kernel per ISA from four bodies: the full MR rows, and 1, 4 or 8 rows (8 only where
+ * MR > 8) for short edge slivers and single-row products (M == 1), so a short sliver costs
+ * its own rows' FMAs, not MR rows' (a batch of 32 is slivers of 12, 12 and 8 rows with
+ * MR = 12: the 8-row body saves a ninth of its FMAs). A row's accumulation is the same FMA
+ * chain in every body (the bits do not change). The 1-row body reads only row 0, so a
+ * single row is read in place, never packed. */
 #define PYNN_GEMM_UKR_SIMD_ALL(NAME, ROWS)                                                   \
 PYNN_GEMM_UKR_SIMD(NAME##_full, ROWS)                                                        \
+PYNN_GEMM_UKR_SIMD(NAME##_r8, PYNN_ROWS8)                                                    \
 PYNN_GEMM_UKR_SIMD(NAME##_r4, PYNN_ROWS4)                                                    \
 PYNN_GEMM_UKR_SIMD(NAME##_r1, PYNN_ROWS1)                                                    \
 static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
@@ -195,6 +198,8 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
         NAME##_r1(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
     else if (m <= 4)                                                                         \
         NAME##_r4(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
+    else if (MR > 8 && m <= 8)                                                               \
+        NAME##_r8(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
     else                                                                                     \
         NAME##_full(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                 \
 }
@@ -229,6 +234,7 @@ static T NAME(pynn_idx k, const T *a, const T *b) {                             
 #define PYNN_ROWS1(X) X(0)
 #define PYNN_ROWS4(X) X(0) X(1) X(2) X(3)
 #define PYNN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define PYNN_ROWS8(X) PYNN_ROWS6(X) X(6) X(7)
 #define PYNN_ROWS12(X) PYNN_ROWS6(X) X(6) X(7) X(8) X(9) X(10) X(11)
 #define PYNN_ROWS14(X) PYNN_ROWS12(X) X(12) X(13)
 

@@ -79,6 +79,8 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (1, 70, 40, True, False),  # one row read in place from a column of a
          (13, 70, 40, False, False),  # a 12-row sliver and a one-row edge in place
          (14, 40, 30, True, False), (16, 40, 30, False, True),  # 2- and 4-row edges
+         (32, 40, 70, False, False), (29, 40, 70, True, False),  # 8- and 5-row edges: the
+         # 8-row body where the kernel has more rows (avx512), a batch of 32 as 12 + 12 + 8
          (130, 10, 100, True, False),  # h^T dy: C^T = dy^T h for avx512 f32
          (300, 3, 500, True, False), (300, 3, 500, True, True),  # C^T on every arch
          (200, 1, 300, True, False),  # N == 1 with a^T: C^T is one row, read in place
