@@ -173,8 +173,7 @@ def saliency(model, x, class_index=None):
     layers = model._layers
     need = [layer._need_dx for layer in layers]
     last = layers[-1]
-    logits = getattr(last, "activation", None) is not None and \
-        last.activation.name in ("softmax", "sigmoid")
+    logits = last._fusable_output and last.activation.name in ("softmax", "sigmoid")
     old_logits = last._output_logits
     try:
         last._output_logits = logits

@@ -101,6 +101,25 @@ def test_fused_output_predicts_probabilities_and_trains_on_logits():
     assert not m2._fused
 
 
+@pytest.mark.parametrize("last", [lambda: layers.LSTM(2), lambda: layers.GRU(2),
+                                  lambda: layers.SimpleRNN(2),
+                                  lambda: layers.TransformerBlock(1, ff_dim=4)])
+def test_a_model_ending_in_a_layer_with_an_inner_activation_compiles_and_trains(last):
+    """An RNN's or a TransformerBlock's `activation` is inside the layer (a name, not its
+    output's last step): nothing fuses into the loss, and compile no longer fails on it."""
+    lay = last()
+    width = 2
+    m = pynn.Sequential([pynn.Input(shape=(3, width)), lay], dtype="float64")
+    m.compile("sgd", "mse")
+    assert not m._fused
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3, width))
+    y = m.predict(x, verbose=0) + 0.5
+    before = m.evaluate(x, y, verbose=0)
+    m.fit(x, y, epochs=3, batch_size=6, verbose=0)
+    assert m.evaluate(x, y, verbose=0) < before
+
+
 @pytest.mark.parametrize("opt", ["adam", "sgd", pynn.optimizers.SGD(0.1, momentum=0.9,
                                                                      nesterov=True),
                                  "rmsprop", "adagrad", "adamw"])

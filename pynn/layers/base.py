@@ -130,6 +130,12 @@ class Layer:
         Per-sample input shape (no batch axis), for the first layer of a Sequential.
     """
 
+    # True where the output is self.activation applied to a pre-activation that the layer
+    # hands out instead while _output_logits is set (Dense, the convolutions, Activation):
+    # a model may then fuse that activation into its loss. An RNN's or a TransformerBlock's
+    # `activation` is internal to the layer, never its output's last step.
+    _fusable_output = False
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)

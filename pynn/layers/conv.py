@@ -72,6 +72,8 @@ def _kernel_size(value):
 class _Conv(Layer):
     """Shared machinery of the convolution layers: arguments, shapes, forward/backward."""
 
+    _fusable_output = True
+
     _kernel_name = "kernel"
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", data_format=None,

@@ -62,6 +62,8 @@ class Dense(Layer):
     kernel_regularizer, bias_regularizer : str or Regularizer, optional
     """
 
+    _fusable_output = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
@@ -195,6 +197,8 @@ class Reshape(Layer):
 
 class Activation(Layer):
     """Applies an activation by name; under a fused output it passes the logits through."""
+
+    _fusable_output = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
