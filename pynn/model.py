@@ -315,8 +315,10 @@ class Model:
         self._metrics_on_logits = all(m.argmax_invariant for m in self.metrics)
 
     def get_compile_config(self):
-        """JSON-able: optimizer config, loss and metric names (for saving)."""
-        self._assert_compiled("get_compile_config")
+        """JSON-able: optimizer config, loss and metric names (for saving); None for a model
+        that was never compiled (as in Keras: it saves and loads uncompiled)."""
+        if not self.compiled:
+            return None
         return {"optimizer": _optim.serialize(self.optimizer),
                 "loss": _losses.serialize(self.loss),
                 "metrics": list(self._metric_names),

@@ -444,6 +444,25 @@ def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
     assert m2.optimizer.iterations == 2
 
 
+@pytest.mark.parametrize("include_optimizer", [True, False])
+def test_uncompiled_model_round_trip(tmp_path, monkeypatch, include_optimizer):
+    # built for inference, never compiled (as Keras saves one): it loads uncompiled, predicts
+    # the same, and compiles and trains after loading
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 6, 6, 1)).astype(np.float32)
+    model = pynn.Sequential([pynn.Input(shape=(6, 6, 1)), pynn.layers.Conv2D(2, 3),
+                             pynn.layers.GlobalAveragePooling2D(), pynn.layers.Dense(2)])
+    p = model.predict(x, verbose=0)
+    assert model.get_compile_config() is None
+    model.save(tmp_path / "u.pynn", include_optimizer=include_optimizer)
+    m2 = pynn.models.load_model(tmp_path / "u.pynn")
+    assert not m2.compiled and m2.get_compile_config() is None
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), p)
+    m2.compile("sgd", "mse")
+    m2.fit(x, np.zeros((5, 2), np.float32), epochs=1, verbose=0)
+
+
 def test_saved_file_mode_follows_the_umask(tmp_path):
     # the saved file gets 0666 & ~umask (mkstemp made the temp file, and so every saved
     # model, 0600), and a file replaced keeps its own mode
