@@ -192,3 +192,26 @@ def test_kernel_regularizer_in_training_loss():
     plain = losses.mse(y, m.predict(x, verbose=0))
     assert m.evaluate(x, y, verbose=0) == pytest.approx(
         plain + 0.5 * float(np.sum(w[0].astype(np.float64) ** 2)), rel=1e-5)
+
+
+def test_a_frozen_layer_penalty_leaves_the_loss():
+    # as in Keras (penalties come from trainable weights): freezing the regularized layer
+    # takes its penalty out of evaluate's and fit's loss and its gradient out of the step;
+    # unfreezing puts it back
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    first = pynn.layers.Dense(2, kernel_regularizer=regularizers.L2(0.5))
+    m = pynn.Sequential([pynn.Input(shape=(3,)), first, pynn.layers.Dense(1)],
+                        backend="reference", dtype="float64")
+    m.compile("sgd", "mse")
+    w = m.get_weights()
+    penalty = 0.5 * float(np.sum(w[0] ** 2))
+    plain = losses.mse(y, m.predict(x, verbose=0))
+    assert m.evaluate(x, y, verbose=0) == pytest.approx(plain + penalty, rel=1e-12)
+    first.trainable = False
+    assert m.evaluate(x, y, verbose=0) == pytest.approx(plain, rel=1e-12)
+    h = m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert h.history["loss"][0] == pytest.approx(plain, rel=1e-12)
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])
+    first.trainable = True
+    assert m.evaluate(x, y, verbose=0) > plain + 0.5 * penalty

@@ -213,14 +213,21 @@ class Layer:
     def count_params(self):
         return int(sum(w.size for w in self.params.values()))
 
+    def _regularized(self):
+        """(name, regularizer) of the weights whose penalty counts: trainable weights of a
+        trainable layer only (as Keras collects them from trainable_weights), so freezing a
+        layer also takes its penalty out of the loss."""
+        if not self.trainable:
+            return []
+        return [(k, reg) for k, (reg, trainable) in self._weight_info.items()
+                if reg is not None and trainable]
+
     def regularization_penalty(self):
-        return sum(reg.penalty(self.params[k]) for k, (reg, _) in self._weight_info.items()
-                   if reg is not None)
+        return sum(reg.penalty(self.params[k]) for k, reg in self._regularized())
 
     def add_regularization_gradients(self):
-        for k, (reg, _) in self._weight_info.items():
-            if reg is not None:
-                reg.add_gradient(self.params[k], self.grads[k])
+        for k, reg in self._regularized():
+            reg.add_gradient(self.params[k], self.grads[k])
 
     # -- shapes and building ---------------------------------------------------------
     def build(self, input_shape):
