@@ -444,6 +444,24 @@ def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
     assert m2.optimizer.iterations == 2
 
 
+def test_transformer_block_dropout_resumes_exactly(tmp_path, monkeypatch):
+    # the block's residual dropouts draw their masks from its seed and step, both saved
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 30, (32, 8)), rng.integers(0, 3, 32)
+    i = pynn.Input(shape=(8,))
+    h = pynn.layers.TransformerBlock(2, dropout=0.3)(pynn.layers.Embedding(30, 8)(i))
+    m = pynn.Model(i, pynn.layers.Dense(3, activation="softmax")(pynn.layers.Flatten()(h)))
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    m.save(tmp_path / "t.pynn")
+    m2 = pynn.models.load_model(tmp_path / "t.pynn")
+    for model in (m, m2):
+        model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for wa, wb in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
 @pytest.mark.parametrize("include_optimizer", [True, False])
 def test_uncompiled_model_round_trip(tmp_path, monkeypatch, include_optimizer):
     # built for inference, never compiled (as Keras saves one): it loads uncompiled, predicts

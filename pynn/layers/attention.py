@@ -19,6 +19,9 @@ from .base import Layer, MaskCounter, is_inference_only
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
 
+# TransformerBlock: the second residual dropout's seed is the block's plus this (mod 2**63)
+_SEED_STRIDE = 0x9E3779B97F4A7C15
+
 __all__ = ["MultiHeadAttention", "TransformerBlock"]
 
 
@@ -294,7 +297,7 @@ class MultiHeadAttention(MaskCounter, Layer):
                 **self._mask_config()}
 
 
-class TransformerBlock(Layer):
+class TransformerBlock(MaskCounter, Layer):
     """Pre-norm Transformer block: x + MHA(LN(x)), then + MLP(LN(.)).
 
     Parameters
@@ -311,12 +314,15 @@ class TransformerBlock(Layer):
     activation : str, default 'gelu'
     epsilon : float, default 1e-5
         Of both layer normalizations.
+    seed : int, optional
+        Of the two residual dropouts' masks (drawn at build when dropout > 0 if not given);
+        saved with the model with the masks' step, so training resumes exactly.
     """
 
     _SUBLAYERS = ("ln1", "attention", "ln2", "ff1", "ff2")
 
     def __init__(self, num_heads, key_dim=None, ff_dim=None, dropout=0.0, causal=True,
-                 activation="gelu", epsilon=1e-5, **kwargs):
+                 activation="gelu", epsilon=1e-5, seed=None, **kwargs):
         _positive_int(num_heads, "num_heads", "TransformerBlock")
         if key_dim is not None:
             _positive_int(key_dim, "key_dim", "TransformerBlock")
@@ -328,6 +334,7 @@ class TransformerBlock(Layer):
         self.causal = bool(causal)
         self.activation = activation
         self.epsilon = _checks.finite_scalar(epsilon, "epsilon", 0.0, low_open=True)
+        self._init_masks(seed)
         self._subs = None
 
     def build(self, input_shape):
@@ -343,8 +350,12 @@ class TransformerBlock(Layer):
                 "ff1": Dense(ff, activation=self.activation, name=self.name + "_ff1"),
                 "ff2": Dense(C, name=self.name + "_ff2")}
         if self.dropout > 0:
-            subs["drop1"] = Dropout(self.dropout, name=self.name + "_drop1")
-            subs["drop2"] = Dropout(self.dropout, name=self.name + "_drop2")
+            # one seed for the block (in its config), one mask stream per dropout from it
+            self._draw_mask_seed()
+            for i, key in enumerate(("drop1", "drop2")):
+                subs[key] = Dropout(self.dropout, seed=(self._seed + i * _SEED_STRIDE) % 2**63,
+                                    name=f"{self.name}_{key}")
+                subs[key]._step = self._step
         shape = tuple(input_shape)
         for key, layer in subs.items():
             out = layer._build_for(shape, self.ops, self.dtype)
@@ -446,7 +457,13 @@ class TransformerBlock(Layer):
         # dx = dx1 + ln1'(dh), added in place: dx1 is this layer's buffer, already consumed
         return s["ln1"].backward(dh, dx=dx1, accumulate=True)
 
+    def _mask_config(self):
+        # the dropouts count their masks themselves (one per training forward, in step)
+        if self._subs and "drop1" in self._subs:
+            self._step = self._subs["drop1"]._step
+        return super()._mask_config()
+
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "ff_dim": self.ff_dim, "dropout": self.dropout, "causal": self.causal,
-                "activation": self.activation, "epsilon": self.epsilon}
+                "activation": self.activation, "epsilon": self.epsilon, **self._mask_config()}

@@ -231,6 +231,32 @@ def test_transformer_block_c_matches_reference_and_is_causal():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_transformer_block_dropout_seed_and_step_in_the_config(backend):
+    # the residual dropouts' masks come from the block's seed (given, or drawn at build) and
+    # their count: a block rebuilt from the config at that step draws the same next masks
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 8))
+    blk = _block(backend, dropout=0.4, seed=3)
+    assert blk.get_config()["seed"] is not None and blk.get_config()["step"] == 0
+    y_inf = blk.forward(x).copy()
+    y0 = blk.forward(x, training=True).copy()
+    assert not np.allclose(y0, y_inf)
+    y1 = blk.forward(x, training=True).copy()
+    assert not np.allclose(y1, y0)                            # a new mask per training call
+    cfg = blk.get_config()
+    assert cfg["step"] == 2
+    twin = build(TransformerBlock.from_config({**cfg, "step": 1}), (None, 5, 8), backend)
+    for k in blk.params:
+        twin.params[k][...] = blk.params[k]
+    np.testing.assert_array_equal(twin.forward(x, training=True), y1)
+    assert twin.get_config()["step"] == 2
+    given = build(TransformerBlock(2, ff_dim=12, dropout=0.4, seed=77), (None, 5, 8), backend)
+    assert given.get_config()["seed"] == 77
+    with pytest.raises(ValueError, match="seed"):
+        TransformerBlock(2, dropout=0.1, seed=-1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["sequential", "functional"])
 def test_transformer_block_predict_skips_the_gelu_derivative(backend, kind, monkeypatch):
     # predict/evaluate run the MLP's GELU without its derivative (no backward follows) and
