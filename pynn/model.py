@@ -306,7 +306,7 @@ class Model:
         if not self.compiled or not self._layers:
             return
         last = self._output_layer()
-        act = last.activation if last._fusable_output else None
+        act = last.activation if getattr(last, "_fusable_output", False) else None
         if act is not None and not self.loss.from_logits:
             _, fused = self.loss.kernels(act.name)
             if fused:
