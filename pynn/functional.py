@@ -156,9 +156,15 @@ def call(op, x, args, kwargs, training=None):
 
 
 def _same_shape(a, b):
-    """Shapes (or lists of shapes) equal apart from the batch axis."""
-    if isinstance(a, list) or isinstance(b, list) or (a and isinstance(a[0], tuple)):
+    """Shapes (or lists of shapes) equal apart from the batch axis. One shape against a
+    list compares the first entries: a layer called with and without extra inputs (an RNN
+    with and without initial states) checks the rest itself."""
+    def multi(s):
+        return isinstance(s, list) or bool(s and isinstance(s[0], (tuple, list)))
+    if multi(a) and multi(b):
         return len(a) == len(b) and all(_same_shape(p, q) for p, q in zip(a, b))
+    if multi(a) or multi(b):
+        return _same_shape(a[0] if multi(a) else a, b[0] if multi(b) else b)
     return len(a) == len(b) and tuple(a[1:]) == tuple(b[1:])
 
 

@@ -106,6 +106,34 @@ def test_gradients_fanout_shared_merges_vs_central_differences(backend):
     np.testing.assert_allclose(dx, num_x, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("states_first", [False, True])
+def test_rnn_called_with_and_without_initial_states_vs_central_differences(backend,
+                                                                           states_first):
+    # one LSTM, called once on a sequence alone and once with initial states (Keras'
+    # seq2seq sharing), in either order: the second call used to fail comparing shapes
+    a, b = pynn.Input(shape=(4, 3), dtype="float64"), pynn.Input(shape=(4, 3), dtype="float64")
+    lstm = layers.LSTM(3, return_state=True, name="shared")
+    if states_first:
+        _, h0, c0 = layers.LSTM(3, return_state=True)(b)
+        y2, _, _ = lstm([b, h0, c0])
+        y1, _, _ = lstm(a)
+    else:
+        y1, h1, c1 = lstm(a)
+        y2, _, _ = lstm([b, h1, c1])
+    m = pynn.Model([a, b], layers.Dense(2)(layers.Concatenate()([y1, y2])), backend=backend)
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(4)
+    x = [rng.standard_normal((3, 4, 3)), rng.standard_normal((3, 4, 3))]
+    yt = m._targets(rng.standard_normal((3, 2)))
+    m._forward_backward(x, yt, None)
+    g = m._flat_grads.copy()
+    num = numeric_grad(lambda: m._forward_backward(x, yt, None)[1], m._flat_params)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="built for input shape"):
+        lstm([pynn.Input(shape=(4, 5), dtype="float64"), y1, y1])
+
+
 def test_multi_input_fit_and_predict():
     a, b = pynn.Input(shape=(3,)), pynn.Input(shape=(2,))
     h = layers.Concatenate()([layers.Dense(4)(a), layers.Dense(4)(b)])
