@@ -20,6 +20,11 @@ __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy"
            "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"]
 
 
+def _fits(shape, want):
+    """shape matches want, where a None in want (a variable sequence length) matches any."""
+    return len(shape) == len(want) and all(w is None or w == d for d, w in zip(shape, want))
+
+
 class Loss:
     """Base: `kernel` names the kernel pair on probabilities/values, `logits_kernel` the
     pair on logits (from_logits=True or a fused output activation)."""
@@ -43,7 +48,7 @@ class Loss:
             lead = tuple(output_shape[:-1])    # () for (B, K) outputs, (T,) for (B, T, K)
             if y.ndim == len(lead) + 2 and y.shape[-1] == 1:
                 y = y[..., 0]
-            if y.ndim != len(lead) + 1 or tuple(y.shape[1:]) != lead:
+            if y.ndim != len(lead) + 1 or not _fits(y.shape[1:], lead):
                 want = "(n,)" if not lead else f"(n, {', '.join(map(str, lead))})"
                 raise ValueError(f"{self.name} expects integer labels of shape {want} for a "
                                  f"model output of shape (n, {', '.join(map(str, output_shape))})"
@@ -57,7 +62,7 @@ class Loss:
         y = np.ascontiguousarray(y, dtype=dtype)
         if y.ndim == 1 and tuple(output_shape) == (1,):
             y = y.reshape(-1, 1)
-        if y.shape[1:] != tuple(output_shape):
+        if not _fits(y.shape[1:], output_shape):
             raise ValueError(f"targets (y) must have shape (n, {', '.join(map(str, output_shape))})"
                              f" to match the model output for loss {self.name!r}, received "
                              f"{y.shape}")

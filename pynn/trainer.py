@@ -265,7 +265,7 @@ def _as_input(model, x, what, exp):
     if exp is None:
         model._ensure_built(x.shape)
         exp = model.input_shape
-    if x.shape[1:] != tuple(exp[1:]):
+    if x.ndim != len(exp) or any(e is not None and e != d for e, d in zip(exp[1:], x.shape[1:])):
         raise ValueError(f"model {model.name!r} expects inputs of shape {exp}, received "
                          f"{what} with shape {x.shape}")
     return x
@@ -519,8 +519,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     batches = _Batches(x, None, None, _batch_size(batch_size))
     n = batch_len(x)
     multi = isinstance(model.output_shape, list)
-    shapes = model.output_shape if multi else [model.output_shape]
-    outs = [np.empty((n,) + tuple(s[1:]), dtype=model.dtype) for s in shapes]
+    outs = None   # from the first batch's outputs: a variable sequence length is known then
     cbs = CallbackList(callbacks, model, {"steps": batches.steps, "verbose": verbose})
     cbs.on_predict_begin()
     bar = Progbar(batches.steps, verbose) if verbose else None
@@ -529,6 +528,9 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
             cbs.on_predict_batch_begin(step)
         a = step * batches.bs
         res = model._forward(xb, training=False)
+        if outs is None:
+            outs = [np.empty((n,) + r.shape[1:], dtype=model.dtype)
+                    for r in (res if multi else [res])]
         for o, r in zip(outs, res if multi else [res]):
             o[a:a + r.shape[0]] = r
         if cbs._batch_hooks:

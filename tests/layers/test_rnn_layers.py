@@ -501,3 +501,49 @@ def test_matches_torch(cell):
     yt.backward(torch.from_numpy(dy))
     np.testing.assert_allclose(layer.forward(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: [layers.LSTM(4, return_sequences=True), layers.Dense(2)],
+    lambda: [layers.Bidirectional(layers.GRU(3, return_sequences=True)), layers.Dense(2)],
+    lambda: [layers.TransformerBlock(1, ff_dim=4), layers.Dense(2)],
+    lambda: [layers.TimeDistributed(layers.Dense(2))]])
+def test_variable_sequence_length(make):
+    """Input(shape=(None, C)): one model trains, evaluates and predicts on batches of any
+    length, and gives what a model built for that length gives with the same weights."""
+    rng = np.random.default_rng(0)
+    pynn.utils.set_random_seed(0)
+    var = pynn.Sequential([pynn.Input(shape=(None, 3))] + make(), dtype="float64")
+    var.compile("adam", "mse")
+    for T in (5, 7, 1):
+        x = rng.standard_normal((6, T, 3))
+        h = var.fit(x, np.zeros((6, T, 2)), batch_size=4, epochs=1, verbose=0,
+                    validation_split=0.25)
+        assert np.isfinite(h.history["val_loss"][0])
+        fixed = pynn.Sequential([pynn.Input(shape=(T, 3))] + make(), dtype="float64")
+        fixed.set_weights(var.get_weights())
+        p = var.predict(x, batch_size=4, verbose=0)
+        assert p.shape == (6, T, 2)
+        np.testing.assert_allclose(p, fixed.predict(x, verbose=0), rtol=1e-12, atol=1e-12)
+        fixed.compile("sgd", "mse")
+        assert var.evaluate(x, np.ones((6, T, 2)), verbose=0) == pytest.approx(
+            fixed.evaluate(x, np.ones((6, T, 2)), verbose=0), rel=1e-12)
+    with pytest.raises(ValueError, match="y_true must have shape"):   # x and y lengths differ
+        var.fit(rng.standard_normal((4, 5, 3)), np.zeros((4, 6, 2)), verbose=0)
+    with pytest.raises(ValueError, match="expects inputs of shape"):  # the feature axis is fixed
+        var.predict(rng.standard_normal((4, 5, 2)), verbose=0)
+
+
+def test_variable_length_token_sequences_with_sparse_labels():
+    # a character model's shape: ids (B, None) -> Embedding -> LSTM -> softmax per step
+    rng = np.random.default_rng(1)
+    m = pynn.Sequential([pynn.Input(shape=(None,)), layers.Embedding(10, 4),
+                         layers.LSTM(8, return_sequences=True),
+                         layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    for T in (5, 8):
+        x = rng.integers(0, 10, (6, T))
+        m.fit(x, (x + 1) % 10, epochs=1, verbose=0)
+        assert m.predict(x, verbose=0).shape == (6, T, 10)
+    with pytest.raises(ValueError, match="labels"):
+        m.fit(rng.integers(0, 10, (4, 5)), rng.integers(0, 10, (4, 6)), verbose=0)
