@@ -306,6 +306,22 @@ def test_model_trainable_flag_freezes_everything():
     assert not np.array_equal(w[0], m.get_weights()[0])
 
 
+def test_frozen_nested_model_stays_frozen_after_save_and_load(tmp_path):
+    # the transfer-learning pattern: a frozen base inside a graph; its InputLayer is frozen
+    # with it, and the loaded base must read trainable = False as well
+    i = pynn.Input(shape=(4,))
+    base = pynn.Model(i, layers.Dense(3)(i), name="base")
+    base.trainable = False
+    j = pynn.Input(shape=(4,))
+    m = pynn.Model(j, layers.Dense(1)(base(j)))
+    m.compile("sgd", "mse")
+    m.save(tmp_path / "n.pynn")
+    m2 = pynn.models.load_model(tmp_path / "n.pynn")
+    (b2,) = [la for la in m2.layers if isinstance(la, pynn.Model)]
+    assert not base.trainable and not b2.trainable
+    assert len(m2.trainable_weights) == len(m.trainable_weights) == 2
+
+
 def test_own_layer_class_loads_with_custom_objects(tmp_path):
     # a model with a Layer subclass of the user's saved fine but could never be loaded
     class Scaled(pynn.layers.Dense):

@@ -38,8 +38,11 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
+        # trainable only when frozen (a frozen model freezes its InputLayer too, and its
+        # `trainable` reads False only if every layer is): the flag survives a save and load
         return {"name": self.name, "batch_shape": [self.batch_size] + list(self.input_shape_arg),
-                **({"dtype": self.dtype.name} if self.dtype is not None else {})}
+                **({"dtype": self.dtype.name} if self.dtype is not None else {}),
+                **({} if self.trainable else {"trainable": False})}
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
