@@ -1,9 +1,12 @@
 """Embedding and PositionalEmbedding: integer ids (B, T) -> vectors (B, T, D).
 
-Ids arrive in the model's float dtype (float32 holds ids exactly up to 2**24); the kernels
+Ids arrive in the model's float dtype (float32 holds ids exactly up to 2**24: a larger
+vocabulary is refused at build unless the model is float64); the kernels
 check that they are whole numbers in [0, input_dim) and raise ValueError otherwise. Neither
 layer has an input gradient (ids are not differentiable): backward returns None.
 """
+import numpy as np
+
 from .. import initializers, regularizers
 from .base import Layer
 
@@ -15,6 +18,15 @@ def _init(identifier):
     if identifier == "uniform":
         return initializers.RandomUniform(-0.05, 0.05)
     return initializers.get(identifier)
+
+
+def _exact_ids(layer):
+    """At build: float32 holds every id exactly only up to 2**24; a larger vocabulary would
+    look up the wrong rows silently, so it needs a float64 model."""
+    if layer.dtype == np.float32 and layer.input_dim - 1 > 2**24:
+        raise ValueError(f"{type(layer).__name__} input_dim={layer.input_dim} needs a float64 "
+                         f"model: ids travel in the model's float dtype, and float32 holds "
+                         f"integers exactly only up to 2**24 (pass dtype='float64')")
 
 
 def _positive_int(value, what, cls):
@@ -53,6 +65,7 @@ class Embedding(Layer):
         self.mask_zero = False
 
     def build(self, input_shape):
+        _exact_ids(self)
         self.add_weight("embeddings", (self.input_dim, self.output_dim),
                         self.embeddings_initializer, self.embeddings_regularizer)
 
@@ -101,6 +114,7 @@ class PositionalEmbedding(Layer):
         if input_shape[1] is not None and input_shape[1] > self.sequence_length:
             raise ValueError(f"PositionalEmbedding sequence_length={self.sequence_length} is "
                              f"shorter than the input length {input_shape[1]}")
+        _exact_ids(self)
         self.add_weight("token_embeddings", (self.input_dim, self.output_dim),
                         self.embeddings_initializer)
         self.add_weight("position_embeddings", (self.sequence_length, self.output_dim),

@@ -89,6 +89,20 @@ def test_embedding_weight_gradients_and_bad_ids(backend):
         pe.forward(np.zeros((2, 7)))
 
 
+def test_embedding_vocabulary_past_float32_exact_integers():
+    # ids travel in the model's dtype: float32 rounds id 2**24 + 1 to 2**24 (the wrong row,
+    # silently), so such a vocabulary is refused at build unless the model is float64
+    V = 2**24 + 2
+    for layer in (Embedding(V, 1), PositionalEmbedding(3, V, 1)):
+        with pytest.raises(ValueError, match="needs a float64 model"):
+            pynn.Sequential([pynn.Input(shape=(3,)), layer])
+    pynn.Sequential([pynn.Input(shape=(3,)), Embedding(2**24 + 1, 1)])  # ids <= 2**24: exact
+    m = pynn.Sequential([pynn.Input(shape=(3,)), Embedding(V, 1)], dtype="float64")
+    table = m.layers[0].get_weights()[0]
+    ids = np.array([[V - 1, 2**24, 1]])
+    np.testing.assert_array_equal(m.predict(ids, verbose=0)[0, :, 0], table[ids[0], 0])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("causal", [False, True])
 def test_mha_self_attention_gradients(backend, causal):
