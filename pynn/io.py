@@ -85,6 +85,10 @@ def _atomic_savez(path, arrays, overwrite=True):
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):   # say so about `path`, not about the temp file's name
+        raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save to {path}: it is a directory")
     # created like open() would (mode 0666 less the umask: mkstemp's 0600 made every saved
     # model private), exclusively, under a fresh name
     while True:

@@ -197,6 +197,18 @@ def test_overwrite_false(tmp_path):
     np.testing.assert_array_equal(io.load_model(p).predict(x), m2.predict(x))
 
 
+def test_save_into_a_missing_folder_or_over_a_directory_names_the_path(tmp_path):
+    m, _, _ = make_model(seed=5)
+    for save in (io.save_model, io.save_weights):
+        with pytest.raises(FileNotFoundError, match=r"nope.*does not exist") as e:
+            save(m, tmp_path / "nope" / "m.pynn")
+        assert ".tmp" not in str(e.value)
+        (tmp_path / "d.pynn").mkdir(exist_ok=True)
+        with pytest.raises(IsADirectoryError, match="is a directory"):
+            save(m, tmp_path / "d.pynn")
+    assert sorted(os.listdir(tmp_path)) == ["d.pynn"] and not os.listdir(tmp_path / "d.pynn")
+
+
 def test_save_rejects_non_numeric(tmp_path):
     m, _, _ = make_model()
     m.weights[1] = np.array(["a", "b", "c"])
