@@ -643,16 +643,18 @@ class Model:
     def summary(self, print_fn=None, line_length=72):
         """Print layers with output shapes and parameter counts, then the totals."""
         print_fn = print_fn or (lambda s: print(s, file=sys.stdout))
-        widths = (line_length * 45 // 100, line_length * 35 // 100)
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 str(layer.output_shape) if layer.built else "?", f"{layer.count_params():,}",
+                 self._inbound(layer)) for layer in self.layers]
+        # columns widen past their share of line_length to fit long names and list shapes
+        w0 = max([line_length * 45 // 100] + [len(r[0]) + 2 for r in rows])
+        w1 = max([line_length * 35 // 100] + [len(r[1]) + 2 for r in rows])
+        line_length = max(line_length, w0 + w1 + len("Param #"))
         rule = "_" * line_length
         lines = [f'Model: "{self.name}"', rule,
-                 f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}Param #",
-                 "=" * line_length]
-        for layer in self.layers:
-            shape = str(layer.output_shape) if layer.built else "?"
-            inbound = self._inbound(layer)
-            lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<{widths[0]}}"
-                         f"{shape:<{widths[1]}}{layer.count_params():,}"
+                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}Param #", "=" * line_length]
+        for name, shape, count, inbound in rows:
+            lines.append(f"{name:<{w0}}{shape:<{w1}}{count}"
                          + (f"  <- {', '.join(inbound)}" if inbound else ""))
         lines.append("=" * line_length)
         total = self.count_params()

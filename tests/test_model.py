@@ -214,6 +214,22 @@ def test_summary(capsys):
     assert "Total params" in lines[0]
 
 
+def test_summary_columns_fit_long_names_and_list_shapes():
+    i = pynn.Input(shape=(5, 3))
+    _, h, _ = layers.LSTM(4, return_state=True, name="an_encoder_with_a_rather_long_name")(i)
+    m = pynn.Model(i, layers.Dense(1)(h))
+    lines = []
+    m.summary(print_fn=lines.append)
+    rows = lines[0].splitlines()
+    head = next(r for r in rows if r.startswith("Layer (type)"))
+    shape_at, count_at = head.index("Output Shape"), head.index("Param #")
+    body = [r for r in rows if r.startswith(("input_layer", "an_encoder", "dense"))]
+    assert len(body) == 3
+    for r in body:   # every shape and count starts under its heading, after a space
+        assert r[shape_at - 1] == " " and r[shape_at] in "([" and r[count_at - 1] == " "
+        assert r[count_at].isdigit()
+
+
 def test_sequential_add_pop_and_input():
     m = pynn.Sequential(backend="reference")
     m.add(pynn.Input(shape=(3,)))
