@@ -7,6 +7,8 @@ from .core import InputLayer, Input, Dense, Flatten, Dropout, Activation, Reshap
 from .conv import Conv2D, DepthwiseConv2D, Conv2DTranspose
 from .pooling import (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
                       GlobalMaxPooling2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D)
+from .conv1d import (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
+                     GlobalMaxPooling1D, MaxPool1D, AvgPool1D, GlobalAvgPool1D, GlobalMaxPool1D)
 from .normalization import BatchNormalization
 from .reshaping import UpSampling2D, ZeroPadding2D
 from .rnn import SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed
@@ -17,7 +19,9 @@ from .attention import MultiHeadAttention, TransformerBlock
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation",
            "Reshape", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D",
-           "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "BatchNormalization",
+           "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "Conv1D", "MaxPooling1D",
+           "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPool1D",
+           "AvgPool1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "BatchNormalization",
            "UpSampling2D", "ZeroPadding2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional",
            "TimeDistributed", "Embedding", "PositionalEmbedding", "LayerNormalization",
            "MultiHeadAttention", "TransformerBlock", "serialize", "deserialize", "REGISTRY"]
@@ -25,7 +29,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activ
 REGISTRY = {c.__name__: c for c in (InputLayer, Dense, Flatten, Dropout, Activation, Reshape,
                                     Conv2D, DepthwiseConv2D, Conv2DTranspose, MaxPooling2D,
                                     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-                                    BatchNormalization, UpSampling2D, ZeroPadding2D, SimpleRNN,
+                                    Conv1D, MaxPooling1D, AveragePooling1D,
+                                    GlobalAveragePooling1D, GlobalMaxPooling1D, BatchNormalization, UpSampling2D, ZeroPadding2D, SimpleRNN,
                                     LSTM, GRU, Bidirectional, TimeDistributed, Embedding,
                                     PositionalEmbedding, LayerNormalization, MultiHeadAttention,
                                     TransformerBlock)}

@@ -69,7 +69,32 @@ def _kernel_size(value):
     return _checks.int_pair(value, "kernel_size")
 
 
-class _Conv(Layer):
+class Layout2D:
+    """How a spatial layer sees its data: its input and output shapes, and NHWC views of
+    them for the kernels (rank-4, `data_format`). The 1-D layers (conv1d.py) override these
+    to run the same kernels on (B, 1, T, C) views."""
+
+    def _spatial(self, input_shape):
+        """(H, W, C) of an input shape, as the kernels see it."""
+        return spatial_input(self, input_shape, self.data_format)
+
+    def _out_shape(self, batch, h, w, c):
+        return out_shape(batch, h, w, c, self.data_format)
+
+    def _in_nhwc(self, x):
+        return to_nhwc(x, self.data_format)
+
+    def _out_nhwc(self, dy):
+        return to_nhwc(dy, self.data_format)
+
+    def _out_from_nhwc(self, y, key):
+        return from_nhwc(self, y, self.data_format, key)
+
+    def _in_from_nhwc(self, dx, key):
+        return from_nhwc(self, dx, self.data_format, key)
+
+
+class _Conv(Layout2D, Layer):
     """Shared machinery of the convolution layers: arguments, shapes, forward/backward."""
 
     _fusable_output = True
@@ -99,7 +124,7 @@ class _Conv(Layer):
 
     # subclasses: _weight_shape(c), _out_channels(c), _out_hw(h, w), kernel names
     def build(self, input_shape):
-        h, w, c = spatial_input(self, input_shape, self.data_format)
+        h, w, c = self._spatial(input_shape)
         self._out_hw(h, w)  # raises if the kernel does not fit
         self.add_weight(self._kernel_name, self._weight_shape(c), self.kernel_initializer,
                         self.kernel_regularizer)
@@ -108,9 +133,13 @@ class _Conv(Layer):
                             self.bias_regularizer)
 
     def compute_output_shape(self, input_shape):
-        h, w, c = spatial_input(self, input_shape, self.data_format)
+        h, w, c = self._spatial(input_shape)
         oh, ow = self._out_hw(h, w)
-        return out_shape(input_shape[0], oh, ow, self._out_channels(c), self.data_format)
+        return self._out_shape(input_shape[0], oh, ow, self._out_channels(c))
+
+    def _kernel4(self, grads=False):
+        """The kernel (or its gradient) as the kernels take it: (KH, KW, C, OC)."""
+        return (self.grads if grads else self.params)[self._kernel_name]
 
     def _act(self):
         return activations.linear if self._output_logits else self.activation
@@ -120,11 +149,11 @@ class _Conv(Layer):
 
     def forward(self, x, training=False):
         # y (B, OH, OW, OC) = act(conv(x (B, H, W, C), kernel) + bias), NHWC inside
-        xn = to_nhwc(x, self.data_format)
+        xn = self._in_nhwc(x)
         b = xn.shape[0]
         oh, ow = self._out_hw(xn.shape[1], xn.shape[2])
         oshape = (b, oh, ow, self._out_channels(xn.shape[3]))
-        w, bias = self.params[self._kernel_name], self.params.get("bias")
+        w, bias = self._kernel4(), self.params.get("bias")
         act = self._act()
         fwd = getattr(self.ops, self._op + "_forward")
         if act.fusable:
@@ -136,26 +165,26 @@ class _Conv(Layer):
                     **self._geometry())
             y = act.forward(self.ops, z, out=self._buffer("y", oshape))
         self._cache = (xn, z, y, act)
-        return from_nhwc(self, y, self.data_format, "y_cf")
+        return self._out_from_nhwc(y, "y_cf")
 
     def backward(self, dy):
         xn, z, y, act = self._cache
-        dyn = to_nhwc(dy, self.data_format)
-        w = self.params[self._kernel_name]
+        dyn = self._out_nhwc(dy)
+        w = self._kernel4()
         oc = y.shape[3]
         db = self.grads["bias"] if self.use_bias else self._buffer("db", (oc,))
         dx = self._buffer("dx", xn.shape) if self._need_dx else None
         bwd = getattr(self.ops, self._op + "_backward")
         if act.fusable:
             dx, _, _ = bwd(xn, w, y, dyn, activation=act.name, need_dx=self._need_dx, dx=dx,
-                           dw=self.grads[self._kernel_name], db=db, **self._geometry())
+                           dw=self._kernel4(grads=True), db=db, **self._geometry())
         else:
             dz = act.backward(self.ops, z, y, dyn, out=self._buffer("dz", y.shape))
             dx, _, _ = bwd(xn, w, None, dz, activation="linear", need_dx=self._need_dx,
-                           dx=dx, dw=self.grads[self._kernel_name], db=db, **self._geometry())
+                           dx=dx, dw=self._kernel4(grads=True), db=db, **self._geometry())
         if dx is None:
             return None
-        return from_nhwc(self, dx, self.data_format, "dx_cf")
+        return self._in_from_nhwc(dx, "dx_cf")
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": list(self.kernel_size),

@@ -6,13 +6,13 @@ channels_first inputs are transposed to NHWC at the layer boundary, as in the co
 """
 from .. import _checks
 from .base import Layer
-from .conv import data_format_name, spatial_input, out_shape, to_nhwc, from_nhwc
+from .conv import Layout2D, data_format_name
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
            "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 
-class _Pooling2D(Layer):
+class _Pooling2D(Layout2D, Layer):
     """Windowed pooling: pool_size, strides (None: pool_size), padding, data_format."""
 
     _op = None
@@ -33,28 +33,28 @@ class _Pooling2D(Layer):
         self.compute_output_shape(input_shape)  # raises if the window does not fit
 
     def compute_output_shape(self, input_shape):
-        h, w, c = spatial_input(self, input_shape, self.data_format)
+        h, w, c = self._spatial(input_shape)
         oh, ow = self._out_hw(h, w)
-        return out_shape(input_shape[0], oh, ow, c, self.data_format)
+        return self._out_shape(input_shape[0], oh, ow, c)
 
     def _args(self):
         return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
 
     def forward(self, x, training=False):
         # y (B, OH, OW, C) = pool over each window of x (B, H, W, C), NHWC inside
-        xn = to_nhwc(x, self.data_format)
+        xn = self._in_nhwc(x)
         b, h, w, c = xn.shape
         oh, ow = self._out_hw(h, w)
         y = getattr(self.ops, self._op + "_forward")(xn, out=self._buffer("y", (b, oh, ow, c)),
                                                      **self._args())
         self._cache = xn
-        return from_nhwc(self, y, self.data_format, "y_cf")
+        return self._out_from_nhwc(y, "y_cf")
 
     def backward(self, dy):
         xn = self._cache
         dx = getattr(self.ops, self._op + "_backward")(
-            xn, to_nhwc(dy, self.data_format), out=self._buffer("dx", xn.shape), **self._args())
-        return from_nhwc(self, dx, self.data_format, "dx_cf")
+            xn, self._out_nhwc(dy), out=self._buffer("dx", xn.shape), **self._args())
+        return self._in_from_nhwc(dx, "dx_cf")
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size),
@@ -72,7 +72,7 @@ class AveragePooling2D(_Pooling2D):
     _op = "avg_pool2d"
 
 
-class _GlobalPooling2D(Layer):
+class _GlobalPooling2D(Layout2D, Layer):
     """(B, H, W, C) -> (B, C) (keepdims: (B, 1, 1, C), or (B, C, 1, 1) channels_first)."""
 
     _op = None
@@ -83,22 +83,22 @@ class _GlobalPooling2D(Layer):
         self.keepdims = bool(keepdims)
 
     def build(self, input_shape):
-        spatial_input(self, input_shape, self.data_format)
+        self._spatial(input_shape)
 
     def compute_output_shape(self, input_shape):
-        _, _, c = spatial_input(self, input_shape, self.data_format)
+        _, _, c = self._spatial(input_shape)
         if self.keepdims:
-            return out_shape(input_shape[0], 1, 1, c, self.data_format)
+            return self._out_shape(input_shape[0], 1, 1, c)
         return (input_shape[0], c)
 
     def forward(self, x, training=False):
         # y (B, C) = reduce over H, W of x (B, H, W, C)
-        xn = to_nhwc(x, self.data_format)
+        xn = self._in_nhwc(x)
         b, c = xn.shape[0], xn.shape[3]
         y = getattr(self.ops, self._op + "_forward")(xn, out=self._buffer("y", (b, c)))
         self._cache = xn
         if self.keepdims:
-            return y.reshape(out_shape(b, 1, 1, c, self.data_format))
+            return y.reshape(self._out_shape(b, 1, 1, c))
         return y
 
     def backward(self, dy):
@@ -106,7 +106,7 @@ class _GlobalPooling2D(Layer):
         dy2 = dy.reshape(xn.shape[0], xn.shape[3])
         dx = getattr(self.ops, self._op + "_backward")(xn, dy2,
                                                        out=self._buffer("dx", xn.shape))
-        return from_nhwc(self, dx, self.data_format, "dx_cf")
+        return self._in_from_nhwc(dx, "dx_cf")
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format,
