@@ -523,16 +523,19 @@ class Model:
         return vals[0] if len(vals) == 1 else vals
 
     # -- custom training steps ------------------------------------------------------
-    def __call__(self, x, *args, training=False, **kwargs):
+    def __call__(self, x, *args, training=None, **kwargs):
         """On arrays: the forward pass (training=True for dropout/batch statistics), keeping
         what `backward` needs; returns a new array (a list for several outputs).
-        On symbolic tensors: records this model as one node of a graph model."""
+        On symbolic tensors: records this model as one node of a graph model; training=
+        True/False there fixes its mode in that graph (base(x, training=False) keeps a
+        fine-tuned base's BatchNormalization in inference mode during fit), as in Keras."""
         from . import functional
         if functional.is_symbolic(x, args, kwargs):
             if kwargs:
                 raise TypeError(f"model {self.name!r} takes no call keyword arguments, "
                                 f"received {sorted(kwargs)}")
-            return functional.call(self, x, args, {})
+            return functional.call(self, x, args, {}, training)
+        training = bool(training)
         if args:
             x = [x, *args]
         x = _trainer.as_inputs(self, x)

@@ -450,3 +450,40 @@ def test_shared_layers_custom_step_and_pop():
     a.train_on_batch(x, y)
     assert not np.array_equal(s1.get_weights()[0], w)
     np.testing.assert_array_equal(a._flat_params[:12], s1.params["kernel"].ravel())
+
+
+def test_training_flag_on_a_symbolic_call_fixes_the_mode(tmp_path):
+    # Keras: layer(x, training=True) in a graph is Monte-Carlo dropout (active in predict);
+    # base(x, training=False) keeps a fine-tuned base in inference mode during fit. Both
+    # were dropped (the node recorded no mode)
+    inp = pynn.Input(shape=(64,))
+    mc = pynn.Model(inp, layers.Dropout(0.5, seed=1)(inp, training=True))
+    x = np.ones((4, 64), np.float32)
+    a, b = mc.predict(x, verbose=0), mc.predict(x, verbose=0)
+    assert (a == 0).any() and not np.array_equal(a, b)           # a new mask per call
+    mc.save(tmp_path / "mc.pynn")
+    again = pynn.models.load_model(tmp_path / "mc.pynn")
+    assert (again.predict(x, verbose=0) == 0).any()
+
+    pynn.utils.set_random_seed(0)
+    base = pynn.Sequential([layers.Input(shape=(3,)), layers.Dense(4),
+                            layers.BatchNormalization(), layers.Dropout(0.5)], dtype="float64")
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    m = pynn.Model(inp, layers.Dense(1)(base(inp, training=False)))
+    m.compile("sgd", "mse")
+    bn = base.layers[1]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)) + 5, rng.standard_normal((8, 1))
+    # the training step's gradient is that of the inference-mode function (no dropout,
+    # moving statistics): against central differences, over the trainable weights
+    yt = m._targets(y)
+    m._forward_backward(x, yt, None)
+    g = m._flat_grads.copy()
+    num = numeric_grad(lambda: m._forward_backward(x, yt, None)[1], m._flat_params)
+    for a, b in m._trainable_runs():
+        np.testing.assert_allclose(g[a:b], num[a:b], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m.predict(x, verbose=0), m(x, training=True), rtol=1e-12)
+    stats = [bn.params[k].copy() for k in ("moving_mean", "moving_variance")]
+    m.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    for s, k in zip(stats, ("moving_mean", "moving_variance")):
+        np.testing.assert_array_equal(bn.params[k], s)             # inference mode in fit

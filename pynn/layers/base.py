@@ -275,12 +275,15 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
-    def __call__(self, x, *args, training=False, **kwargs):
+    def __call__(self, x, *args, training=None, **kwargs):
         """Run the layer on its own (builds on first call; float32 unless dtype set).
-        On symbolic tensors (pynn.Input, pynn.functional) it records a graph node instead."""
+        On symbolic tensors (pynn.Input, pynn.functional) it records a graph node instead;
+        training=True/False there fixes the layer's mode in that graph whatever the model's
+        (Monte-Carlo dropout; a frozen BatchNormalization in fine-tuning), as in Keras."""
         from .. import functional
         if functional.is_symbolic(x, args, kwargs):
-            return functional.call(self, x, args, kwargs)
+            return functional.call(self, x, args, kwargs, training)
+        training = bool(training)
         if any(isinstance(a, (bool, np.bool_)) for a in args):
             raise TypeError(f"layer {self.name!r}: pass training as a keyword "
                             f"(layer(x, training=True)); positional arguments are inputs")
