@@ -118,8 +118,7 @@ class Model:
             for k, w in list(u.params.items()):
                 b = a + w.size
                 flat[a:b] = w.reshape(-1)
-                u.params[k] = flat[a:b].reshape(w.shape)
-                u.grads[k] = gflat[a:b].reshape(w.shape)
+                u._repoint(k, flat[a:b].reshape(w.shape), gflat[a:b].reshape(w.shape))
                 a = b
         self._rebase(flat, gflat)
 
@@ -130,8 +129,7 @@ class Model:
             for k, w in list(layer.params.items()):
                 b = a + w.size
                 flat[a:b] = w.reshape(-1)
-                layer.params[k] = flat[a:b].reshape(w.shape)
-                layer.grads[k] = gflat[a:b].reshape(w.shape)
+                layer._repoint(k, flat[a:b].reshape(w.shape), gflat[a:b].reshape(w.shape))
                 segments.append((a, b, layer, k))
                 a = b
         self._flat_params, self._flat_grads, self._segments = flat, gflat, segments
@@ -775,8 +773,7 @@ class Sequential(Model):
         if self.built:
             for layer in self._layers:  # weights keep their values, out of the old buffer
                 for k in list(layer.params):
-                    layer.params[k] = layer.params[k].copy()
-                    layer.grads[k] = layer.grads[k].copy()
+                    layer._repoint(k, layer.params[k].copy(), layer.grads[k].copy())
         self.built = False
         self._flat_params = None
         self._infer_steps = None

@@ -1,6 +1,7 @@
 """Sequential/Model: building into one flat buffer, whole-model gradients against central
 differences (float64), the C and reference backends agreeing on a training step
 (pynn.compare), configs for saving, weights, summary, Keras names, bad input."""
+import copy
 import json
 
 import numpy as np
@@ -336,6 +337,43 @@ def test_frozen_nested_model_stays_frozen_after_save_and_load(tmp_path):
     (b2,) = [la for la in m2.layers if isinstance(la, pynn.Model)]
     assert not base.trainable and not b2.trainable
     assert len(m2.trainable_weights) == len(m.trainable_weights) == 2
+
+
+class _Lin(layers.Layer):
+    """A layer of one's own in the Keras style: the weight kept as an attribute."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight("w", (input_shape[-1], 1), "ones")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def forward(self, x, training=False):
+        self._x = x
+        return x @ self.w
+
+    def backward(self, dy):
+        self.grads["w"][...] = self._x.T @ dy
+        return dy @ self.w.T
+
+
+def test_own_layer_weight_attribute_stays_the_live_weight():
+    # self.w = self.add_weight(...): the model moves the weight into its flat buffer, and
+    # the attribute follows (it kept the first array: training changed nothing it read)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3))
+    y = x @ np.array([[1.0], [2.0], [3.0]])
+    lin = _Lin()
+    m = pynn.Sequential([pynn.Input(shape=(3,)), lin], dtype="float64")
+    assert lin.w is lin.params["w"] and np.shares_memory(lin.w, m._flat_params)
+    m.compile(pynn.optimizers.SGD(0.1), "mse")
+    h = m.fit(x, y, epochs=20, verbose=0)
+    assert h.history["loss"][-1] < 0.05 * h.history["loss"][0]
+    m.set_weights([np.zeros((3, 1))])
+    np.testing.assert_array_equal(m.predict(x, verbose=0), 0)
+    twin = copy.deepcopy(m)
+    (tl,) = twin.layers
+    assert tl.w is tl.params["w"] and np.shares_memory(tl.w, twin._flat_params)
 
 
 def test_own_layer_class_loads_with_custom_objects(tmp_path):

@@ -178,6 +178,17 @@ class Layer:
         self._weight_info[name] = (regularizers.get(regularizer), bool(trainable))
         return w
 
+    def _repoint(self, name, value, grad):
+        """Make `value` (a view of a model's flat buffer) weight `name`, and `grad` its
+        gradient. An attribute that held the old array (Keras' `self.w = self.add_weight(...)`
+        in a layer of one's own) is pointed at the new one too: it stays the live weight."""
+        old = self.params.get(name)
+        self.params[name] = value
+        self.grads[name] = grad
+        if old is not None and old is not value:
+            for attr in [a for a, v in vars(self).items() if v is old]:
+                setattr(self, attr, value)
+
     @property
     def weights(self):
         return list(self.params.values())
