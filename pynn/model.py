@@ -150,6 +150,8 @@ class Model:
             new.__dict__[k] = copy.deepcopy(v, memo)
         if new.__dict__.get("_flat_params") is not None:
             new._rebase(new._flat_params, new._flat_grads)
+        if "_shared" in new.__dict__:   # a graph's shared layers, by id: the copies' ids
+            new._shared = {id(memo[i]) for i in self._shared if i in memo}
         opt = new.__dict__.get("optimizer")
         if opt is not None:
             opt._owner = None
@@ -585,6 +587,10 @@ class Model:
             scratch = self._scratch_grads("redirect")
             scratch[...] = 0
             saved = self._swap_grads(scratch)
+        elif any(d is None for d in ds):
+            # layers that only an output without a gradient reaches run no backward: their
+            # gradient is 0, not what an earlier backward left
+            self._flat_grads[...] = 0
         try:
             dx = self._run_backward(ds if isinstance(last, list) else ds[0],
                                     need_input_grad=True)
@@ -1106,8 +1112,8 @@ class Functional(Model):
         gradients (their second and later calls write into scratch, then add)."""
         grads = {}
         for t, d in zip(self.outputs, dy if self._multi_out else [dy]):
-            if d is not None:
-                grads[id(t)] = d
+            if d is not None:   # one tensor listed as two outputs: its gradients add
+                grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
         seen, extra = set(), None
         for node in reversed(self._order):
             op = node.op

@@ -1,6 +1,8 @@
 """The functional API: pynn.Input, layer calls on symbolic tensors, pynn.Model(inputs,
 outputs). Graph vs Sequential equivalence, hand-computed two-branch results, float64 central
 differences through fan-out / a shared layer / merges, nested models, save/load, bad graphs."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -487,3 +489,52 @@ def test_training_flag_on_a_symbolic_call_fixes_the_mode(tmp_path):
     m.fit(x, y, epochs=2, batch_size=4, verbose=0)
     for s, k in zip(stats, ("moving_mean", "moving_variance")):
         np.testing.assert_array_equal(bn.params[k], s)             # inference mode in fit
+
+
+def test_deepcopy_of_a_graph_with_a_shared_layer():
+    # the copy must know its own layer is shared (the set held the original's ids): its
+    # forward was off and its gradients 0
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    inp = pynn.Input(shape=(3,), dtype="float64")
+    enc = layers.Dense(3, activation="tanh")
+    m = pynn.Model(inp, layers.Subtract()([enc(inp), enc(enc(inp))]))
+    m.compile("sgd", "mse")
+    twin = copy.deepcopy(m)
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), m.predict(x, verbose=0))
+    for model in (m, twin):
+        model.fit(x, y, epochs=2, batch_size=3, verbose=0, shuffle=False)
+    for a, b in zip(m.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(m._flat_params, twin._flat_params)
+
+
+def test_backward_of_several_outputs_none_and_repeated():
+    # an output given no gradient: the layers only it reaches get 0 (they kept the previous
+    # backward's, and an optimizer step applied them); one tensor listed twice: both add
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3))
+    a = pynn.Input(shape=(3,), dtype="float64")
+    h = layers.Dense(4)(a)
+    head1, head2 = layers.Dense(2), layers.Dense(1)
+    mo = pynn.Model(a, [head1(h), head2(h)])
+    o = mo(x, training=True)
+    mo.backward([np.ones_like(o[0]), np.ones_like(o[1])])
+    assert np.abs(head2.grads["kernel"]).sum() > 0
+    o = mo(x, training=True)
+    mo.backward([np.ones_like(o[0]), None])
+    np.testing.assert_array_equal(head2.grads["kernel"], 0)
+    np.testing.assert_array_equal(head2.grads["bias"], 0)
+    assert np.abs(head1.grads["kernel"]).sum() > 0
+
+    b = pynn.Input(shape=(3,), dtype="float64")
+    out = layers.Dense(2)(b)
+    twice, once = pynn.Model(b, [out, out]), pynn.Model(b, out)
+    d = rng.standard_normal((4, 2))
+    twice(x, training=True)
+    dx2 = twice.backward([d, d])
+    g2 = twice._flat_grads.copy()
+    once(x, training=True)
+    dx1 = once.backward(2 * d)
+    np.testing.assert_allclose(g2, once._flat_grads, rtol=1e-14)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-14)
