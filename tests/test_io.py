@@ -493,6 +493,27 @@ def test_uncompiled_model_round_trip(tmp_path, monkeypatch, include_optimizer):
     m2.fit(x, np.zeros((5, 2), np.float32), epochs=1, verbose=0)
 
 
+def test_trained_plain_sgd_round_trip(tmp_path, monkeypatch):
+    # SGD without momentum keeps no slots, only its step count: after a step, save and
+    # load, the loaded model could not train (the optimizer had no size to check)
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)).astype(np.float32), rng.standard_normal((16, 1))
+    sched = pynn.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model = pynn.Sequential([pynn.Input(shape=(4,)), pynn.layers.Dense(1)])
+    model.compile(pynn.optimizers.SGD(sched), "mse")   # the step count sets the rate
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "s.pynn")
+    m2 = pynn.models.load_model(tmp_path / "s.pynn")
+    assert m2.optimizer.iterations == 2
+    for m in (model, m2):
+        m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+        m.train_on_batch(x, y)
+    for wa, wb in zip(model.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert m2.optimizer.iterations == 5
+
+
 def test_saved_file_mode_follows_the_umask(tmp_path):
     # the saved file gets 0666 & ~umask (mkstemp made the temp file, and so every saved
     # model, 0600), and a file replaced keeps its own mode

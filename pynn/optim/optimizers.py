@@ -120,11 +120,11 @@ class Optimizer:
                     raise ValueError(f"optimizer state {k!r} has shape {a.shape}, the model's "
                                      f"parameters need {self._state[k].shape}")
                 self._state[k][...] = a
-        else:
+        elif slots:
             self._state = {k: np.array(state[k], copy=True) for k in slots}
-            if slots:
-                first = self._state[next(iter(slots))]
-                self._size, self._dtype = first.shape[0], first.dtype
+            first = self._state[next(iter(slots))]
+            self._size, self._dtype = first.shape[0], first.dtype
+        # else: no slots (plain SGD): nothing to hold; the first step builds, the count stays
         self.iterations = int(np.asarray(state["iterations"]))
 
     # -- the step --------------------------------------------------------------------
