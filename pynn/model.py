@@ -247,6 +247,7 @@ class Model:
             raise ValueError(f"unknown backend {backend!r}: expected one of {_ops.BACKENDS}")
         # everything is resolved and checked before the model changes: a refused compile
         # leaves the previous one in place
+        self._check_compilable()
         opt = _optim.get(optimizer)
         loss_obj = _losses.get(loss)
         for arg, val in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
@@ -287,6 +288,10 @@ class Model:
         self._loss_tracker = _metrics.Mean(name="loss")
         self.compiled = True
         self._setup_fusion()
+
+    def _check_compilable(self):
+        """Raise if compile/fit cannot train this model at all (a graph model: several
+        outputs), before compile changes anything."""
 
     def _assert_compiled(self, what):
         if not self.compiled:
@@ -1040,13 +1045,12 @@ class Functional(Model):
             return None
         return op
 
-    def _setup_fusion(self):
-        if self.compiled and self._multi_out:
+    def _check_compilable(self):
+        if self._multi_out:
             raise ValueError(f"model {self.name!r} has {len(self.outputs)} outputs: compile/"
                              f"fit/evaluate support one output (one loss); train several "
                              f"outputs with a custom step (model(x), loss.value_and_grad, "
                              f"model.backward([d1, d2]), optimizer.apply_gradients(model))")
-        super()._setup_fusion()
 
     def _trainable_runs(self):
         runs = super()._trainable_runs()

@@ -160,6 +160,9 @@ def test_multi_output_custom_step_and_compile_error():
     m = pynn.Model(inp, [layers.Dense(2)(h), layers.Dense(1)(h)])
     with pytest.raises(ValueError, match="2 outputs"):
         m.compile("adam", "mse")
+    assert not m.compiled and m.get_compile_config() is None   # refused: nothing set
+    with pytest.raises(ValueError, match="compile"):
+        m.fit(np.zeros((2, 4)), np.zeros((2, 2)), verbose=0)
     x = np.random.default_rng(4).standard_normal((5, 4))
     o1, o2 = m(x, training=True)
     dx = m.backward([np.ones_like(o1), None])               # None: no gradient from o2
