@@ -391,12 +391,14 @@ def pool2d_grad_args(x, dy, geo):
     return dy
 
 
-def global_pool2d_args(x, dy=None):
-    """Check a global pooling call: x (B, H, W, C) with H, W >= 1, dy (B, C) or None."""
+def global_pool2d_args(x, dy=None, backward=False):
+    """Check a global pooling call: x (B, H, W, C) with H, W >= 1; backward: dy (B, C)."""
     x = float_array(x, "x", ndim=4)
     if x.shape[1] < 1 or x.shape[2] < 1:
         raise ValueError(f"x height and width must be >= 1, received shape {x.shape}")
-    if dy is not None:
+    if backward and dy is None:
+        raise TypeError("the backward of a global pooling needs dy (B, C), received None")
+    if backward:
         dy = float_array(dy, "dy", ndim=2)
         same_dtype(x.dtype, dy=dy)
         same_shape((x.shape[0], x.shape[3]), dy=dy)

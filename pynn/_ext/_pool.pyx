@@ -156,8 +156,8 @@ def avg_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
     return _pool_backward(x, dy, pool_size, strides, padding, out, AVG_BWD)
 
 
-def _global_args(x, dy=None):
-    x, dy = _checks.global_pool2d_args(x, dy)
+def _global_args(x, dy=None, backward=False):
+    x, dy = _checks.global_pool2d_args(x, dy, backward)
     g = make_geom(x, (1, 1), (1, 1), (1, 1, 0, 0))
     return x, dy, g
 
@@ -171,7 +171,7 @@ def global_avg_pool2d_forward(x, out=None):
 
 def global_avg_pool2d_backward(x, dy, out=None):
     """dx (B, H, W, C) = dy (B, C) / (H * W) at every position."""
-    x, dy, g = _global_args(x, dy)
+    x, dy, g = _global_args(x, dy, backward=True)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
     return _call(out, x, dy, g, GAVG_BWD)
 
@@ -185,7 +185,7 @@ def global_max_pool2d_forward(x, out=None):
 
 def global_max_pool2d_backward(x, dy, out=None):
     """dx (B, H, W, C): dy at each channel's first maximum, 0 elsewhere."""
-    x, dy, g = _global_args(x, dy)
+    x, dy, g = _global_args(x, dy, backward=True)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
     return _call(out, x, dy, g, GMAX_BWD)
 

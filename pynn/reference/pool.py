@@ -76,7 +76,8 @@ def max_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
     idx = np.where(nan.any(axis=-1), np.argmax(nan, axis=-1),
                    np.argmax(top, axis=-1))                                # (B,OH,OW,C)
     k = pool_size[0] * pool_size[1]
-    dwin = (np.arange(k) == idx[..., None]) * dy[..., None]                # (B,OH,OW,C,K)
+    # where, not a product: a NaN or inf in dy reaches the argmax only (0 * inf is NaN)
+    dwin = np.where(np.arange(k) == idx[..., None], dy[..., None], 0)      # (B,OH,OW,C,K)
     dwin = dwin.reshape(dwin.shape[:4] + pool_size)                        # (B,OH,OW,C,PH,PW)
     out[...] = _scatter(x, dwin, pool_size, strides, geo)                  # (B,H,W,C)
     return out
@@ -105,9 +106,8 @@ def avg_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
     return out
 
 
-def _global_args(x, dy=None):
-    x, dy = _checks.global_pool2d_args(x, dy)
-    return x, dy
+def _global_args(x, dy=None, backward=False):
+    return _checks.global_pool2d_args(x, dy, backward)
 
 
 def global_avg_pool2d_forward(x, out=None):
@@ -120,7 +120,7 @@ def global_avg_pool2d_forward(x, out=None):
 
 def global_avg_pool2d_backward(x, dy, out=None):
     """dx (B, H, W, C) = dy (B, C) / (H * W) at every position."""
-    x, dy = _global_args(x, dy)
+    x, dy = _global_args(x, dy, backward=True)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
     out[...] = (dy / x.dtype.type(x.shape[1] * x.shape[2]))[:, None, None, :]  # (B,H,W,C)
     return out
@@ -138,12 +138,12 @@ def global_max_pool2d_forward(x, out=None):
 
 def global_max_pool2d_backward(x, dy, out=None):
     """dx (B, H, W, C): dy (B, C) at each channel's first maximum (row-major), 0 elsewhere."""
-    x, dy = _global_args(x, dy)
+    x, dy = _global_args(x, dy, backward=True)
     out = _checks.out_array(out, x.shape, x.dtype, inputs=(x, dy))
     B, H, W, C = x.shape
     idx = np.argmax(x.reshape(B, H * W, C), axis=1)                         # (B,C)
     onehot = np.arange(H * W)[None, :, None] == idx[:, None, :]             # (B,H*W,C)
-    out[...] = (onehot * dy[:, None, :]).reshape(x.shape)                   # (B,H,W,C)
+    out[...] = np.where(onehot, dy[:, None, :], 0).reshape(x.shape)         # (B,H,W,C)
     return out
 
 

@@ -254,3 +254,30 @@ def test_huge_strides_are_refused():
     for be in (C, REF):
         with pytest.raises(ValueError, match="2\\*\\*31"):
             be.max_pool2d_forward(np.ones((1, 4, 4, 2)), (2, 2), strides=10**20)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_global_backward_needs_dy(be):
+    # dy=None read as a forward call sent a NULL dy into C (a crash)
+    x = np.ones((2, 4, 4, 3), np.float32)
+    for name in ("global_avg_pool2d_backward", "global_max_pool2d_backward"):
+        with pytest.raises(TypeError, match="needs dy"):
+            getattr(be, name)(x, None)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_max_backward_sends_non_finite_dy_to_the_argmax_only(be):
+    # each dy goes to its window's argmax: a NaN or inf there, 0 elsewhere (the reference
+    # multiplied a one-hot by dy, and 0 * NaN spread NaN over the window)
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    dy = np.array([np.nan, np.inf, 2, 3], np.float32).reshape(1, 2, 2, 1)
+    dx = be.max_pool2d_backward(x, dy)[0, :, :, 0]
+    want = np.zeros((4, 4), np.float32)
+    want[1, 1], want[1, 3], want[3, 1], want[3, 3] = np.nan, np.inf, 2, 3
+    np.testing.assert_array_equal(dx, want)
+    d1 = np.zeros((1, 2, 2, 1), np.float32)
+    d1[0, 0, 0, 0] = np.nan                          # overlapping 3x3 windows, stride 1
+    dx = be.max_pool2d_backward(x, d1, pool_size=(3, 3), strides=(1, 1))[0, :, :, 0]
+    assert np.isnan(dx[2, 2]) and np.count_nonzero(dx) == 1
+    g = be.global_max_pool2d_backward(x, np.array([[np.inf]], np.float32))[0, :, :, 0]
+    assert g[3, 3] == np.inf and np.count_nonzero(g) == 1
