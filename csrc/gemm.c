@@ -24,9 +24,13 @@
  * one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
- * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc and
- * the path depend only on (M, N, K), the strides, the dtype and the ISA (whether B is packed
- * also on its alignment: that changes where the kernel reads B, not its arithmetic). Threads
+ * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc
+ * depends only on (N, K), the dtype and the ISA, and the path on (M, N, K), the strides, the
+ * dtype and the ISA (whether B is packed also on its alignment: that changes where the kernel
+ * reads B, not its arithmetic). Where B's rows are contiguous (B read as a matrix, not B^T),
+ * the arithmetic of a row of C does not depend on M: a convolution's blocks of pixels and the
+ * fused conv + max-pool kernel's rows give the same bits (the dot-product path for a few rows
+ * needs B^T, the C^T path an A^T). Threads
  * split C into disjoint rectangles of whole tiles (never K), a few chunks per thread handed
  * out as threads free up (schedule(dynamic): which thread computes a chunk does not change
  * its bits), so the bits are the same for any thread count.
@@ -319,7 +323,7 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         return PYNN_OK;                                                                      \
     }                                                                                        \
     pynn_idx n4 = (N + 3) & ~(pynn_idx)3;                                                    \
-    if (kr->narrow && N <= PYNN_GEMM_NARROW_N && M >= 4 && K >= 64 && csa == 1               \
+    if (kr->narrow && N <= PYNN_GEMM_NARROW_N && K >= 64 && csa == 1                         \
         && (double)(K + 48) * (double)n4 * 10.0 < 144.0 * (double)K) {                       \
         /* narrow C from rows of A contiguous in k (a classifier head, h @ W2): dot products  \
          * of A's rows with B^T's rows (packed once, a few KB), vectors along k, so no lane   \
@@ -359,9 +363,12 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         A = B, rsa = csb, csa = rsb, B = t, rsb = tcs, csb = trs, M = N, N = ti;              \
         ti = rsc, rsc = csc, csc = ti;                                                       \
     }                                                                                        \
-    /* path and depth blocking from the shapes alone (see the header comment) */             \
-    int small = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES || M <= 2 * mr; \
-    pynn_idx kmax = small ? PYNN_GEMM_SMALL_KC : kr->kc;                                     \
+    /* path and depth blocking from the shapes alone (see the header comment); the depth    \
+     * blocks from K and N only: the bits of a row of C do not depend on how many rows share \
+     * the call (a convolution's pixel blocks and the fused conv + pool kernel's rows) */    \
+    int small_b = (double)K * (double)N * sizeof(T) <= PYNN_GEMM_SMALL_B_BYTES;              \
+    int small = small_b || M <= 2 * mr;                                                      \
+    pynn_idx kmax = small_b ? PYNN_GEMM_SMALL_KC : kr->kc;                                   \
     pynn_idx nkb = (K + kmax - 1) / kmax, kc = (K + nkb - 1) / nkb;                          \
     /* B in place on the small path, unless its columns are strided, or its rows are not     \
      * 64-byte aligned (NumPy's buffers start 16 bytes past a line: every vector load of a   \

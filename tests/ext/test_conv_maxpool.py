@@ -69,6 +69,20 @@ def test_against_reference_and_unfused(case, dtype):
     _check_matches_unfused(x, w, b, s, p, d, act, pool)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [((1, 7, 3, 8), (3, 3, 8, 2), (3, 1)),      # narrow C, M 5 vs 3
+                                   ((2, 6, 5, 64), (3, 3, 64, 256), (2, 2)),  # K*N past 512 KB
+                                   ((1, 5, 5, 100), (3, 3, 100, 300), (2, 1))])
+def test_few_rows_match_unfused(shape, dtype):
+    # the fused kernel multiplies fewer rows per GEMM call than conv2d_forward's pixel
+    # blocks: GEMM's narrow path and depth blocks must not depend on the row count
+    rng = np.random.default_rng(12)
+    xs, ws, pool = shape
+    x, w = rand(rng, xs, dtype), rand(rng, ws, dtype, -0.3, 0.3)
+    for pad in ("valid", "same"):
+        _check_matches_unfused(x, w, None, (1, 1), pad, (1, 1), "relu", pool)
+
+
 def test_large_batch_matches_unfused():
     # the reference CNN's second stage at an inference batch: many units over 2 threads
     x, w, b = _data((300, 13, 13, 32, 64, 3, 3), np.float32, seed=3)

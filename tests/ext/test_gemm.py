@@ -95,6 +95,22 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nk", [(2, 72), (10, 300), (300, 600), (64, 2304)])
+def test_rows_do_not_depend_on_the_row_count(nk, dtype):
+    """With B read as a matrix (rows contiguous), row i of A @ B has the same bits whatever
+    rows come with it: narrow C for any M, depth blocks set by K and N only."""
+    N, K = nk
+    rng = np.random.default_rng(14)
+    a, b = rand(rng, (40, K), dtype), rand(rng, (K, N), dtype)
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            full = C.gemm(a, b)
+            for m in (1, 2, 3, 4, 5, 13, 24, 25):
+                np.testing.assert_array_equal(C.gemm(a[:m], b), full[:m],
+                                              err_msg=f"arch={arch} M={m}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", PATHS, ids=[f"{m}x{n}x{k}-{int(ta)}{int(tb)}"
                                              for m, n, k, ta, tb in PATHS])
 def test_shape_paths(case, dtype):
