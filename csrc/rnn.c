@@ -73,12 +73,25 @@
 #define PYNN_RNN_ROWS(T, SUF, ISA, ATTR)                                                    \
 ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                                           \
         int cell, T *h, T *c, T *gates, const T *zs, const T *xproj, const T *h0,            \
-        const T *c0, const T *b_rec, pynn_idx B, pynn_idx TN, pynn_idx H, pynn_idx t,        \
-        pynn_idx j0, pynn_idx j1) {                                                          \
+        const T *c0, const T *b_rec, const uint8_t *mask, pynn_idx B, pynn_idx TN,           \
+        pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                                  \
     /* h_t (and c_t, gates_t) = cell(xproj_t + z) for units j0..j1-1; z holds h_{t-1} @ w */ \
     for (pynn_idx b = 0; b < B; b++) {                                                      \
         pynn_idx r = b * TN + t;                    /* row (b, t) of the (B*T, .) arrays */ \
         T *hr = h + r * H;                                                                  \
+        if (mask && !mask[r]) {         /* a skipped step: the state carries over */        \
+            const T *hp = t ? h + (r - 1) * H : h0 + b * H;                                 \
+            for (pynn_idx j = j0; j < j1; j++) hr[j] = hp[j];                               \
+            if (cell == PYNN_RNN_LSTM) {                                                    \
+                const T *cp = t ? c + (r - 1) * H : c0 + b * H;                             \
+                T *cr = c + r * H;                                                          \
+                for (pynn_idx j = j0; j < j1; j++) cr[j] = cp[j];                           \
+            }                                                                               \
+            if (cell == PYNN_RNN_LSTM || cell == PYNN_RNN_GRU)  /* gates (B,T,4H): 0 */    \
+                for (pynn_idx q = 0; q < 4; q++)                                            \
+                    for (pynn_idx j = j0; j < j1; j++) gates[r * 4 * H + q * H + j] = 0;    \
+            continue;                                                                       \
+        }                                                                                   \
         if (cell == PYNN_RNN_TANH || cell == PYNN_RNN_RELU) {                               \
             const T *xr = xproj + r * H;                                                    \
             if (cell == PYNN_RNN_TANH) {                                                    \
@@ -123,13 +136,27 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
                                                                                             \
 ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                                           \
         int cell, T *dxproj, T *drp, T *carry, T *dcn, const T *h0, const T *c0,            \
-        const T *h, const T *c, const T *gates, const T *dh, pynn_idx B, pynn_idx TN,       \
-        pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                                 \
-    /* dxproj_t (and drp_t, dcn, carry) for units j0..j1-1; carry holds dh from step t+1 */ \
+        const T *h, const T *c, const T *gates, const T *dh, const uint8_t *mask,           \
+        pynn_idx B, pynn_idx TN, pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {        \
+    /* dxproj_t (and drp_t, dcn, carry) for units j0..j1-1; carry holds dh from step t+1. \
+     * With a mask the step's GEMM accumulates onto carry (beta 1): a skipped step leaves   \
+     * dh_t + carry there (and dxproj_t = 0, dcn as it is), a computed step of a cell      \
+     * whose carry is all GEMM (tanh, relu, LSTM) leaves 0 */                               \
+    const int G = cell == PYNN_RNN_LSTM ? 4 : cell == PYNN_RNN_GRU ? 3 : 1;                 \
     for (pynn_idx b = 0; b < B; b++) {                                                      \
         pynn_idx r = b * TN + t;                                                            \
         const T *hr = h + r * H, *dhr = dh + r * H;                                         \
         T *cr = carry + b * H;                                                              \
+        if (mask && !mask[r]) {                                                             \
+            T *dx = dxproj + r * G * H;                                                     \
+            for (pynn_idx q = 0; q < G; q++)                                                \
+                for (pynn_idx j = j0; j < j1; j++) dx[q * H + j] = 0;                       \
+            if (cell == PYNN_RNN_GRU)                                                       \
+                for (pynn_idx q = 0; q < 3; q++)                                            \
+                    for (pynn_idx j = j0; j < j1; j++) drp[r * 3 * H + q * H + j] = 0;      \
+            for (pynn_idx j = j0; j < j1; j++) cr[j] += dhr[j];                             \
+            continue;                                                                       \
+        }                                                                                   \
         if (cell == PYNN_RNN_TANH || cell == PYNN_RNN_RELU) {                               \
             T *dx = dxproj + r * H;                                                         \
             if (cell == PYNN_RNN_TANH) {                                                    \
@@ -141,12 +168,16 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
                 for (pynn_idx j = j0; j < j1; j++)                                          \
                     dx[j] = hr[j] > 0 ? dhr[j] + cr[j] : (T)0;                              \
             }                                                                               \
+            if (mask)                                                                       \
+                for (pynn_idx j = j0; j < j1; j++) cr[j] = 0;                               \
         } else if (cell == PYNN_RNN_LSTM) {                                                 \
             const T *g = gates + r * 4 * H, *cc = c + r * H;                                \
             const T *cp = t ? c + (r - 1) * H : c0 + b * H;                                 \
             T *dx = dxproj + r * 4 * H, *dcr = dcn + b * H;                                 \
             _Pragma("omp simd")                                                             \
             for (pynn_idx j = j0; j < j1; j++) PYNN_RNN_LSTM_BWD(T, SUF);                   \
+            if (mask)                                                                       \
+                for (pynn_idx j = j0; j < j1; j++) cr[j] = 0;                               \
         } else {                                                                            \
             const T *g = gates + r * 4 * H;                                                 \
             const T *hp = t ? h + (r - 1) * H : h0 + b * H;                                 \
@@ -168,20 +199,21 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
 
 typedef void (*pynn_rnn_fwd_f32_fn)(int, float *, float *, float *, const float *,
                                     const float *, const float *, const float *,
-                                    const float *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx);
+                                    const float *, const uint8_t *, pynn_idx, pynn_idx,
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_fwd_f64_fn)(int, double *, double *, double *, const double *,
                                     const double *, const double *, const double *,
-                                    const double *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx);
+                                    const double *, const uint8_t *, pynn_idx, pynn_idx,
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, const float *,
                                     const float *, const float *, const float *,
-                                    const float *, const float *, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+                                    const float *, const float *, const uint8_t *, pynn_idx,
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
                                     const double *, const double *, const double *,
-                                    const double *, const double *, const double *, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+                                    const double *, const double *, const double *,
+                                    const uint8_t *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
+                                    pynn_idx, pynn_idx);
 
 #if PYNN_RNN_TARGETS
 #define PYNN_RNN_ALL_ROWS(T, SUF)                                                           \
@@ -275,8 +307,8 @@ PYNN_RNN_PACK(double, f64)
 PYNN_RNN_ALL_ROWS(T, SUF)                                                                   \
                                                                                             \
 int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, const T *c0,  \
-                           const T *w_rec, const T *b_rec, pynn_idx B, pynn_idx TN,         \
-                           pynn_idx H, int cell, pynn_ctx ctx) {                            \
+                           const T *w_rec, const T *b_rec, const uint8_t *mask, pynn_idx B, \
+                           pynn_idx TN, pynn_idx H, int cell, pynn_ctx ctx) {               \
     /* h (B,T,H) = cell over t of xproj_t (B,G*H) + h_{t-1} (B,H) @ w_rec (H,G*H), written */ \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
     const pynn_gemm_kernel_##SUF *kr = pynn_rnn_kernel_##SUF(ctx);                          \
@@ -319,7 +351,7 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
                     pynn_rnn_tile_##SUF(kr, z + q * H + j0 + s * nr, rsz, ap,               \
                                         wp + (q * nsl + s) * H * nr, B,                     \
                                         PYNN_MIN(nr, j1 - j0 - s * nr), H, (T)0);           \
-            rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, B, TN, H, t, j0, j1);         \
+            rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, mask, B, TN, H, t, j0, j1);   \
             if (t + 1 < TN)                                                                 \
                 pynn_rnn_pack_a_##SUF(apk[(t + 1) & 1], h + t * H, TN * H, B, H, mr, j0, j1); \
             _Pragma("omp barrier")                                                          \
@@ -333,8 +365,8 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
 int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, const T *h0,   \
                             const T *c0, const T *w_rec, const T *h, const T *c,            \
                             const T *gates, const T *dh, const T *dh_last,                  \
-                            const T *dc_last, pynn_idx B, pynn_idx TN, pynn_idx H,          \
-                            int cell, pynn_ctx ctx) {                                       \
+                            const T *dc_last, const uint8_t *mask, pynn_idx B, pynn_idx TN, \
+                            pynn_idx H, int cell, pynn_ctx ctx) {                           \
     /* dxproj (B,T,G*H), dh0 (B,H), dc0 (B,H): BPTT from dh (B,T,H); dw_rec (H,G*H) =       \
      * hprev^T @ drp over all B*T rows; db_rec = sum of drp (GRU, 3H; LSTM, 4H); written */ \
     const pynn_idx G = pynn_rnn_gates(cell), GH = G * H;                                    \
@@ -371,7 +403,8 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     if (cell == PYNN_RNN_LSTM)                                                              \
         for (pynn_idx e = 0; e < B * H; e++) dc0[e] = dc_last ? dc_last[e] : (T)0;          \
     pynn_rnn_bwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_bwd_rows, SUF);                   \
-    const T beta = cell == PYNN_RNN_GRU ? (T)1 : (T)0;   /* GRU: carry holds d * z */      \
+    /* GRU: carry holds d * z; with a mask, the skipped steps' dh (see the rows) */       \
+    const T beta = cell == PYNN_RNN_GRU || mask ? (T)1 : (T)0;                              \
     _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
@@ -392,7 +425,8 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
             T *ap = apk[t & 1];                                                             \
-            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, B, TN, H, t, j0, j1); \
+            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, mask, B, TN, H, t,  \
+                 j0, j1);                                                                   \
             for (pynn_idx q = 0; q < G; q++)                                                \
                 pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0,     \
                                       q * H + j1);                                          \

@@ -19,6 +19,7 @@ into it); `reset_states()` sets it back to zeros.
 import numpy as np
 
 from .. import _checks, initializers, regularizers
+from ..reference import rnn as _rnn_ref
 from .base import Layer, MaskCounter
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
@@ -158,13 +159,27 @@ class _RNN(MaskCounter, Layer):
         z[...] = 0
         return [z] * self._nstates
 
-    def forward(self, inputs, training=False):
+    def _step_mask(self, mask, b, t):
+        """The (B, T) step mask as the kernels take it (reversed with go_backwards), or None
+        when every step is real."""
+        if mask is None:
+            return None
+        m = _rnn_ref._mask_arg(mask, b, t)
+        if m.all():
+            return None
+        return m[:, ::-1] if self.go_backwards else m
+
+    def forward(self, inputs, training=False, mask=None):
+        """mask (B, T), optional (Keras' padding mask, e.g. from Embedding(mask_zero=True)):
+        steps where it is False are skipped (the state carries over, the output there is 0
+        with return_sequences, the final state is the last real step's)."""
         given = None
         if isinstance(inputs, (list, tuple)):
             inputs, given = inputs[0], list(inputs[1:])
         x = inputs
         self._check_x(x)
         b, t, c = x.shape
+        steps = self._step_mask(mask, b, t)
         if self.go_backwards:
             x = x[:, ::-1]  # the recurrence runs t = T-1 .. 0
         mask = None
@@ -178,17 +193,19 @@ class _RNN(MaskCounter, Layer):
         xproj = self.ops.dense_forward(x2, w, bias, "linear",
                                        out=self._buffer("xproj", (b * t, gh)))
         states = self._initial_states(given, b)
-        seq, final = self._run(xproj.reshape(b, t, gh), states)
+        seq, final = self._run(xproj.reshape(b, t, gh), states, steps)
         if self.stateful:
             self._states = [s.copy() for s in final]
-        self._cache = (x2, states, given is not None, (b, t, c), mask)
+        self._cache = (x2, states, given is not None, (b, t, c), mask, steps)
         out = seq if self.return_sequences else seq[:, -1]
+        if steps is not None and self.return_sequences:  # 0 at skipped steps (as Keras)
+            out = np.multiply(seq, steps[:, :, None], out=self._buffer("y_masked", seq.shape))
         if self.return_state:
             return [out] + list(final)
         return out
 
     def backward(self, dy):
-        x2, states, has_given, (b, t, c), mask = self._cache
+        x2, states, has_given, (b, t, c), mask, steps = self._cache
         h = self.units
         dfinal = [None] * self._nstates
         if self.return_state:
@@ -202,6 +219,9 @@ class _RNN(MaskCounter, Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: dy must have shape "
                              f"{want}, received {np.shape(dy)}")
         dlast = dfinal[0]
+        if steps is not None and self.return_sequences and dy is not None:
+            # the output is 0 at skipped steps: nothing flows back from there
+            dy = np.multiply(dy, steps[:, :, None], out=self._buffer("dseq", (b, t, h)))
         if (self.return_sequences and isinstance(dy, np.ndarray) and dy.dtype == self.dtype
                 and dy.shape == (b, t, h) and dy.flags.c_contiguous):
             dseq = dy  # read only by the kernel: no copy
@@ -216,7 +236,7 @@ class _RNN(MaskCounter, Layer):
             dseq[...] = 0
             if dy is not None:
                 dlast = dy if dlast is None else dy + dlast
-        dxproj, dstates = self._run_backward(states, dseq, [dlast] + dfinal[1:])
+        dxproj, dstates = self._run_backward(states, dseq, [dlast] + dfinal[1:], steps)
         gh = self._gates * h
         db = self._input_bias_grad()
         need_dx = self._need_dx or has_given
@@ -269,20 +289,21 @@ class SimpleRNN(_RNN):
         super().__init__(units, **kwargs)
         self.activation = _act_name(activation, "activation", ("tanh", "relu"))
 
-    def _run(self, xproj, states):
+    def _run(self, xproj, states, steps):
         b, t, _ = xproj.shape
         seq = self.ops.simple_rnn_forward(xproj, states[0], self.params["recurrent_kernel"],
                                           self.activation,
-                                          out=self._buffer("h", (b, t, self.units)))
+                                          out=self._buffer("h", (b, t, self.units)),
+                                          mask=steps)
         self._seq = seq
         return seq, [seq[:, -1]]
 
-    def _run_backward(self, states, dseq, dfinal):
+    def _run_backward(self, states, dseq, dfinal, steps):
         b, t, h = dseq.shape
         dxproj, dh0, _ = self.ops.simple_rnn_backward(
             states[0], self.params["recurrent_kernel"], self._seq, dseq, dfinal[0],
             self.activation, dxproj=self._buffer("dxproj", (b, t, h)),
-            dh0=self._buffer("dh0", (b, h)), dw_rec=self.grads["recurrent_kernel"])
+            dh0=self._buffer("dh0", (b, h)), dw_rec=self.grads["recurrent_kernel"], mask=steps)
         return dxproj, [dh0]
 
     def get_config(self):
@@ -318,24 +339,25 @@ class LSTM(_RNN):
     def _input_bias_grad(self):
         return None
 
-    def _run(self, xproj, states):
+    def _run(self, xproj, states, steps):
         b, t, _ = xproj.shape
         h = self.units
         seq, c, gates = self.ops.lstm_forward(
             xproj, states[0], states[1], self.params["recurrent_kernel"],
             self.params.get("bias"), out_h=self._buffer("h", (b, t, h)),
-            out_c=self._buffer("c", (b, t, h)), out_gates=self._buffer("gates", (b, t, 4 * h)))
+            out_c=self._buffer("c", (b, t, h)), out_gates=self._buffer("gates", (b, t, 4 * h)),
+            mask=steps)
         self._fwd = (seq, c, gates)
         return seq, [seq[:, -1], c[:, -1]]
 
-    def _run_backward(self, states, dseq, dfinal):
+    def _run_backward(self, states, dseq, dfinal, steps):
         b, t, h = dseq.shape
         db = self.grads["bias"] if self.use_bias else self._buffer("db", (4 * h,))
         dxproj, dh0, dc0, _, _ = self.ops.lstm_backward(
             states[0], states[1], self.params["recurrent_kernel"], *self._fwd, dseq,
             dfinal[0], dfinal[1], dxproj=self._buffer("dxproj", (b, t, 4 * h)),
             dh0=self._buffer("dh0", (b, h)), dc0=self._buffer("dc0", (b, h)),
-            dw_rec=self.grads["recurrent_kernel"], db=db)
+            dw_rec=self.grads["recurrent_kernel"], db=db, mask=steps)
         return dxproj, [dh0, dc0]
 
     def get_config(self):
@@ -370,23 +392,24 @@ class GRU(_RNN):
     def _input_bias_grad(self):
         return self.grads["bias"][0] if self.use_bias else None
 
-    def _run(self, xproj, states):
+    def _run(self, xproj, states, steps):
         b, t, _ = xproj.shape
         h = self.units
         b_rec = self.params["bias"][1] if self.use_bias else None
         seq, gates = self.ops.gru_forward(xproj, states[0], self.params["recurrent_kernel"],
                                           b_rec, out_h=self._buffer("h", (b, t, h)),
-                                          out_gates=self._buffer("gates", (b, t, 4 * h)))
+                                          out_gates=self._buffer("gates", (b, t, 4 * h)),
+                                          mask=steps)
         self._fwd = (seq, gates)
         return seq, [seq[:, -1]]
 
-    def _run_backward(self, states, dseq, dfinal):
+    def _run_backward(self, states, dseq, dfinal, steps):
         b, t, h = dseq.shape
         db_rec = self.grads["bias"][1] if self.use_bias else self._buffer("db_rec", (3 * h,))
         dxproj, dh0, _, _ = self.ops.gru_backward(
             states[0], self.params["recurrent_kernel"], *self._fwd, dseq, dfinal[0],
             dxproj=self._buffer("dxproj", (b, t, 3 * h)), dh0=self._buffer("dh0", (b, h)),
-            dw_rec=self.grads["recurrent_kernel"], db_rec=db_rec)
+            dw_rec=self.grads["recurrent_kernel"], db_rec=db_rec, mask=steps)
         return dxproj, [dh0]
 
     def get_config(self):

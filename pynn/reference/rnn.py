@@ -8,6 +8,12 @@ the recurrent projection has its own bias b_rec and r gates it); SimpleRNN one (
 Backward kernels take the gradient dh (B, T, H) of the output sequence plus optional gradients
 of the final state, and return the gradient of xproj (from which the caller gets dkernel, dbias,
 dx by GEMMs), of the initial state, and of the recurrent weights (and GRU's recurrent bias).
+
+mask (B, T), optional (Keras' masking of padded steps): where mask[b, t] is False, step t of
+sample b is skipped: its state (h, and the LSTM's c) is the previous one carried over, so h[b, t]
+repeats h[b, t-1] (h0 at t = 0) and the final state is the last unmasked one. Backward, such a
+step passes the state gradients through unchanged and gives dxproj[b, t] = 0 (so it adds
+nothing to dw_rec or the biases). Its gates are 0. Forward and backward take the same mask.
 """
 import numpy as np
 
@@ -58,6 +64,21 @@ def _bwd_args(h0, w_rec, h, dh, dh_last, gates):
     return h0, w_rec, h, dh, dh_last, B, T, H
 
 
+def _mask_arg(mask, B, T):
+    """mask (B, T) of booleans (or 0/1 numbers) -> a bool array, or None."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(f"mask must have shape (B, T) = ({B}, {T}), received {mask.shape}")
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in "biuf" or not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask must hold booleans (or 0 and 1): True where a step is "
+                             "real, False where it is padding")
+        mask = mask != 0
+    return mask
+
+
 def _activation(activation):
     return _checks.one_of(activation, "activation", ("tanh", "relu"))
 
@@ -67,31 +88,35 @@ def _hprev(h0, h):
     return np.concatenate([h0[:, None, :], h[:, :-1, :]], axis=1)[:, :h.shape[1]]
 
 
-def simple_rnn_forward(xproj, h0, w_rec, activation="tanh", out=None):
+def simple_rnn_forward(xproj, h0, w_rec, activation="tanh", out=None, mask=None):
     """h_t = act(xproj_t + h_{t-1} @ w_rec), act tanh or relu.
 
-    xproj (B, T, H), h0 (B, H), w_rec (H, H) -> out h (B, T, H).
+    xproj (B, T, H), h0 (B, H), w_rec (H, H), mask (B, T) or None -> out h (B, T, H).
     """
     activation = _activation(activation)
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 1)
+    mask = _mask_arg(mask, B, T)
     out = _checks.out_array(out, (B, T, H), xproj.dtype, inputs=(xproj, h0, w_rec))
     h = h0
     for t in range(T):
         a = xproj[:, t] + h @ w_rec  # (B, H)
-        h = np.tanh(a) if activation == "tanh" else np.maximum(a, 0)  # (B, H)
+        hn = np.tanh(a) if activation == "tanh" else np.maximum(a, 0)  # (B, H)
+        h = hn if mask is None else np.where(mask[:, t, None], hn, h)
         out[:, t] = h
     return out
 
 
 def simple_rnn_backward(h0, w_rec, h, dh, dh_last=None, activation="tanh", dxproj=None,
-                        dh0=None, dw_rec=None):
+                        dh0=None, dw_rec=None, mask=None):
     """Backpropagation through time of simple_rnn_forward.
 
     h (B, T, H) the forward output, dh (B, T, H) its gradient, dh_last (B, H) or None an extra
-    gradient of the final state -> (dxproj (B, T, H), dh0 (B, H), dw_rec (H, H)), written.
+    gradient of the final state, mask the forward's -> (dxproj (B, T, H), dh0 (B, H),
+    dw_rec (H, H)), written.
     """
     activation = _activation(activation)
     h0, w_rec, h, dh, dh_last, B, T, H = _bwd_args(h0, w_rec, h, dh, dh_last, 1)
+    mask = _mask_arg(mask, B, T)
     ins = (h0, w_rec, h, dh, dh_last)
     dxproj = _checks.out_array(dxproj, (B, T, H), h.dtype, "dxproj", inputs=ins)
     dh0 = _checks.out_array(dh0, (B, H), h.dtype, "dh0", inputs=ins + (dxproj,))
@@ -100,8 +125,12 @@ def simple_rnn_backward(h0, w_rec, h, dh, dh_last=None, activation="tanh", dxpro
     for t in range(T - 1, -1, -1):
         g = dh[:, t] + carry  # (B, H)
         da = g * (1 - h[:, t] ** 2) if activation == "tanh" else g * (h[:, t] > 0)  # (B, H)
+        if mask is not None:  # a skipped step: no input gradient, the state's passes through
+            da = np.where(mask[:, t, None], da, 0)
         dxproj[:, t] = da
         carry = da @ w_rec.T  # (B, H)
+        if mask is not None:
+            carry = np.where(mask[:, t, None], carry, g)
     dh0[...] = carry
     hp = _hprev(h0, h).reshape(B * T, H)  # (B*T, H)
     dw_rec[...] = hp.T @ dxproj.reshape(B * T, H)  # (H, H)
@@ -118,15 +147,17 @@ def _lstm_bias(bias, H, dtype):
     return bias
 
 
-def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_gates=None):
+def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_gates=None,
+                 mask=None):
     """LSTM over a sequence, gates i, f, c, o (Keras order).
 
     z = (xproj_t + bias) + h_{t-1} @ w_rec; i, f, o = sigmoid; g = tanh;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t). xproj (B, T, 4H), h0, c0 (B, H), w_rec (H, 4H),
-    bias (4H,) or None (the layer's bias, so that xproj needs none) ->
+    bias (4H,) or None (the layer's bias, so that xproj needs none), mask (B, T) or None ->
     (h (B, T, H), c (B, T, H), gates (B, T, 4H) the activated i, f, g, o).
     """
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 4)
+    mask = _mask_arg(mask, B, T)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     _checks.same_dtype(xproj.dtype, c0=c0)
     _checks.same_shape((B, H), c0=c0)
@@ -142,10 +173,16 @@ def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_ga
         z = xb[:, t] + h @ w_rec  # (B, 4H)
         i, f = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H])  # (B, H) each
         g, o = np.tanh(z[:, 2 * H:3 * H]), _sigmoid(z[:, 3 * H:])  # (B, H) each
-        c = f * c + i * g  # (B, H)
-        h = o * np.tanh(c)  # (B, H)
+        cn = f * c + i * g  # (B, H)
+        hn = o * np.tanh(cn)  # (B, H)
+        gates = np.concatenate([i, f, g, o], axis=1)  # (B, 4H)
+        if mask is None:
+            h, c = hn, cn
+        else:
+            h, c = np.where(mask[:, t, None], hn, h), np.where(mask[:, t, None], cn, c)
+            gates = np.where(mask[:, t, None], gates, 0)
         out_h[:, t], out_c[:, t] = h, c
-        out_gates[:, t] = np.concatenate([i, f, g, o], axis=1)  # (B, 4H)
+        out_gates[:, t] = gates
     return out_h, out_c, out_gates
 
 
@@ -178,17 +215,18 @@ def _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0
 
 
 def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dxproj=None,
-                  dh0=None, dc0=None, dw_rec=None, db=None):
+                  dh0=None, dc0=None, dw_rec=None, db=None, mask=None):
     """Backpropagation through time of lstm_forward.
 
     h, c (B, T, H) and gates (B, T, 4H) from the forward pass; dh (B, T, H) the gradient of the
     output sequence; dh_last, dc_last (B, H) or None extra gradients of the final state ->
     (dxproj (B, T, 4H), dh0 (B, H), dc0 (B, H), dw_rec (H, 4H), db (4H,)), written; db is the
-    sum of dxproj over B and T, the gradient of lstm_forward's bias.
+    sum of dxproj over B and T, the gradient of lstm_forward's bias. mask: the forward's.
     """
     (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
      B, T, H) = _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0,
                                dc0, dw_rec, db)
+    mask = _mask_arg(mask, B, T)
     dhn = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     dcn = np.zeros((B, H), h.dtype) if dc_last is None else dc_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
@@ -202,8 +240,14 @@ def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dx
         dxproj[:, t, H:2 * H] = dc * cp * f * (1 - f)
         dxproj[:, t, 2 * H:3 * H] = dc * i * (1 - g * g)
         dxproj[:, t, 3 * H:] = d * tc * o * (1 - o)
-        dcn = dc * f  # (B, H)
-        dhn = dxproj[:, t] @ w_rec.T  # (B, H)
+        if mask is None:
+            dcn = dc * f  # (B, H)
+            dhn = dxproj[:, t] @ w_rec.T  # (B, H)
+        else:  # a skipped step: no input gradient, the states' pass through
+            m = mask[:, t, None]
+            dxproj[:, t] = np.where(m, dxproj[:, t], 0)
+            dcn = np.where(m, dc * f, dcn)
+            dhn = np.where(m, dxproj[:, t] @ w_rec.T, d)
     dh0[...], dc0[...] = dhn, dcn
     hp = _hprev(h0, h).reshape(B * T, H)  # (B*T, H)
     dw_rec[...] = hp.T @ dxproj.reshape(B * T, 4 * H)  # (H, 4H)
@@ -220,14 +264,16 @@ def _gru_brec(b_rec, H, dtype):
     return b_rec
 
 
-def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None):
+def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None, mask=None):
     """GRU over a sequence, Keras reset_after=True, gates z, r, h.
 
     rp = h_{t-1} @ w_rec + b_rec (B, 3H); z = sigmoid(x_z + rp_z); r = sigmoid(x_r + rp_r);
     n = tanh(x_h + r * rp_h); h_t = z h_{t-1} + (1 - z) n. xproj (B, T, 3H), h0 (B, H),
-    w_rec (H, 3H), b_rec (3H,) or None -> (h (B, T, H), gates (B, T, 4H) = z, r, n, rp_h).
+    w_rec (H, 3H), b_rec (3H,) or None, mask (B, T) or None ->
+    (h (B, T, H), gates (B, T, 4H) = z, r, n, rp_h).
     """
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 3)
+    mask = _mask_arg(mask, B, T)
     b_rec = _gru_brec(b_rec, H, xproj.dtype)
     ins = (xproj, h0, w_rec, b_rec)
     out_h = _checks.out_array(out_h, (B, T, H), xproj.dtype, "out_h", inputs=ins)
@@ -240,9 +286,15 @@ def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None):
         z = _sigmoid(x[:, :H] + rp[:, :H])  # (B, H)
         r = _sigmoid(x[:, H:2 * H] + rp[:, H:2 * H])  # (B, H)
         n = np.tanh(x[:, 2 * H:] + r * rp[:, 2 * H:])  # (B, H)
-        h = z * h + (1 - z) * n  # (B, H)
+        hn = z * h + (1 - z) * n  # (B, H)
+        gates = np.concatenate([z, r, n, rp[:, 2 * H:]], axis=1)  # (B, 4H)
+        if mask is None:
+            h = hn
+        else:
+            h = np.where(mask[:, t, None], hn, h)
+            gates = np.where(mask[:, t, None], gates, 0)
         out_h[:, t] = h
-        out_gates[:, t] = np.concatenate([z, r, n, rp[:, 2 * H:]], axis=1)  # (B, 4H)
+        out_gates[:, t] = gates
     return out_h, out_gates
 
 
@@ -263,14 +315,16 @@ def _gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec)
 
 
 def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, dw_rec=None,
-                 db_rec=None):
+                 db_rec=None, mask=None):
     """Backpropagation through time of gru_forward.
 
-    h (B, T, H), gates (B, T, 4H) from the forward pass, dh (B, T, H), dh_last (B, H) or None ->
-    (dxproj (B, T, 3H), dh0 (B, H), dw_rec (H, 3H), db_rec (3H,)), written.
+    h (B, T, H), gates (B, T, 4H) from the forward pass, dh (B, T, H), dh_last (B, H) or None,
+    mask the forward's -> (dxproj (B, T, 3H), dh0 (B, H), dw_rec (H, 3H), db_rec (3H,)),
+    written.
     """
     (h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec,
      B, T, H) = _gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec)
+    mask = _mask_arg(mask, B, T)
     drp = np.empty((B, T, 3 * H), h.dtype)  # gradient of the recurrent projection rp
     carry = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
@@ -284,7 +338,13 @@ def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, d
         dxproj[:, t, 2 * H:] = dn
         drp[:, t, :2 * H] = dxproj[:, t, :2 * H]
         drp[:, t, 2 * H:] = dn * r
+        if mask is not None:  # a skipped step: no input gradient, the state's passes through
+            m = mask[:, t, None]
+            dxproj[:, t] = np.where(m, dxproj[:, t], 0)
+            drp[:, t] = np.where(m, drp[:, t], 0)
         carry = d * z + drp[:, t] @ w_rec.T  # (B, H)
+        if mask is not None:
+            carry = np.where(m, carry, d)
     dh0[...] = carry
     hp = _hprev(h0, h).reshape(B * T, H)  # (B*T, H)
     dw_rec[...] = hp.T @ drp.reshape(B * T, 3 * H)  # (H, 3H)

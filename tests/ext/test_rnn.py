@@ -287,3 +287,166 @@ def test_bad_input(be):
         be.lstm_backward(h0, h0, w, h, c, g, np.zeros((2, 3, 2)), db=np.zeros(6))
     with pytest.raises(ValueError, match="overlaps"):
         be.lstm_backward(h0, h0, w, h, c, g, np.zeros((2, 3, 2)), db=g[0, 0])
+
+
+# -- masks (Keras' padding masks): a step with mask False is skipped ---------------------------
+def _mask(rng, b, t):
+    m = rng.random((b, t)) > 0.35
+    m[0] = False                       # a sample with no real step: h stays h0
+    if b > 1:
+        m[1] = True
+    return m
+
+
+def _cell_call(be, cell, rng, shape, dtype, mask):
+    """(forward outputs, backward outputs) of `cell` with `mask` on backend `be`."""
+    b, t, h = shape
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cell]
+    r = np.random.default_rng(rng)
+    xproj, h0, w = _inputs(r, shape, g, dtype)
+    c0, dl, dcl = (rand(r, h0.shape, dtype) for _ in range(3))
+    bias = rand(r, (g * h,), dtype)
+    dh = rand(r, (b, t, h), dtype)
+    if cell == "simple":
+        hs = be.simple_rnn_forward(xproj, h0, w, mask=mask)
+        return (hs,), be.simple_rnn_backward(h0, w, hs, dh, dl, mask=mask)
+    if cell == "lstm":
+        fw = be.lstm_forward(xproj, h0, c0, w, bias, mask=mask)
+        return fw, be.lstm_backward(h0, c0, w, *fw, dh, dl, dcl, mask=mask)
+    fw = be.gru_forward(xproj, h0, w, bias, mask=mask)
+    return fw, be.gru_backward(h0, w, *fw, dh, dl, mask=mask)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 4), (5, 3, 17), (13, 4, 40), (26, 3, 48)])
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_masked_against_reference(dtype, shape, cell):
+    """C against the twin under every arch and thread count (bit-identical across threads);
+    an all-True mask gives the unmasked kernels' bits."""
+    rng = np.random.default_rng(20)
+    mask = _mask(rng, shape[0], shape[1])
+    b, t, h = shape
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cell]
+    xproj, h0, w = _inputs(rng, shape, g, dtype)
+    c0 = rand(rng, h0.shape, dtype)
+    bias = rand(rng, (g * h,), dtype)
+    dh, dl = rand(rng, (b, t, h), dtype), rand(rng, h0.shape, dtype)
+    if cell == "simple":
+        hs = compare("simple_rnn_forward", xproj, h0, w, mask=mask, k=_k(shape))
+        compare("simple_rnn_backward", h0, w, hs, dh, dl, mask=mask, k=_k(shape))
+        plain = C.simple_rnn_forward(xproj, h0, w), C.simple_rnn_forward(xproj, h0, w,
+                                                                        mask=np.ones((b, t)))
+    elif cell == "lstm":
+        fw = compare("lstm_forward", xproj, h0, c0, w, bias, mask=mask, k=_k(shape))
+        compare("lstm_backward", h0, c0, w, *fw, dh, dl, dl, mask=mask, k=_k(shape))
+        plain = (C.lstm_forward(xproj, h0, c0, w, bias),
+                 C.lstm_forward(xproj, h0, c0, w, bias, mask=np.ones((b, t), bool)))
+    else:
+        fw = compare("gru_forward", xproj, h0, w, bias, mask=mask, k=_k(shape))
+        compare("gru_backward", h0, w, *fw, dh, dl, mask=mask, k=_k(shape))
+        plain = C.gru_forward(xproj, h0, w, bias), C.gru_forward(xproj, h0, w, bias,
+                                                                 mask=np.ones((b, t), bool))
+    for a, c in zip(*(p if isinstance(p, tuple) else (p,) for p in plain)):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_masked_steps_are_skipped(be, cell):
+    """A masked step carries the state over and its gates are 0; a sample padded on the
+    right ends in the state of its real steps run alone; padded on the left, it starts
+    from h0; no gradient reaches the inputs of masked steps."""
+    rng = np.random.default_rng(21)
+    b, t, h, n = 3, 6, 5, 4
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cell]
+    xproj, h0, w = _inputs(rng, (b, t, h), g, np.float64)
+    c0 = rand(rng, h0.shape, np.float64)
+    bias = rand(rng, (g * h,), np.float64)
+    mask = np.zeros((b, t), bool)
+    mask[0, :n] = True                                 # right padding
+    mask[1, t - n:] = True                             # left padding
+    mask[2, [0, 2, 5]] = True                          # holes
+
+    def run(xp, m, rows):
+        if cell == "simple":
+            return (be.simple_rnn_forward(xp, h0[rows], w, mask=m),)
+        if cell == "lstm":
+            return be.lstm_forward(xp, h0[rows], c0[rows], w, bias, mask=m)
+        return be.gru_forward(xp, h0[rows], w, bias, mask=m)
+    out = run(xproj, mask, slice(None))
+    hs = out[0]
+    for i, idx in enumerate([list(range(n)), list(range(t - n, t)), [0, 2, 5]]):
+        alone = run(np.ascontiguousarray(xproj[i:i + 1, idx]), None, slice(i, i + 1))
+        np.testing.assert_allclose(hs[i, idx], alone[0][0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(hs[i, -1], alone[0][0, -1], rtol=1e-12, atol=1e-14)
+        skipped = [s for s in range(t) if s not in idx]
+        for s in skipped:                              # the state carried over
+            np.testing.assert_array_equal(hs[i, s], hs[i, s - 1] if s else h0[i])
+            if cell != "simple":
+                np.testing.assert_array_equal(out[-1][i, s], 0)      # gates 0
+    np.testing.assert_array_equal(hs[1, :t - n], np.broadcast_to(h0[1], (t - n, h)))
+    dh = rand(rng, hs.shape, np.float64)
+    if cell == "simple":
+        dxp = be.simple_rnn_backward(h0, w, hs, dh, mask=mask)[0]
+    elif cell == "lstm":
+        dxp = be.lstm_backward(h0, c0, w, *out, dh, mask=mask)[0]
+    else:
+        dxp = be.gru_backward(h0, w, *out, dh, mask=mask)[0]
+    np.testing.assert_array_equal(dxp[~mask], 0)
+    assert np.abs(dxp[mask]).min() > 0 or cell == "simple"
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_masked_gradients(be, cell):
+    """Central differences (float64) through masked forwards, the final states included."""
+    rng = np.random.default_rng(22)
+    b, t, h = 3, 5, 3
+    mask = np.array([[1, 1, 0, 1, 0], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cell]
+    xproj, h0, w = _inputs(rng, (b, t, h), g, np.float64, 0.8)
+    c0 = rand(rng, h0.shape, np.float64)
+    bias = rand(rng, (g * h,), np.float64)
+    if cell == "simple":
+        def forward(xproj, h0, w):
+            hs = be.simple_rnn_forward(xproj, h0, w, mask=mask)
+            return np.concatenate([hs, hs[:, -1:]], axis=1)
+
+        def backward(xproj, h0, w, dy):
+            hs = be.simple_rnn_forward(xproj, h0, w, mask=mask)
+            return be.simple_rnn_backward(h0, w, hs, dy[:, :-1].copy(), dy[:, -1].copy(),
+                                          mask=mask)
+        check_grad(forward, backward, [xproj, h0, w])
+    elif cell == "lstm":
+        def forward(xproj, h0, c0, w, bias):
+            hs, c, _ = be.lstm_forward(xproj, h0, c0, w, bias, mask=mask)
+            return np.concatenate([hs, hs[:, -1:], c[:, -1:]], axis=1)
+
+        def backward(xproj, h0, c0, w, bias, dy):
+            fw = be.lstm_forward(xproj, h0, c0, w, bias, mask=mask)
+            return be.lstm_backward(h0, c0, w, *fw, dy[:, :-2].copy(), dy[:, -2].copy(),
+                                    dy[:, -1].copy(), mask=mask)
+        check_grad(forward, backward, [xproj, h0, c0, w, bias])
+    else:
+        def forward(xproj, h0, w, bias):
+            hs, _ = be.gru_forward(xproj, h0, w, bias, mask=mask)
+            return np.concatenate([hs, hs[:, -1:]], axis=1)
+
+        def backward(xproj, h0, w, bias, dy):
+            fw = be.gru_forward(xproj, h0, w, bias, mask=mask)
+            return be.gru_backward(h0, w, *fw, dy[:, :-1].copy(), dy[:, -1].copy(), mask=mask)
+        check_grad(forward, backward, [xproj, h0, w, bias])
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_bad_masks(be):
+    rng = np.random.default_rng(23)
+    xproj, h0, w = _inputs(rng, (2, 3, 4), 1, np.float64)
+    for bad, msg in ((np.ones((2, 4), bool), "shape"), (np.ones((3, 2), bool), "shape"),
+                     (np.full((2, 3), 0.5), "booleans"), (np.full((2, 3), np.nan), "booleans"),
+                     (np.array([["a"] * 3] * 2), "booleans")):
+        with pytest.raises(ValueError, match=msg):
+            be.simple_rnn_forward(xproj, h0, w, mask=bad)
+    hs = be.simple_rnn_forward(xproj, h0, w, mask=np.array([[1, 0, 1], [0, 1, 1]]))
+    with pytest.raises(ValueError, match="shape"):
+        be.simple_rnn_backward(h0, w, hs, hs, mask=np.ones((2, 2), bool))
