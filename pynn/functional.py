@@ -36,6 +36,7 @@ class KerasTensor:
         self.dtype = None if dtype is None else np.dtype(dtype)
         self.node = node
         self.index = index
+        self.masked = False   # carries a padding mask (from an Embedding(mask_zero=True))
 
     @property
     def ndim(self):
@@ -151,7 +152,13 @@ def call(op, x, args, kwargs, training=None):
         out = op.output_shape
         dtype = op.dtype
     multi = isinstance(out, list)
+    masked = any(t.masked for t in inputs)
+    if masked and not (isinstance(op, Layer) and op.supports_masking):
+        from .model import _mask_refused
+        raise _mask_refused(op)
     node = Node(op, inputs, list_input, const, tensors, out, multi, dtype)
+    if isinstance(op, Layer):   # the mask goes with the main output (not an RNN's states)
+        node.outputs[0].masked = op._output_masked(masked)
     return node.outputs if multi else node.outputs[0]
 
 

@@ -12,6 +12,7 @@ Output fusion: with a softmax output and (sparse_)categorical_crossentropy, or a
 output and binary_crossentropy, train and test steps stop at the logits and the loss runs
 its fused logits kernel (stable, one pass); predict still applies the activation.
 """
+import contextlib
 import copy
 import itertools
 import json
@@ -41,6 +42,10 @@ class Model:
     provide `_layers` (every layer with weights, in weight order), `build(input_shape)`,
     `_run_backward` and config methods.
     """
+
+    # a padding mask (Embedding(mask_zero=True)) travels through the layers: set at build
+    _masking = False
+    _out_mask = None      # the last forward's output mask, (B, T) or None
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
@@ -343,6 +348,9 @@ class Model:
 
     def _forward(self, x, training):
         stamp = next(_FORWARD_RUNS)
+        self._out_mask = None
+        if self._masking:
+            return self._forward_masked(x, training, stamp)
         if training or self._keep_caches:
             for layer in self._layers:
                 _stamp(layer, stamp)
@@ -358,6 +366,23 @@ class Model:
                     x = step[0].forward_max_pool(x, step[1])
                 else:
                     x = step[0].forward(x, training=False)
+        return x
+
+    def _forward_masked(self, x, training, stamp):
+        """The forward of a stack through which a padding mask travels (see Layer.compute_mask):
+        each layer that takes it gets its input's mask; the output's is kept for the loss."""
+        mask = None
+        with _base.inference_only() if not (training or self._keep_caches) else \
+                contextlib.nullcontext():
+            for layer in self._layers:
+                _stamp(layer, stamp)
+                xin = x
+                if mask is not None and layer._takes_mask:
+                    x = layer.forward(x, training=training, mask=mask)
+                else:
+                    x = layer.forward(x, training=training)
+                mask = layer.compute_mask(xin, mask)
+        self._out_mask = mask
         return x
 
     def _inference_steps(self):
@@ -394,6 +419,34 @@ class Model:
             return out
         return self._out_act.forward(self.ops, out, out=self._buf("probs", out.shape))
 
+    def _masked_rows(self, out, y, sw, metric=False):
+        """Without an output mask: (out, y, sw). With one (B, T) (a sequence output whose
+        steps come from Embedding(mask_zero=True)): the positions as rows, (B*T, ...), and
+        per-row weights, 0 at masked positions; for the loss scaled by B*T / (unmasked
+        positions), so that its mean is over the real positions (Keras' masked loss), times
+        sample_weight where given."""
+        m = self._out_mask
+        if m is None:
+            return out, y, sw
+        b, t = m.shape
+        if out.ndim < 3 or out.shape[:2] != (b, t):
+            raise ValueError(f"model {self.name!r}: the output mask {m.shape} does not match "
+                             f"the output {out.shape}")
+        w = m.reshape(-1).astype(self.dtype)
+        if not metric:
+            valid = w.sum()
+            w *= (b * t) / valid if valid else 0.0
+        if sw is not None:
+            w *= np.repeat(np.asarray(sw, dtype=self.dtype), t)
+        y = np.asarray(y)
+        return (out.reshape((b * t,) + out.shape[2:]), y.reshape((b * t,) + y.shape[2:]), w)
+
+    def _update_metrics(self, out, y, sw):
+        p = self._metric_input(out)
+        for m, w in zip(self.metrics, self._metric_weighted):
+            pr, yr, swr = self._masked_rows(p, y, sw if w else None, metric=True)
+            m.update(self.ops, pr, yr, swr)
+
     def _forward_backward(self, x, y, sw):
         """Forward in training mode, loss, backward into the flat gradient buffer.
         Returns (output, loss). The output is logits under a fused output activation."""
@@ -401,10 +454,11 @@ class Model:
         self._set_logits(True)
         try:
             out = self._forward(x, training=True)
-            loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
-            dy = self.loss.backward(self.ops, out, y, sw, fused=self._fused,
-                                    out=self._buf("dout", out.shape))
-            self._run_backward(dy, need_input_grad=False)
+            o, yr, swr = self._masked_rows(out, y, sw)
+            loss = self.loss.forward(self.ops, o, yr, swr, fused=self._fused)
+            dy = self.loss.backward(self.ops, o, yr, swr, fused=self._fused,
+                                    out=self._buf("dout", out.shape).reshape(o.shape))
+            self._run_backward(dy.reshape(out.shape), need_input_grad=False)
             loss += self.add_regularization()
         finally:
             self._set_logits(False)
@@ -417,9 +471,7 @@ class Model:
         n = _trainer.batch_len(x)
         self._loss_tracker.add(loss, n)
         if self.metrics:
-            p = self._metric_input(out)
-            for m, w in zip(self.metrics, self._metric_weighted):
-                m.update(self.ops, p, y, sw if w else None)
+            self._update_metrics(out, y, sw)
         if self._runs:
             self._check_optimizer_layout()
             self.optimizer.apply(self.ops, self._flat_params, self._flat_grads, self._runs,
@@ -447,11 +499,10 @@ class Model:
         self._set_logits(True)
         try:
             out = self._forward(x, training=False)
-            loss = self.loss.forward(self.ops, out, y, sw, fused=self._fused)
+            o, yr, swr = self._masked_rows(out, y, sw)
+            loss = self.loss.forward(self.ops, o, yr, swr, fused=self._fused)
             if self.metrics:
-                p = self._metric_input(out)
-                for m, w in zip(self.metrics, self._metric_weighted):
-                    m.update(self.ops, p, y, sw if w else None)
+                self._update_metrics(out, y, sw)
         finally:
             self._set_logits(False)
         if self._trainable_runs() is not None and self._has_reg:
@@ -806,7 +857,11 @@ class Sequential(Model):
         self.ops = _ops.get_backend(self.backend)
         shape = (None,) + tuple(input_shape[1:])
         self.input_shape = shape
+        masked = False
         for layer in self._layers:
+            if masked and not layer.supports_masking:
+                raise _mask_refused(layer)
+            masked = layer._output_masked(masked)
             if layer.built and layer.dtype is not None and layer.dtype != self.dtype:
                 raise TypeError(f"layer {layer.name!r} was built as {layer.dtype}, the model "
                                 f"is {self.dtype}")
@@ -820,6 +875,7 @@ class Sequential(Model):
                                  f"{shape}; a Sequential passes one array from layer to "
                                  f"layer: build a graph model (pynn.Model(inputs, outputs))")
         self.output_shape = shape
+        self._masking = any(getattr(la, "mask_zero", False) for la in self._layers)
         self._flatten_parameters()
         self._infer_steps = None
         self.built = True
@@ -882,6 +938,16 @@ _UIDS = itertools.count()
 _UID_OF = weakref.WeakKeyDictionary()
 
 
+def _mask_refused(layer):
+    return ValueError(
+        f"layer {layer.name!r} ({type(layer).__name__}) does not support masking: the padding "
+        f"mask of an Embedding(mask_zero=True) reaches it. The recurrent layers and "
+        f"Bidirectional (they skip masked steps) and GlobalAveragePooling1D (it averages the "
+        f"real steps) take it; Dense, Dropout, Activation, LayerNormalization and "
+        f"TimeDistributed pass it on. End the masked sequence with one of the first before "
+        f"this layer, or drop mask_zero")
+
+
 def _layer_uid(layer):
     """A number for this layer object alone: id() is reused once an object is freed (a layer
     put in place of a deleted one could share its id), and an attribute would travel with
@@ -939,6 +1005,7 @@ class Functional(Model):
             raise ValueError("the same input tensor appears twice in inputs")
         self.inputs, self.outputs = ins, outs
         self._order = F._topological(ins, outs)
+        self._masking = any(t.masked for n in self._order for t in n.outputs)
         units, counts = [], {}
         for node in self._order:
             counts[id(node.op)] = counts.get(id(node.op), 0) + 1
@@ -1075,6 +1142,7 @@ class Functional(Model):
     def _forward_graph(self, x, training):
         stamp = next(_FORWARD_RUNS)
         vals = {}
+        masks = {}      # tensor -> its padding mask, where one travels (self._masking)
         xs = x if self._multi_in else [x]
         for t, a in zip(self.inputs, xs):
             vals[id(t)] = a
@@ -1100,7 +1168,14 @@ class Functional(Model):
                 if shared:
                     op._bufs = node.bufs
                 _stamp(op, stamp)
+                mask = masks.get(id(node.inputs[0])) if self._masking else None
+                if mask is not None and op._takes_mask:
+                    kw["mask"] = mask
                 out = op.forward(inp, **kw)
+                if self._masking:
+                    m = op.compute_mask(args[0], mask)
+                    if m is not None:
+                        masks[id(node.outputs[0])] = m
                 if shared:
                     node.state = {k: v for k, v in op.__dict__.items() if k not in _KEEP}
             outs = out if node.multi_out else [out]
@@ -1109,6 +1184,7 @@ class Functional(Model):
             for t, o in zip(node.outputs, outs):
                 vals[id(t)] = o
         res = [vals[id(t)] for t in self.outputs]
+        self._out_mask = None if self._multi_out else masks.get(id(self.outputs[0]))
         return res if self._multi_out else res[0]
 
     def _run_backward(self, dy, need_input_grad):

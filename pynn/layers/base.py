@@ -136,6 +136,21 @@ class Layer:
     # `activation` is internal to the layer, never its output's last step.
     _fusable_output = False
 
+    # Keras' masking (a (B, T) padding mask from Embedding(mask_zero=True)): a layer that
+    # supports it receives the mask of its input and hands compute_mask's on (by default the
+    # same); `_takes_mask`: its forward takes mask= and uses it (the recurrent layers, masked
+    # average pooling). A model refuses, when built, a mask reaching any other layer.
+    supports_masking = False
+    _takes_mask = False
+
+    def compute_mask(self, inputs, mask):
+        """The mask of this layer's output given its input's (None: no mask)."""
+        return mask
+
+    def _output_masked(self, input_masked):
+        """Whether the output carries a mask (at build: shapes, no data)."""
+        return input_masked
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)

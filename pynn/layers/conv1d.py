@@ -150,7 +150,42 @@ class AveragePooling1D(_Pooling1D, AveragePooling2D):
 
 
 class GlobalAveragePooling1D(_Layout1D, GlobalAveragePooling2D):
-    """(B, T, C) -> (B, C): the mean over steps (keepdims: (B, 1, C))."""
+    """(B, T, C) -> (B, C): the mean over steps (keepdims: (B, 1, C)); with a padding mask
+    (Embedding(mask_zero=True)), the mean over the unmasked steps (0 where none is)."""
+
+    supports_masking = True
+    _takes_mask = True
+
+    def compute_mask(self, inputs, mask):
+        return None
+
+    def _output_masked(self, input_masked):
+        return False
+
+    def forward(self, x, training=False, mask=None):
+        self._mask = None
+        if mask is None:
+            return super().forward(x, training)
+        cf = self.data_format == "channels_first"
+        b, t = x.shape[0], x.shape[2] if cf else x.shape[1]
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (b, t):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: mask must have shape "
+                             f"({b}, {t}), received {m.shape}")
+        w = m.astype(self.dtype)
+        w /= np.maximum(w.sum(axis=1, keepdims=True), 1)          # (B, T): 1 / count
+        w = w[:, None, :] if cf else w[:, :, None]
+        y = np.sum(x * w, axis=2 if cf else 1)                     # (B, C)
+        self._mask = (w, x.shape)
+        return y.reshape(self._out_shape(b, 1, 1, y.shape[1])) if self.keepdims else y
+
+    def backward(self, dy):
+        if self._mask is None:
+            return super().backward(dy)
+        w, shape = self._mask
+        cf = self.data_format == "channels_first"
+        d = np.reshape(dy, (shape[0], shape[1] if cf else shape[2]))
+        return np.ascontiguousarray(w * (d[:, :, None] if cf else d[:, None, :]))
 
 
 class GlobalMaxPooling1D(_Layout1D, GlobalMaxPooling2D):

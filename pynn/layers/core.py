@@ -65,6 +65,8 @@ class Dense(Layer):
     kernel_regularizer, bias_regularizer : str or Regularizer, optional
     """
 
+    supports_masking = True   # the mask passes through
+
     _fusable_output = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -201,6 +203,8 @@ class Reshape(Layer):
 class Activation(Layer):
     """Applies an activation by name; under a fused output it passes the logits through."""
 
+    supports_masking = True   # the mask passes through
+
     _fusable_output = True
 
     def __init__(self, activation, **kwargs):
@@ -237,6 +241,8 @@ class Dropout(MaskCounter, Layer):
     it reproducible); `step` counts training calls. Both are in get_config(), so a saved
     model resumes training with the masks it would have drawn.
     """
+
+    supports_masking = True   # the mask passes through
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -47,22 +47,28 @@ class Embedding(Layer):
     embeddings_initializer : str or Initializer, default 'uniform' (U(-0.05, 0.05))
     embeddings_regularizer : str or Regularizer, optional
     mask_zero : bool
-        Only False: pynn layers do not propagate masks (pass attention_mask to
-        MultiHeadAttention instead).
+        Id 0 is padding: the output carries the mask ids != 0, which the recurrent layers
+        (they skip those steps), GlobalAveragePooling1D (it averages the others) and the loss
+        and metrics (they leave out those positions) honour, and Dense, Dropout, Activation,
+        LayerNormalization and TimeDistributed pass on; a model refuses it reaching any other
+        layer. Ids run over [0, input_dim), so the vocabulary needs input_dim = V + 1.
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, mask_zero=False, **kwargs):
         _positive_int(input_dim, "input_dim", "Embedding")
         _positive_int(output_dim, "output_dim", "Embedding")
-        if mask_zero:
-            raise ValueError("Embedding(mask_zero=True) is not supported: pynn layers do not "
-                             "propagate masks; pass attention_mask to MultiHeadAttention")
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = _init(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
-        self.mask_zero = False
+        self.mask_zero = bool(mask_zero)
+
+    def compute_mask(self, inputs, mask):
+        return np.not_equal(inputs, 0) if self.mask_zero else None
+
+    def _output_masked(self, input_masked):
+        return self.mask_zero
 
     def build(self, input_shape):
         _exact_ids(self)
@@ -88,7 +94,7 @@ class Embedding(Layer):
                 "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
-                "mask_zero": False}
+                "mask_zero": self.mask_zero}
 
 
 class PositionalEmbedding(Layer):

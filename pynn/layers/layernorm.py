@@ -25,6 +25,8 @@ class LayerNormalization(Layer):
     beta_regularizer, gamma_regularizer : str or Regularizer, optional
     """
 
+    supports_masking = True   # the mask passes through
+
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, **kwargs):

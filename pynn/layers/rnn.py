@@ -55,6 +55,10 @@ class _RNN(MaskCounter, Layer):
     (sample, feature) for all steps (Keras' `dropout`), drawn like the Dropout layer's from
     (seed, step); recurrent_dropout is not supported (the recurrence is one fused kernel)."""
 
+    # masked steps are skipped (forward's mask=); the mask goes on with the sequence
+    supports_masking = True
+    _takes_mask = True
+
     _gates = 1
     _nstates = 1
 
@@ -158,6 +162,12 @@ class _RNN(MaskCounter, Layer):
         z = self._buffer("zeros_state", (b, h))
         z[...] = 0
         return [z] * self._nstates
+
+    def compute_mask(self, inputs, mask):
+        return mask if self.return_sequences else None
+
+    def _output_masked(self, input_masked):
+        return input_masked and self.return_sequences
 
     def _step_mask(self, mask, b, t):
         """The (B, T) step mask as the kernels take it (reversed with go_backwards), or None
@@ -463,6 +473,9 @@ class Bidirectional(_Wrapper):
     forward([x, h0_fwd, c0_fwd, h0_bwd, c0_bwd]), and backward then returns
     [dx, dh0_fwd, dc0_fwd, dh0_bwd, dc0_bwd]."""
 
+    supports_masking = True   # both directions skip the masked steps
+    _takes_mask = True
+
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         if isinstance(layer, dict):
             layer = _deserialize(layer)
@@ -538,7 +551,13 @@ class Bidirectional(_Wrapper):
         self.forward_layer.reset_states()
         self.backward_layer.reset_states()
 
-    def forward(self, inputs, training=False):
+    def compute_mask(self, inputs, mask):
+        return mask if self.forward_layer.return_sequences else None
+
+    def _output_masked(self, input_masked):
+        return input_masked and self.forward_layer.return_sequences
+
+    def forward(self, inputs, training=False, mask=None):
         fl, bl = self.forward_layer, self.backward_layer
         self._sync(fl, "forward_")
         self._sync(bl, "backward_")
@@ -555,8 +574,8 @@ class Bidirectional(_Wrapper):
                 raise ValueError(f"Bidirectional {self.name!r}: initial states need forward "
                                  f"and backward layers that carry the same number of states")
             fin, bin_ = [inputs[0], *inputs[1:1 + n]], [inputs[0], *inputs[1 + n:]]
-        yf = fl.forward(fin, training)
-        yb = bl.forward(bin_, training)
+        yf = fl.forward(fin, training, mask=mask)
+        yb = bl.forward(bin_, training, mask=mask)
         self._given = given  # after both forwards ran: a refused call leaves the last one's
         states = []
         if fl.return_state:
@@ -644,6 +663,8 @@ class Bidirectional(_Wrapper):
 class TimeDistributed(_Wrapper):
     """Applies a layer to every time step: (B, T, ...) runs as (B*T, ...) through the wrapped
     layer and is reshaped back. The weights are the wrapped layer's (shared over time)."""
+
+    supports_masking = True   # the mask passes through
 
     def __init__(self, layer, **kwargs):
         if isinstance(layer, dict):
