@@ -237,6 +237,14 @@ _FUNCTIONS = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbs
 def get(identifier):
     """Resolve a Keras name, a pynn loss function, a Loss object or a config dict."""
     if isinstance(identifier, Loss):
+        cls = type(identifier)
+        if cls.kernel is None and (cls.forward is Loss.forward or cls.backward is Loss.backward):
+            raise TypeError(
+                f"loss {cls.__name__}: pynn has no automatic differentiation, so a Loss "
+                f"subclass gives its value and its gradient: set `kernel` to a built-in "
+                f"loss's kernel and adapt forward/backward (ops, y_pred, y_true, "
+                f"sample_weight=None, fused=False[, out]), or override both; a Keras-style "
+                f"call(y_true, y_pred) alone has no gradient here")
         return identifier
     if isinstance(identifier, str):
         return lookup(_NAMES, identifier, "loss")(name=identifier)

@@ -34,14 +34,29 @@ class Metric:
         return self.total / self.count if self.count else 0.0
 
     def update(self, ops, y_pred, y_true, sample_weight=None):
-        """Add one batch (targets already in kernel form)."""
-        raise NotImplementedError
+        """Add one batch (targets already in kernel form). A metric of one's own may instead
+        override update_state(y_true, y_pred, sample_weight=None) and result() (and
+        reset_state()), as in Keras: fit and evaluate then call its update_state."""
+        if type(self).update_state is not Metric.update_state:
+            return self.update_state(y_true, y_pred, sample_weight)
+        raise NotImplementedError(
+            f"{type(self).__name__}: a Metric subclass implements update_state(y_true, y_pred, "
+            f"sample_weight=None) and result() (Keras), or update(ops, y_pred, y_true, "
+            f"sample_weight=None) on kernel-form targets")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        """Keras order; y_true in the form of the matching loss."""
+        """Keras order; y_true in the form of the matching loss; sample_weight (B,) (or
+        (B, 1))."""
         y_pred = np.asarray(y_pred)
         if y_pred.dtype.kind != "f":
             y_pred = y_pred.astype(np.float32)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.ndim == 2 and sample_weight.shape[1] == 1:
+                sample_weight = sample_weight[:, 0]
+            if sample_weight.shape != (y_pred.shape[0],):
+                raise ValueError(f"sample_weight must have shape ({y_pred.shape[0]},), "
+                                 f"received {sample_weight.shape}")
         self.update(_ops.get_backend(), y_pred, self._prepare(y_true, y_pred), sample_weight)
 
     def _prepare(self, y_true, y_pred):

@@ -215,3 +215,38 @@ def test_a_frozen_layer_penalty_leaves_the_loss():
     np.testing.assert_array_equal(m.get_weights()[0], w[0])
     first.trainable = True
     assert m.evaluate(x, y, verbose=0) > plain + 0.5 * penalty
+
+
+def test_keras_style_metric_subclass_and_loss_without_gradient():
+    # a Metric subclass with update_state/result (Keras) works in fit and evaluate; a Loss
+    # subclass with only call() is refused at compile (no gradient without autodiff)
+    class TruePositives(pynn.metrics.Metric):
+        def reset_state(self):
+            self.tp = 0.0
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            hit = (np.argmax(y_pred, -1) == 1) & (np.asarray(y_true).reshape(-1) == 1)
+            self.tp += float(np.sum(hit))
+
+        def result(self):
+            return self.tp
+
+    class CallOnly(pynn.losses.Loss):
+        def call(self, y_true, y_pred):
+            return (y_true - y_pred) ** 2
+
+    m = pynn.Sequential([pynn.Input(shape=(3,)), pynn.layers.Dense(2, activation="softmax")],
+                        dtype="float64")
+    with pytest.raises(TypeError, match="no automatic differentiation"):
+        m.compile("sgd", CallOnly())
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=[TruePositives(name="tp")])
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)), rng.integers(0, 2, 10)
+    want = float(np.sum((m.predict(x, verbose=0).argmax(-1) == 1) & (y == 1)))
+    assert m.evaluate(x, y, verbose=0, return_dict=True)["tp"] == want
+    assert "tp" in m.fit(x, y, epochs=1, verbose=0).history
+    acc = pynn.metrics.BinaryAccuracy()
+    acc.update_state(np.ones((4, 1)), np.full((4, 1), 0.9), np.array([[1.0], [0], [2], [1]]))
+    assert acc.result() == 1.0                   # sample_weight (B, 1), as Keras takes it
+    with pytest.raises(ValueError, match="sample_weight"):
+        acc.update_state(np.ones((4, 1)), np.ones((4, 1)), np.ones(3))
