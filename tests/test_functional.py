@@ -8,21 +8,9 @@ import pytest
 
 import pynn
 from pynn import layers
+from helpers import numerical_grad as numeric_grad
 
 BACKENDS = ["c", "reference"]
-
-
-def numeric_grad(f, p, eps=1e-6):
-    g = np.empty_like(p)
-    for i in range(p.size):
-        old = p.flat[i]
-        p.flat[i] = old + eps
-        fp = f()
-        p.flat[i] = old - eps
-        fm = f()
-        p.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -8,6 +8,7 @@ import pytest
 
 import pynn
 from pynn import layers
+from helpers import numerical_grad
 
 BACKENDS = ["c", "reference"]
 V, T = 12, 6
@@ -23,19 +24,6 @@ def _padded(rng, b, t=T, left=False):
         else:
             x[i, n:] = 0
     return x, lens
-
-
-def _numeric_grad(f, p, eps=1e-6):
-    g = np.empty_like(p)
-    for i in range(p.size):
-        old = p.flat[i]
-        p.flat[i] = old + eps
-        fp = f()
-        p.flat[i] = old - eps
-        fm = f()
-        p.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -74,7 +62,7 @@ def test_masked_model_gradients_vs_central_differences(backend):
     y = m._targets(rng.integers(0, 4, (4, T)))
     m._forward_backward(x, y, None)
     g = m._flat_grads.copy()
-    num = _numeric_grad(lambda: m._forward_backward(x, y, None)[1], m._flat_params)
+    num = numerical_grad(lambda: m._forward_backward(x, y, None)[1], m._flat_params)
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
     assert np.abs(m.get_layer(index=1).grads["embeddings"][0]).max() == 0   # padding id
 
