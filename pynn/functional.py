@@ -157,8 +157,11 @@ def call(op, x, args, kwargs, training=None):
         from .model import _mask_refused
         raise _mask_refused(op)
     node = Node(op, inputs, list_input, const, tensors, out, multi, dtype)
-    if isinstance(op, Layer):   # the mask goes with the main output (not an RNN's states)
-        node.outputs[0].masked = op._output_masked(masked)
+    if isinstance(op, Layer):   # the mask goes with the sequence output(s), not states
+        for t, flag in zip(node.outputs, op._outputs_masked(masked, len(node.outputs))):
+            t.masked = flag
+    else:                       # a nested model whose output carries a mask made inside it
+        node.outputs[0].masked = op._output_masked
     return node.outputs if multi else node.outputs[0]
 
 

@@ -46,6 +46,14 @@ class Model:
     # a padding mask (Embedding(mask_zero=True)) travels through the layers: set at build
     _masking = False
     _out_mask = None      # the last forward's output mask, (B, T) or None
+    _output_masked = False    # the output carries a mask (a nested model hands it on)
+
+    @property
+    def output_mask(self):
+        """The padding mask (B, T) of the last forward's output (a sequence whose steps come
+        from Embedding(mask_zero=True)), or None: in a custom step, weigh the loss with it as
+        fit does (sample_weight over the positions)."""
+        return self._out_mask
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
@@ -432,13 +440,16 @@ class Model:
         if out.ndim < 3 or out.shape[:2] != (b, t):
             raise ValueError(f"model {self.name!r}: the output mask {m.shape} does not match "
                              f"the output {out.shape}")
+        y = np.asarray(y)
+        if y.shape[:2] != (b, t):
+            raise ValueError(f"model {self.name!r}: targets of shape {y.shape} for a sequence "
+                             f"output of shape {out.shape}: the batch and step axes must match")
         w = m.reshape(-1).astype(self.dtype)
         if not metric:
             valid = w.sum()
             w *= (b * t) / valid if valid else 0.0
         if sw is not None:
             w *= np.repeat(np.asarray(sw, dtype=self.dtype), t)
-        y = np.asarray(y)
         return (out.reshape((b * t,) + out.shape[2:]), y.reshape((b * t,) + y.shape[2:]), w)
 
     def _update_metrics(self, out, y, sw):
@@ -876,6 +887,7 @@ class Sequential(Model):
                                  f"layer: build a graph model (pynn.Model(inputs, outputs))")
         self.output_shape = shape
         self._masking = any(getattr(la, "mask_zero", False) for la in self._layers)
+        self._output_masked = masked
         self._flatten_parameters()
         self._infer_steps = None
         self.built = True
@@ -1006,6 +1018,7 @@ class Functional(Model):
         self.inputs, self.outputs = ins, outs
         self._order = F._topological(ins, outs)
         self._masking = any(t.masked for n in self._order for t in n.outputs)
+        self._output_masked = not self._multi_out and outs[0].masked
         units, counts = [], {}
         for node in self._order:
             counts[id(node.op)] = counts.get(id(node.op), 0) + 1
@@ -1161,6 +1174,8 @@ class Functional(Model):
                     out = op._forward(inp, training=node.const_kwargs.get("training", training))
                 finally:
                     op._keep_caches = keep
+                if op._out_mask is not None:    # a mask made inside it goes out with it
+                    masks[id(node.outputs[0])] = op._out_mask
             else:
                 kw.update(node.const_kwargs)
                 kw.setdefault("training", training)
@@ -1174,8 +1189,10 @@ class Functional(Model):
                 out = op.forward(inp, **kw)
                 if self._masking:
                     m = op.compute_mask(args[0], mask)
-                    if m is not None:
-                        masks[id(node.outputs[0])] = m
+                    if m is not None:   # every output flagged at build (both directions
+                        for t in node.outputs:     # of a Bidirectional without merge)
+                            if t.masked:
+                                masks[id(t)] = m
                 if shared:
                     node.state = {k: v for k, v in op.__dict__.items() if k not in _KEEP}
             outs = out if node.multi_out else [out]
@@ -1319,7 +1336,7 @@ class Functional(Model):
             training = kw.pop("training", None)
             x = ins if list_input else ins[0]
             if isinstance(op, Model):
-                out = op(x)
+                out = op(x, training=training)     # base(x, training=False) kept
             else:
                 out = F.call(op, x, (), kw, training)
             i = counts.get(name, 0)

@@ -480,6 +480,13 @@ def test_training_flag_on_a_symbolic_call_fixes_the_mode(tmp_path):
     m.fit(x, y, epochs=2, batch_size=4, verbose=0)
     for s, k in zip(stats, ("moving_mean", "moving_variance")):
         np.testing.assert_array_equal(bn.params[k], s)             # inference mode in fit
+    m.save(tmp_path / "ft.pynn")                                    # the mode is kept
+    again = pynn.models.load_model(tmp_path / "ft.pynn")
+    (b2,) = [la for la in again.layers if isinstance(la, pynn.Model)]
+    stats = [b2.layers[1].params[k].copy() for k in ("moving_mean", "moving_variance")]
+    again.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    for s, k in zip(stats, ("moving_mean", "moving_variance")):
+        np.testing.assert_array_equal(b2.layers[1].params[k], s)
 
 
 def test_deepcopy_of_a_graph_with_a_shared_layer():

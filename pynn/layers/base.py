@@ -151,6 +151,11 @@ class Layer:
         """Whether the output carries a mask (at build: shapes, no data)."""
         return input_masked
 
+    def _outputs_masked(self, input_masked, n):
+        """Per output of a call with n outputs: the first as _output_masked, the rest (an
+        RNN's states) without."""
+        return [self._output_masked(input_masked)] + [False] * (n - 1)
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)

@@ -108,6 +108,9 @@ class Conv1D(_Layout1D, Conv2D):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True, **kwargs):
+        if groups != 1:
+            raise ValueError(f"Conv1D groups other than 1 are not supported, received "
+                             f"groups={groups!r}")
         k = _one(kernel_size, "kernel_size", "Conv1D")
         s = _one(strides, "strides", "Conv1D")
         d = _one(dilation_rate, "dilation_rate", "Conv1D")

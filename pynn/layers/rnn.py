@@ -557,6 +557,11 @@ class Bidirectional(_Wrapper):
     def _output_masked(self, input_masked):
         return input_masked and self.forward_layer.return_sequences
 
+    def _outputs_masked(self, input_masked, n):
+        # merge_mode=None: both directions' sequences carry the mask, then the states
+        seqs = 2 if self.merge_mode is None else 1
+        return [self._output_masked(input_masked)] * seqs + [False] * (n - seqs)
+
     def forward(self, inputs, training=False, mask=None):
         fl, bl = self.forward_layer, self.backward_layer
         self._sync(fl, "forward_")

@@ -158,3 +158,52 @@ def test_states_of_a_masked_encoder_start_an_unmasked_decoder(tmp_path):
                                   m.predict([x, xd], verbose=0))
     (emb,) = [la for la in again.layers if isinstance(la, layers.Embedding)]
     assert emb.mask_zero and again._masking
+
+
+def test_masks_leave_nested_models_and_both_directions():
+    # a mask made inside a nested model goes out with its output (the outer LSTM skipped
+    # nothing, the outer loss counted padding); Bidirectional without merge: both sequences
+    # carry it
+    rng = np.random.default_rng(5)
+    pynn.utils.set_random_seed(5)
+    x, _ = _padded(rng, 6)
+    y = rng.integers(0, 3, (6, T))
+    i = pynn.Input(shape=(T,))
+    inner = pynn.Model(i, layers.LSTM(4, return_sequences=True)(
+        layers.Embedding(V, 4, mask_zero=True)(i)))
+    j = pynn.Input(shape=(T,))
+    outer = pynn.Model(j, layers.Dense(3, activation="softmax")(inner(j)))
+    flat = pynn.Sequential([pynn.Input(shape=(T,)), layers.Embedding(V, 4, mask_zero=True),
+                            layers.LSTM(4, return_sequences=True),
+                            layers.Dense(3, activation="softmax")])
+    flat.set_weights(outer.get_weights())
+    for m in (outer, flat):
+        m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    np.testing.assert_array_equal(outer.predict(x, verbose=0), flat.predict(x, verbose=0))
+    assert outer.evaluate(x, y, verbose=0) == flat.evaluate(x, y, verbose=0)
+    k = pynn.Input(shape=(None,))
+    f, b = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode=None)(
+        layers.Embedding(V, 4, mask_zero=True)(k))
+    for seq in (f, b):
+        m = pynn.Model(k, layers.GRU(2)(seq))
+        for r, n in zip(x, (r.argmin() if (r == 0).any() else T for r in x)):
+            np.testing.assert_allclose(m.predict(r[None, :n], verbose=0),
+                                       m.predict(r[None], verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_custom_step_weighs_the_loss_with_the_output_mask():
+    rng = np.random.default_rng(6)
+    m = pynn.Sequential([pynn.Input(shape=(T,)), layers.Embedding(V, 4, mask_zero=True),
+                         layers.GRU(4, return_sequences=True), layers.Dense(3)],
+                        dtype="float64")
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, _ = _padded(rng, 5)
+    y = rng.integers(0, 3, (5, T))
+    out = m(x, training=True)
+    mask = m.output_mask
+    np.testing.assert_array_equal(mask, x != 0)
+    w = mask / mask.mean()                                     # as fit: mean over real steps
+    loss_fn = pynn.losses.SparseCategoricalCrossentropy(from_logits=True)
+    value, _ = loss_fn.value_and_grad(y.reshape(-1), out.reshape(-1, 3), w.reshape(-1))
+    assert value == pytest.approx(m.evaluate(x, y, verbose=0), rel=1e-12)
+    assert pynn.Sequential([pynn.Input(shape=(3,)), layers.Dense(1)]).output_mask is None
