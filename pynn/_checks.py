@@ -20,6 +20,9 @@ def float_array(x, name, ndim=None, min_ndim=None):
     if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:  # byte-swapped floats: copied below
         raise TypeError(f"{name} must have dtype float32 or float64, received {x.dtype}; "
                         f"convert with {name}.astype(np.float32)")
+    if isinstance(x, np.ma.MaskedArray):  # a kernel would read the masked values as data
+        raise TypeError(f"{name} is a numpy masked array: kernels read every value, masked "
+                        f"or not; pass {name}.filled(value) or np.asarray({name})")
     if type(x) is not np.ndarray and isinstance(x, np.matrix):
         x = np.asarray(x)  # np.matrix: a plain 2-D view (its reductions keep 2-D shapes)
     if ndim is not None and x.ndim != ndim:

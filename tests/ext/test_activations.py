@@ -491,6 +491,16 @@ def test_byte_swapped_and_matrix_inputs_are_accepted():
         C.softmax_forward(x.astype(">i8"))
 
 
+def test_masked_arrays_are_refused():
+    # C read the masked values as data; the twin failed deep inside NumPy
+    x = np.ma.masked_array(np.arange(6.0).reshape(2, 3), mask=[[0, 1, 0], [0, 0, 0]])
+    for be in (C, REF):
+        with pytest.raises(TypeError, match="masked array"):
+            be.softmax_forward(x)
+        with pytest.raises(TypeError, match="masked array"):
+            be.gemm(x, np.ones((3, 2)))
+
+
 # grad_mul: dy * grad, the backward that uses gelu_forward_grad's stored derivative
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES + [(32, 64, 512)])
