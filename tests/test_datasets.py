@@ -339,6 +339,16 @@ def test_download_into_path_argument(server, monkeypatch, tmp_path):
     assert (tmp_path / "mine" / FILES["train"][0]).is_file()
 
 
+def test_download_folder_that_cannot_be_written_is_not_found(server, monkeypatch, tmp_path):
+    # the folder's parent is a file (a read-only cache acts alike): DatasetNotFoundError
+    # naming it (download returned the files it had, and loading failed on an IndexError)
+    url, _ = server
+    local_dataset(monkeypatch, [url + "/ok/"])
+    (tmp_path / "blocker").write_text("a file")
+    with pytest.raises(DatasetNotFoundError, match="cannot write the download folder"):
+        datasets.mnist.load_data(path=tmp_path / "blocker" / "mnist")
+
+
 def test_falls_back_to_next_mirror(server, monkeypatch):
     url, want = server
     local_dataset(monkeypatch, [url + "/missing/", url + "/wrong/", url + "/truncated/",

@@ -165,6 +165,15 @@ def test_download_into_path(server, monkeypatch, tmp_path):
     assert (tmp_path / "mine" / "input.txt").read_bytes() == Handler.body
 
 
+def test_download_to_a_file_path(server, monkeypatch, tmp_path):
+    # a path naming a file that is not there yet is the file to write (it became a folder
+    # of that name holding input.txt)
+    monkeypatch.setattr(ts, "URLS", [server + "/ok/input.txt"])
+    dest = tmp_path / "corpus" / "shakespeare.txt"
+    assert ts.load_text(dest) == TEXT * 20
+    assert dest.is_file() and dest.read_bytes() == Handler.body
+
+
 def test_checksum_failure_leaves_nothing(server, monkeypatch):
     monkeypatch.setattr(ts, "URLS", [server + "/wrong/input.txt",
                                      server + "/truncated/input.txt"])

@@ -193,9 +193,9 @@ class IdxImageDataset:
                     break
                 except DownloadError as e:
                     errors.append(str(e))
-                except OSError as e:      # cannot write the destination folder
-                    errors.append(f"{folder}: {e}")
-                    break
+                except OSError as e:      # cannot write the destination folder: no mirror
+                    errors.append(f"cannot write the download folder {folder}: {e}")
+                    raise self._not_found(split, path, errors) from None
             else:
                 raise self._not_found(split, path, errors)
         return tuple(out)

@@ -55,8 +55,14 @@ def _not_found(path, errors=(), tried=True):
 
 
 def _download(path, urls):
-    dest_dir = os.fspath(path) if path is not None else cache_dir(NAME)
-    dest, errors = os.path.join(dest_dir, FILE), []
+    if path is not None and not os.path.isdir(path) and os.path.splitext(os.fspath(path))[1]:
+        # a file that is not there yet (input.txt, corpus.txt): downloaded to that name (it
+        # became a folder of that name holding input.txt)
+        dest = os.fspath(path)
+        dest_dir, errors = os.path.dirname(os.path.abspath(dest)), []
+    else:
+        dest_dir = os.fspath(path) if path is not None else cache_dir(NAME)
+        dest, errors = os.path.join(dest_dir, FILE), []
     for url in urls:
         try:
             return download_file(url, dest, md5=MD5, sha256=SHA256)
