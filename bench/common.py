@@ -23,6 +23,27 @@ except ImportError:
     torch = None
 
 
+def csv_arg(parser, text, what, allowed=None, positive_int=False):
+    """The entries of a comma-separated option, checked: each in `allowed`, or each a
+    positive integer; a bad one stops with argparse's usage message."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if not items:
+        parser.error(f"{what}: nothing given")
+    if positive_int:
+        try:
+            items = [int(v) for v in items]
+        except ValueError:
+            parser.error(f"{what}: {text!r} is not a list of integers")
+        if min(items) < 1:
+            parser.error(f"{what}: {text!r}: each must be a positive integer")
+    elif allowed is not None:
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            parser.error(f"{what}: unknown {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(allowed)}")
+    return items
+
+
 @contextlib.contextmanager
 def pinned_threads(n):
     """Run the block with n threads in pynn, NumPy's BLAS (and OpenMP) and PyTorch."""

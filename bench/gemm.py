@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import blas_info, pinned_threads, print_table, race, torch  # noqa: E402
+from common import blas_info, csv_arg, pinned_threads, print_table, race, torch  # noqa: E402
 
 import pynn  # noqa: E402
 
@@ -138,7 +138,10 @@ def main(argv=None):
                          "previous contender's spinning pool threads go to sleep; 0: off)")
     args = ap.parse_args(argv)
     dtype = np.dtype(args.dtype)
-    threads = [int(t) for t in args.threads.split(",")]
+    threads = csv_arg(ap, args.threads, "--threads", positive_int=True)
+    if args.only and not any(args.only in c[0] for c in cases(args.quick)):
+        ap.error(f"--only: no case label contains {args.only!r}; labels: "
+                 f"{', '.join(c[0] for c in cases(args.quick))}")
     repeats, target_s = (5, 0.01) if args.quick else (9, 0.03)
     rng = np.random.default_rng(0)
 

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pynn  # noqa: E402
 import pynn.datasets  # noqa: E402
+from common import csv_arg  # noqa: E402
 
 try:
     import torch
@@ -173,9 +174,11 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 2 epochs on 6000 training images")
     args = ap.parse_args()
-    batches = [int(b) for b in args.batch.split(",")]
-    threads = [int(t) for t in args.threads.split(",")]
-    only = set(args.only.split(","))
+    batches = csv_arg(ap, args.batch, "--batch", positive_int=True)
+    threads = csv_arg(ap, args.threads, "--threads", positive_int=True)
+    only = set(csv_arg(ap, args.only, "--only", allowed=("pynn", "reference", "torch")))
+    if args.epochs < 1:
+        ap.error("--epochs: must be a positive integer")
     if torch is None and "torch" in only:
         print("PyTorch is not importable here: running without it")
         only.discard("torch")

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pynn  # noqa: E402
 from pynn import layers as L  # noqa: E402
-from common import pinned_threads, print_table, race  # noqa: E402
+from common import csv_arg, pinned_threads, print_table, race  # noqa: E402
 
 try:
     import torch
@@ -218,10 +218,12 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     from gemm import measured_peak
-    for t in [int(v) for v in a.threads.split(",")]:
+    threads = csv_arg(p, a.threads, "--threads", positive_int=True)
+    cases = csv_arg(p, a.only, "--only", allowed=("lstm", "gru", "transformer"))
+    for t in threads:
         peak = measured_peak(t)
         print(f"measured FP32 peak, {t} thread(s): {peak / 1e9:.0f} GFLOPS", flush=True)
-        for case in a.only.split(","):
+        for case in cases:
             row, note = run_case(case, t, peak, use_ref, use_torch, rng, repeats, warmup)
             rows.append(row)
             got = "n/a" if isinstance(row[4], str) else f"{row[4]:.1f} ms"

@@ -31,6 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import pynn  # noqa: E402
 from pynn import layers  # noqa: E402
 from pynn.datasets import tinyshakespeare  # noqa: E402
+from _args import nonnegative_int, positive_float, positive_int  # noqa: E402
 
 CONFIG = {  # shared with bench/char_lm_torch.py
     "transformer": dict(seq_len=64, batch_size=32, width=128, heads=4, ff_dim=512,
@@ -140,18 +141,19 @@ def train(step_fn, predict, train_ids, val_ids, cfg, steps=None, minutes=None, s
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=["transformer", "lstm"], default="transformer")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="wall-time budget (default 5 when --steps is not given)")
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--eval-batches", type=int, default=EVAL_BATCHES,
+    p.add_argument("--eval-every", type=positive_int, default=200)
+    p.add_argument("--eval-batches", type=positive_int, default=EVAL_BATCHES,
                    help="validation batches of 32 windows per evaluation")
-    p.add_argument("--sample-chars", type=int, default=300)
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--sample-chars", type=nonnegative_int, default=300)
+    p.add_argument("--temperature", type=positive_float, default=0.8)
     p.add_argument("--data", default=None, help="input.txt or a folder holding it")
     p.add_argument("--backend", choices=["c", "reference"], default=None)
-    p.add_argument("--threads", type=int, default=None, help="pynn threads (default: all)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="pynn threads (default: all)")
     a = p.parse_args(argv)
     if a.threads:
         pynn.set_num_threads(a.threads)

@@ -20,9 +20,10 @@ import numpy as np
 import pynn
 import pynn.plot
 from pynn import layers
+from _args import positive_int
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--epochs", type=int, default=5)
+parser.add_argument("--epochs", type=positive_int, default=5)
 parser.add_argument("--quick", action="store_true", help="6,000 training images, 1 epoch")
 parser.add_argument("--out", default=".", help="folder for the PNG files and the model file")
 parser.add_argument("--seed", type=int, default=0)

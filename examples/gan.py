@@ -20,14 +20,15 @@ import numpy as np
 import pynn
 import pynn.plot
 from pynn import layers
+from _args import positive_int
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--epochs", type=int, default=20)
+parser.add_argument("--epochs", type=positive_int, default=20)
 parser.add_argument("--quick", action="store_true", help="6,000 training images, 2 epochs")
-parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--batch-size", type=positive_int, default=64)
 parser.add_argument("--out", default=".", help="folder for the PNG files")
 parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--threads", type=int, default=None,
+parser.add_argument("--threads", type=positive_int, default=None,
                     help="pynn threads (default: all cores; 1 is faster on a busy machine)")
 args = parser.parse_args()
 if args.threads:

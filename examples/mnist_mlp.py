@@ -14,9 +14,10 @@ import os
 import numpy as np
 import pynn
 import pynn.plot
+from _args import positive_int
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--epochs", type=int, default=5)
+parser.add_argument("--epochs", type=positive_int, default=5)
 parser.add_argument("--out", default=".", help="folder for the PNG files and the model file")
 args = parser.parse_args()
 

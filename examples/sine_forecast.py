@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import pynn  # noqa: E402
 from pynn import layers  # noqa: E402
+from _args import positive_int  # noqa: E402
 
 WINDOW, NOISE = 40, 0.1
 
@@ -45,8 +46,8 @@ def build_model(kind, units=32, learning_rate=3e-3):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=["lstm", "gru"], default="lstm")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--train", type=int, default=8000, help="training windows")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--train", type=positive_int, default=8000, help="training windows")
     p.add_argument("--quick", action="store_true", help="1,000 windows, 2 epochs")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)

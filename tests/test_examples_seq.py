@@ -159,6 +159,31 @@ def test_char_lm_model_shapes_and_learns(char_lm, tiny_corpus):
     assert last < first - 0.5
 
 
+@pytest.mark.parametrize("argv", [["--minutes", "0"], ["--steps", "0"], ["--steps", "-3"],
+                                  ["--eval-every", "0"], ["--eval-batches", "0"],
+                                  ["--threads", "0"], ["--sample-chars", "-5"],
+                                  ["--temperature", "0"], ["--steps", "two"]])
+def test_char_lm_refuses_bad_numbers_at_the_command_line(char_lm, argv, capsys):
+    # --minutes 0 trained forever; --steps 0 crashed after training nothing; 0 evaluations
+    # divided by zero: now argparse's usage message, before any data is read
+    with pytest.raises(SystemExit) as e:
+        char_lm.main(argv)
+    assert e.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_bench_options_are_checked(capsys):
+    common = load("bench/common.py")
+    import argparse
+    p = argparse.ArgumentParser(prog="bench")
+    assert common.csv_arg(p, "lstm,gru", "--only", allowed=("lstm", "gru")) == ["lstm", "gru"]
+    assert common.csv_arg(p, "2,1", "--threads", positive_int=True) == [2, 1]
+    for text, kw in (("lstn", dict(allowed=("lstm",))), ("0", dict(positive_int=True)),
+                     ("x", dict(positive_int=True)), ("", dict(allowed=("lstm",)))):
+        with pytest.raises(SystemExit):
+            common.csv_arg(p, text, "--opt", **kw)
+    assert "--opt" in capsys.readouterr().err
+
+
 def test_sine_forecast_runs(capsys):
     need("LSTM")
     ex = load("examples/sine_forecast.py")
