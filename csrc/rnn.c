@@ -19,6 +19,14 @@
  * the fused pass (and packing) and the GEMM. Every output element is computed by one thread
  * with an order fixed by the shapes (one FMA chain over k), so the bits do not depend on the
  * thread count.
+ *
+ * Masks (rnn.h): a skipped step's row still goes through the step's GEMM (one row of a
+ * product the other rows need anyway); the fused pass then copies the previous state into
+ * it instead of the cell's update and zeroes its gates. Backward, its dxproj row is 0, so it
+ * adds nothing to the GEMMs, and the state gradient reaches the step before through carry:
+ * with a mask the step's GEMM accumulates onto carry (beta 1), which the fused pass leaves
+ * at dh_t + carry for a skipped row and at 0 (or the GRU's d * z) for a computed one. An
+ * all-True mask gives the bits of no mask.
  */
 #include <stdlib.h>
 #include <string.h>

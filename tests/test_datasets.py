@@ -246,6 +246,16 @@ def test_no_mirror_reachable_is_not_found(tmp_path):
         datasets.fashion_mnist.load_split("test", download=True)
 
 
+def test_not_found_names_the_mirrors_given():
+    # the message listed the default mirrors even when others were given
+    mine = "http://127.0.0.1:9/nowhere/"
+    for download in (True, False):
+        with pytest.raises(DatasetNotFoundError) as e:
+            datasets.mnist.DATASET.load_split("test", download=download, mirrors=[mine])
+        sources = next(line for line in str(e.value).splitlines() if "Download sources" in line)
+        assert mine in sources and all(m not in sources for m in datasets.mnist.DATASET.mirrors)
+
+
 @pytest.mark.parametrize("bad", ["count", "label", "shape", "dtype"])
 def test_inconsistent_files(tmp_path, bad):
     d = tmp_path / "d"

@@ -195,12 +195,12 @@ class IdxImageDataset:
                     errors.append(str(e))
                 except OSError as e:      # cannot write the destination folder: no mirror
                     errors.append(f"cannot write the download folder {folder}: {e}")
-                    raise self._not_found(split, path, errors) from None
+                    raise self._not_found(split, path, errors, mirrors=mirrors) from None
             else:
-                raise self._not_found(split, path, errors)
+                raise self._not_found(split, path, errors, mirrors=mirrors)
         return tuple(out)
 
-    def _not_found(self, split, path=None, errors=(), tried=True):
+    def _not_found(self, split, path=None, errors=(), tried=True, mirrors=None):
         img, lbl = self.files[split]
         dirs = search_dirs(self.name, path)
         also = f", or Keras' {self.keras_npz}," if self.keras_npz else ""
@@ -209,10 +209,10 @@ class IdxImageDataset:
         msg += [f"  {d}" for d in dirs]
         msg.append("or pass load_data(path=FOLDER), or set $PYNN_DATA to a folder holding "
                    f"a {self.name}/ subfolder.")
-        if self.mirrors:
+        mirrors = self.mirrors if mirrors is None else mirrors   # the ones given, if any
+        if mirrors:
             msg.append(("Download sources tried: " if tried else
-                        "Download sources (not tried, download=False): ") +
-                       ", ".join(self.mirrors))
+                        "Download sources (not tried, download=False): ") + ", ".join(mirrors))
         if errors:
             msg.append("Download errors:\n  " + "\n  ".join(errors))
         return DatasetNotFoundError("\n".join(msg))
@@ -225,7 +225,7 @@ class IdxImageDataset:
         found = self.find(split, path)
         if found is None:
             if not download:
-                raise self._not_found(split, path, tried=False)
+                raise self._not_found(split, path, tried=False, mirrors=mirrors)
             dest = os.fspath(path) if path is not None and \
                 not os.fspath(path).endswith(".npz") else cache_dir(self.name)
             found = self.download(split, dest, mirrors, path)

@@ -42,13 +42,14 @@ def find(path=None):
     return None
 
 
-def _not_found(path, errors=(), tried=True):
+def _not_found(path, errors=(), tried=True, urls=None):
     msg = [f"Tiny Shakespeare not found. Put {FILE} (the char-rnn corpus) in one of:"]
     msg += [f"  {d}" for d in search_dirs(NAME, path)]
     msg.append("or pass load_data(path=FILE_OR_FOLDER), or set $PYNN_DATA to a folder "
                f"holding a {NAME}/ subfolder.")
     msg.append(("Download sources tried: " if tried else
-                "Download sources (not tried, download=False): ") + ", ".join(URLS))
+                "Download sources (not tried, download=False): ") +
+               ", ".join(URLS if urls is None else urls))
     if errors:
         msg.append("Download errors:\n  " + "\n  ".join(errors))
     return DatasetNotFoundError("\n".join(msg))
@@ -71,7 +72,7 @@ def _download(path, urls):
         except OSError as e:       # cannot write the destination folder
             errors.append(f"{dest_dir}: {e}")
             break
-    raise _not_found(path, errors)
+    raise _not_found(path, errors, urls=urls)
 
 
 def _read(p, verify):
@@ -100,7 +101,7 @@ def load_text(path=None, download=True, verify=False, urls=None):
     p = find(path)
     if p is None:
         if not download:
-            raise _not_found(path, tried=False)
+            raise _not_found(path, tried=False, urls=urls)
         p = _download(path, URLS if urls is None else urls)
     return _read(p, verify)
 
