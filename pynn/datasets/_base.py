@@ -92,7 +92,20 @@ def download_file(url, dest, md5=None, sha256=None, timeout=TIMEOUT):
     """
     dest = os.fspath(dest)
     folder = os.path.dirname(os.path.abspath(dest))
+    made = not os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)
+    try:
+        return _download_into(url, dest, folder, md5, sha256, timeout)
+    except BaseException:
+        if made:                 # a failed first download leaves no empty folder behind
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        raise
+
+
+def _download_into(url, dest, folder, md5, sha256, timeout):
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".part",
                                dir=folder)
     hashes = {"md5": (hashlib.md5(), md5), "sha256": (hashlib.sha256(), sha256)}
