@@ -13,8 +13,9 @@
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, or its rows are off the cache lines and M is large; an A
- * sliver only at the bottom edge), K is split only past
- * 2048, and threads enter only when the work pays for the parallel region.
+ * sliver only at the bottom edge), K is split past 2048 where B fits in L2 (else in blocks
+ * of the kernel's kc, as on the packed path: the blocks follow K and N only), and threads
+ * enter only when the work pays for the parallel region.
  * Shape paths before the loops: M == 1, N == 1, or M <= 4 with K >= 64, with contiguous rows
  * of A and columns of B, is one dot product per element (the kernel table's `dot`); a narrow
  * C (N <= NR/2) with A transposed (contiguous columns) and K >= 64 is computed as

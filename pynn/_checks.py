@@ -653,3 +653,19 @@ def attention_grad_args(q, k, v, probs, dout, causal, scale):
     same_shape((B, H, T, S), probs=probs)
     same_shape((B, H, T, DV), dout=dout)
     return q, k, v, contiguous(probs), dout, causal, scale
+
+
+def step_mask(mask, B, T):
+    """A recurrent kernel's step mask (B, T) of booleans (or 0/1 numbers) -> a bool array, or
+    None (every step real)."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(f"mask must have shape (B, T) = ({B}, {T}), received {mask.shape}")
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in "biuf" or not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask must hold booleans (or 0 and 1): True where a step is "
+                             "real, False where it is padding")
+        mask = mask != 0
+    return mask

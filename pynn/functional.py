@@ -152,7 +152,7 @@ def call(op, x, args, kwargs, training=None):
         out = op.output_shape
         dtype = op.dtype
     multi = isinstance(out, list)
-    masked = any(t.masked for t in inputs)
+    masked = any(t.masked for t in list(inputs) + list(tensors.values()))
     if masked and not (isinstance(op, Layer) and op.supports_masking):
         from .model import _mask_refused
         raise _mask_refused(op)

@@ -238,7 +238,8 @@ def get(identifier):
     """Resolve a Keras name, a pynn loss function, a Loss object or a config dict."""
     if isinstance(identifier, Loss):
         cls = type(identifier)
-        if cls.kernel is None and (cls.forward is Loss.forward or cls.backward is Loss.backward):
+        if (cls.kernel is None and cls.logits_kernel is None
+                and (cls.forward is Loss.forward or cls.backward is Loss.backward)):
             raise TypeError(
                 f"loss {cls.__name__}: pynn has no automatic differentiation, so a Loss "
                 f"subclass gives its value and its gradient: set `kernel` to a built-in "

@@ -37,8 +37,13 @@ class Metric:
         """Add one batch (targets already in kernel form). A metric of one's own may instead
         override update_state(y_true, y_pred, sample_weight=None) and result() (and
         reset_state()), as in Keras: fit and evaluate then call its update_state."""
-        if type(self).update_state is not Metric.update_state:
-            return self.update_state(y_true, y_pred, sample_weight)
+        if type(self).update_state is not Metric.update_state and \
+                not getattr(self, "_delegating", False):   # (its super() comes back here)
+            self._delegating = True
+            try:
+                return self.update_state(y_true, y_pred, sample_weight)
+            finally:
+                self._delegating = False
         raise NotImplementedError(
             f"{type(self).__name__}: a Metric subclass implements update_state(y_true, y_pred, "
             f"sample_weight=None) and result() (Keras), or update(ops, y_pred, y_true, "

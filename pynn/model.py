@@ -456,7 +456,10 @@ class Model:
         p = self._metric_input(out)
         for m, w in zip(self.metrics, self._metric_weighted):
             pr, yr, swr = self._masked_rows(p, y, sw if w else None, metric=True)
-            m.update(self.ops, pr, yr, swr)
+            if type(m).update_state is not _metrics.Metric.update_state:
+                m.update_state(yr, pr, swr)     # a Keras-style metric of one's own
+            else:
+                m.update(self.ops, pr, yr, swr)
 
     def _forward_backward(self, x, y, sw):
         """Forward in training mode, loss, backward into the flat gradient buffer.
@@ -1168,8 +1171,9 @@ class Functional(Model):
             kw = {k: vals[id(t)] for k, t in node.tensor_kwargs.items()}
             if isinstance(op, Model):
                 # a nested model keeps its layers' caches when this one must (model(x) with
-                # training=False, then backward): no inference fusion inside it then
-                keep, op._keep_caches = op._keep_caches, self._keep_caches
+                # training=False, then backward; fit through base(x, training=False)): no
+                # inference fusion inside it then
+                keep, op._keep_caches = op._keep_caches, self._keep_caches or training
                 try:
                     out = op._forward(inp, training=node.const_kwargs.get("training", training))
                 finally:

@@ -536,3 +536,22 @@ def test_backward_of_several_outputs_none_and_repeated():
     dx1 = once.backward(2 * d)
     np.testing.assert_allclose(g2, once._flat_grads, rtol=1e-14)
     np.testing.assert_allclose(dx2, dx1, rtol=1e-14)
+
+
+def test_fit_through_a_base_called_with_training_false_keeps_its_caches():
+    # the base ran its inference path (fused conv + pool, no caches) inside fit: the
+    # backward through it failed, or used an earlier call's caches
+    rng = np.random.default_rng(8)
+    base = pynn.Sequential([layers.Input(shape=(6, 6, 1)), layers.Conv2D(2, 3, activation="relu"),
+                            layers.MaxPooling2D(2), layers.Flatten()], dtype="float64")
+    inp = pynn.Input(shape=(6, 6, 1), dtype="float64")
+    m = pynn.Model(inp, layers.Dense(1)(base(inp, training=False)))
+    m.compile("sgd", "mse")
+    x, y = rng.standard_normal((4, 6, 6, 1)), rng.standard_normal((4, 1))
+    m(rng.standard_normal((4, 6, 6, 1)), training=True)       # other caches lying around
+    yt = m._targets(y)
+    m._forward_backward(x, yt, None)
+    g = m._flat_grads.copy()
+    num = numeric_grad(lambda: m._forward_backward(x, yt, None)[1], m._flat_params)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
+    m.fit(x, y, epochs=1, verbose=0)

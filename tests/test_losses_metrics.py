@@ -250,3 +250,19 @@ def test_keras_style_metric_subclass_and_loss_without_gradient():
     assert acc.result() == 1.0                   # sample_weight (B, 1), as Keras takes it
     with pytest.raises(ValueError, match="sample_weight"):
         acc.update_state(np.ones((4, 1)), np.ones((4, 1)), np.ones(3))
+
+    calls = []
+
+    class CountingAccuracy(pynn.metrics.SparseCategoricalAccuracy):   # of a built-in one
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            calls.append(len(y_pred))
+            super().update_state(y_true, y_pred, sample_weight)
+
+    class LogitsOnly(pynn.losses.Loss):        # only a logits kernel: used with from_logits
+        kind = "sparse"
+        logits_kernel = "softmax_cross_entropy"
+
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=[CountingAccuracy(name="acc")])
+    got = m.evaluate(x, y, verbose=0, return_dict=True)["acc"]
+    assert calls == [10] and got == pytest.approx((m.predict(x, verbose=0).argmax(-1) == y).mean())
+    m.compile("sgd", LogitsOnly(from_logits=True))

@@ -57,7 +57,7 @@ cdef inline object _c(a):
 
 def _mask(mask, B, T):
     """The checked mask (the reference's rule) as C-contiguous bytes, or None."""
-    mask = _ref._mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     return None if mask is None else np.ascontiguousarray(mask).view(np.uint8)
 
 

@@ -92,16 +92,19 @@ def download_file(url, dest, md5=None, sha256=None, timeout=TIMEOUT):
     """
     dest = os.fspath(dest)
     folder = os.path.dirname(os.path.abspath(dest))
-    made = not os.path.isdir(folder)
+    made, f = [], folder          # the folders this call creates, deepest first
+    while not os.path.isdir(f):
+        made.append(f)
+        f = os.path.dirname(f)
     os.makedirs(folder, exist_ok=True)
     try:
         return _download_into(url, dest, folder, md5, sha256, timeout)
     except BaseException:
-        if made:                 # a failed first download leaves no empty folder behind
+        for f in made:           # a failed first download leaves no empty folders behind
             try:
-                os.rmdir(folder)
+                os.rmdir(f)
             except OSError:
-                pass
+                break
         raise
 
 

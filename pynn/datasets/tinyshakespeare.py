@@ -56,9 +56,10 @@ def _not_found(path, errors=(), tried=True, urls=None):
 
 
 def _download(path, urls):
-    if path is not None and not os.path.isdir(path) and os.path.splitext(os.fspath(path))[1]:
-        # a file that is not there yet (input.txt, corpus.txt): downloaded to that name (it
-        # became a folder of that name holding input.txt)
+    if path is not None and not os.path.isdir(path) and \
+            os.path.splitext(os.fspath(path))[1].lower() == ".txt":
+        # a .txt file that is not there yet: downloaded to that name (it became a folder of
+        # that name holding input.txt); any other missing path is a folder
         dest = os.fspath(path)
         dest_dir, errors = os.path.dirname(os.path.abspath(dest)), []
     else:

@@ -19,7 +19,6 @@ into it); `reset_states()` sets it back to zeros.
 import numpy as np
 
 from .. import _checks, initializers, regularizers
-from ..reference import rnn as _rnn_ref
 from .base import Layer, MaskCounter
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
@@ -174,7 +173,7 @@ class _RNN(MaskCounter, Layer):
         when every step is real."""
         if mask is None:
             return None
-        m = _rnn_ref._mask_arg(mask, b, t)
+        m = _checks.step_mask(mask, b, t)
         if m.all():
             return None
         return m[:, ::-1] if self.go_backwards else m

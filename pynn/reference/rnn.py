@@ -64,21 +64,6 @@ def _bwd_args(h0, w_rec, h, dh, dh_last, gates):
     return h0, w_rec, h, dh, dh_last, B, T, H
 
 
-def _mask_arg(mask, B, T):
-    """mask (B, T) of booleans (or 0/1 numbers) -> a bool array, or None."""
-    if mask is None:
-        return None
-    mask = np.asarray(mask)
-    if mask.shape != (B, T):
-        raise ValueError(f"mask must have shape (B, T) = ({B}, {T}), received {mask.shape}")
-    if mask.dtype != np.bool_:
-        if mask.dtype.kind not in "biuf" or not np.all((mask == 0) | (mask == 1)):
-            raise ValueError("mask must hold booleans (or 0 and 1): True where a step is "
-                             "real, False where it is padding")
-        mask = mask != 0
-    return mask
-
-
 def _activation(activation):
     return _checks.one_of(activation, "activation", ("tanh", "relu"))
 
@@ -95,7 +80,7 @@ def simple_rnn_forward(xproj, h0, w_rec, activation="tanh", out=None, mask=None)
     """
     activation = _activation(activation)
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 1)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     out = _checks.out_array(out, (B, T, H), xproj.dtype, inputs=(xproj, h0, w_rec))
     h = h0
     for t in range(T):
@@ -116,7 +101,7 @@ def simple_rnn_backward(h0, w_rec, h, dh, dh_last=None, activation="tanh", dxpro
     """
     activation = _activation(activation)
     h0, w_rec, h, dh, dh_last, B, T, H = _bwd_args(h0, w_rec, h, dh, dh_last, 1)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     ins = (h0, w_rec, h, dh, dh_last)
     dxproj = _checks.out_array(dxproj, (B, T, H), h.dtype, "dxproj", inputs=ins)
     dh0 = _checks.out_array(dh0, (B, H), h.dtype, "dh0", inputs=ins + (dxproj,))
@@ -157,7 +142,7 @@ def lstm_forward(xproj, h0, c0, w_rec, bias=None, out_h=None, out_c=None, out_ga
     (h (B, T, H), c (B, T, H), gates (B, T, 4H) the activated i, f, g, o).
     """
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 4)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     c0 = _checks.float_array(c0, "c0", ndim=2)
     _checks.same_dtype(xproj.dtype, c0=c0)
     _checks.same_shape((B, H), c0=c0)
@@ -226,7 +211,7 @@ def lstm_backward(h0, c0, w_rec, h, c, gates, dh, dh_last=None, dc_last=None, dx
     (h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0, dc0, dw_rec, db,
      B, T, H) = _lstm_bwd_args(h0, c0, w_rec, h, c, gates, dh, dh_last, dc_last, dxproj, dh0,
                                dc0, dw_rec, db)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     dhn = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     dcn = np.zeros((B, H), h.dtype) if dc_last is None else dc_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):
@@ -273,7 +258,7 @@ def gru_forward(xproj, h0, w_rec, b_rec=None, out_h=None, out_gates=None, mask=N
     (h (B, T, H), gates (B, T, 4H) = z, r, n, rp_h).
     """
     xproj, h0, w_rec, B, T, H = _seq_args(xproj, h0, w_rec, 3)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     b_rec = _gru_brec(b_rec, H, xproj.dtype)
     ins = (xproj, h0, w_rec, b_rec)
     out_h = _checks.out_array(out_h, (B, T, H), xproj.dtype, "out_h", inputs=ins)
@@ -324,7 +309,7 @@ def gru_backward(h0, w_rec, h, gates, dh, dh_last=None, dxproj=None, dh0=None, d
     """
     (h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec,
      B, T, H) = _gru_bwd_args(h0, w_rec, h, gates, dh, dh_last, dxproj, dh0, dw_rec, db_rec)
-    mask = _mask_arg(mask, B, T)
+    mask = _checks.step_mask(mask, B, T)
     drp = np.empty((B, T, 3 * H), h.dtype)  # gradient of the recurrent projection rp
     carry = np.zeros((B, H), h.dtype) if dh_last is None else dh_last.copy()  # (B, H)
     for t in range(T - 1, -1, -1):

@@ -331,19 +331,32 @@ def test_masked_against_reference(dtype, shape, cell):
     c0 = rand(rng, h0.shape, dtype)
     bias = rand(rng, (g * h,), dtype)
     dh, dl = rand(rng, (b, t, h), dtype), rand(rng, h0.shape, dtype)
+    ones = np.ones((b, t), bool)
     if cell == "simple":
-        hs = compare("simple_rnn_forward", xproj, h0, w, mask=mask, k=_k(shape))
-        compare("simple_rnn_backward", h0, w, hs, dh, dl, mask=mask, k=_k(shape))
+        for act in ("tanh", "relu"):
+            hs = compare("simple_rnn_forward", xproj, h0, w, act, mask=mask, k=_k(shape))
+            compare("simple_rnn_backward", h0, w, hs, dh, dl, act, mask=mask, k=_k(shape))
+            np.testing.assert_array_equal(
+                C.simple_rnn_backward(h0, w, hs, dh, dl, act, mask=ones)[0],
+                C.simple_rnn_backward(h0, w, hs, dh, dl, act)[0])
         plain = C.simple_rnn_forward(xproj, h0, w), C.simple_rnn_forward(xproj, h0, w,
                                                                         mask=np.ones((b, t)))
     elif cell == "lstm":
         fw = compare("lstm_forward", xproj, h0, c0, w, bias, mask=mask, k=_k(shape))
         compare("lstm_backward", h0, c0, w, *fw, dh, dl, dl, mask=mask, k=_k(shape))
+        full = C.lstm_forward(xproj, h0, c0, w, bias)
+        for a, c in zip(C.lstm_backward(h0, c0, w, *full, dh, dl, dl, mask=ones),
+                        C.lstm_backward(h0, c0, w, *full, dh, dl, dl)):
+            np.testing.assert_array_equal(a, c)        # beta 1 on carry: the same bits
         plain = (C.lstm_forward(xproj, h0, c0, w, bias),
                  C.lstm_forward(xproj, h0, c0, w, bias, mask=np.ones((b, t), bool)))
     else:
         fw = compare("gru_forward", xproj, h0, w, bias, mask=mask, k=_k(shape))
         compare("gru_backward", h0, w, *fw, dh, dl, mask=mask, k=_k(shape))
+        full = C.gru_forward(xproj, h0, w, bias)
+        for a, c in zip(C.gru_backward(h0, w, *full, dh, dl, mask=ones),
+                        C.gru_backward(h0, w, *full, dh, dl)):
+            np.testing.assert_array_equal(a, c)
         plain = C.gru_forward(xproj, h0, w, bias), C.gru_forward(xproj, h0, w, bias,
                                                                  mask=np.ones((b, t), bool))
     for a, c in zip(*(p if isinstance(p, tuple) else (p,) for p in plain)):

@@ -131,6 +131,9 @@ def test_layers_that_cannot_take_a_mask_are_refused(make):
         make()(e)
     with pytest.raises(ValueError, match="does not support masking"):
         layers.Add()([e, e])
+    q = pynn.Input(shape=(T, 4))
+    with pytest.raises(ValueError, match="does not support masking"):   # by keyword too
+        layers.MultiHeadAttention(2, 2)(q, value=e)
     # a sequence ended by an RNN carries no mask: anything may follow
     h = layers.LSTM(3)(e)
     pynn.Model(i, layers.Dense(1)(h))
@@ -207,3 +210,21 @@ def test_custom_step_weighs_the_loss_with_the_output_mask():
     value, _ = loss_fn.value_and_grad(y.reshape(-1), out.reshape(-1, 3), w.reshape(-1))
     assert value == pytest.approx(m.evaluate(x, y, verbose=0), rel=1e-12)
     assert pynn.Sequential([pynn.Input(shape=(3,)), layers.Dense(1)]).output_mask is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_sequential_gradients_vs_central_differences(backend):
+    # the Sequential path (relu SimpleRNN, masked average pooling inside the model)
+    rng = np.random.default_rng(7)
+    pynn.utils.set_random_seed(7)
+    m = pynn.Sequential([pynn.Input(shape=(T,)), layers.Embedding(V, 3, mask_zero=True),
+                         layers.SimpleRNN(3, activation="relu", return_sequences=True),
+                         layers.GlobalAveragePooling1D(), layers.Dense(2)],
+                        backend=backend, dtype="float64")
+    m.compile("sgd", "mse")
+    x, _ = _padded(rng, 5)
+    y = m._targets(rng.standard_normal((5, 2)))
+    m._forward_backward(x, y, None)
+    g = m._flat_grads.copy()
+    num = numerical_grad(lambda: m._forward_backward(x, y, None)[1], m._flat_params)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
