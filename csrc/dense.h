@@ -1,6 +1,6 @@
 /* dense.h - the fused fully-connected layer, Keras layout:
  *
- *   forward   y (B,OC) = act(x (B,C) @ w (C,OC) + b (OC))
+ *   forward   y (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) + res (B,OC)
  *   backward  dz = dy * act'(y);  dw = x^T dz;  db = sum_b dz;  dx = dz w^T
  *
  * act is one of PYNN_ACT_{LINEAR,RELU,SIGMOID,TANH} (activations.h): those whose derivative
@@ -16,10 +16,13 @@
 
 int pynn_dense_forward_f32(float *out, const float *x, pynn_idx rsx, pynn_idx csx,
                            const float *w, pynn_idx rsw, pynn_idx csw, const float *b,
-                           pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx);
+                           const float *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
+                           pynn_ctx ctx);
 int pynn_dense_forward_f64(double *out, const double *x, pynn_idx rsx, pynn_idx csx,
                            const double *w, pynn_idx rsw, pynn_idx csw, const double *b,
-                           pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx);
+                           const double *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
+                           pynn_ctx ctx);
+/* b and res may be NULL; res is C-contiguous and does not overlap out */
 /* dx may be NULL (gradient not needed); y may be NULL when act is PYNN_ACT_LINEAR */
 int pynn_dense_backward_f32(float *dx, float *dw, float *db,
                             const float *x, pynn_idx rsx, pynn_idx csx,

@@ -23,10 +23,12 @@ cnp.import_array()
 cdef extern from "dense.h" nogil:
     int pynn_dense_forward_f32(float *out, const float *x, pynn_idx rsx, pynn_idx csx,
                                const float *w, pynn_idx rsw, pynn_idx csw, const float *b,
-                               pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx)
+                               const float *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
+                               pynn_ctx ctx)
     int pynn_dense_forward_f64(double *out, const double *x, pynn_idx rsx, pynn_idx csx,
                                const double *w, pynn_idx rsw, pynn_idx csw, const double *b,
-                               pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx)
+                               const double *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
+                               pynn_ctx ctx)
     int pynn_dense_backward_f32(float *dx, float *dw, float *db,
                                 const float *x, pynn_idx rsx, pynn_idx csx,
                                 const float *w, pynn_idx rsw, pynn_idx csw,
@@ -57,6 +59,7 @@ cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
                   cnp.ndarray x,           # IN  (B, C), any strides
                   cnp.ndarray w,           # IN  (C, OC), any strides
                   b,                       # IN  (OC,) contiguous, or None
+                  res,                     # IN  (B, OC) C-contiguous, or None
                   int act, pynn_ctx ctx) noexcept:
     cdef pynn_idx B = cnp.PyArray_DIM(x, 0), C = cnp.PyArray_DIM(x, 1)
     cdef pynn_idx OC = cnp.PyArray_DIM(w, 1)
@@ -64,17 +67,18 @@ cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
     cdef const void *px = _d(x, B > 0 and C > 0)
     cdef const void *pw = _d(w, C > 0 and OC > 0)
     cdef const void *pb = _d(b, OC > 0)
+    cdef const void *pr = _d(res, B > 0 and OC > 0)
     cdef void *po = _d(out, B > 0 and OC > 0)
     cdef int st
     with nogil:
         if cnp.PyArray_ITEMSIZE(x) == 4:
             st = pynn_dense_forward_f32(<float *>po, <const float *>px, rsx, csx,
                                         <const float *>pw, rsw, csw, <const float *>pb,
-                                        B, C, OC, act, ctx)
+                                        <const float *>pr, B, C, OC, act, ctx)
         else:
             st = pynn_dense_forward_f64(<double *>po, <const double *>px, rsx, csx,
                                         <const double *>pw, rsw, csw, <const double *>pb,
-                                        B, C, OC, act, ctx)
+                                        <const double *>pr, B, C, OC, act, ctx)
     return st
 
 
@@ -121,8 +125,9 @@ cdef bint _apart(o, tuple ins) noexcept:
     return True
 
 
-def dense_forward(x, w, b=None, activation="linear", out=None):
-    """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC).
+def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
+    """y = act(x @ w + b) + residual: x (B, C), w (C, OC), b (OC,) or None, residual (B, OC)
+    or None -> out (B, OC).
 
     See pynn.reference.dense_forward."""
     cdef int act = _act_code(activation)
@@ -133,15 +138,19 @@ def dense_forward(x, w, b=None, activation="linear", out=None):
         t = cnp.PyArray_TYPE(<cnp.ndarray>x)
         dims[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
         dims[1] = cnp.PyArray_DIM(<cnp.ndarray>w, 1)
-        if b is None or _plain_vec(b, dims[1], t):
+        if (b is None or _plain_vec(b, dims[1], t)) and (
+                residual is None or (_fast.plain_2d(residual, t)
+                                     and cnp.PyArray_DIM(<cnp.ndarray>residual, 0) == dims[0]
+                                     and cnp.PyArray_DIM(<cnp.ndarray>residual, 1) == dims[1])):
             checked = _fast.new_or_out(out, 2, dims, t)
-            if checked is not None and not (out is None or _apart(out, (x, w, b))):
+            if checked is not None and not (out is None or _apart(out, (x, w, b, residual))):
                 checked = None
     if checked is None:
-        x, w, b, checked = forward_args(x, w, b, activation, out)
+        x, w, b, checked, residual = forward_args(x, w, b, activation, out, residual)
         act = DENSE_ACTIVATIONS.index(activation)
         b = _checks.contiguous(b) if b is not None else None
-    _status(_forward(checked, x, w, b, act, get_ctx()))
+        residual = _checks.contiguous(residual) if residual is not None else None
+    _status(_forward(checked, x, w, b, residual, act, get_ctx()))
     return checked
 
 

@@ -168,7 +168,10 @@ class MultiHeadAttention(MaskCounter, Layer):
             return [None] * n_in if multi else None
         return dx.reshape(qs) if not multi else [dx.reshape(qs)]
 
-    def forward(self, inputs, training=False, attention_mask=None, use_causal_mask=False):
+    def forward(self, inputs, training=False, attention_mask=None, use_causal_mask=False,
+                residual=None):
+        # residual (B, T, out_dim), internal (TransformerBlock's skip connection): added to
+        # the output in the output projection's bias pass
         multi = isinstance(inputs, (list, tuple))
         xs = list(inputs) if multi else [inputs]
         if not 1 <= len(xs) <= 3:
@@ -214,7 +217,9 @@ class MultiHeadAttention(MaskCounter, Layer):
         out_dim = wo.shape[-1]
         bo = self.params.get("output_bias")
         y = self.ops.dense_forward(att.reshape(B * T, H * vd), wo.reshape(H * vd, out_dim), bo,
-                                   "linear", out=self._buffer("y", (B * T, out_dim)))
+                                   "linear", out=self._buffer("y", (B * T, out_dim)),
+                                   residual=None if residual is None
+                                   else residual.reshape(B * T, out_dim))
         self._cache = (multi, len(xs), q2, k2, v2, Qh, Kh, Vh, att, probs, causal, scale,
                        q_in.shape, k_in.shape, v_in.shape, q_in is v_in, k_in is v_in, fused,
                        drop)
@@ -430,16 +435,18 @@ class TransformerBlock(MaskCounter, Layer):
         # y = x1 + ff2(ff1(ln2(x1))), x1 = x + attention(ln1(x))
         self._sync()
         s = self._subs
-        a = s["attention"].forward(s["ln1"].forward(x, training), training,
-                                   use_causal_mask=self.causal)
+        h = s["ln1"].forward(x, training)
         if "drop1" in s:
-            a = s["drop1"].forward(a, training)
-        x1 = np.add(x, a, out=self._buffer("x1", x.shape))              # (B,T,C)
-        f = s["ff2"].forward(self._ff1_forward(s["ln2"].forward(x1, training), training),
-                             training)
+            a = s["drop1"].forward(s["attention"].forward(h, training,
+                                                          use_causal_mask=self.causal), training)
+            x1 = np.add(x, a, out=self._buffer("x1", x.shape))          # (B,T,C)
+        else:  # the residual rides the output projection's bias pass: no pass of its own
+            x1 = s["attention"].forward(h, training, use_causal_mask=self.causal, residual=x)
+        h = self._ff1_forward(s["ln2"].forward(x1, training), training)
         if "drop2" in s:
-            f = s["drop2"].forward(f, training)
-        return np.add(x1, f, out=self._buffer("y", x.shape))            # (B,T,C)
+            f = s["drop2"].forward(s["ff2"].forward(h, training), training)
+            return np.add(x1, f, out=self._buffer("y", x.shape))        # (B,T,C)
+        return s["ff2"].forward(h, training, residual=x1)               # (B,T,C)
 
     def backward(self, dy):
         s = self._subs

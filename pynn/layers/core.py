@@ -100,14 +100,23 @@ class Dense(Layer):
     def _act(self):
         return activations.linear if self._output_logits else self.activation
 
-    def forward(self, x, training=False):
-        # y (B, OC) = act(x (B, C) @ kernel (C, OC) + bias (OC)); rank > 2: B = all leading axes
+    def forward(self, x, training=False, residual=None):
+        # y (B, OC) = act(x (B, C) @ kernel (C, OC) + bias (OC)); rank > 2: B = all leading axes.
+        # residual (internal: a Transformer block's skip connection, linear layers only) is
+        # added in the kernel's bias pass: y = x @ kernel + bias + residual
         lead = x.shape[:-1]
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         b, oc = x2.shape[0], self.units
         act = self._act()
         w, bias = self.params["kernel"], self.params.get("bias")
-        if act.fusable:
+        if residual is not None:
+            if act.name != "linear":
+                raise ValueError(f"{self.name}: a residual needs a linear Dense, this one has "
+                                 f"activation {act.name!r}")
+            y = self.ops.dense_forward(x2, w, bias, "linear", out=self._buffer("y", (b, oc)),
+                                       residual=residual.reshape(b, oc))
+            z = None
+        elif act.fusable:
             y = self.ops.dense_forward(x2, w, bias, act.name, out=self._buffer("y", (b, oc)))
             z = None
         else:

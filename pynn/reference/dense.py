@@ -1,6 +1,6 @@
 """The fused Dense layer: NumPy reference (the spec of csrc/dense.c). Keras layout.
 
-    forward   y (B, OC) = act(x (B, C) @ w (C, OC) + b (OC))
+    forward   y (B, OC) = act(x (B, C) @ w (C, OC) + b (OC)) [+ residual (B, OC)]
     backward  dz = dy * act'(y);  dw = x^T dz;  db = column sums of dz;  dx = dz w^T
 
 activation is one of DENSE_ACTIVATIONS, those whose derivative follows from the output y
@@ -31,12 +31,17 @@ def _weights(x, w, b):
     return x, w, b
 
 
-def forward_args(x, w, b, activation, out):
-    """Checked arguments of dense_forward (both backends): (x, w, b, out)."""
+def forward_args(x, w, b, activation, out, residual=None):
+    """Checked arguments of dense_forward (both backends): (x, w, b, out, residual)."""
     _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
     x, w, b = _weights(x, w, b)
-    out = _checks.out_array(out, (x.shape[0], w.shape[1]), x.dtype, inputs=(x, w, b))
-    return x, w, b, out
+    shape = (x.shape[0], w.shape[1])
+    if residual is not None:
+        residual = _checks.float_array(residual, "residual", ndim=2)
+        _checks.same_shape(shape, residual=residual)
+        _checks.same_dtype(x.dtype, residual=residual)
+    out = _checks.out_array(out, shape, x.dtype, inputs=(x, w, b, residual))
+    return x, w, b, out, residual
 
 
 def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
@@ -63,9 +68,11 @@ def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
     return x, w, y, dy, dx, dw, db
 
 
-def dense_forward(x, w, b=None, activation="linear", out=None):
-    """y = act(x @ w + b): x (B, C), w (C, OC), b (OC,) or None -> out (B, OC)."""
-    x, w, b, out = forward_args(x, w, b, activation, out)
+def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
+    """y = act(x @ w + b) + residual: x (B, C), w (C, OC), b (OC,) or None, residual (B, OC)
+    or None (a skip connection added after the activation, in the same pass as the bias for
+    "linear"; it may not overlap out) -> out (B, OC)."""
+    x, w, b, out, residual = forward_args(x, w, b, activation, out, residual)
     z = x @ w                               # (B, OC)
     if b is not None:
         z = z + b                           # (B, OC)
@@ -75,6 +82,8 @@ def dense_forward(x, w, b=None, activation="linear", out=None):
         z = _sigmoid(z)                     # (B, OC)
     elif activation == "tanh":
         z = np.tanh(z)                      # (B, OC)
+    if residual is not None:
+        z = z + residual                    # (B, OC)
     out[...] = z                            # (B, OC)
     return out
 

@@ -59,6 +59,60 @@ def test_strided_and_transposed_operands(act, dtype):
                 k=max(B, OC))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("act", ACTS)
+def test_residual_against_reference(act, shape, dtype):
+    """out = act(x @ w + b) + residual, with and without a bias; for "linear" the residual
+    rides the bias pass, else it follows the activation"""
+    B, Cin, OC = shape
+    rng = np.random.default_rng(sum(shape) + 1)
+    x, w, b, _ = _problem(rng, B, Cin, OC, dtype)
+    r = rand(rng, (B, OC), dtype)
+    for bias in (b, None):
+        got = compare("dense_forward", x, w, bias, act, residual=r, k=Cin + 2)
+        plain = REF.dense_forward(x, w, bias, act)
+        np.testing.assert_array_equal(got, plain + r)    # the twin: act(.) + residual
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_residual_layouts_and_out(dtype):
+    """a strided or transposed residual (copied to C order) and an out buffer given; the
+    residual is read, never written"""
+    rng = np.random.default_rng(3)
+    B, Cin, OC = 9, 5, 7
+    x, w, b, _ = _problem(rng, B, Cin, OC, dtype)
+    r = rand(rng, (B, OC), dtype)
+    for _, rv in layouts(r):
+        keep = rv.copy()
+        compare("dense_forward", x, w, b, "linear", residual=rv, k=Cin + 2)
+        compare("dense_forward", x, w, b, "tanh", residual=rv, k=Cin + 2)
+        np.testing.assert_array_equal(rv, keep)
+    for be in (C, REF):
+        out = np.full((B, OC), np.nan, dtype)
+        assert be.dense_forward(x, w, b, residual=r, out=out) is out
+        np.testing.assert_allclose(out, x @ w + b + r, rtol=1e-5, atol=1e-5)
+
+
+@BACKENDS
+def test_residual_bad_input(be):
+    x, w, b, _ = _problem(np.random.default_rng(0), 4, 3, 2, np.float64)
+    with pytest.raises(ValueError, match=r"residual must have shape \(4, 2\)"):
+        be.dense_forward(x, w, b, residual=np.ones((4, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        be.dense_forward(x, w, b, residual=np.ones(2))
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_forward(x, w, b, residual=np.ones((4, 2), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.dense_forward(x, w, b, residual=np.ones((4, 2), np.int64))
+    r = np.ones((4, 2))
+    with pytest.raises(ValueError, match="overlaps"):
+        be.dense_forward(x, w, b, residual=r, out=r)          # in place is refused
+    buf = np.zeros(16)
+    with pytest.raises(ValueError, match="overlaps"):
+        be.dense_forward(x, w, b, residual=buf[:8].reshape(4, 2), out=buf[6:14].reshape(4, 2))
+
+
 @settings(max_examples=20, deadline=None)
 @given(B=st.integers(0, 40), Cin=st.integers(0, 40), OC=st.integers(0, 40),
        act=st.sampled_from(ACTS), dtype=st.sampled_from(DTYPES), bias=st.booleans())
