@@ -46,6 +46,17 @@ ATTR static void NAME##_##SFX(T *o, const T *a, const T *b, T alpha, pynn_idx n)
                                                    NAME##_generic};
 #endif
 
+/* the same with EXPR_FMA in the AVX2 / AVX-512 variants (float GELU, activations.h) */
+#if PYNN_HAVE_TARGETS
+#define PYNN_EW_OP_FMA(T, NAME, EXPR, EXPR_FMA)                                             \
+    PYNN_EW_VARIANT(T, NAME, generic, , EXPR)                                               \
+    PYNN_EW_VARIANT(T, NAME, avx2, PYNN_TARGET_AVX2, EXPR_FMA)                              \
+    PYNN_EW_VARIANT(T, NAME, avx512, PYNN_TARGET_AVX512, EXPR_FMA)                          \
+    static const pynn_ew_fn_##T NAME##_table[3] = {NAME##_generic, NAME##_avx2, NAME##_avx512};
+#else
+#define PYNN_EW_OP_FMA(T, NAME, EXPR, EXPR_FMA) PYNN_EW_OP(T, NAME, EXPR)
+#endif
+
 typedef void (*pynn_ew_fn_float)(float *, const float *, const float *, float, pynn_idx);
 typedef void (*pynn_ew_fn_double)(double *, const double *, const double *, double, pynn_idx);
 
@@ -83,6 +94,16 @@ ATTR static void NAME##_##SFX(T *o, T *g, const T *a, pynn_idx n) {             
     static const pynn_ew2_fn_##T NAME##_table[3] = {NAME##_generic, NAME##_generic,         \
                                                     NAME##_generic};
 #endif
+#if PYNN_HAVE_TARGETS
+#define PYNN_EW2_OP_FMA(T, NAME, FN, FN_FMA)                                                \
+    PYNN_EW2_VARIANT(T, NAME, generic, , FN)                                                \
+    PYNN_EW2_VARIANT(T, NAME, avx2, PYNN_TARGET_AVX2, FN_FMA)                               \
+    PYNN_EW2_VARIANT(T, NAME, avx512, PYNN_TARGET_AVX512, FN_FMA)                           \
+    static const pynn_ew2_fn_##T NAME##_table[3] = {NAME##_generic, NAME##_avx2,            \
+                                                    NAME##_avx512};
+#else
+#define PYNN_EW2_OP_FMA(T, NAME, FN, FN_FMA) PYNN_EW2_OP(T, NAME, FN)
+#endif
 typedef void (*pynn_ew2_fn_float)(float *, float *, const float *, pynn_idx);
 typedef void (*pynn_ew2_fn_double)(double *, double *, const double *, pynn_idx);
 
@@ -103,7 +124,7 @@ static void pynn_ew2_run_##SUF(const pynn_ew2_fn_##T *table, T *o, T *g, const T
 #define PYNN_ACT_OPS(T, SUF)                                                                \
 PYNN_EW_DRIVER(T, SUF)                                                                      \
 PYNN_EW2_DRIVER(T, SUF)                                                                     \
-PYNN_EW2_OP(T, gelu_fg_##SUF, pynn_gelu_both_##SUF)                                         \
+PYNN_EW2_OP_FMA(T, gelu_fg_##SUF, pynn_gelu_both_##SUF, pynn_gelu_fma_both_##SUF)            \
 PYNN_EW2_OP(T, gelu_tanh_fg_##SUF, pynn_gelu_tanh_both_##SUF)                               \
 PYNN_EW_OP(T, relu_f_##SUF, pynn_relu_##SUF(a[i]))                                          \
 PYNN_EW_OP(T, relu_b_##SUF, pynn_relu_grad_##SUF(a[i], b[i]))                               \
@@ -115,8 +136,9 @@ PYNN_EW_OP(T, sigmoid_f_##SUF, pynn_sigmoid_##SUF(a[i]))                        
 PYNN_EW_OP(T, sigmoid_b_##SUF, pynn_sigmoid_grad_##SUF(a[i], b[i]))                         \
 PYNN_EW_OP(T, tanh_f_##SUF, pynn_tanh_##SUF(a[i]))                                          \
 PYNN_EW_OP(T, tanh_b_##SUF, pynn_tanh_grad_##SUF(a[i], b[i]))                               \
-PYNN_EW_OP(T, gelu_f_##SUF, pynn_gelu_##SUF(a[i]))                                          \
-PYNN_EW_OP(T, gelu_b_##SUF, pynn_gelu_grad_##SUF(a[i], b[i]))                               \
+PYNN_EW_OP_FMA(T, gelu_f_##SUF, pynn_gelu_##SUF(a[i]), pynn_gelu_fma_##SUF(a[i]))           \
+PYNN_EW_OP_FMA(T, gelu_b_##SUF, pynn_gelu_grad_##SUF(a[i], b[i]),                           \
+               pynn_gelu_fma_grad_##SUF(a[i], b[i]))                                        \
 PYNN_EW_OP(T, gelu_tanh_f_##SUF, pynn_gelu_tanh_##SUF(a[i]))                                \
 PYNN_EW_OP(T, gelu_tanh_b_##SUF, pynn_gelu_tanh_grad_##SUF(a[i], b[i]))                     \
 PYNN_EW_OP(T, softplus_f_##SUF, pynn_softplus_##SUF(a[i]))                                  \

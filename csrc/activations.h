@@ -366,6 +366,91 @@ static inline float pynn_gelu_both_f32(float x, float *g) {
     *g = x != x ? x : 0.5f * e + x * pdf;
     return x != x ? x : 0.5f * x * e;
 }
+/* The same three in float arithmetic with fused multiply-adds, for the kernels compiled for
+ * AVX2 / AVX-512 (with FMA; the portable kernels keep the double forms above): 16 lanes a
+ * vector instead of 8 and short polynomials, 2.2x faster (1M elements, 1 thread, 2.2 ->
+ * 1.0 ms), at up to 5 ulp of erfc where the double form stays within 2 (both wherever erfc
+ * is normal; a GELU output is x / 2 times it). With a = |u| clamped to 10.1 as above:
+ *   a < 0.5:  erfc(u) = 1 - u P(u^2), P of degree 4 in u^2 (1.4e-9 relative);
+ *   else:     erfc(a) = exp(-a^2) F(s) / (a + 3), s = (a - 3) / (a + 3) + C0, F of degree 9
+ *             (fitted with float coefficients, 2.3e-8 relative), exp(-a^2) as
+ *             exp(-h) (1 - l) with h + l = a^2 exactly (l from an FMA), so the rounding of
+ *             a^2 (up to 102) does not reach the exponent; u < 0: 2 - erfc(a).
+ * Float rounding in F's Horner steps is most of the 5 ulp. NaN passes through; the
+ * derivative's phi reuses exp(-a^2) as the double form does. */
+/* always inlined: only inside a caller compiled for FMA do the __builtin_fmaf become FMA
+ * instructions (an out-of-line copy, compiled for the baseline, would call libm's fmaf) */
+#if defined(__GNUC__)
+#define PYNN_FMA_INLINE static inline __attribute__((always_inline))
+#else
+#define PYNN_FMA_INLINE static inline
+#endif
+PYNN_FMA_INLINE float pynn_exp_negsq_f32_(float a) {
+    /* exp(-a^2), 0 <= a <= 10.1: pynn_exp_f32's reduction and polynomial without its clamps,
+     * times (1 - l) for the low part l of a^2 */
+    float h = a * a, l = __builtin_fmaf(a, a, -h);
+    float t = __builtin_fmaf(-h, 1.44269504088896341f, 12582912.0f);   /* 1.5 * 2^23 */
+    int32_t n = (int32_t)pynn_f32_bits(t) - 0x4B400000;
+    float fn = t - 12582912.0f;
+    float r = __builtin_fmaf(fn, -0.693359375f, -h);
+    r = __builtin_fmaf(fn, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = __builtin_fmaf(p, r, 1.3981999507e-3f);
+    p = __builtin_fmaf(p, r, 8.3334519073e-3f);
+    p = __builtin_fmaf(p, r, 4.1665795894e-2f);
+    p = __builtin_fmaf(p, r, 1.6666665459e-1f);
+    p = __builtin_fmaf(p, r, 5.0000001201e-1f);
+    p = __builtin_fmaf(p, r * r, r) + 1.0f;
+    int32_t n1 = n >> 1, n2 = n - n1;                            /* both in [-74, 0] */
+    float e = p * pynn_f32_from_bits((uint32_t)(n1 + 127) << 23)
+                * pynn_f32_from_bits((uint32_t)(n2 + 127) << 23);
+    return __builtin_fmaf(-e, l, e);
+}
+/* erfc(u) of a float u = -x / sqrt 2 (returned), and exp(-u^2) in *ea (0 past the clamp) */
+PYNN_FMA_INLINE float pynn_erfc_fma_f32_(float u, float *ea) {
+    float a = fabsf(u);
+    float ac = a < 10.1f ? a : 10.1f;
+    float q = 1.0f / (ac + 3.0f);
+    float s = __builtin_fmaf(ac - 3.0f, q, 0.22900763154029846f);
+    float F = -0.0003430953365750611f;
+    F = __builtin_fmaf(F, s, 0.00019666684966068715f);
+    F = __builtin_fmaf(F, s, 0.0033748839050531387f);
+    F = __builtin_fmaf(F, s, -0.006557514891028404f);
+    F = __builtin_fmaf(F, s, -0.021560488268733025f);
+    F = __builtin_fmaf(F, s, 0.14793983101844788f);
+    F = __builtin_fmaf(F, s, -0.4334282875061035f);
+    F = __builtin_fmaf(F, s, 0.8442672491073608f);
+    F = __builtin_fmaf(F, s, -1.2086783647537231f);
+    F = __builtin_fmaf(F, s, 1.3113393783569336f);
+    float e = pynn_exp_negsq_f32_(ac);
+    float r = e * (F * q);
+    r = u < 0 ? 2.0f - r : r;
+    float u2 = u * u, P = 0.004719082567218814f;                  /* a < 0.5: 1 - u P(u^2) */
+    P = __builtin_fmaf(P, u2, -0.026757732735015517f);
+    P = __builtin_fmaf(P, u2, 0.11282831428465862f);
+    P = __builtin_fmaf(P, u2, -0.37612609007469805f);
+    P = __builtin_fmaf(P, u2, 1.1283791656017914f);
+    *ea = a > 10.1f ? 0.0f : e;
+    return a < 0.5f ? __builtin_fmaf(-u, P, 1.0f) : r;
+}
+PYNN_FMA_INLINE float pynn_gelu_fma_f32(float x) {
+    float ea, e = pynn_erfc_fma_f32_(-x * 0.70710678118654752440f, &ea);
+    return x != x ? x : 0.5f * x * e;
+}
+PYNN_FMA_INLINE float pynn_gelu_fma_grad_f32(float x, float dy) {
+    float ea, e = pynn_erfc_fma_f32_(-x * 0.70710678118654752440f, &ea);
+    return x != x ? x : dy * (0.5f * e + x * (0.39894228040143267794f * ea));
+}
+PYNN_FMA_INLINE float pynn_gelu_fma_both_f32(float x, float *g) {
+    float ea, e = pynn_erfc_fma_f32_(-x * 0.70710678118654752440f, &ea);
+    *g = x != x ? x : 0.5f * e + x * (0.39894228040143267794f * ea);
+    return x != x ? x : 0.5f * x * e;
+}
+/* double has no FMA variant: the names let the kernels pick per type */
+#define pynn_gelu_fma_f64 pynn_gelu_f64
+#define pynn_gelu_fma_grad_f64 pynn_gelu_grad_f64
+#define pynn_gelu_fma_both_f64 pynn_gelu_both_f64
+
 static inline double pynn_gelu_f64(double x) {
     return 0.5 * x * pynn_erfc_f64(-x * 0.70710678118654752440);
 }
