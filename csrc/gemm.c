@@ -157,15 +157,21 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                  const T *A, pynn_idx rsa, pynn_idx csa,                     \
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
-                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
-    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle */           \
+                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
+                                 const T *bpre) {                                            \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle; bpre: all  \
+     * of B packed already (depth block pc at bpre + pc * N rounded up to nr, its slivers   \
+     * as pack_bs lays them out), shared by the row chunks of one call */                    \
     const int mr = kr->mr, nr = kr->nr;                                                      \
+    const pynn_idx npad = (N + nr - 1) / nr * nr;                                            \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
         pynn_idx ncur = PYNN_MIN(nc, N - jc);                                                \
         for (pynn_idx pc = 0; pc < K; pc += kc) {                                            \
             pynn_idx kcur = PYNN_MIN(kc, K - pc);                                            \
             T bet = pc == 0 ? beta : (T)1; /* later depth blocks accumulate */               \
-            if (pack_b)                                                                      \
+            if (bpre)                                                                        \
+                wb = (T *)bpre + pc * npad + jc * kcur;                                      \
+            else if (pack_b)                                                                 \
                 pynn_gemm_pack_bs_##SUF(wb, B + pc * rsb + jc * csb, rsb, csb, kcur, ncur, nr, \
                                         0, (ncur + nr - 1) / nr);                            \
             for (pynn_idx ir = 0; ir < M; ir += mr) {                                        \
@@ -181,8 +187,9 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                 }                                                                            \
                 T *cr = C + ir * rsc + jc * csc;                                             \
                 for (pynn_idx jr = 0; jr < ncur; jr += nr) {                                 \
-                    const T *bp = pack_b ? wb + jr * kcur : B + pc * rsb + (jc + jr);        \
-                    kr->ukr(kcur, ap, ra, ca, bp, pack_b ? nr : rsb, cr + jr * csc, rsc, csc, \
+                    const T *bp = pack_b || bpre ? wb + jr * kcur : B + pc * rsb + (jc + jr); \
+                    kr->ukr(kcur, ap, ra, ca, bp, pack_b || bpre ? nr : rsb, cr + jr * csc,  \
+                            rsc, csc,                                                        \
                             alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
                 }                                                                            \
             }                                                                                \
@@ -239,9 +246,10 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
                                  const T *A, pynn_idx rsa, pynn_idx csa,                     \
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
-                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b) {         \
+                                 pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
+                                 const T *bpre) {                                            \
     /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
-     * owns slice t of the scratch */                                                        \
+     * owns slice t of the scratch; bpre: B packed once for all row chunks (or NULL) */      \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     T *wa = work + (size_t)t * lw, *wb = wa + la;                                            \
@@ -249,11 +257,13 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
     if (split_n) {                                                                           \
         pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
-                             rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, pack_a, pack_b);  \
+                             rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, pack_a, pack_b,   \
+                             NULL);                                                          \
     } else {                                                                                 \
         pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, B,  \
-                             rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_a, pack_b);  \
+                             rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_a, pack_b,   \
+                             bpre);                                                          \
     }                                                                                        \
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
@@ -418,19 +428,46 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         free(sbuf);                                                                          \
         return PYNN_OK;                                                                      \
     }                                                                                        \
+    if (nt > 1 && small && pack_b && !split_n && nch > 1) {                                  \
+        /* row chunks on the small path would each pack all of B (a small B, but 4 copies   \
+         * per call: 2048 x 128 @ 128 x 512 spent ~5% of its time packing): the team packs  \
+         * it once, slivers split among threads, then takes the chunks; the same packed     \
+         * values and kernel calls, so the same bits */                                     \
+        pynn_idx npad = (N + nr - 1) / nr * nr, nsl = npad / nr, nkb2 = (K + kc - 1) / kc;  \
+        void *sbuf = NULL;                                                                   \
+        if (posix_memalign(&sbuf, 64, ((size_t)nt * la + (size_t)(npad * K)) * sizeof(T)) != 0) \
+            return PYNN_ENOMEM;                                                              \
+        T *swork = (T *)sbuf, *bpk = swork + (size_t)nt * la;                                \
+        _Pragma("omp parallel num_threads(nt)")                                              \
+        {                                                                                    \
+            _Pragma("omp for schedule(static)")                                              \
+            for (pynn_idx q = 0; q < nkb2 * nsl; q++) {                                      \
+                pynn_idx pc = q / nsl * kc, sl = q % nsl;                                    \
+                pynn_gemm_pack_bs_##SUF(bpk + pc * npad, B + pc * rsb, rsb, csb,             \
+                                        PYNN_MIN(kc, K - pc), N, nr, sl, sl + 1);            \
+            }                                                                                \
+            _Pragma("omp for schedule(dynamic, 1)")                                          \
+            for (pynn_idx ch = 0; ch < nch; ch++)                                            \
+                pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, swork, la, la, parts, 0, C, \
+                                     rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
+                                     beta, kc, nc, 0, 1, bpk);                               \
+        }                                                                                    \
+        free(sbuf);                                                                          \
+        return PYNN_OK;                                                                      \
+    }                                                                                        \
     void *buf = NULL;                                                                        \
     if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
     T *work = (T *)buf;                                                                      \
     if (nt == 1)                                                                             \
         pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
-                             !small, pack_b);                                                \
+                             !small, pack_b, NULL);                                          \
     else {                                                                                   \
         _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")          \
         for (pynn_idx ch = 0; ch < nch; ch++)                                                \
             pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, work, la + lb, la, parts,       \
                                  split_n, C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K,    \
-                                 alpha, beta, kc, nc, !small, pack_b);                       \
+                                 alpha, beta, kc, nc, !small, pack_b, NULL);                 \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \
