@@ -295,6 +295,9 @@ def _gelu_erfc_grid(dtype):
                         np.geomspace(1e-30, 1e-3, 100), -np.geomspace(1e-30, 1e-3, 100),
                         [0.5, -0.5, 1.0, 3.0, 3.5, -3.5, lo, hi]])
     x = (-u / _SQRT1_2).astype(dtype)
+    if dtype == np.float32:  # the float FMA form's worst region (u 0.5-0.6) and worst float
+        x = np.concatenate([x, np.linspace(-0.85, -0.7, 3001, dtype=dtype),
+                            np.array([-0.7621126], dtype)])
     x = x[x != 0]
     return x, (-x * dtype(_SQRT1_2)).astype(dtype)  # the kernel's u, bit for bit
 
@@ -308,10 +311,12 @@ def _erfc_exact(u):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gelu_erfc_accuracy_in_ulp(dtype):
     """The vectorized erfc against 30-digit values, wherever erfc is a normal number: float32
-    within 2 ulp on the portable path (computed in double) and 5 on the AVX2 / AVX-512 paths
+    within 2 ulp on the portable path (computed in double) and 7 on the AVX2 / AVX-512 paths
     (in float with FMA), float64 within 5 ulp, each including up to 1 ulp from the rounding
-    of gelu's product (measured: 1.35, 3.59 and 4.7); subnormal erfc within 2 steps of the
-    smallest subnormal; 0 past the underflow point, 2 at the other end."""
+    of gelu's product (measured: 1.35 on this grid; 6.08 at x = -0.7621126 over every float
+    x with |x| <= 15 whose erfc is normal, against long double erfcl; 4.7); subnormal erfc
+    within 2 steps of the smallest subnormal; 0 past the underflow point, 2 at the other
+    end."""
     x, u = _gelu_erfc_grid(dtype)
     exact = _erfc_exact(u)
     fi = np.finfo(dtype)
@@ -324,7 +329,7 @@ def test_gelu_erfc_accuracy_in_ulp(dtype):
         got = y.astype(np.longdouble) / (np.longdouble(0.5) * x.astype(np.longdouble))
         err = np.abs(got - exact.astype(np.longdouble))
         worst = float(np.max(err[normal] / ulp[normal]))
-        bound = (2 if arch == "generic" else 5) if dtype == np.float32 else 5
+        bound = (2 if arch == "generic" else 7) if dtype == np.float32 else 5
         assert worst <= bound, f"erfc {np.dtype(dtype).name} arch={arch}: {worst:.2f} ulp"
         sub = float(np.max(err[~normal]))
         assert sub <= 2 * float(fi.smallest_subnormal), f"arch={arch}: subnormal error {sub}"
@@ -347,7 +352,7 @@ def test_gelu_erfc_against_math_erfc(dtype):
             y = C.gelu_forward(x)
         got = y.astype(np.longdouble) / (np.longdouble(0.5) * x.astype(np.longdouble))
         worst = float(np.max(np.abs(got - want)[normal] / ulp[normal]))
-        bound = (3 if arch == "generic" else 6) if dtype == np.float32 else 6
+        bound = (3 if arch == "generic" else 8) if dtype == np.float32 else 6
         assert worst <= bound, f"arch={arch}: {worst:.2f} ulp"
 
 
