@@ -8,7 +8,8 @@
  *
  * Allowed: mask[b,t,s] != 0 (when given) and s <= t when causal (Keras' lower-triangular
  * causal mask of shape (T,S)). Softmax is max-subtracted; a row with nothing allowed gives
- * P = 0 and out = 0 (not NaN). Causal work skips the upper triangle in row blocks of RB:
+ * P = 0 and out = 0 (not NaN); a NaN or +inf among a row's allowed scores makes its allowed
+ * P NaN; disallowed P are always exactly 0. Causal work skips the upper triangle in row blocks of RB:
  * rows t0..t1-1 only touch columns < min(S, t1).
  *
  * Products: per (b, h) pair the operands that serve as the right-hand side (k^T, v, and in
@@ -75,7 +76,8 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
         if (m == -(T_)INFINITY) {   /* nothing allowed: zeros; allowed NaN scores: NaN */    \
             T_ fill = 0;                                                                     \
             for (j = 0; j < lim; j++) fill = row[j] != row[j] ? row[j] : fill;               \
-            for (j = 0; j < S; j++) row[j] = fill;                                           \
+            for (j = 0; j < lim; j++) row[j] = mr && !mr[j * sms] ? (T_)0 : fill;            \
+            for (j = lim; j < S; j++) row[j] = 0;                                            \
             continue;                                                                        \
         }                                                                                    \
         /* e = exp(x - m) where allowed, exactly 0 elsewhere (masked entries hold -inf, whose \
@@ -95,9 +97,11 @@ ATTR static void pynn_att_softmax_##SUF##_##SFX(T_ *P, pynn_idx S, pynn_idx t0, 
         for (int w = 8; w >= 1; w /= 2)                                                      \
             for (int k = 0; k < w; k++) acc[k] += acc[k + w];                                \
         T_ inv = (T_)1 / acc[0];                                                             \
-        pynn_idx Wl = PYNN_MAX(W / 16 * 16, lim); /* whole groups: entries >= lim hold 0 */  \
-        for (j = 0; j < Wl; j++) row[j] *= inv;                                              \
-        for (j = Wl; j < S; j++) row[j] = 0;                                                 \
+        /* disallowed entries stay exactly 0, also when a NaN score makes inv NaN */         \
+        for (j = 0; j < lim; j++) row[j] *= inv;                                             \
+        if (mr)                                                                              \
+            for (j = 0; j < lim; j++) row[j] = mr[j * sms] ? row[j] : (T_)0;                 \
+        for (j = lim; j < S; j++) row[j] = 0;                                                \
     }                                                                                        \
 }                                                                                            \
 /* rows t0..t1-1 of dS (T,S): dP in, dS = P (dP - sum_j P dP) out over j < nc, 0 beyond */   \
@@ -320,7 +324,8 @@ PYNN_ATT_TARGET_AVX512 static void pynn_att_softmax_f32_best(
         if (m == -INFINITY) {       /* nothing allowed: zeros; allowed NaN scores: NaN */
             float fill = 0;
             for (j = 0; j < lim; j++) fill = row[j] != row[j] ? row[j] : fill;
-            for (j = 0; j < S; j++) row[j] = fill;
+            for (j = 0; j < lim; j++) row[j] = fill;
+            for (j = lim; j < S; j++) row[j] = 0;
             continue;
         }
         const __m512 mv = _mm512_set1_ps(m);

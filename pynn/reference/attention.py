@@ -3,7 +3,8 @@
 q (B, H, T, D), k (B, H, S, D), v (B, H, S, DV). Position (t, s) is allowed when the mask
 (broadcast to (B, T, S), True or 1 = may attend) allows it and, when causal, s <= t (Keras'
 lower-triangular causal mask). P = softmax over allowed s of scale * q k^T (max-subtracted;
-a row with nothing allowed is all zeros, and so is its output), out = P v.
+a row with nothing allowed is all zeros, and so is its output; a NaN or +inf among a row's
+allowed scores makes its allowed entries NaN; disallowed entries are always 0), out = P v.
 Forward returns (out, probs); backward takes probs back. Outputs may be strided views.
 dropout > 0 (training): out = (P * M) v with M = dropout_mask(probs.shape, dropout, seed,
 step), the Dropout kernel's mask over probs' flat C-order indices (values 0 or
@@ -36,9 +37,12 @@ def attention_forward(q, k, v, causal=False, mask=None, scale=None, out=None, pr
     s = np.where(allowed, s, -np.inf)                                    # (B,H,T,S)
     mx = s.max(axis=-1, keepdims=True) if S else np.zeros(s.shape[:-1] + (1,), q.dtype)
     mx = np.where(np.isfinite(mx), mx, 0)                                # (B,H,T,1)
-    e = np.where(allowed, np.exp(s - mx), 0).astype(q.dtype)             # (B,H,T,S)
-    z = e.sum(axis=-1, keepdims=True)                                    # (B,H,T,1)
-    probs[...] = e / np.where(z > 0, z, 1)                               # (B,H,T,S)
+    with np.errstate(over="ignore", invalid="ignore"):  # only rows set to NaN below
+        e = np.where(allowed, np.exp(s - mx), 0).astype(q.dtype)         # (B,H,T,S)
+        z = e.sum(axis=-1, keepdims=True)                                # (B,H,T,1)
+        p = e / np.where(z > 0, z, 1)                                    # (B,H,T,S)
+    # a NaN or +inf allowed score (z NaN or inf): the row's allowed entries are NaN
+    probs[...] = np.where(allowed & ~np.isfinite(z), np.nan, p)         # (B,H,T,S)
     pv = probs
     if dropout:
         pv = probs * dropout_mask(probs.shape, dropout, seed, step, q.dtype)  # (B,H,T,S)

@@ -274,3 +274,34 @@ def test_nan_scores_give_nan_not_a_masked_row(dtype):
     out, p = compare("attention_forward", q, k, k, False, mask, k=4)
     assert np.isnan(out[0, 0, 0]).all() and np.isnan(p[0, 0, 0]).all()
     assert (out[0, 0, 2] == 0).all() and np.isfinite(out[0, 0, 1]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_nan_and_inf_scores_spoil_only_the_allowed_entries(dtype, with_mask):
+    """One NaN or +inf among a row's allowed scores makes that row's allowed probabilities
+    NaN (C and the twin alike, on every arch, with and without a mask); disallowed entries,
+    causal or masked, stay exactly 0 (the compiled rows once scaled them by the row's NaN
+    inverse sum); rows without such scores are untouched. S = 20: rows end mid-vector."""
+    S = 20
+    rng = np.random.default_rng(7)
+    q = np.ones((1, 2, S, 1), dtype)
+    k = rand(rng, (1, 2, S, 1), dtype)
+    v = rand(rng, (1, 2, S, 3), dtype)
+    k[0, 0, 2, 0] = np.nan              # head 0: rows t >= 2 see a NaN score
+    k[0, 1, 5, 0] = np.inf              # head 1: rows t >= 5 see +inf
+    mask = None
+    if with_mask:
+        mask = np.ones((1, S, S), bool)
+        mask[0, :, 7] = False           # column 7 masked for every row
+        mask[0, 3, :] = False           # row 3 sees nothing
+    _, p = compare("attention_forward", q, k, v, True, mask, 1.0, k=S + 1)
+    allowed = np.tri(S, S, dtype=bool) if mask is None else np.tri(S, S, dtype=bool) & mask[0]
+    for h, bad in ((0, 2), (1, 5)):
+        for t in range(S):
+            row, ok = p[0, h, t], allowed[t]
+            assert (row[~ok] == 0).all(), (h, t)
+            if t >= bad and ok[bad]:
+                assert np.isnan(row[ok]).all(), (h, t)
+            else:
+                assert np.isfinite(row).all(), (h, t)
