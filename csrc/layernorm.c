@@ -10,7 +10,8 @@
  * has one writer and the bits do not depend on the thread count. Row sums use 16
  * interleaved partial sums (double for the forward statistics) combined in a fixed order,
  * so they vectorize without reassociation. Rows with a unit column stride take a
- * specialised path. `accumulate` makes dx += instead of = (a residual branch).
+ * specialised path. `accumulate` makes dx += instead of = (a residual branch); `res` gives
+ * dx = res + (the same: a residual branch without a copy of it into dx first).
  *
  * The loops over a block of rows (and the column sums) are compiled three times: portable,
  * and with AVX2 / AVX-512 enabled by function target attributes, picked by ctx.isa (the
@@ -64,7 +65,8 @@ PYNN_LN_INLINE void pynn_ln_row_fwd_##SUF(T *yr, T *mean, T *rstd, const T *xr, 
                                                                                              \
 PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, const T *gamma, \
                                           T m, T r, pynn_idx C, pynn_idx csx,                \
-                                          int accumulate) {                                  \
+                                          const T *rr) {                                     \
+    /* dxr = z, or rr + z (rr: the residual's row, or dxr itself to accumulate) */            \
     T a[16] = {0}, b[16] = {0};                                                              \
     PYNN_LN_REDUCE16(a, dyr[jj] * gamma[jj]);                                                \
     PYNN_LN_REDUCE16(b, dyr[jj] * gamma[jj] * ((xr[jj * csx] - m) * r));                     \
@@ -72,12 +74,12 @@ PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, con
     if (C == 1) {   /* exactly 0 (NaN stays): gcc's fused dy*gamma - ma left the product's   \
                      * rounding error, times rstd = 1/sqrt(eps) when the row is constant */   \
         T z = (dyr[0] * gamma[0] - ma) * (T)0;                                               \
-        dxr[0] = accumulate ? dxr[0] + z : z;                                                \
+        dxr[0] = rr ? rr[0] + z : z;                                                         \
         return;                                                                              \
     }                                                                                        \
-    if (accumulate)                                                                          \
+    if (rr)                                                                                  \
         for (pynn_idx j = 0; j < C; j++)                                                     \
-            dxr[j] += r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);             \
+            dxr[j] = rr[j] + r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);      \
     else                                                                                     \
         for (pynn_idx j = 0; j < C; j++)                                                     \
             dxr[j] = r * (dyr[j] * gamma[j] - ma - (xr[j * csx] - m) * r * mb);              \
@@ -101,14 +103,15 @@ ATTR static void pynn_ln_fwd_##SUF##_##SFX(T *y, T *mean, T *rstd, const T *x,  
 ATTR static void pynn_ln_bwd_##SUF##_##SFX(T *dx, const T *x, const T *dy, const T *gamma,   \
                                            const T *mean, const T *rstd, pynn_idx n0,        \
                                            pynn_idx n1, pynn_idx C, pynn_idx rsx,            \
-                                           pynn_idx csx, int accumulate) {                   \
+                                           pynn_idx csx, const T *res, int accumulate) {     \
     for (pynn_idx n = n0; n < n1; n++) {                                                     \
+        const T *rr = res ? res + n * C : accumulate ? dx + n * C : NULL;                    \
         if (csx == 1)                                                                        \
             pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
-                                  rstd[n], C, 1, accumulate);                                \
+                                  rstd[n], C, 1, rr);                                        \
         else                                                                                 \
             pynn_ln_row_bwd_##SUF(dx + n * C, x + n * rsx, dy + n * C, gamma, mean[n],       \
-                                  rstd[n], C, csx, accumulate);                              \
+                                  rstd[n], C, csx, rr);                                      \
     }                                                                                        \
 }                                                                                            \
 ATTR static void pynn_ln_cols_##SUF##_##SFX(T *dgamma, T *dbeta, const T *x, const T *dy,    \
@@ -160,7 +163,7 @@ typedef void (*pynn_ln_fwd_fn_##SUF)(T *, T *, T *, const T *, const T *, const 
                                      double);                                                \
 typedef void (*pynn_ln_bwd_fn_##SUF)(T *, const T *, const T *, const T *, const T *,        \
                                      const T *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
-                                     pynn_idx, int);                                         \
+                                     pynn_idx, const T *, int);                                         \
 typedef void (*pynn_ln_cols_fn_##SUF)(T *, T *, const T *, const T *, const T *, const T *,  \
                                       pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
                                       pynn_idx);                                             \
@@ -185,9 +188,10 @@ void pynn_layernorm_forward_##SUF(T *y, T *mean, T *rstd, const T *x, const T *g
                                                                                              \
 void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const T *gamma,   \
                                    const T *mean, const T *rstd, const T *dy, pynn_idx N,    \
-                                   pynn_idx C, pynn_idx rsx, pynn_idx csx, int accumulate,   \
-                                   pynn_ctx ctx) {                                           \
-    /* dx (N,C) (=|+=) rstd * (dy*gamma - mean(dy*gamma) - xhat * mean(dy*gamma*xhat));      \
+                                   pynn_idx C, pynn_idx rsx, pynn_idx csx, const T *res,     \
+                                   int accumulate, pynn_ctx ctx) {                           \
+    /* dx (N,C) = [res (N,C) | dx +] rstd * (dy*gamma - mean(dy*gamma) - xhat *             \
+     * mean(dy*gamma*xhat));                                                                 \
      * dgamma (C) = sum_n dy * xhat, dbeta (C) = sum_n dy  (dy (N,C) contiguous) */          \
     int isa = PYNN_LN_ISA(ctx);                                                              \
     pynn_ln_cols_fn_##SUF cols = pynn_ln_cols_##SUF[isa];                                    \
@@ -204,7 +208,7 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
     if (nt > N) nt = (int)(N < 1 ? 1 : N);                                                   \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
     for (int t = 0; t < nt; t++)                                                             \
-        bwd(dx, x, dy, gamma, mean, rstd, N * t / nt, N * (t + 1) / nt, C, rsx, csx,         \
+        bwd(dx, x, dy, gamma, mean, rstd, N * t / nt, N * (t + 1) / nt, C, rsx, csx, res,    \
             accumulate);                                                                     \
 }
 

@@ -9,6 +9,7 @@ import numpy as np
 cimport numpy as cnp
 
 from pynn import _checks
+from pynn.reference.layernorm import residual_arg
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
 
@@ -26,12 +27,13 @@ cdef extern from "layernorm.h" nogil:
     void pynn_layernorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *x,
                                      const float *gamma, const float *mean, const float *rstd,
                                      const float *dy, pynn_idx N, pynn_idx C, pynn_idx rsx,
-                                     pynn_idx csx, int accumulate, pynn_ctx ctx)
+                                     pynn_idx csx, const float *res, int accumulate,
+                                     pynn_ctx ctx)
     void pynn_layernorm_backward_f64(double *dx, double *dgamma, double *dbeta,
                                      const double *x, const double *gamma, const double *mean,
                                      const double *rstd, const double *dy, pynn_idx N,
-                                     pynn_idx C, pynn_idx rsx, pynn_idx csx, int accumulate,
-                                     pynn_ctx ctx)
+                                     pynn_idx C, pynn_idx rsx, pynn_idx csx,
+                                     const double *res, int accumulate, pynn_ctx ctx)
 
 __all__ = ["layernorm_forward", "layernorm_backward"]
 
@@ -86,8 +88,9 @@ def layernorm_forward(x, gamma, beta, eps=1e-5, out=None, mean=None, rstd=None):
 
 
 def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=None,
-                       accumulate=False):
-    """(dx, dgamma, dbeta); accumulate=True adds into the given dx (a residual branch)."""
+                       accumulate=False, residual=None):
+    """(dx, dgamma, dbeta); accumulate=True adds into the given dx (a residual branch);
+    residual gives dx = residual + the gradient. See pynn.reference.layernorm_backward."""
     x, gamma, mean, rstd, dy = _checks.layernorm_grad_args(x, gamma, mean, rstd, dy)
     C_ = x.shape[x.ndim - 1]
     ins = (x, gamma, mean, rstd, dy)
@@ -96,6 +99,9 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     dgamma = _checks.out_array(dgamma, (C_,), x.dtype, "dgamma", inputs=ins)
     dbeta = _checks.out_array(dbeta, (C_,), x.dtype, "dbeta", inputs=ins + (dgamma,))
     dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
+    residual = residual_arg(residual, x, dx, accumulate)
+    if residual is not None:
+        residual = _checks.contiguous(residual)
     x2 = _rows(x)
     dy = _checks.contiguous(dy)
     gamma = _checks.contiguous(gamma)
@@ -112,6 +118,7 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     cdef const void *pm = _data(mean)
     cdef const void *pr = _data(rstd)
     cdef const void *pd = _data(dy)
+    cdef const void *pres = _data(residual) if residual is not None else NULL
     cdef int acc = 1 if accumulate else 0
     if N == 0:
         dgamma[...] = 0
@@ -122,11 +129,13 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
             pynn_layernorm_backward_f32(<float *>pdx, <float *>pdg, <float *>pdb,
                                         <const float *>px, <const float *>pg,
                                         <const float *>pm, <const float *>pr,
-                                        <const float *>pd, N, C, rs, cs, acc, ctx)
+                                        <const float *>pd, N, C, rs, cs,
+                                        <const float *>pres, acc, ctx)
     else:
         with nogil:
             pynn_layernorm_backward_f64(<double *>pdx, <double *>pdg, <double *>pdb,
                                         <const double *>px, <const double *>pg,
                                         <const double *>pm, <const double *>pr,
-                                        <const double *>pd, N, C, rs, cs, acc, ctx)
+                                        <const double *>pd, N, C, rs, cs,
+                                        <const double *>pres, acc, ctx)
     return dx, dgamma, dbeta

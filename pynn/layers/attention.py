@@ -452,10 +452,8 @@ class TransformerBlock(MaskCounter, Layer):
         s = self._subs
         df = s["drop2"].backward(dy) if "drop2" in s else dy
         dh2 = self._ff1_backward(s["ff2"].backward(df))
-        # dx1 = dy + ln2'(dh2): the layer norm's dx is added onto a copy of the residual path
-        dx1 = self._buffer("dx1", dy.shape)
-        np.copyto(dx1, dy)
-        s["ln2"].backward(dh2, dx=dx1, accumulate=True)
+        # dx1 = dy + ln2'(dh2): the layer norm's dx added onto the skip path's dy in its pass
+        dx1 = s["ln2"].backward(dh2, dx=self._buffer("dx1", dy.shape), residual=dy)
         da = s["drop1"].backward(dx1) if "drop1" in s else dx1
         dh = s["attention"].backward(da)
         if not self._need_dx:

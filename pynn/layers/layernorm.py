@@ -75,8 +75,9 @@ class LayerNormalization(Layer):
         self._cache = (x, mean, rstd)
         return y
 
-    def backward(self, dy, dx=None, accumulate=False):
-        """dx of the forward; with dx given and accumulate=True, adds into it (a residual)."""
+    def backward(self, dy, dx=None, accumulate=False, residual=None):
+        """dx of the forward; with dx given and accumulate=True, adds into it (a residual);
+        with residual, dx = residual + the gradient (a skip connection's, not copied first)."""
         x, mean, rstd = self._cache
         C = x.shape[-1]
         dg = self.grads["gamma"] if self.scale else self._buffer("dg", (C,))
@@ -84,7 +85,8 @@ class LayerNormalization(Layer):
         if dx is None:
             dx = self._buffer("dx", x.shape)
         dx, _, _ = self.ops.layernorm_backward(x, self._gamma(C), mean, rstd, dy, dx=dx,
-                                               dgamma=dg, dbeta=db, accumulate=accumulate)
+                                               dgamma=dg, dbeta=db, accumulate=accumulate,
+                                               residual=residual)
         return dx
 
     def get_config(self):

@@ -29,9 +29,26 @@ def layernorm_forward(x, gamma, beta, eps=1e-5, out=None, mean=None, rstd=None):
     return out, mean, rstd
 
 
+def residual_arg(residual, x, dx, accumulate):
+    """Checked residual of layernorm_backward (both backends), or None. dx may be the
+    residual itself (the same memory and layout), never a part of it."""
+    if residual is None:
+        return None
+    if accumulate:
+        raise ValueError("layernorm_backward: pass accumulate=True or residual, not both")
+    residual = _checks.float_array(residual, "residual")
+    _checks.same_shape(x.shape, residual=residual)
+    _checks.same_dtype(x.dtype, residual=residual)
+    if np.may_share_memory(dx, residual) and not _checks._same_layout(dx, residual):
+        raise ValueError("dx overlaps residual; pass a separate buffer or the residual itself")
+    return residual
+
+
 def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=None,
-                       accumulate=False):
-    """(dx (..., C), dgamma (C,), dbeta (C,)); accumulate=True adds into the given dx."""
+                       accumulate=False, residual=None):
+    """(dx (..., C), dgamma (C,), dbeta (C,)); accumulate=True adds into the given dx;
+    residual (..., C) gives dx = residual + the layer norm's gradient (a skip connection's
+    gradient, with no copy of it into dx first)."""
     x, gamma, mean, rstd, dy = _checks.layernorm_grad_args(x, gamma, mean, rstd, dy)
     C = x.shape[-1]
     ins = (x, gamma, mean, rstd, dy)
@@ -40,6 +57,7 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     dgamma = _checks.out_array(dgamma, (C,), x.dtype, "dgamma", inputs=ins)
     dbeta = _checks.out_array(dbeta, (C,), x.dtype, "dbeta", inputs=ins + (dgamma,))
     dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
+    residual = residual_arg(residual, x, dx, accumulate)
     xhat = (x - mean[..., None]) * rstd[..., None]                       # (..., C)
     dnorm = dy * gamma                                                   # (..., C)
     a = dnorm.mean(axis=-1, keepdims=True)                               # (..., 1)
@@ -47,6 +65,8 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     g = rstd[..., None] * (dnorm - a - xhat * b)                         # (..., C)
     if accumulate:
         dx += g
+    elif residual is not None:
+        dx[...] = residual + g
     else:
         dx[...] = g
     dgamma[...] = (dy * xhat).reshape(-1, C).sum(axis=0)                 # (C,)

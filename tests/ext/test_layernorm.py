@@ -79,6 +79,51 @@ def test_accumulate_adds_into_dx():
         np.testing.assert_allclose(dx, base + plain, rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (4, 9), (3, 5, 17), (0, 4), (300, 129)], ids=str)
+def test_residual_against_reference(shape, dtype):
+    """dx = residual + the gradient: C against the twin on every arch and thread count,
+    equal to a copy of the residual with accumulate=True, bit for bit; the residual may be
+    strided (copied) and dx may be the residual itself; the residual is never written"""
+    rng = np.random.default_rng(sum(shape) + 3)
+    x, dy, res = (rand(rng, shape, dtype) for _ in range(3))
+    g = rand(rng, shape[-1:], dtype)
+    _, m, r = REF.layernorm_forward(x, g, None, 1e-5)
+    compare("layernorm_backward", x, g, m, r, dy, residual=res, k=shape[-1] + 1)
+    for _, rv in layouts(res):
+        keep = rv.copy()
+        compare("layernorm_backward", x, g, m, r, dy, residual=rv, k=shape[-1] + 1)
+        np.testing.assert_array_equal(rv, keep)
+    for be in (C, REF):
+        _, m, r = be.layernorm_forward(x, g, None, 1e-5)
+        got = be.layernorm_backward(x, g, m, r, dy, residual=res)[0]
+        acc = res.copy()
+        be.layernorm_backward(x, g, m, r, dy, dx=acc, accumulate=True)
+        np.testing.assert_array_equal(got, acc)
+        inplace = res.copy()
+        assert be.layernorm_backward(x, g, m, r, dy, dx=inplace, residual=inplace)[0] is inplace
+        np.testing.assert_array_equal(inplace, acc)
+
+
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+def test_residual_bad_input(be):
+    x, g = np.ones((4, 3)), np.ones(3)
+    m, r = np.zeros(4), np.ones(4)
+    with pytest.raises(ValueError, match=r"residual must have shape \(4, 3\)"):
+        be.layernorm_backward(x, g, m, r, x.copy(), residual=np.ones((4, 2)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.layernorm_backward(x, g, m, r, x.copy(), residual=np.ones((4, 3), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        be.layernorm_backward(x, g, m, r, x.copy(), residual=[[1.0] * 3] * 4)
+    with pytest.raises(ValueError, match="not both"):
+        be.layernorm_backward(x, g, m, r, x.copy(), dx=np.ones((4, 3)), accumulate=True,
+                              residual=np.ones((4, 3)))
+    buf = np.zeros(20)
+    with pytest.raises(ValueError, match="dx overlaps residual"):
+        be.layernorm_backward(x, g, m, r, x.copy(), dx=buf[:12].reshape(4, 3),
+                              residual=buf[3:15].reshape(4, 3))
+
+
 def test_constant_rows_are_finite():
     x = np.full((3, 8), 5.0, np.float32)
     for be in (C, REF):
