@@ -289,3 +289,32 @@ def test_a_layer_that_refers_to_another_is_not_a_wrapper():
     dense = layers.Dense(3)
     m = pynn.Model(x, Tied(dense)(dense(x)))
     assert m.predict(np.ones((2, 3)), verbose=0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: pynn.layers.TransformerBlock(2), (5, 8)),
+    (lambda: pynn.layers.Bidirectional(pynn.layers.LSTM(3)), (5, 8)),
+    (lambda: pynn.layers.TimeDistributed(pynn.layers.Dense(3)), (5, 8)),
+    (lambda: pynn.layers.TimeDistributed(pynn.layers.Bidirectional(pynn.layers.GRU(2))),
+     (5, 3, 8)),
+    (lambda: pynn.layers.MultiHeadAttention(2, 3), (5, 8))],
+    ids=["transformer", "bidirectional", "timedistributed", "td-bidirectional", "mha"])
+def test_backward_accumulate_and_params_false_through_wrappers(make, shape):
+    """Wrapper layers (their sublayers hold the gradient arrays the forward synced) honour
+    backward(accumulate=True) and backward(params=False): they overwrote the model's
+    gradients with the new ones in both cases (a GAN's D took G's gradients)"""
+    x = np.random.default_rng(0).standard_normal((4,) + shape).astype(np.float32)
+    m = pynn.Sequential([pynn.Input(shape=shape), make()])
+    m.compile("sgd", "mse")
+    d = np.ones_like(m(x, training=True))
+    m.zero_grad()
+    m.backward(d)
+    g = m._flat_grads.copy()
+    assert np.abs(g).max() > 0
+    m.backward(d, accumulate=True)
+    np.testing.assert_allclose(m._flat_grads, 2 * g, rtol=1e-5, atol=1e-6)
+    m._flat_grads[...] = 7
+    m.backward(d, params=False)
+    assert (m._flat_grads == 7).all()
+    m.backward(d)                                            # and plain backward still writes
+    np.testing.assert_array_equal(m._flat_grads, g)

@@ -222,6 +222,16 @@ def test_names_configs_and_errors():
     assert o.learning_rate == 0.5 and o.lr == 0.5
 
 
+def test_adagrad_initial_accumulator_checked_when_made():
+    # -1 or NaN was accepted and made every weight NaN at the first step, silently
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="initial_accumulator_value"):
+            pynn.optimizers.Adagrad(initial_accumulator_value=bad)
+    with pytest.raises(TypeError, match="initial_accumulator_value"):
+        pynn.optimizers.Adagrad(initial_accumulator_value=[0.1])
+    assert pynn.optimizers.Adagrad(initial_accumulator_value=0).initial_accumulator_value == 0.0
+
+
 @pytest.mark.parametrize("cls", [pynn.optimizers.Adam, pynn.optimizers.AdamW,
                                  pynn.optimizers.RMSprop, pynn.optimizers.Adagrad])
 def test_epsilon_checked_when_made(cls):

@@ -449,6 +449,10 @@ class TransformerBlock(MaskCounter, Layer):
         return s["ff2"].forward(h, training, residual=x1)               # (B,T,C)
 
     def backward(self, dy):
+        # a model's backward(accumulate=True / params=False) points self.grads at scratch
+        # after the forward synced the sublayers: point them at the current arrays again
+        for layer, w, full in self._map:
+            layer.grads[w] = self.grads[full]
         s = self._subs
         df = s["drop2"].backward(dy) if "drop2" in s else dy
         dh2 = self._ff1_backward(s["ff2"].backward(df))

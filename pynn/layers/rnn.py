@@ -610,6 +610,10 @@ class Bidirectional(_Wrapper):
 
     def backward(self, dy):
         fl, bl = self.forward_layer, self.backward_layer
+        # the grads a model's backward(accumulate=True / params=False) swapped in since the
+        # forward synced the wrapped layers
+        self._sync(fl, "forward_")
+        self._sync(bl, "backward_")
         n = self._nstates()
         dsf = dsb = None
         if fl.return_state or self.merge_mode is None:
@@ -709,6 +713,7 @@ class TimeDistributed(_Wrapper):
 
     def backward(self, dy):
         b, t = self._bt
+        self._sync(self.layer, "")  # the grads a model's backward may have swapped in
         self.layer._need_dx = self._need_dx
         dx = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]))
         return None if dx is None else dx.reshape((b, t) + dx.shape[1:])

@@ -292,7 +292,9 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value = float(initial_accumulator_value)
+        # a negative or NaN start made every weight NaN at the first step, silently
+        self.initial_accumulator_value = _checks.finite_scalar(
+            initial_accumulator_value, "initial_accumulator_value", low=0.0)
         self.epsilon = _epsilon(epsilon)
 
     def build(self, size, dtype=np.float32):
