@@ -99,7 +99,7 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     dgamma = _checks.out_array(dgamma, (C_,), x.dtype, "dgamma", inputs=ins)
     dbeta = _checks.out_array(dbeta, (C_,), x.dtype, "dbeta", inputs=ins + (dgamma,))
     dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
-    residual = residual_arg(residual, x, dx, accumulate)
+    residual = residual_arg(residual, x, dx, accumulate, dgamma, dbeta)
     if residual is not None:
         residual = _checks.contiguous(residual)
     x2 = _rows(x)

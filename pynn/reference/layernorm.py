@@ -29,9 +29,10 @@ def layernorm_forward(x, gamma, beta, eps=1e-5, out=None, mean=None, rstd=None):
     return out, mean, rstd
 
 
-def residual_arg(residual, x, dx, accumulate):
+def residual_arg(residual, x, dx, accumulate, dgamma=None, dbeta=None):
     """Checked residual of layernorm_backward (both backends), or None. dx may be the
-    residual itself (the same memory and layout), never a part of it."""
+    residual itself (the same memory and layout), never a part of it; dgamma and dbeta may
+    not overlap it (C writes them before it reads the residual)."""
     if residual is None:
         return None
     if accumulate:
@@ -41,6 +42,9 @@ def residual_arg(residual, x, dx, accumulate):
     _checks.same_dtype(x.dtype, residual=residual)
     if np.may_share_memory(dx, residual) and not _checks._same_layout(dx, residual):
         raise ValueError("dx overlaps residual; pass a separate buffer or the residual itself")
+    for name, out in (("dgamma", dgamma), ("dbeta", dbeta)):
+        if out is not None and np.may_share_memory(out, residual):
+            raise ValueError(f"{name} overlaps residual; pass a separate buffer")
     return residual
 
 
@@ -57,7 +61,7 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     dgamma = _checks.out_array(dgamma, (C,), x.dtype, "dgamma", inputs=ins)
     dbeta = _checks.out_array(dbeta, (C,), x.dtype, "dbeta", inputs=ins + (dgamma,))
     dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
-    residual = residual_arg(residual, x, dx, accumulate)
+    residual = residual_arg(residual, x, dx, accumulate, dgamma, dbeta)
     xhat = (x - mean[..., None]) * rstd[..., None]                       # (..., C)
     dnorm = dy * gamma                                                   # (..., C)
     a = dnorm.mean(axis=-1, keepdims=True)                               # (..., 1)

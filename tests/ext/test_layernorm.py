@@ -122,6 +122,13 @@ def test_residual_bad_input(be):
     with pytest.raises(ValueError, match="dx overlaps residual"):
         be.layernorm_backward(x, g, m, r, x.copy(), dx=buf[:12].reshape(4, 3),
                               residual=buf[3:15].reshape(4, 3))
+    # C writes dgamma / dbeta before it reads the residual: an overlap is refused
+    with pytest.raises(ValueError, match="dgamma overlaps residual"):
+        be.layernorm_backward(x, g, m, r, x.copy(), dgamma=buf[:3],
+                              residual=buf[:12].reshape(4, 3))
+    with pytest.raises(ValueError, match="dbeta overlaps residual"):
+        be.layernorm_backward(x, g, m, r, x.copy(), dbeta=buf[9:12],
+                              residual=buf[:12].reshape(4, 3))
 
 
 def test_constant_rows_are_finite():
