@@ -371,7 +371,8 @@ static inline float pynn_gelu_both_f32(float x, float *g) {
  * vector instead of 8 and short polynomials, 2.2x faster (1M elements, 1 thread, 2.2 ->
  * 1.0 ms), at up to 6.1 ulp of erfc where the double form stays within 1.4 (measured over
  * every float x with |x| <= 15 whose erfc is normal, erfc read back from the GELU output
- * x / 2 erfc(u) as the tests do; worst at x = -0.7621126). With a = |u| clamped to 10.1 as above:
+ * x / 2 erfc(u) as the tests do; worst at x = -0.7621126). With a = |u| clamped to 10.1
+ * as above:
  *   a < 0.5:  erfc(u) = 1 - u P(u^2), P of degree 4 in u^2 (1.4e-9 relative);
  *   else:     erfc(a) = exp(-a^2) F(s) / (a + 3), s = (a - 3) / (a + 3) + C0, F of degree 9
  *             (fitted with float coefficients, 2.3e-8 relative), exp(-a^2) as

@@ -9,8 +9,8 @@
  * Allowed: mask[b,t,s] != 0 (when given) and s <= t when causal (Keras' lower-triangular
  * causal mask of shape (T,S)). Softmax is max-subtracted; a row with nothing allowed gives
  * P = 0 and out = 0 (not NaN); a NaN or +inf among a row's allowed scores makes its allowed
- * P NaN; disallowed P are always exactly 0. Causal work skips the upper triangle in row blocks of RB:
- * rows t0..t1-1 only touch columns < min(S, t1).
+ * P NaN; disallowed P are always exactly 0. Causal work skips the upper triangle in row
+ * blocks of RB: rows t0..t1-1 only touch columns < min(S, t1).
  *
  * Products: per (b, h) pair the operands that serve as the right-hand side (k^T, v, and in
  * the backward v^T, k, q, dout) are read in place when their columns are contiguous and

@@ -387,9 +387,13 @@ class TransformerBlock(MaskCounter, Layer):
         # point the sublayers at the current arrays
         for layer, w, full in self._map:
             layer.params[w] = self.params[full]
-            layer.grads[w] = self.grads[full]
+        self._sync_grads()
         for layer in self._subs.values():
             layer.ops = self.ops
+
+    def _sync_grads(self):
+        for layer, w, full in self._map:
+            layer.grads[w] = self.grads[full]
 
     def _ff1_forward(self, h, training):
         # GELU MLP: z = h @ kernel + bias, then gelu and its derivative in one pass (in place
@@ -437,8 +441,8 @@ class TransformerBlock(MaskCounter, Layer):
         s = self._subs
         h = s["ln1"].forward(x, training)
         if "drop1" in s:
-            a = s["drop1"].forward(s["attention"].forward(h, training,
-                                                          use_causal_mask=self.causal), training)
+            a = s["attention"].forward(h, training, use_causal_mask=self.causal)
+            a = s["drop1"].forward(a, training)
             x1 = np.add(x, a, out=self._buffer("x1", x.shape))          # (B,T,C)
         else:  # the residual rides the output projection's bias pass: no pass of its own
             x1 = s["attention"].forward(h, training, use_causal_mask=self.causal, residual=x)
@@ -451,8 +455,7 @@ class TransformerBlock(MaskCounter, Layer):
     def backward(self, dy):
         # a model's backward(accumulate=True / params=False) points self.grads at scratch
         # after the forward synced the sublayers: point them at the current arrays again
-        for layer, w, full in self._map:
-            layer.grads[w] = self.grads[full]
+        self._sync_grads()
         s = self._subs
         df = s["drop2"].backward(dy) if "drop2" in s else dy
         dh2 = self._ff1_backward(s["ff2"].backward(df))

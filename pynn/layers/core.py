@@ -101,8 +101,8 @@ class Dense(Layer):
         return activations.linear if self._output_logits else self.activation
 
     def forward(self, x, training=False, residual=None):
-        # y (B, OC) = act(x (B, C) @ kernel (C, OC) + bias (OC)); rank > 2: B = all leading axes.
-        # residual (internal: a Transformer block's skip connection, linear layers only) is
+        # y (B, OC) = act(x (B, C) @ kernel (C, OC) + bias (OC)); rank > 2: B = all leading
+        # axes. residual (internal: a Transformer block's skip connection, linear layers only) is
         # added in the kernel's bias pass: y = x @ kernel + bias + residual
         lead = x.shape[:-1]
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])

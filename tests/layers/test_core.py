@@ -57,6 +57,25 @@ def test_dense_rank3_and_no_bias_gradients(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_residual(backend):
+    """forward(x, residual=r) (a Transformer block's skip connection) is forward(x) + r with
+    the same backward; a non-linear Dense refuses a residual"""
+    rng = np.random.default_rng(5)
+    layer = built(layers.Dense(4, bias_initializer="random_normal"), (3, 6), backend)
+    x, r, dy = (rng.standard_normal(s) for s in ((2, 3, 6), (2, 3, 4), (2, 3, 4)))
+    plain = np.array(layer.forward(x, training=True), copy=True)
+    dx0 = np.array(layer.backward(dy), copy=True)
+    g0 = {k: v.copy() for k, v in layer.grads.items()}
+    np.testing.assert_array_equal(layer.forward(x, training=True, residual=r), plain + r)
+    np.testing.assert_array_equal(layer.backward(dy), dx0)
+    for k in g0:
+        np.testing.assert_array_equal(layer.grads[k], g0[k])
+    relu = built(layers.Dense(4, activation="relu"), (6,), backend)
+    with pytest.raises(ValueError, match="residual needs a linear Dense"):
+        relu.forward(x[0], residual=r[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_dense_exact_values(backend):
     layer = built(layers.Dense(2, activation="relu"), (3,), backend)
     layer.set_weights([np.array([[1., -1.], [0., 2.], [-1., 0.]]), np.array([0.5, -0.5])])
