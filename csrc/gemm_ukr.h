@@ -47,12 +47,21 @@ typedef void (*pynn_gemm_narrow_f64)(pynn_idx k, const double *a, pynn_idx rsa,
                                      pynn_idx csc, double alpha, double beta, pynn_idx m,
                                      pynn_idx n);
 
+/* slivers s0..s1-1 of a packed block dst (k, n) from B (k, n) with contiguous rows (row
+ * stride rsb): sliver s (k, nr) at dst + s nr k, its columns past n zero; rows of B read in
+ * order across the slivers. The same values as the portable loop in gemm.c, in vectors. */
+typedef void (*pynn_gemm_packrows_f32)(float *dst, const float *B, pynn_idx rsb, pynn_idx k,
+                                       pynn_idx n, pynn_idx s0, pynn_idx s1);
+typedef void (*pynn_gemm_packrows_f64)(double *dst, const double *B, pynn_idx rsb, pynn_idx k,
+                                       pynn_idx n, pynn_idx s0, pynn_idx s1);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
     pynn_gemm_ukr_f32 ukr;
     pynn_gemm_dot_f32 dot;
     pynn_gemm_narrow_f32 narrow; /* NULL: narrow C takes the tile path */
+    pynn_gemm_packrows_f32 packrows; /* NULL: the portable loop */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -61,6 +70,7 @@ typedef struct {
     pynn_gemm_ukr_f64 ukr;
     pynn_gemm_dot_f64 dot;
     pynn_gemm_narrow_f64 narrow;
+    pynn_gemm_packrows_f64 packrows;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */
@@ -229,6 +239,30 @@ static T NAME(pynn_idx k, const T *a, const T *b) {                             
     T s = lanes[0];                                                                          \
     for (int l = 1; l < VL; l++) s += lanes[l];                                              \
     return s;                                                                                \
+}
+
+/* the packrows contract above for nr = 2 VL: a full sliver row is two vector copies, an
+ * edge sliver's row two masked loads (zeros past n, B never read past column n) */
+#define PYNN_GEMM_PACKROWS_SIMD(NAME)                                                        \
+static void NAME(T *dst, const T *B, pynn_idx rsb, pynn_idx k, pynn_idx n, pynn_idx s0,      \
+                 pynn_idx s1) {                                                              \
+    const pynn_idx nr = 2 * VL, sfull = PYNN_MIN(s1, n / nr);                                \
+    const pynn_idx w = n - sfull * nr;   /* columns of the edge sliver (if s1 > sfull) */    \
+    const MT e0 = MASK(PYNN_MIN(w, VL)), e1 = MASK(PYNN_MAX(0, PYNN_MIN(w - VL, VL)));       \
+    for (pynn_idx p = 0; p < k; p++) {                                                       \
+        const T *bp = B + p * rsb;                                                           \
+        T *d = dst + p * nr;                                                                 \
+        for (pynn_idx s = s0; s < sfull; s++) {                                              \
+            VT v0 = LOADU(bp + s * nr), v1 = LOADU(bp + s * nr + VL);                        \
+            STOREU(d + s * nr * k, v0);                                                      \
+            STOREU(d + s * nr * k + VL, v1);                                                 \
+        }                                                                                    \
+        for (pynn_idx s = PYNN_MAX(s0, sfull); s < s1; s++) { /* the edge sliver */          \
+            VT v0 = MLOADZ(e0, bp + s * nr), v1 = MLOADZ(e1, bp + s * nr + VL);              \
+            STOREU(d + s * nr * k, v0);                                                      \
+            STOREU(d + s * nr * k + VL, v1);                                                 \
+        }                                                                                    \
+    }                                                                                        \
 }
 
 #define PYNN_ROWS1(X) X(0)

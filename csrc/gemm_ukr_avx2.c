@@ -16,12 +16,14 @@
                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define ADD(x, y) _mm256_add_ps(x, y)
 #define STORE(p, v) _mm256_store_ps(p, v)
+#define STOREU(p, v) _mm256_storeu_ps(p, v)
 #define T float
 #define VT __m256
 #define MT __m256i
 #define VL 8
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f32)
+PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f32)
 #undef ZERO
 #undef SET1
 #undef LOADU
@@ -32,6 +34,7 @@ PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f32)
 #undef MASK
 #undef ADD
 #undef STORE
+#undef STOREU
 #undef T
 #undef VT
 #undef VL
@@ -47,13 +50,17 @@ PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f32)
                                      _mm256_setr_epi64x(0, 1, 2, 3))
 #define ADD(x, y) _mm256_add_pd(x, y)
 #define STORE(p, v) _mm256_store_pd(p, v)
+#define STOREU(p, v) _mm256_storeu_pd(p, v)
 #define T double
 #define VT __m256d
 #define VL 4
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f64, PYNN_ROWS6)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f64)
+PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f64)
 
 const pynn_gemm_kernel_f32 pynn_gemm_avx2_f32 = {MR, 16, 256, 1024, pynn_gemm_ukr_avx2_f32,
-                                             pynn_gemm_dot_avx2_f32};
+                                             pynn_gemm_dot_avx2_f32, NULL,
+                                             pynn_gemm_packrows_avx2_f32};
 const pynn_gemm_kernel_f64 pynn_gemm_avx2_f64 = {MR, 8, 256, 512, pynn_gemm_ukr_avx2_f64,
-                                             pynn_gemm_dot_avx2_f64};
+                                             pynn_gemm_dot_avx2_f64, NULL,
+                                             pynn_gemm_packrows_avx2_f64};

@@ -16,12 +16,14 @@
 #define MASK(cnt) ((__mmask16)((1u << (cnt)) - 1u))
 #define ADD(x, y) _mm512_add_ps(x, y)
 #define STORE(p, v) _mm512_store_ps(p, v)
+#define STOREU(p, v) _mm512_storeu_ps(p, v)
 #define T float
 #define VT __m512
 #define MT __mmask16
 #define VL 16
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f32)
+PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx512_f32)
 
 /* the 16 sums of v[0..15]'s lanes, in one vector (lane j: v[j]); each sum in the same order
  * whatever the other vectors hold: ((l0 + l2) + (l1 + l3)) within each 128-bit quarter, then
@@ -107,6 +109,7 @@ static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa
 #undef MASK
 #undef ADD
 #undef STORE
+#undef STOREU
 #undef T
 #undef VT
 #undef MT
@@ -122,16 +125,20 @@ static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa
 #define MASK(cnt) ((__mmask8)((1u << (cnt)) - 1u))
 #define ADD(x, y) _mm512_add_pd(x, y)
 #define STORE(p, v) _mm512_store_pd(p, v)
+#define STOREU(p, v) _mm512_storeu_pd(p, v)
 #define T double
 #define VT __m512d
 #define MT __mmask8
 #define VL 8
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f64, PYNN_ROWS12)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f64)
+PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx512_f64)
 
 /* kc x nr of packed B stays in L2 with the A sliver in L1; nc x kc of B in L2 (2 MB) */
 const pynn_gemm_kernel_f32 pynn_gemm_avx512_f32 = {MR, 32, 256, 1024, pynn_gemm_ukr_avx512_f32,
                                                pynn_gemm_dot_avx512_f32,
-                                               pynn_gemm_narrow_avx512_f32};
+                                               pynn_gemm_narrow_avx512_f32,
+                                               pynn_gemm_packrows_avx512_f32};
 const pynn_gemm_kernel_f64 pynn_gemm_avx512_f64 = {MR, 16, 256, 512, pynn_gemm_ukr_avx512_f64,
-                                               pynn_gemm_dot_avx512_f64};
+                                               pynn_gemm_dot_avx512_f64, NULL,
+                                               pynn_gemm_packrows_avx512_f64};

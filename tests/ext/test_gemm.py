@@ -15,10 +15,12 @@ TRANS = list(itertools.product((False, True), (False, True)))
 # (M, N, K): zeros, ones, primes, non-multiples of every MR (4, 6, 12) and NR (8, 16, 32),
 # N <= one vector (the narrow kernel loop); (5, 9, 2100) splits K on the small path; the
 # last three take the packed path (B beyond the small-path size), cross kc = 256 and, in
-# float32, nc = 1024 (N = 1100); 2 threads split N for wide shapes, M for tall ones
+# float32, nc = 1024 (N = 1100); 2 threads split N for wide shapes, M for tall ones; 800 x
+# 131 x 1031 is tall and packed: 2 threads share each packed B block, its edge sliver
+# (131 columns) packed by one of them, the others split between them
 SHAPES = [(0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 1, 1), (1, 7, 3), (5, 1, 2), (2, 3, 5),
           (7, 13, 11), (13, 33, 17), (12, 32, 64), (29, 67, 131), (53, 10, 128),
-          (5, 9, 2100), (37, 300, 600), (131, 53, 1031), (30, 1100, 130)]
+          (5, 9, 2100), (37, 300, 600), (131, 53, 1031), (30, 1100, 130), (800, 131, 1031)]
 
 
 def operands(rng, M, N, K, ta, tb, dtype):
