@@ -1,7 +1,8 @@
 /* losses.c - loss values and gradients (see losses.h for the reduction and conventions).
  *
  * Math (per element p = prediction, y = target; lo = eps, hi = 1 - eps in the data type):
- *   mse   (p - y)^2                                  d/dp = 2 (p - y)
+ *   mse   (p - y)^2                                  d/dp = 2 (p - y), scaled as (2 s) (p - y)
+ *         (the twin's order: 2 (p - y) first overflows for |p - y| > max / 2)
  *   mae   |p - y|                                    d/dp = sign(p - y)  (0 at p == y)
  *   bce   -(y log c + (1 - y) log(1 - c)), c = clip(p, lo, hi)
  *                                                    d/dp = (p - y) / (p (1 - p)), 0 where clipped
@@ -29,9 +30,12 @@
 #define PYNN_LOSS_NCHUNK 64
 #define PYNN_SUMEXP_BLOCK 256   /* exponentials per stack block in pynn_sumexp */
 
-/* elementwise losses: LOSS and GRAD are expressions in p, y, lo, hi of type T */
+/* elementwise losses: LOSS and GRAD are expressions in p, y, lo, hi of type T; SCALE(T) is
+ * the gradient's row factor from the row scale s (w_i / denom), applied as SCALE * GRAD */
 #define PYNN_MSE_LOSS(T) ((p - y) * (p - y))
-#define PYNN_MSE_GRAD(T) ((T)2 * (p - y))
+#define PYNN_MSE_SCALE(T) ((T)2 * s)   /* 2 s exact; 2 (p - y) could overflow */
+#define PYNN_MSE_GRAD(T) (p - y)
+#define PYNN_ONE_SCALE(T) (s)
 #define PYNN_MAE_LOSS(T) (fabs(p - y))
 #define PYNN_MAE_GRAD(T) (p > y ? (T)1 : p < y ? (T)-1 : (p - y) * 0) /* NaN stays NaN */
 #define PYNN_BCE_CLIP(T) (p < lo ? lo : p > hi ? hi : p)
@@ -41,7 +45,7 @@
 #define PYNN_BCEL_GRAD(T) ((p >= 0 ? (T)1 : exp(-fabs(p))) / ((T)1 + exp(-fabs(p))) - y)
 
 /* Row functions of one elementwise loss: the row sum (double) and the scaled row gradient. */
-#define PYNN_ELEM_ROWS(NAME, T, SUF, LOSS, GRAD)                                                    \
+#define PYNN_ELEM_ROWS(NAME, T, SUF, LOSS, SCALE, GRAD)                                             \
 static double NAME##_row_##SUF(const pynn_loss_args_##SUF *a, pynn_idx i) {                         \
     const T *x = a->x + i * a->rsx, *t = a->t + i * a->rst;                                         \
     const T lo = a->lo, hi = a->hi;                                                                 \
@@ -55,11 +59,11 @@ static double NAME##_row_##SUF(const pynn_loss_args_##SUF *a, pynn_idx i) {     
 }                                                                                                   \
 static void NAME##_grad_row_##SUF(T *d, const pynn_loss_args_##SUF *a, pynn_idx i, T s) {           \
     const T *x = a->x + i * a->rsx, *t = a->t + i * a->rst;                                         \
-    const T lo = a->lo, hi = a->hi;                                                                 \
+    const T lo = a->lo, hi = a->hi, f = SCALE(T);                                                   \
     (void)lo; (void)hi;                                                                             \
     for (pynn_idx j = 0; j < a->K; j++) {                                                           \
         T p = x[j * a->csx], y = t[j * a->cst];                                                     \
-        d[j] = s * (GRAD(T));                                                                       \
+        d[j] = f * (GRAD(T));                                                                       \
     }                                                                                               \
 }
 
@@ -127,10 +131,10 @@ static void pynn_loss_backward_##SUF(T *d,                                      
     pynn_loss_grad_##SUF(d, grad_row, a, denom, flops * (double)a->B * (double)a->K, ctx);          \
 }                                                                                                   \
                                                                                                     \
-PYNN_ELEM_ROWS(mse, T, SUF, PYNN_MSE_LOSS, PYNN_MSE_GRAD)                                           \
-PYNN_ELEM_ROWS(mae, T, SUF, PYNN_MAE_LOSS, PYNN_MAE_GRAD)                                           \
-PYNN_ELEM_ROWS(binary_crossentropy, T, SUF, PYNN_BCE_LOSS, PYNN_BCE_GRAD)                           \
-PYNN_ELEM_ROWS(binary_crossentropy_logits, T, SUF, PYNN_BCEL_LOSS, PYNN_BCEL_GRAD)                  \
+PYNN_ELEM_ROWS(mse, T, SUF, PYNN_MSE_LOSS, PYNN_MSE_SCALE, PYNN_MSE_GRAD)                           \
+PYNN_ELEM_ROWS(mae, T, SUF, PYNN_MAE_LOSS, PYNN_ONE_SCALE, PYNN_MAE_GRAD)                           \
+PYNN_ELEM_ROWS(binary_crossentropy, T, SUF, PYNN_BCE_LOSS, PYNN_ONE_SCALE, PYNN_BCE_GRAD)           \
+PYNN_ELEM_ROWS(binary_crossentropy_logits, T, SUF, PYNN_BCEL_LOSS, PYNN_ONE_SCALE, PYNN_BCEL_GRAD)  \
                                                                                                     \
 /* row sum S of probabilities, in double, rounded to T (the divisor of q = p / S) */                \
 static inline T pynn_rowsum_##SUF(const T *x, pynn_idx K, pynn_idx csx) {                           \
@@ -279,7 +283,7 @@ double pynn_mse_forward_##SUF(const T *y_pred, const T *y_true, const T *w, pynn
 void pynn_mse_backward_##SUF(T *dpred, const T *y_pred, const T *y_true, const T *w,                \
                              pynn_idx B, pynn_idx D, pynn_idx rsp, pynn_idx csp,                    \
                              pynn_idx rst, pynn_idx cst, pynn_idx sw, pynn_ctx ctx) {               \
-    /* dpred (B,D) = w_i / (B D) * 2 (y_pred - y_true), written */                                  \
+    /* dpred (B,D) = (2 w_i / (B D)) * (y_pred - y_true), written */                                \
     pynn_loss_args_##SUF a = pynn_loss_args_make_##SUF(y_pred, y_true, NULL, w, B, D, rsp,          \
                                                        csp, rst, cst, sw, 0.0);                     \
     pynn_loss_backward_##SUF(dpred, mse_grad_row_##SUF, &a, 1, 3.0, ctx);                           \

@@ -126,7 +126,9 @@ def mse_backward(y_pred, y_true, sample_weight=None, out=None):
     x, t, w, B, D = _dense_args(y_pred, y_true, sample_weight, "y_pred", False)
     out = _out(out, x, (t, w))
     s = _scale(w, B, B * D, x.dtype)  # (B, 1)
-    g = 2 * s * (_rows(x, B, D) - _rows(t, B, D))  # (B, D)
+    # (2 s) (y_pred - y_true), in this order (C too): 2 s is exact, while 2 (y_pred - y_true)
+    # overflows for differences above half the dtype's max (e.g. 1.7e38 in float32)
+    g = (2 * s) * (_rows(x, B, D) - _rows(t, B, D))  # (B, D)
     out[...] = g.reshape(x.shape)
     return out
 

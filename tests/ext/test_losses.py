@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, check_grad, compare, layouts
+import pynn
+from helpers import ARCHS, C, REF, THREADS, check_grad, compare, layouts
 
 DTYPES = (np.float32, np.float64)
 BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -245,6 +246,30 @@ def test_logits_of_magnitude_1e4(be, dtype):
     assert be.binary_crossentropy_logits_forward(zb, yb) == pytest.approx(1e4 / 2, rel=1e-7)
     np.testing.assert_allclose(be.binary_crossentropy_logits_backward(zb, yb),
                                [[0.25, -0.25, 0, 0]], atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mse_backward_near_overflow(dtype, weighted):
+    """Differences above half the dtype's max: the gradient is (2 s) (y_pred - y_true) in both
+    backends, finite where it is representable (C computed 2 (y_pred - y_true) first: inf
+    where the twin was finite), and the same bits; a difference that overflows itself is
+    inf in both."""
+    big = np.finfo(dtype).max * np.asarray(0.9, dtype)  # 3.06e38 in float32
+    x = np.array([[big, -big, 1, big / 2, 0, big]], dtype)
+    t = np.array([[0, 0, 0, -big / 2, 0, -big]], dtype)  # last: big - (-big) overflows
+    w = np.array([3.0], dtype) if weighted else None
+    s = dtype(3.0 if weighted else 1.0) / dtype(6)
+    with np.errstate(over="ignore"):  # the last difference overflows
+        expect = (2 * s) * (x - t)
+        ref = REF.mse_backward(x, t, sample_weight=w)
+    assert np.isfinite(expect[0, :5]).all() and np.isinf(expect[0, 5])
+    np.testing.assert_array_equal(ref, expect)
+    for arch in ARCHS:
+        for nt in THREADS:
+            with pynn.arch(arch), pynn.num_threads(nt):
+                got = C.mse_backward(x, t, sample_weight=w)
+            np.testing.assert_array_equal(got, ref, err_msg=f"arch={arch} threads={nt}")
 
 
 @BACKENDS
