@@ -300,18 +300,27 @@ def _run_backward(kind, out, x, t, y, w, eps=0.0):
 # bad input identically ----
 from pynn.reference.losses import _weights, _dense_args, _label_args, _eps, _out
 
+# the eps argument of the losses that take none (mse, mae, the logits ones); the others pass
+# the caller's eps, None included, to _eps, which refuses what the twin refuses (C read
+# eps=None as 0, no clipping: inf/NaN losses where the twin raised TypeError)
+_NO_EPS = object()
+
+
+def _eps_or_zero(eps):
+    return 0.0 if eps is _NO_EPS else _eps(eps)
+
 
 # ---- elementwise losses: rows (B, D) of any (B, ...) shape ----
 
-def _elem_forward(kind, y_pred, y_true, sample_weight, name, eps=None):
+def _elem_forward(kind, y_pred, y_true, sample_weight, name, eps=_NO_EPS):
     x, t, w, B, D = _dense_args(y_pred, y_true, sample_weight, name, False)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     return _run_forward(kind, x.reshape(B, D), t.reshape(B, D), None, w, e)
 
 
-def _elem_backward(kind, y_pred, y_true, sample_weight, out, name, eps=None):
+def _elem_backward(kind, y_pred, y_true, sample_weight, out, name, eps=_NO_EPS):
     x, t, w, B, D = _dense_args(y_pred, y_true, sample_weight, name, False)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     out = _out(out, x, (t, w))
     _run_backward(kind, out.reshape(B, D), x.reshape(B, D), t.reshape(B, D), None, w, e)
     return out
@@ -359,49 +368,49 @@ def binary_crossentropy_logits_backward(logits, y_true, sample_weight=None, out=
 
 # ---- categorical losses: (B, K) ----
 
-def _cat_forward(kind, x, y_true, sample_weight, name, eps=None):
+def _cat_forward(kind, x, y_true, sample_weight, name, eps=_NO_EPS):
     x, t, w, B, K = _dense_args(x, y_true, sample_weight, name, True)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     return _run_forward(kind, x, t, None, w, e)
 
 
-def _cat_backward(kind, x, y_true, sample_weight, out, name, eps=None):
+def _cat_backward(kind, x, y_true, sample_weight, out, name, eps=_NO_EPS):
     x, t, w, B, K = _dense_args(x, y_true, sample_weight, name, True)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     out = _out(out, x, (t, w))
     return _run_backward(kind, out, x, t, None, w, e)
 
 
 cdef bint _plain_sparse(x, labels, sample_weight, eps) noexcept:
     """Plainly valid (pynn/_ext/_fast.pxd): x a plain 2-D float array with K >= 1 classes,
-    labels a plain int64 array (B,) in [0, K), no sample weights, eps None or a float in
+    labels a plain int64 array (B,) in [0, K), no sample weights, eps _NO_EPS or a float in
     [0, 0.5) -- what _label_args and _eps pass through unchanged."""
     if sample_weight is not None or not _fast.float_type(x):
         return False
-    if eps is not None and not _fast.float_in(eps, 0.0, 0.5, False, True):
+    if eps is not _NO_EPS and not _fast.float_in(eps, 0.0, 0.5, False, True):
         return False
     cdef cnp.ndarray X = <cnp.ndarray>x
     return (cnp.PyArray_NDIM(X) == 2 and cnp.PyArray_DIM(X, 1) > 0
             and _fast.labels_ok(labels, cnp.PyArray_DIM(X, 0), cnp.PyArray_DIM(X, 1)))
 
 
-def _sparse_forward(kind, x, labels, sample_weight, name, eps=None):
+def _sparse_forward(kind, x, labels, sample_weight, name, eps=_NO_EPS):
     if _plain_sparse(x, labels, sample_weight, eps):
-        return _run_forward(kind, x, None, labels, None, 0.0 if eps is None else eps)
+        return _run_forward(kind, x, None, labels, None, 0.0 if eps is _NO_EPS else eps)
     x, y, w, B, K = _label_args(x, labels, sample_weight, name)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     return _run_forward(kind, x, None, y, w, e)
 
 
-def _sparse_backward(kind, x, labels, sample_weight, out, name, eps=None):
+def _sparse_backward(kind, x, labels, sample_weight, out, name, eps=_NO_EPS):
     if _plain_sparse(x, labels, sample_weight, eps):
         checked = _fast.new_like(out, <cnp.ndarray>x)
         if (checked is not None and _fast.inplace_ok(checked, <cnp.ndarray>x)
                 and not np.may_share_memory(checked, labels)):  # labels read during the write
             return _run_backward(kind, checked, x, None, labels, None,
-                                 0.0 if eps is None else eps)
+                                 0.0 if eps is _NO_EPS else eps)
     x, y, w, B, K = _label_args(x, labels, sample_weight, name)
-    e = 0.0 if eps is None else _eps(eps)
+    e = _eps_or_zero(eps)
     out = _out(out, x, (y, w))  # labels are read while out is written
     return _run_backward(kind, out, x, None, y, w, e)
 

@@ -272,6 +272,54 @@ def test_mse_backward_near_overflow(dtype, weighted):
             np.testing.assert_array_equal(got, ref, err_msg=f"arch={arch} threads={nt}")
 
 
+def _assert_same_values(got, expected, dtype, what):
+    """Equal non-finite positions (inf of one sign, NaN), finite values within tolerance."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape and got.dtype == expected.dtype, what
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=what + " NaN")
+    inf = np.isinf(expected)
+    np.testing.assert_array_equal(got[inf], expected[inf], err_msg=what + " inf")
+    fin = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isfinite(got), fin, err_msg=what + " finite")
+    scale = max(1.0, float(np.max(np.abs(expected[fin])))) if fin.any() else 1.0
+    r = 4 * np.finfo(dtype).eps * 16
+    np.testing.assert_allclose(got[fin], expected[fin], rtol=r, atol=r * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("eps", [1e-7, 1e-3, 0.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_categorical_edge_rows_parity(loss, dtype, eps):
+    """Zero probabilities (clipped, or log 0 with eps = 0), rows that do not sum to 1, a row
+    of zeros (S = 0: NaN), a negative entry and denormal rows: C gives the twin's values,
+    infinities and NaNs included, forward and backward, for every arch and thread count."""
+    p = np.array([[0.0, 0.3, 0.7], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.2, 0.6, 1.4],
+                  [2.0, 0.0, 0.0], [1e-9, 1e-9, 1e-9], [0.0, 0.0, 0.0], [-0.5, 1.0, 0.5],
+                  [1e-40, 0.0, 3e-40], [3.0, 1.0, 1e-30]], dtype)
+    y = np.array([0, 2, 2, 1, 1, 0, 1, 1, 2, 2])
+    t = np.eye(3, dtype=dtype)[y]
+    t[3] = [0.2, 0.5, 0.1]  # a soft row that does not sum to 1
+    t[4] = [0.5, 0.5, 0.0]
+    tgt = y if loss.startswith("sparse") else t
+    w = np.linspace(0.5, 2.0, len(p)).astype(dtype)
+    with np.errstate(all="ignore"):
+        for sw in (None, w):
+            for rows in (slice(None), slice(0, 6), slice(9, 10)):  # finite rows alone too
+                args = (p[rows], tgt[rows])
+                sws = None if sw is None else sw[rows]
+                what = f"{loss} {np.dtype(dtype).name} eps={eps} rows={rows}"
+                ef = getattr(REF, loss + "_forward")(*args, sample_weight=sws, eps=eps)
+                eb = getattr(REF, loss + "_backward")(*args, sample_weight=sws, eps=eps)
+                for arch in ARCHS:
+                    for nt in THREADS:
+                        with pynn.arch(arch), pynn.num_threads(nt):
+                            gf = getattr(C, loss + "_forward")(*args, sample_weight=sws, eps=eps)
+                            gb = getattr(C, loss + "_backward")(*args, sample_weight=sws,
+                                                                eps=eps)
+                        _assert_same_values(np.float64(gf), np.float64(ef), dtype, what + " fwd")
+                        _assert_same_values(gb, eb, dtype, what + " bwd")
+
+
 @BACKENDS
 @pytest.mark.parametrize("loss", LOSSES)
 def test_empty_batch(be, loss):
@@ -373,6 +421,12 @@ def _check_weights_and_out(fwd, bwd, x, t, loss):
                 fwd(x, t, eps=eps)
         with pytest.raises(TypeError, match="eps"):
             bwd(x, t, eps="small")
+        # None is not "no clipping" (that is eps=0.0): C read it as 0 and returned inf/NaN
+        # where the twin refused it
+        with pytest.raises(TypeError, match="eps must be a real number, received None"):
+            fwd(x, t, eps=None)
+        with pytest.raises(TypeError, match="eps must be a real number, received None"):
+            bwd(x, t, eps=None)
     with pytest.raises(ValueError, match="shape"):
         bwd(x, t, out=np.empty((B, 5)))
     with pytest.raises(TypeError, match="dtype"):
