@@ -62,7 +62,18 @@ class _Layout1D:
     def _steps_last(self, x):
         return x.transpose(0, 2, 1) if self.data_format == "channels_first" else x
 
+    def _check_steps(self, x):
+        """ValueError naming the layer for an empty sequence (0 steps): the 2-D kernels'
+        messages ("height and width must be >= 1", a kernel "larger than the padded input")
+        spoke of a (B, 1, T, C) view the caller never made."""
+        if x.ndim == 3 and x.shape[2 if self.data_format == "channels_first" else 1] == 0:
+            raise ValueError(f"{type(self).__name__} {self.name!r} received an empty sequence "
+                             f"(0 steps): input shape {tuple(x.shape)} with "
+                             f"data_format={self.data_format!r}; it needs at least one step "
+                             f"(drop empty sequences from the batch)")
+
     def _in_nhwc(self, x):
+        self._check_steps(x)
         x = self._steps_last(x)                                    # (B, T, C)
         if self._pad:
             b, t, c = x.shape
@@ -154,7 +165,8 @@ class AveragePooling1D(_Pooling1D, AveragePooling2D):
 
 class GlobalAveragePooling1D(_Layout1D, GlobalAveragePooling2D):
     """(B, T, C) -> (B, C): the mean over steps (keepdims: (B, 1, C)); with a padding mask
-    (Embedding(mask_zero=True)), the mean over the unmasked steps (0 where none is)."""
+    (Embedding(mask_zero=True)), the mean over the unmasked steps (0 where none is). An empty
+    sequence (T = 0), masked or not, is a ValueError."""
 
     supports_masking = True
     _takes_mask = True
@@ -169,6 +181,7 @@ class GlobalAveragePooling1D(_Layout1D, GlobalAveragePooling2D):
         self._mask = None
         if mask is None:
             return super().forward(x, training)
+        self._check_steps(x)  # as without a mask: no step at all is not "every step masked"
         cf = self.data_format == "channels_first"
         b, t = x.shape[0], x.shape[2] if cf else x.shape[1]
         m = np.asarray(mask, dtype=bool)

@@ -95,6 +95,10 @@ class _GlobalPooling2D(Layout2D, Layer):
         # y (B, C) = reduce over H, W of x (B, H, W, C)
         xn = self._in_nhwc(x)
         b, c = xn.shape[0], xn.shape[3]
+        if xn.shape[1] == 0 or xn.shape[2] == 0:  # the mean / max over nothing
+            raise ValueError(f"{type(self).__name__} {self.name!r} received an empty input: "
+                             f"shape {tuple(x.shape)} with data_format={self.data_format!r} "
+                             f"has no pixel to pool over (height or width 0)")
         y = getattr(self.ops, self._op + "_forward")(xn, out=self._buffer("y", (b, c)))
         self._cache = xn
         if self.keepdims:

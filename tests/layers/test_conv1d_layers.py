@@ -160,3 +160,52 @@ def test_conv1d_bad_arguments_and_inputs():
         pynn.Sequential([pynn.Input(shape=(5, None)), layers.Conv1D(2, 3)])
     with pytest.raises(ValueError):
         pynn.Sequential([pynn.Input(shape=(2, 3)), layers.Conv1D(2, 3)])   # kernel too long
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", [
+    lambda: layers.GlobalAveragePooling1D(), lambda: layers.GlobalMaxPooling1D(keepdims=True),
+    lambda: layers.GlobalAveragePooling1D(data_format="channels_first"),
+    lambda: layers.MaxPooling1D(2), lambda: layers.AveragePooling1D(2, padding="same"),
+    lambda: layers.Conv1D(2, 3, padding="causal"), lambda: layers.Conv1D(2, 1)])
+def test_empty_sequence_is_a_clear_error(backend, make):
+    """T = 0 names the layer, the shape and the empty sequence, the same on both backends
+    (the 2-D kernels' messages spoke of a (B, 1, 0, C) view: "x height and width must be
+    >= 1", or a kernel "larger than the padded input (2)" for a causal Conv1D)."""
+    layer = make()
+    cf = layer.data_format == "channels_first"
+    built(layer, (3, None) if cf else (None, 3), backend)
+    x = np.zeros((2, 3, 0) if cf else (2, 0, 3))
+    re_shape = str(x.shape).replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__} '{layer.name}' received an "
+                                         rf"empty sequence \(0 steps\): input shape {re_shape}"):
+        layer.forward(x, training=True)
+    y = layer.forward(np.ones((0, 3, 4) if cf else (0, 4, 3)))  # an empty batch still runs
+    assert y.shape[0] == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_sequence_with_a_mask_and_in_a_model(backend):
+    # masked: no step at all is refused as without a mask (it returned zeros)
+    layer = built(layers.GlobalAveragePooling1D(), (None, 3), backend)
+    with pytest.raises(ValueError, match="empty sequence"):
+        layer.forward(np.zeros((2, 0, 3)), mask=np.zeros((2, 0), bool))
+    with pynn.ops.use_backend(backend):
+        model = pynn.Sequential([pynn.Input(shape=(None, 3)), layers.Conv1D(4, 3, padding="same"),
+                                 layers.MaxPooling1D(2), layers.GlobalAveragePooling1D(),
+                                 layers.Dense(2)])
+    with pytest.raises(ValueError, match="Conv1D .* empty sequence"):
+        model.predict(np.zeros((2, 0, 3)), verbose=0)
+    with pytest.raises(ValueError, match="empty sequence"):
+        model(np.zeros((2, 0, 3)))
+    assert model.predict(np.ones((2, 5, 3)), verbose=0).shape == (2, 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(2, 0, 4, 3), (2, 4, 0, 3)])
+def test_global_pooling2d_empty_input_names_the_layer(backend, shape):
+    for layer in (layers.GlobalAveragePooling2D(), layers.GlobalMaxPooling2D()):
+        built(layer, shape[1:], backend)
+        with pytest.raises(ValueError, match=rf"{type(layer).__name__} '{layer.name}' received "
+                                             r"an empty input: shape \(2, .*no pixel"):
+            layer.forward(np.zeros(shape))
