@@ -55,6 +55,10 @@ class MultiHeadAttention(MaskCounter, Layer):
     ``forward([query, value, key])``, with ``attention_mask`` (B, T, S) boolean (True = may
     attend) and ``use_causal_mask``. Backward returns dx for a single input, else the list
     [d_query, d_value(, d_key)].
+
+    Empty sequences are defined, as in Keras and torch: T = 0 queries give a (B, 0, C_out)
+    output and zero weight gradients; S = 0 keys leave each query nothing to attend to, so
+    the attention output is 0 and y is the output bias.
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
@@ -322,6 +326,9 @@ class TransformerBlock(MaskCounter, Layer):
     seed : int, optional
         Of the two residual dropouts' masks (drawn at build when dropout > 0 if not given);
         saved with the model with the masks' step, so training resumes exactly.
+
+    An empty sequence (T = 0) gives a (B, 0, C) output, a (B, 0, C) dx and zero weight
+    gradients (MultiHeadAttention's rule).
     """
 
     _SUBLAYERS = ("ln1", "attention", "ln2", "ff1", "ff2")

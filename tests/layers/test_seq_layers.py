@@ -370,3 +370,59 @@ def test_transformer_block_same_bits_for_any_thread_count():
     (y1, dx1, g1), (y2, dx2, g2) = results
     assert np.array_equal(y1, y2) and np.array_equal(dx1, dx2)
     assert all(np.array_equal(g1[k], g2[k]) for k in g1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["block", "block_dropout", "mha_self", "mha_cross"])
+def test_empty_sequence_gives_an_empty_output_and_zero_gradients(backend, kind):
+    """T = 0 (as in Keras and torch, no error): the output and dx are (B, 0, C), and every
+    weight gradient is exactly 0 (a sum over no position), written over the previous step's
+    gradients rather than left stale; the same on both backends."""
+    rng = np.random.default_rng(21)
+    pynn.utils.set_random_seed(3)
+    if kind.startswith("block"):
+        layer = build(TransformerBlock(2, ff_dim=12, dropout=0.1 if "dropout" in kind else 0.0),
+                      (None, None, 8), backend)
+    else:
+        layer = build(MultiHeadAttention(2, 4), (None, None, 8) if kind == "mha_self"
+                      else [(None, None, 8), (None, None, 8)], backend)
+
+    def inputs(T, S):
+        q = rng.standard_normal((2, T, 8))
+        return q if kind != "mha_cross" else [q, rng.standard_normal((2, S, 8))]
+    y = layer.forward(inputs(5, 4), training=True)
+    layer.backward(rng.standard_normal(y.shape))
+    assert all(np.any(g != 0) for g in layer.grads.values())  # stale values to overwrite
+    x0 = inputs(0, 3)
+    y0 = layer.forward(x0, training=True)
+    assert y0.shape == (2, 0, 8)
+    dx = layer.backward(np.zeros(y0.shape))
+    if kind == "mha_cross":
+        assert dx[0].shape == (2, 0, 8) and dx[1].shape == (2, 3, 8)
+        assert not np.any(dx[1])
+    else:
+        assert dx.shape == (2, 0, 8)
+    for k, g in layer.grads.items():
+        assert not np.any(g), f"{k}: not zero after a backward over no position"
+
+
+def test_cross_attention_to_no_key_matches_the_reference():
+    """S = 0 keys: every query row has nothing to attend to, so the attention output is 0
+    (not NaN), y = the output bias, and only the output bias has a gradient (sum of dy)."""
+    rng = np.random.default_rng(22)
+    q, v, dy = (rng.standard_normal((2, 3, 8)), np.zeros((2, 0, 8)),
+                rng.standard_normal((2, 3, 8)))
+    got = {}
+    for backend in BACKENDS:
+        pynn.utils.set_random_seed(4)
+        layer = build(MultiHeadAttention(2, 4, bias_initializer="random_normal"),
+                      [(None, None, 8), (None, None, 8)], backend)
+        y = layer.forward([q, v], training=True).copy()
+        np.testing.assert_array_equal(y, np.broadcast_to(layer.params["output_bias"], y.shape))
+        dq, dv = layer.backward(dy)
+        assert dv.shape == (2, 0, 8) and not np.any(dq)
+        np.testing.assert_allclose(layer.grads["output_bias"], dy.sum(axis=(0, 1)),
+                                   rtol=1e-12)
+        assert not any(np.any(g) for k, g in layer.grads.items() if k != "output_bias")
+        got[backend] = y
+    np.testing.assert_array_equal(got["c"], got["reference"])
