@@ -168,7 +168,7 @@ typedef void (*pynn_ln_cols_fn_##SUF)(T *, T *, const T *, const T *, const T *,
                                       pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
                                       pynn_idx);                                             \
 static const pynn_ln_fwd_fn_##SUF pynn_ln_fwd_##SUF[3] = {                                   \
-    pynn_ln_fwd_##SUF##_generic, pynn_ln_fwd_##SUF##_avx2, pynn_ln_fwd_##SUF##_avx512};      \
+    pynn_ln_fwd_##SUF##_generic, pynn_ln_fwd_##SUF##_avx2, pynn_ln_fwd_##SUF##_best};        \
 static const pynn_ln_bwd_fn_##SUF pynn_ln_bwd_##SUF[3] = {                                   \
     pynn_ln_bwd_##SUF##_generic, pynn_ln_bwd_##SUF##_avx2, pynn_ln_bwd_##SUF##_avx512};      \
 static const pynn_ln_cols_fn_##SUF pynn_ln_cols_##SUF[3] = {                                 \
@@ -212,5 +212,129 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
             accumulate);                                                                     \
 }
 
+/* The AVX-512 slot of the forward table: float rows with contiguous columns run on the
+ * intrinsics below, everything else on the compiled rows above */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+static void pynn_ln_fwd_f32_best(float *y, float *mean, float *rstd, const float *x,
+                                 const float *gamma, const float *beta, pynn_idx n0,
+                                 pynn_idx n1, pynn_idx C, pynn_idx rsx, pynn_idx csx,
+                                 double eps);
+#else
+#define pynn_ln_fwd_f32_best pynn_ln_fwd_f32_avx512
+#endif
+#define pynn_ln_fwd_f64_best pynn_ln_fwd_f64_avx512
+
 PYNN_LAYERNORM_FAMILY(float, f32)
 PYNN_LAYERNORM_FAMILY(double, f64)
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+/* Row sums of 8 rows at once by the halving tree of PYNN_LN_REDUCE16 (acc[i] += acc[i + k],
+ * k = 8, 4, 2, 1): lo[r], hi[r] hold row r's lanes 0-7 and 8-15; lane r of the result is
+ * row r's sum. The same additions on the same pairs as the rows' tree, so the same bits;
+ * the rows' version stored its lanes to the stack and reduced them one by one. */
+PYNN_LN_TARGET_AVX512 static inline __m512d pynn_ln_tree8(const __m512d *lo, const __m512d *hi) {
+    __m512d b[8], c[4], d[2];
+    for (int r = 0; r < 8; r++) b[r] = _mm512_add_pd(lo[r], hi[r]);          /* k = 8 */
+    for (int r = 0; r < 4; r++)      /* k = 4: [b2r[0:4] + b2r[4:8] | b2r+1[0:4] + ...] */
+        c[r] = _mm512_add_pd(_mm512_shuffle_f64x2(b[2 * r], b[2 * r + 1], 0x44),
+                             _mm512_shuffle_f64x2(b[2 * r], b[2 * r + 1], 0xEE));
+    for (int r = 0; r < 2; r++)      /* k = 2: 2 values a row, rows 4r .. 4r+3 */
+        d[r] = _mm512_add_pd(_mm512_shuffle_f64x2(c[2 * r], c[2 * r + 1], 0x88),
+                             _mm512_shuffle_f64x2(c[2 * r], c[2 * r + 1], 0xDD));
+    /* k = 1: lanes (0, 4, 1, 5, 2, 6, 3, 7) hold rows 0, 4, 1, 5, ... */
+    __m512d e = _mm512_add_pd(_mm512_unpacklo_pd(d[0], d[1]), _mm512_unpackhi_pd(d[0], d[1]));
+    return _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), e);
+}
+
+/* pynn_ln_row_fwd_f32 on 8 rows at a time (contiguous columns): the same per-lane double
+ * sums (lanes j mod 16, blocks in order, the tail on its first lanes), tree, divisions and
+ * float arithmetic, so the same bits; the 8 rows' reductions, square roots and divisions in
+ * vectors. A row by itself was a chain of dependent scalar steps (sum, tree, mean, second
+ * sum, tree, sqrt, divide) that the core could not overlap: 2048 x 128 took 200 us. */
+PYNN_LN_TARGET_AVX512 static void pynn_ln_fwd_f32_best(
+        float *y, float *mean, float *rstd, const float *x, const float *gamma,
+        const float *beta, pynn_idx n0, pynn_idx n1, pynn_idx C, pynn_idx rsx, pynn_idx csx,
+        double eps) {
+    if (csx != 1) {
+        pynn_ln_fwd_f32_avx512(y, mean, rstd, x, gamma, beta, n0, n1, C, rsx, csx, eps);
+        return;
+    }
+    const pynn_idx cv = C - C % 16;                       /* whole blocks of 16 columns */
+    const int rem = (int)(C % 16);
+    const __mmask8 tlo = (__mmask8)((1u << PYNN_MIN(rem, 8)) - 1u);
+    const __mmask8 thi = (__mmask8)((1u << (rem > 8 ? rem - 8 : 0)) - 1u);
+    const __mmask16 tail = (__mmask16)((1u << rem) - 1u);
+    const __m512d vc = _mm512_set1_pd((double)C), ve = _mm512_set1_pd(eps);
+    pynn_idx n = n0;
+    for (; n + 8 <= n1; n += 8) {
+        __m512d lo[8], hi[8];
+        float mf[8] __attribute__((aligned(32))), rf[8] __attribute__((aligned(32)));
+        for (int r = 0; r < 8; r++) {                     /* sums */
+            const float *xr = x + (n + r) * rsx;
+            __m512d a = _mm512_setzero_pd(), b = _mm512_setzero_pd();
+            for (pynn_idx j = 0; j < cv; j += 16) {
+                __m512 v = _mm512_loadu_ps(xr + j);
+                a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                b = _mm512_add_pd(b, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+            }
+            if (rem) {
+                __m512 v = _mm512_maskz_loadu_ps(tail, xr + cv);
+                a = _mm512_mask_add_pd(a, tlo, a, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                b = _mm512_mask_add_pd(b, thi, b, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+            }
+            lo[r] = a, hi[r] = b;
+        }
+        __m256 m8 = _mm512_cvtpd_ps(_mm512_div_pd(pynn_ln_tree8(lo, hi), vc));
+        _mm256_store_ps(mf, m8);
+        for (int r = 0; r < 8; r++) {                     /* sums of squares */
+            const float *xr = x + (n + r) * rsx;
+            const __m512 m = _mm512_set1_ps(mf[r]);
+            __m512d a = _mm512_setzero_pd(), b = _mm512_setzero_pd();
+            for (pynn_idx j = 0; j < cv; j += 16) {
+                __m512 v = _mm512_sub_ps(_mm512_loadu_ps(xr + j), m);
+                __m512d dl = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+                __m512d dh = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+                a = _mm512_fmadd_pd(dl, dl, a);
+                b = _mm512_fmadd_pd(dh, dh, b);
+            }
+            if (rem) {
+                __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + cv), m);
+                __m512d dl = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+                __m512d dh = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+                a = _mm512_mask3_fmadd_pd(dl, dl, a, tlo);
+                b = _mm512_mask3_fmadd_pd(dh, dh, b, thi);
+            }
+            lo[r] = a, hi[r] = b;
+        }
+        __m512d var = _mm512_add_pd(_mm512_div_pd(pynn_ln_tree8(lo, hi), vc), ve);
+        __m256 r8 = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_sqrt_pd(var)));
+        _mm256_store_ps(rf, r8);
+        _mm256_storeu_ps(mean + n, m8);
+        _mm256_storeu_ps(rstd + n, r8);
+        for (int r = 0; r < 8; r++) {                     /* y = (x - m) r gamma + beta */
+            const float *xr = x + (n + r) * rsx;
+            float *yr = y + (n + r) * C;
+            const __m512 m = _mm512_set1_ps(mf[r]), rs = _mm512_set1_ps(rf[r]);
+            pynn_idx j = 0;
+            for (; j < cv; j += 16) {
+                __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + j), m), rs);
+                __m512 g = _mm512_loadu_ps(gamma + j);
+                _mm512_storeu_ps(yr + j, beta ? _mm512_fmadd_ps(t, g, _mm512_loadu_ps(beta + j))
+                                              : _mm512_mul_ps(t, g));
+            }
+            if (rem) {
+                __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + j), m),
+                                         rs);
+                __m512 g = _mm512_maskz_loadu_ps(tail, gamma + j);
+                _mm512_mask_storeu_ps(yr + j, tail,
+                                      beta ? _mm512_fmadd_ps(t, g,
+                                                             _mm512_maskz_loadu_ps(tail, beta + j))
+                                           : _mm512_mul_ps(t, g));
+            }
+        }
+    }
+    if (n < n1)                                          /* the last rows, one by one */
+        pynn_ln_fwd_f32_avx512(y, mean, rstd, x, gamma, beta, n, n1, C, rsx, csx, eps);
+}
+#endif

@@ -8,7 +8,10 @@ import pynn
 from helpers import ARCHS, C, REF, compare, layouts, rand, check_grad
 
 DTYPES = (np.float32, np.float64)
-SHAPES = [(1,), (1, 1), (3, 1), (2, 7), (13, 5), (4, 3, 17), (257, 128), (2, 3, 5, 129)]
+# (13, 5), (11, 29), (257, 128): float rows in groups of 8 with AVX-512 (and the rows left
+# over), row tails of 5 and 13 columns (13: past the first 8 lanes)
+SHAPES = [(1,), (1, 1), (3, 1), (2, 7), (13, 5), (11, 29), (4, 3, 17), (257, 128),
+          (2, 3, 5, 129)]
 
 
 def test_hand_worked_values():
