@@ -3,7 +3,8 @@
  * Forward: units of (image, output row) over threads, channels innermost (contiguous for
  * C-ordered x, vectorizable). Window taps are visited in row-major order (i, then j); max
  * keeps the first maximum (strict >), a NaN replaces a number and then stays, as NumPy's
- * argmax. Average divides the sum of the valid taps by their count.
+ * argmax. Average divides the sum of the valid taps by their count: summed in row-major
+ * order into a double (float32 too), divided in double, rounded to the type once.
  * Backward: windows may overlap (strides < pool size), so each image's dx has one owner
  * thread, which adds the window gradients in output order: the same bits for any thread
  * count. Max pooling recomputes each window's argmax from x rather than saving indices:
@@ -15,6 +16,11 @@
 
 #include "pool.h"
 #include "pool_max.h"
+
+/* Average pooling accumulates in double, PYNN_POOL_ACC channels at a time (a fixed-size
+ * stack block, vectorizable): float32 sums neither overflow nor depend on the order for any
+ * realistic window, and float64 keeps its row-major order, the NumPy twin's. */
+#define PYNN_POOL_ACC 64
 
 PYNN_MAXPOOL_FAMILY(float, f32, _generic)
 PYNN_MAXPOOL_FAMILY(double, f64, _generic)
@@ -33,26 +39,31 @@ void pynn_max_pool2d_backward_##SUF(T *dx, const T *x, const T *dy, pynn_conv_ge
 }                                                                                                   \
                                                                                                     \
 void pynn_avg_pool2d_forward_##SUF(T *y, const T *x, pynn_conv_geom g, pynn_ctx ctx) {               \
-    /* y (B,OH,OW,C) = sum of the valid taps of each window / their count */                         \
+    /* y (B,OH,OW,C) = sum of the valid taps of each window / their count: the taps added in     \
+       row-major order (i, then j) into a double per channel, divided in double, rounded once */     \
     pynn_idx C = g.C, units = g.B * g.OH;                                                            \
     int nt = pynn_threads_for(ctx, (double)units * g.OW * C * g.KH * g.KW);                          \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                          \
     for (pynn_idx u = 0; u < units; u++) {                                                           \
         pynn_idx b = u / g.OH, oh = u % g.OH;                                                        \
         pynn_idx i0 = PYNN_MAX(0, g.pt - oh * g.sh), i1 = PYNN_MIN(g.KH, g.H + g.pt - oh * g.sh);    \
+        double acc[PYNN_POOL_ACC];                                                                   \
         for (pynn_idx ow = 0; ow < g.OW; ow++) {                                                     \
             T *yp = y + (u * g.OW + ow) * C;                                                         \
             pynn_idx j0 = PYNN_MAX(0, g.pl - ow * g.sw);                                             \
             pynn_idx j1 = PYNN_MIN(g.KW, g.W + g.pl - ow * g.sw);                                    \
-            for (pynn_idx c = 0; c < C; c++) yp[c] = 0;                                              \
-            for (pynn_idx i = i0; i < i1; i++)                                                       \
-                for (pynn_idx j = j0; j < j1; j++) {                                                 \
-                    const T *xp = x + b * g.xsb + (oh * g.sh + i - g.pt) * g.xsh                     \
-                                  + (ow * g.sw + j - g.pl) * g.xsw;                                  \
-                    for (pynn_idx c = 0; c < C; c++) yp[c] += xp[c * g.xsc];                         \
-                }                                                                                    \
-            T n = (T)((i1 - i0) * (j1 - j0));                                                        \
-            for (pynn_idx c = 0; c < C; c++) yp[c] /= n;                                             \
+            double n = (double)((i1 - i0) * (j1 - j0));                                              \
+            for (pynn_idx c0 = 0; c0 < C; c0 += PYNN_POOL_ACC) {                                     \
+                pynn_idx cn = PYNN_MIN(PYNN_POOL_ACC, C - c0);                                       \
+                for (pynn_idx c = 0; c < cn; c++) acc[c] = 0;                                        \
+                for (pynn_idx i = i0; i < i1; i++)                                                   \
+                    for (pynn_idx j = j0; j < j1; j++) {                                             \
+                        const T *xp = x + b * g.xsb + (oh * g.sh + i - g.pt) * g.xsh                 \
+                                      + (ow * g.sw + j - g.pl) * g.xsw + c0 * g.xsc;                 \
+                        for (pynn_idx c = 0; c < cn; c++) acc[c] += (double)xp[c * g.xsc];           \
+                    }                                                                                \
+                for (pynn_idx c = 0; c < cn; c++) yp[c0 + c] = (T)(acc[c] / n);                      \
+            }                                                                                        \
         }                                                                                            \
     }                                                                                                \
 }                                                                                                    \
@@ -85,20 +96,25 @@ void pynn_avg_pool2d_backward_##SUF(T *dx, const T *dy, pynn_conv_geom g, pynn_c
 }                                                                                                    \
                                                                                                      \
 void pynn_global_avg_pool2d_forward_##SUF(T *y, const T *x, pynn_conv_geom g, pynn_ctx ctx) {        \
-    /* y (B,C) = sum over h, w of x (B,H,W,C) / (H*W), summed in row-major order */                  \
+    /* y (B,C) = sum over h, w of x (B,H,W,C) / (H*W): added in row-major order (h, then w)          \
+       into a double per channel, divided in double, rounded once */                                 \
     int nt = pynn_threads_for(ctx, (double)g.B * g.H * g.W * g.C);                                   \
     if (nt > g.B) nt = (int)PYNN_MAX(1, g.B);                                                        \
-    T n = (T)(g.H * g.W);                                                                            \
+    double n = (double)(g.H * g.W);                                                                  \
     _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                          \
     for (pynn_idx b = 0; b < g.B; b++) {                                                             \
         T *yp = y + b * g.C;                                                                         \
-        for (pynn_idx c = 0; c < g.C; c++) yp[c] = 0;                                                \
-        for (pynn_idx h = 0; h < g.H; h++)                                                           \
-            for (pynn_idx w = 0; w < g.W; w++) {                                                     \
-                const T *xp = x + b * g.xsb + h * g.xsh + w * g.xsw;                                 \
-                for (pynn_idx c = 0; c < g.C; c++) yp[c] += xp[c * g.xsc];                           \
-            }                                                                                        \
-        for (pynn_idx c = 0; c < g.C; c++) yp[c] /= n;                                               \
+        double acc[PYNN_POOL_ACC];                                                                   \
+        for (pynn_idx c0 = 0; c0 < g.C; c0 += PYNN_POOL_ACC) {                                       \
+            pynn_idx cn = PYNN_MIN(PYNN_POOL_ACC, g.C - c0);                                         \
+            for (pynn_idx c = 0; c < cn; c++) acc[c] = 0;                                            \
+            for (pynn_idx h = 0; h < g.H; h++)                                                       \
+                for (pynn_idx w = 0; w < g.W; w++) {                                                 \
+                    const T *xp = x + b * g.xsb + h * g.xsh + w * g.xsw + c0 * g.xsc;                \
+                    for (pynn_idx c = 0; c < cn; c++) acc[c] += (double)xp[c * g.xsc];               \
+                }                                                                                    \
+            for (pynn_idx c = 0; c < cn; c++) yp[c0 + c] = (T)(acc[c] / n);                          \
+        }                                                                                            \
     }                                                                                                \
 }                                                                                                    \
                                                                                                      \

@@ -4,7 +4,11 @@ upsampling (Keras UpSampling2D); the NumPy reference.
 pool_size and strides are ints or pairs (strides None means pool_size, as in Keras);
 padding "valid" or "same" with the convolution's Keras/TF arithmetic. Padded positions
 never take part: max pooling ignores them, average pooling divides by the number of valid
-elements in each window (Keras "same"). Backward of max pooling recomputes the argmax from x
+elements in each window (Keras "same"). Average and global average pooling add the
+elements in row-major order (i then j; h then w) into float64, float32 inputs too, divide in
+float64 and round to the input dtype once: a float32 mean is finite whenever it fits float32
+(3e38 values do not overflow an intermediate sum), and practically independent of the order;
+float64 sums are exact to the order given. Backward of max pooling recomputes the argmax from x
 and routes each gradient to it; ties go to the first element in row-major window order
 (i, then j), and a NaN counts as the maximum (NumPy's argmax). Windows that overlap
 (strides < pool_size) add their gradients.
@@ -84,12 +88,14 @@ def max_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
 
 
 def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", out=None):
-    """y (B, OH, OW, C) = mean of each window's valid elements (padding not counted)."""
+    """y (B, OH, OW, C) = mean of each window's valid elements (padding not counted), summed
+    in float64 (see above)."""
     x, pool_size, strides, padding, geo = _checks.pool2d_args(x, pool_size, strides, padding)
     out = _checks.out_array(out, (x.shape[0], geo[0], geo[1], x.shape[3]), x.dtype, inputs=(x,))
     win, valid = _windows(x, pool_size, strides, geo, 0)                   # (B,OH,OW,C,K)
     count = valid.sum(axis=-1)[:, :, None]                                 # (OH,OW,1)
-    out[...] = win.sum(axis=-1) / count.astype(x.dtype)                    # (B,OH,OW,C)
+    with np.errstate(over="ignore"):  # a float64 mean beyond the float32 range is inf
+        out[...] = _sum_in_order(win, axis=-1) / count                     # (B,OH,OW,C)
     return out
 
 
@@ -106,15 +112,26 @@ def avg_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid", 
     return out
 
 
+def _sum_in_order(a, axis):
+    """The sum of a along axis in float64, added one element after another (cumsum is a
+    running sum) from +0, as the C kernels do; + 0.0 turns a sum of -0.0s into +0.0 as
+    starting from +0 does."""
+    if a.shape[axis] == 0:
+        return np.zeros(np.delete(a.shape, axis), np.float64)
+    return np.take(np.cumsum(a, axis=axis, dtype=np.float64), -1, axis=axis) + 0.0
+
+
 def _global_args(x, dy=None, backward=False):
     return _checks.global_pool2d_args(x, dy, backward)
 
 
 def global_avg_pool2d_forward(x, out=None):
-    """y (B, C) = mean of x (B, H, W, C) over H and W."""
+    """y (B, C) = mean of x (B, H, W, C) over H and W, summed in float64 (see above)."""
     x, _ = _global_args(x)
     out = _checks.out_array(out, (x.shape[0], x.shape[3]), x.dtype, inputs=(x,))
-    out[...] = x.sum(axis=(1, 2)) / x.dtype.type(x.shape[1] * x.shape[2])  # (B,C)
+    B, H, W, C = x.shape
+    with np.errstate(over="ignore"):  # a float64 mean beyond the float32 range is inf
+        out[...] = _sum_in_order(x.reshape(B, H * W, C), axis=1) / (H * W)  # (B,C)
     return out
 
 

@@ -2,6 +2,8 @@
 hand-worked values incl. ties and Keras "same" averaging, bad configurations."""
 import numpy as np
 import pytest
+
+import pynn
 from hypothesis import given, settings, strategies as st
 
 from helpers import C, REF, check_grad, compare, layouts, rand
@@ -281,3 +283,48 @@ def test_max_backward_sends_non_finite_dy_to_the_argmax_only(be):
     assert np.isnan(dx[2, 2]) and np.count_nonzero(dx) == 1
     g = be.global_max_pool2d_backward(x, np.array([[np.inf]], np.float32))[0, :, :, 0]
     assert g[3, 3] == np.inf and np.count_nonzero(g) == 1
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_average_near_overflow_is_summed_in_float64(dtype):
+    # a float32 running sum of 3e38-sized values overflows to inf although the mean fits;
+    # both backends add in row-major order into float64 and round once (docs/kernels.md),
+    # so the mean is finite, exact here, and the same on every arch and thread count
+    big = dtype(1.875 * 2.0 ** 127)                       # 3.19e38, sums of it are exact
+    x = np.full((2, 4, 5, 67), big, dtype)                 # 67 = 64 + 3: two channel blocks
+    x[1, ::2] = -big                                      # channel sums cross +-FLT_MAX
+    x[1, 0, 0, 5] = dtype(1e37)
+    y = compare("global_avg_pool2d_forward", x, k=20)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_array_equal(y[0], big)
+    np.testing.assert_array_equal(y[1, :5], 0.0)
+    if dtype == np.float32:   # 9 (-big), 10 big, 1e37: exact in float64, one rounding at the end
+        assert y[1, 5] == dtype((float(dtype(1e37)) + float(big)) / 20.0)
+    dy = np.full(y.shape, big, dtype)
+    dx = compare("global_avg_pool2d_backward", x, dy)
+    np.testing.assert_array_equal(dx, big / dtype(20))
+    for ps, s, p in [((2, 3), (1, 1), "same"), ((4, 5), None, "valid"), ((3, 3), (2, 2), "same")]:
+        ya = compare("avg_pool2d_forward", x, ps, s, p, k=20)
+        np.testing.assert_array_equal(ya[0], big)
+        assert np.all(np.isfinite(ya)), (ps, s, p)
+    dxa = compare("avg_pool2d_backward", x, np.full((2, 1, 1, 67), big, dtype), (4, 5))
+    np.testing.assert_array_equal(dxa, big / dtype(20))
+    # float64 input sums in float64 in row-major order: M + M overflows before - M comes
+    m = np.finfo(np.float64).max
+    x64 = np.array([m, m, -m, 0, 0, 0, 0, 0, 0]).reshape(1, 1, 9, 1)
+    assert np.isposinf(compare("global_avg_pool2d_forward", x64, k=9)).all()
+    assert compare("global_avg_pool2d_forward", x64[:, :, ::-1], k=9)[0, 0] == m / 9
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("be", ["c", "reference"])
+def test_1d_average_layers_near_overflow(be, dtype):
+    big = dtype(1.875 * 2.0 ** 127)
+    x = np.full((2, 9, 3), big, dtype)
+    with pynn.ops.use_backend(be):
+        g = pynn.layers.GlobalAveragePooling1D(dtype=dtype)
+        a = pynn.layers.AveragePooling1D(3, strides=1, padding="same", dtype=dtype)
+        np.testing.assert_array_equal(g(x), np.full((2, 3), big, dtype))
+        np.testing.assert_array_equal(a(x), x)
+
