@@ -11,7 +11,7 @@ float64 and round to the input dtype once: a float32 mean is finite whenever it 
 float64 sums are exact to the order given. Backward of max pooling recomputes the argmax from x
 and routes each gradient to it; ties go to the first element in row-major window order
 (i, then j), and a NaN counts as the maximum (NumPy's argmax). Windows that overlap
-(strides < pool_size) add their gradients.
+(strides < pool_size) add their gradients, in output order (row-major over the windows).
 """
 import numpy as np
 
@@ -43,14 +43,16 @@ def _windows(x, pool_size, strides, geo, fill):
 
 
 def _scatter(x, dwin, pool_size, strides, geo):
-    """Sum window gradients dwin (B,OH,OW,C,PH,PW) back onto x's positions: (B,H,W,C)."""
+    """Sum window gradients dwin (B,OH,OW,C,PH,PW) back onto x's positions: (B,H,W,C).
+    Each position adds its windows' gradients in output order (oh, then ow), as the C
+    kernels do: a higher tap index i (j) is an earlier window, so the taps run backwards."""
     B, H, W, C = x.shape
     OH, OW, pt, pl = geo
     hp = max((OH - 1) * strides[0] + pool_size[0], pt + H)
     wp = max((OW - 1) * strides[1] + pool_size[1], pl + W)
     dxp = np.zeros((B, hp, wp, C), dwin.dtype)                             # (B,Hp,Wp,C)
-    for i in range(pool_size[0]):
-        for j in range(pool_size[1]):
+    for i in reversed(range(pool_size[0])):
+        for j in reversed(range(pool_size[1])):
             dxp[:, i:i + (OH - 1) * strides[0] + 1:strides[0],
                 j:j + (OW - 1) * strides[1] + 1:strides[1]] += dwin[..., i, j]
     return dxp[:, pt:pt + H, pl:pl + W]                                   # (B,H,W,C)

@@ -328,3 +328,20 @@ def test_1d_average_layers_near_overflow(be, dtype):
         np.testing.assert_array_equal(g(x), np.full((2, 3), big, dtype))
         np.testing.assert_array_equal(a(x), x)
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_overlapping_backward_adds_in_output_order(kind, dtype):
+    # overlapping windows add at a position in output order (oh, then ow) on both backends,
+    # so they agree to the bit, also for sums where the order changes the rounding
+    rng = np.random.default_rng(3)
+    x = rand(rng, (3, 9, 11, 5), dtype)
+    for ps, s, p in [((3, 3), 1, "same"), ((2, 3), (1, 2), "valid"), ((4, 4), (2, 1), "same")]:
+        y = getattr(REF, f"{kind}_pool2d_forward")(x, ps, s, p)
+        dy = rand(rng, y.shape, dtype) * dtype(1e30)
+        want = getattr(REF, f"{kind}_pool2d_backward")(x, dy, ps, s, p)
+        compare(f"{kind}_pool2d_backward", x, dy, ps, s, p, k=16)
+        for nt in (1, 2):
+            with pynn.num_threads(nt):
+                got = getattr(C, f"{kind}_pool2d_backward")(x, dy, ps, s, p)
+            np.testing.assert_array_equal(got, want, err_msg=f"{ps} {s} {p} threads={nt}")
