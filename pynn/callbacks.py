@@ -126,7 +126,9 @@ class EarlyStopping(_Monitor):
 class ModelCheckpoint(_Monitor):
     """Save the model (or its weights) after each epoch, or only when `monitor` improves.
 
-    `filepath` may hold format fields: '{epoch:02d}', '{val_loss:.2f}', ...
+    `filepath` may hold format fields: '{epoch:02d}', '{val_loss:.2f}', ...; a field that is
+    not in the epoch's logs (a 'val_' key without validation data, or in an epoch that
+    validation_freq skips) raises KeyError naming it and the keys there are, as Keras does.
     """
     _missing_effect = "saves nothing"
 
@@ -150,7 +152,14 @@ class ModelCheckpoint(_Monitor):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f"ModelCheckpoint cannot format its filepath {self.filepath!r} at "
+                           f"epoch {epoch + 1}: {e} is not in the epoch logs; available "
+                           f"keys: epoch, {', '.join(logs) or '(none)'} (a 'val_' key needs "
+                           f"validation_data or validation_split, and validation that "
+                           f"epoch)") from None
         if self.save_best_only:
             current = self._value(logs)
             if current is None or not self._better(current, self.best):

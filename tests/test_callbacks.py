@@ -178,6 +178,17 @@ def test_model_checkpoint(tmp_path, monkeypatch):
     assert saved == [("model", str(tmp_path / "best.pynn"))] * 2
 
 
+def test_model_checkpoint_filepath_key_missing_from_logs(tmp_path):
+    # Keras raises KeyError saying which filepath could not be formatted, not a bare 'val_loss'
+    x, y = data()
+    cb = callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}-{val_loss:.2f}.pynn"))
+    with pytest.raises(KeyError, match=r"m-\{epoch\}-\{val_loss:\.2f\}\.pynn.*'val_loss' is "
+                                       r"not in the epoch logs; available keys: epoch, loss, "
+                                       r"accuracy"):
+        make().fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_callback_type_check():
     x, y = data()
     with pytest.raises(TypeError, match="Callback"):
