@@ -543,7 +543,8 @@ class Model:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None,
             validation_batch_size=None, validation_freq=1, seed=None):
-        """Train for `epochs` epochs (from `initial_epoch`); returns a History."""
+        """Train for `epochs` epochs (from `initial_epoch`); returns a History. `callbacks`:
+        a list of Callbacks, or a single one (as Keras takes it)."""
         return _trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks,
                             validation_split, validation_data, shuffle, class_weight,
                             sample_weight, initial_epoch, steps_per_epoch,

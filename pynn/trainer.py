@@ -64,10 +64,16 @@ def _overrides(cb, hook):
 
 class CallbackList:
     """Calls every hook on each callback in order; adds the progress logger first and
-    History last (as Keras does)."""
+    History last (as Keras does). `callbacks` is a list (or tuple) of Callbacks, or one
+    Callback (Keras flattens what it is given)."""
 
     def __init__(self, callbacks=None, model=None, params=None, add_history=False,
                  add_progbar=False, verbose=0):
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of pynn.callbacks.Callback instances, "
+                            f"received {type(callbacks).__name__}: {callbacks!r}")
         cbs = list(callbacks or [])
         for c in cbs:
             if not isinstance(c, Callback):

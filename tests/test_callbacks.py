@@ -195,6 +195,20 @@ def test_callback_type_check():
         make().fit(x, y, verbose=0, callbacks=[lambda: None])
 
 
+def test_a_single_callback_needs_no_list():
+    # Keras flattens `callbacks`: fit(callbacks=EarlyStopping(...)) works there
+    x, y = data()
+    m = make()
+    log = []
+    cb = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: log.append(epoch))
+    m.fit(x, y, epochs=2, verbose=0, callbacks=cb)
+    m.evaluate(x, y, verbose=0, callbacks=cb)
+    m.predict(x, verbose=0, callbacks=(cb,))
+    assert log == [0, 1]
+    with pytest.raises(TypeError, match="list of pynn.callbacks.Callback.*received dict"):
+        m.fit(x, y, verbose=0, callbacks={"cb": cb})
+
+
 def test_a_schedule_learning_rate_is_not_replaced():
     x, y = data()
     sch = pynn.optimizers.schedules.ExponentialDecay(0.1, 2, 0.5)
