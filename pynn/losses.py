@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _checks
 from . import ops as _ops
-from ._registry import UserClasses, lookup
+from ._registry import UserClasses, check_config, lookup, unknown
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
            "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "serialize",
@@ -250,10 +250,11 @@ def get(identifier):
     if isinstance(identifier, str):
         return lookup(_NAMES, identifier, "loss")(name=identifier)
     if isinstance(identifier, dict):
+        check_config(identifier, "loss")
         return deserialize(identifier)
-    if identifier in _FUNCTIONS:
+    if callable(identifier) and not isinstance(identifier, type) and identifier in _FUNCTIONS:
         return _FUNCTIONS[identifier]()
-    raise ValueError(f"unknown loss {identifier!r}; valid names: {', '.join(sorted(_NAMES))}")
+    raise unknown(identifier, "loss", _NAMES, Loss)
 
 
 def serialize(loss):

@@ -9,7 +9,7 @@ logits instead of probabilities (the fused softmax output skips its softmax in t
 import numpy as np
 
 from . import ops as _ops
-from ._registry import UserClasses, lookup
+from ._registry import UserClasses, check_config, lookup, unknown
 
 __all__ = ["Metric", "Mean", "SparseCategoricalAccuracy", "CategoricalAccuracy",
            "BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize",
@@ -206,14 +206,14 @@ def get(identifier, loss=None):
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, dict):
+        check_config(identifier, "metric")
         return deserialize(identifier)
-    if identifier in ("accuracy", "acc"):
+    if isinstance(identifier, str) and identifier in ("accuracy", "acc"):
         kind = getattr(loss, "kind", "sparse")
         return _ACCURACY.get(kind, _ShapeAccuracy)(name=identifier)
     if isinstance(identifier, str):
         return lookup(_NAMES, identifier, "metric")(name=identifier)
-    raise ValueError(f"unknown metric {identifier!r}; valid names: accuracy, acc, "
-                     f"{', '.join(sorted(_NAMES))}")
+    raise unknown(identifier, "metric", _NAMES, Metric, extra=("accuracy", "acc"))
 
 
 def check_targets(metric, loss):

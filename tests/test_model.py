@@ -277,6 +277,36 @@ def test_unknown_names_list_valid_ones():
         m.compile("adam", "mse", metrics="accuracy")
 
 
+def test_compile_refuses_lists_dicts_classes_and_functions_clearly():
+    # each was a bare "unhashable type: 'list'" or "unknown loss class None: pass
+    # load_model(path, custom_objects={None: None})"; now a ValueError saying what to pass
+    m = mlp(backend="reference")
+    with pytest.raises(ValueError, match=r"unknown loss \['mse'\].*mse.*one loss.*not a "
+                                         r"per-output list"):
+        m.compile("adam", ["mse"])
+    with pytest.raises(ValueError, match=r"loss given as a dict must be a config.*'class_name'"
+                                         r".*received \{'out': 'mse'\}"):
+        m.compile("adam", {"out": "mse"})
+    with pytest.raises(ValueError, match="plain function cannot be a loss.*Loss subclass"):
+        m.compile("adam", lambda y_true, y_pred: 0.0)
+    with pytest.raises(ValueError, match=r"pass an instance, MeanSquaredError\(...\)"):
+        m.compile("adam", pynn.losses.MeanSquaredError)
+    with pytest.raises(ValueError, match=r"unknown metric \['mae'\].*flat list"):
+        m.compile("adam", "mse", metrics=[["mae"]])
+    with pytest.raises(ValueError, match="metric given as a dict must be a config"):
+        m.compile("adam", "mse", metrics=[{"out": "mae"}])
+    with pytest.raises(ValueError, match="no plain-function metrics.*Metric subclass"):
+        m.compile("adam", "mse", metrics=[lambda y_true, y_pred: 0.0])
+    with pytest.raises(ValueError, match=r"an optimizer given as a dict must be a config.*"
+                                         r"received \{'learning_rate': 0.1\}"):
+        m.compile({"learning_rate": 0.1}, "mse")
+    with pytest.raises(ValueError, match=r"unknown optimizer.*adam.*pass an instance, "
+                                         r"Adam\(...\)"):
+        m.compile(pynn.optimizers.Adam, "mse")
+    assert not m.compiled
+    m.compile("adam", pynn.losses.mse)  # pynn's own loss functions still resolve
+
+
 def test_save_and_load_delegate_to_pynn_io(monkeypatch, tmp_path):
     import sys
     import types

@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 
 from .. import _checks
-from .._registry import UserClasses, lookup
+from .._registry import UserClasses, check_config, lookup, unknown
 from . import schedules as _schedules
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize",
@@ -320,9 +320,9 @@ def get(identifier):
     if isinstance(identifier, str):
         return lookup(_NAMES, identifier.lower(), "optimizer")()
     if isinstance(identifier, dict):
+        check_config(identifier, "optimizer")
         return deserialize(identifier)
-    raise ValueError(f"unknown optimizer {identifier!r}; valid names: "
-                     f"{', '.join(sorted(_NAMES))}")
+    raise unknown(identifier, "optimizer", _NAMES, Optimizer)
 
 
 def serialize(optimizer):
