@@ -565,8 +565,7 @@ class Model:
         """One optimizer step on one batch; returns loss or [loss, *metrics] of that batch."""
         self._assert_compiled("train_on_batch")
         x = _trainer.as_inputs(self, x)
-        _trainer._check_lengths(x, y)
-        y = self._targets(y)
+        y = self._targets(_trainer._check_lengths(x, y))
         sw = _trainer.sample_weights(self, y, _trainer.batch_len(x), sample_weight, class_weight)
         self._reset_metrics()
         self._train_step(x, y, sw)
@@ -575,8 +574,7 @@ class Model:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._assert_compiled("test_on_batch")
         x = _trainer.as_inputs(self, x)
-        _trainer._check_lengths(x, y)
-        y = self._targets(y)
+        y = self._targets(_trainer._check_lengths(x, y))
         sw = _trainer.sample_weights(self, y, _trainer.batch_len(x), sample_weight)
         self._reset_metrics()
         self._test_step(x, y, sw)

@@ -4,7 +4,8 @@ progress output.
 Keras 3 semantics: `validation_split` takes the LAST samples before shuffling; epochs run
 from `initial_epoch` to `epochs`; a last partial batch is used; logs hold running means
 over the epoch weighted by batch size; validation keys are prefixed 'val_' (class_weight
-weighs the training samples only). Data are checked and converted to the model dtype once
+weighs the training samples only). A single-output model takes its targets as y or as
+[y], as a single-input model takes [x]. Data are checked and converted to the model dtype once
 per call; each step gathers its batch into a kept buffer (np.take(out=)), so the step
 allocates nothing. Shuffling draws from pynn's generator (or `seed=`).
 
@@ -320,9 +321,13 @@ def sample_weights(model, y, n, sample_weight=None, class_weight=None):
 
 
 def _check_lengths(x, y, sw=None):
+    """y with as many samples as x; a one-element list of arrays [y] is y (as [x] is x)."""
+    if isinstance(y, (list, tuple)) and len(y) == 1 and isinstance(y[0], np.ndarray):
+        y = y[0]
     if y is not None and len(y) != batch_len(x):
         raise ValueError(f"x and y have different numbers of samples: x has {batch_len(x)}, "
                          f"y has {len(y)}")
+    return y
 
 
 def _no_steps(steps, what):
@@ -418,7 +423,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
     x = as_inputs(model, x)
     if y is None:
         raise ValueError("fit needs targets y")
-    _check_lengths(x, y)
+    y = _check_lengths(x, y)
     n = batch_len(x)
     y = model._targets(y)
     sw = sample_weights(model, y, n, sample_weight, class_weight)
@@ -428,8 +433,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             raise ValueError("validation_data must be a tuple (x_val, y_val) or "
                              "(x_val, y_val, sample_weight_val)")
         vx = as_inputs(model, validation_data[0], "validation x")
-        _check_lengths(vx, validation_data[1])
-        vy = model._targets(validation_data[1])
+        vy = model._targets(_check_lengths(vx, validation_data[1]))
         vsw = sample_weights(model, vy, batch_len(vx),
                              validation_data[2] if len(validation_data) == 3 else None)
         val = (vx, vy, vsw)
@@ -501,8 +505,7 @@ def evaluate(model, x, y, batch_size=None, verbose="auto", sample_weight=None, s
     x = as_inputs(model, x)
     if y is None:
         raise ValueError("evaluate needs targets y")
-    _check_lengths(x, y)
-    y = model._targets(y)
+    y = model._targets(_check_lengths(x, y))
     sw = sample_weights(model, y, batch_len(x), sample_weight)
     batches = _Batches(x, y, sw, _batch_size(batch_size))
     cbs = CallbackList(callbacks, model, {"steps": batches.steps, "verbose": verbose})

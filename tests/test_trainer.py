@@ -579,3 +579,19 @@ def test_no_monitor_warning_when_no_epoch_runs():
         m.fit(x, y, epochs=2, initial_epoch=2, verbose=0,
               callbacks=[pynn.callbacks.EarlyStopping(monitor="loss"),
                          pynn.callbacks.ReduceLROnPlateau(monitor="val_loss")])
+
+
+def test_targets_wrapped_in_a_one_element_list():
+    # [x] was taken for x but [y] was "x has 50 samples, y has 1"
+    x, y = data()
+    a, b = make("reference"), make("reference")
+    ha = a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0,
+               validation_data=(x[:10], y[:10]))
+    hb = b.fit([x], [y], epochs=2, batch_size=16, shuffle=False, verbose=0,
+               validation_data=([x[:10]], [y[:10]]))
+    assert ha.history == hb.history
+    assert b.evaluate(x, [y], verbose=0) == a.evaluate(x, y, verbose=0)
+    assert b.train_on_batch(x, [y]) == a.train_on_batch(x, y)
+    assert b.test_on_batch(x, [y]) == a.test_on_batch(x, y)
+    with pytest.raises(ValueError, match="x has 50, y has 2"):
+        b.fit(x, [y, y], verbose=0)
