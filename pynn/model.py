@@ -716,20 +716,71 @@ class Model:
         for layer, grads in saved.values():
             layer.grads = grads
 
-    def summary(self, print_fn=None, line_length=72):
-        """Print layers with output shapes and parameter counts, then the totals."""
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print layers with output shapes and parameter counts, then the totals.
+
+        Keras 3's arguments, in its order: line_length (default 72); positions, the end of
+        the name, shape and count columns (fractions of line_length when all <= 1);
+        print_fn (called once with the whole table); expand_nested lists the layers of a
+        nested model under it, indented; show_trainable adds a Trainable column (Y/N);
+        layer_range, (first name, last name), prints only those layers, both included.
+        """
         print_fn = print_fn or (lambda s: print(s, file=sys.stdout))
-        rows = [(f"{layer.name} ({type(layer).__name__})",
-                 str(layer.output_shape) if layer.built else "?", f"{layer.count_params():,}",
-                 self._inbound(layer)) for layer in self.layers]
+        line_length = 72 if line_length is None else int(line_length)
+        layers = list(self.layers)
+        if layer_range is not None:
+            names = [layer.name for layer in layers]
+            if (not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2
+                    or any(n not in names for n in layer_range)):
+                raise ValueError(f"layer_range must be (first layer name, last layer name) of "
+                                 f"model {self.name!r}, received {layer_range!r}; layers: "
+                                 f"{names}")
+            a, b = names.index(layer_range[0]), names.index(layer_range[1])
+            if a > b:
+                raise ValueError(f"layer_range {tuple(layer_range)!r}: {layer_range[0]!r} "
+                                 f"comes after {layer_range[1]!r} in model {self.name!r}")
+            layers = layers[a:b + 1]
+
+        def rows_of(model, layers, depth):
+            for layer in layers:
+                yield ("  " * depth + f"{layer.name} ({type(layer).__name__})",
+                       str(layer.output_shape) if layer.built else "?",
+                       f"{layer.count_params():,}",
+                       model._inbound(layer) if depth == 0 else [],
+                       "Y" if layer.trainable else "N")
+                if expand_nested and isinstance(layer, Model):
+                    yield from rows_of(layer, layer.layers, depth + 1)
+        rows = list(rows_of(self, layers, 0))
         # columns widen past their share of line_length to fit long names and list shapes
         w0 = max([line_length * 45 // 100] + [len(r[0]) + 2 for r in rows])
         w1 = max([line_length * 35 // 100] + [len(r[1]) + 2 for r in rows])
-        line_length = max(line_length, w0 + w1 + len("Param #"))
+        w2 = max([len("Param #") + 2] + [len(r[2]) + 2 for r in rows])
+        if positions is not None:
+            pos = list(positions)
+            if not 1 <= len(pos) <= 4 or any(not isinstance(v, (int, float)) or v <= 0
+                                             for v in pos):
+                raise ValueError(f"positions must be 1 to 4 positive column ends (fractions "
+                                 f"of line_length when all <= 1), received {positions!r}")
+            if all(v <= 1 for v in pos):
+                pos = [int(line_length * v) for v in pos]
+            ends = [int(v) for v in pos] + [None] * (3 - len(pos))
+            # a column still fits its widest entry (Keras would cut it)
+            w0 = max([ends[0]] + [len(r[0]) + 2 for r in rows])
+            if ends[1] is not None:
+                w1 = max([ends[1] - w0] + [len(r[1]) + 2 for r in rows])
+            if ends[2] is not None:
+                w2 = max([ends[2] - w0 - w1] + [len(r[2]) + 2 for r in rows])
+        extra = "Trainable" if show_trainable else ""
+        line_length = max(line_length, w0 + w1 + (w2 if show_trainable else len("Param #"))
+                          + len(extra))
         rule = "_" * line_length
+        count_head = f"{'Param #':<{w2}}" if show_trainable else "Param #"
         lines = [f'Model: "{self.name}"', rule,
-                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}Param #", "=" * line_length]
-        for name, shape, count, inbound in rows:
+                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{count_head}{extra}",
+                 "=" * line_length]
+        for name, shape, count, inbound, trainable in rows:
+            count = f"{count:<{w2}}{trainable}" if show_trainable else count
             lines.append(f"{name:<{w0}}{shape:<{w1}}{count}"
                          + (f"  <- {', '.join(inbound)}" if inbound else ""))
         lines.append("=" * line_length)

@@ -215,6 +215,35 @@ def test_summary(capsys):
     assert "Total params" in lines[0]
 
 
+def test_summary_takes_keras_arguments():
+    # Keras 3's signature: summary(line_length, positions, print_fn, expand_nested,
+    # show_trainable, layer_range); summary(100) used to take 100 as print_fn
+    inner = pynn.Sequential([layers.Dense(5, input_shape=(4,), name="in1"),
+                             layers.Dense(3, name="in2")], name="inner")
+    i = pynn.Input(shape=(4,))
+    m = pynn.Model(i, layers.Dense(2, name="head")(inner(i)), name="outer")
+    m.get_layer("head").trainable = False
+    lines = []
+    m.summary(100, None, lines.append, expand_nested=True, show_trainable=True)
+    rows = lines[0].splitlines()
+    assert len(rows[1]) == 100 and rows[2].split()[-1] == "Trainable"
+    names = [r.split()[0] for r in rows[4:-5]]
+    assert names == ["input_layer" + names[0][len("input_layer"):], "inner", "in1", "in2",
+                     "head"]
+    assert [r for r in rows if r.startswith("  in1 (Dense)")]
+    head = next(r for r in rows if r.startswith("head (Dense)"))
+    assert head.split()[4:6] == ["8", "N"]
+    lines.clear()
+    m.summary(positions=[0.3, 0.6, 0.8], print_fn=lines.append, layer_range=("inner", "head"))
+    rows = lines[0].splitlines()
+    assert [r.split()[0] for r in rows[4:-5]] == ["inner", "head"]
+    assert rows[2].index("Output Shape") == int(72 * 0.3)
+    with pytest.raises(ValueError, match="layer_range.*'nope'"):
+        m.summary(layer_range=("nope", "head"))
+    with pytest.raises(ValueError, match="comes after"):
+        m.summary(layer_range=("head", "inner"))
+
+
 def test_summary_columns_fit_long_names_and_list_shapes():
     i = pynn.Input(shape=(5, 3))
     _, h, _ = layers.LSTM(4, return_state=True, name="an_encoder_with_a_rather_long_name")(i)
