@@ -194,7 +194,9 @@ class SparseCategoricalCrossentropy(Loss):
 _CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy,
                                     CategoricalCrossentropy, SparseCategoricalCrossentropy)}
 _NAMES = {"mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+          "MSE": MeanSquaredError,  # Keras' upper-case aliases
           "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+          "MAE": MeanAbsoluteError,
           "binary_crossentropy": BinaryCrossentropy,
           "categorical_crossentropy": CategoricalCrossentropy,
           "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
@@ -248,7 +250,9 @@ def get(identifier):
                 f"call(y_true, y_pred) alone has no gradient here")
         return identifier
     if isinstance(identifier, str):
-        return lookup(_NAMES, identifier, "loss")(name=identifier)
+        cls = lookup({**_NAMES, **_CLASSES}, identifier, "loss")
+        # Keras: a class name ("MeanSquaredError") gives the loss under its default name
+        return cls() if identifier in _CLASSES else cls(name=identifier)
     if isinstance(identifier, dict):
         check_config(identifier, "loss")
         return deserialize(identifier)

@@ -12,6 +12,7 @@ allocates nothing. Shuffling draws from pynn's generator (or `seed=`).
 Progress: verbose=1 on a terminal draws a bar with ETA (redrawn at most 10 times a
 second); verbose=2, or verbose=1 when stdout is not a terminal, prints one line per epoch.
 """
+import numbers
 import sys
 import time
 
@@ -438,6 +439,9 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
                              validation_data[2] if len(validation_data) == 3 else None)
         val = (vx, vy, vsw)
     elif validation_split:
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
+            raise TypeError(f"validation_split must be a number in [0, 1), received "
+                            f"{validation_split!r} ({type(validation_split).__name__})")
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), received {validation_split!r}")
         split = int(n * (1.0 - validation_split))  # Keras: the last samples, before shuffling

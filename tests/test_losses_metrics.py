@@ -65,7 +65,15 @@ def test_loss_names_and_configs():
         assert type(l2) is type(l) and l2.get_config() == l.get_config()
     assert type(losses.get(losses.sparse_categorical_crossentropy)) is \
         losses.SparseCategoricalCrossentropy
-    with pytest.raises(ValueError, match="unknown loss 'huber'.*mae"):
+    # Keras' upper-case aliases and class names; a class name keeps the default name
+    for name, cls in [("MSE", losses.MeanSquaredError), ("MAE", losses.MeanAbsoluteError),
+                      ("MeanSquaredError", losses.MeanSquaredError),
+                      ("SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy)]:
+        l = losses.get(name)
+        assert type(l) is cls, name
+        assert l.get_config()["name"] == (name if name.isupper() else
+                                          losses._default_name(cls)), name
+    with pytest.raises(ValueError, match="unknown loss 'huber'.*MeanSquaredError.*mae"):
         losses.get("huber")
     with pytest.raises(ValueError, match="unknown loss class"):
         losses.deserialize({"class_name": "os.system", "config": {}})

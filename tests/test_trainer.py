@@ -118,6 +118,11 @@ def test_validation_split_takes_last_samples_before_shuffling():
     assert not np.array_equal(tr, x[:30].astype(np.float32))  # shuffled
     with pytest.raises(ValueError, match="validation"):
         m.fit(x[:1], y[:1], validation_split=0.5, verbose=0)
+    # not a number: a clear TypeError (a string compared with 0.0 before)
+    with pytest.raises(TypeError, match="validation_split must be a number.*'0.25' \\(str\\)"):
+        m.fit(x, y, validation_split="0.25", verbose=0)
+    h = m.fit(x, y, epochs=1, validation_split=np.float32(0.25), verbose=0)  # NumPy scalar
+    assert "val_loss" in h.history
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
