@@ -886,12 +886,15 @@ class Sequential(Model):
         if len(self._layers) > 1 and isinstance(self._layers[0], InputLayer):
             self.build((None,) + self._layers[0].input_shape_arg)
 
-    def pop(self):
+    def pop(self, rebuild=True):
+        """Remove the last layer and return it; rebuild=False (Keras 3) leaves the model
+        unbuilt until its next build or call."""
         if not self.layers:
             raise ValueError("there is no layer to pop")
         layer = self._layers.pop()
         self._unbuild()
-        if self._layers and isinstance(self._layers[0], InputLayer) and len(self._layers) > 1:
+        if (rebuild and self._layers and isinstance(self._layers[0], InputLayer)
+                and len(self._layers) > 1):
             self.build((None,) + self._layers[0].input_shape_arg)
         return layer
 

@@ -271,6 +271,11 @@ def test_sequential_add_pop_and_input():
     np.testing.assert_array_equal(m.layers[0].get_weights()[0], w[0])  # kept across rebuild
     assert np.shares_memory(m.layers[0].params["kernel"], m._flat_params)
     assert m.pop().units == 2 and m.output_shape == (None, 4)
+    m.add(layers.Dense(2))
+    assert m.pop(rebuild=False).units == 2 and not m.built  # Keras 3's argument
+    x = np.ones((5, 3))
+    assert m.predict(x, verbose=0).shape == (5, 4) and m.built  # built on the call
+    np.testing.assert_array_equal(m.layers[0].get_weights()[0], w[0])
     with pytest.raises(TypeError, match="pynn layer"):
         m.add("dense")
     with pytest.raises(ValueError, match="first layer"):
