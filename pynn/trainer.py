@@ -282,7 +282,7 @@ def _as_input(model, x, what, exp):
 def sample_weights(model, y, n, sample_weight=None, class_weight=None):
     sw = None
     if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=model.dtype)
+        sw = np.asarray(_unwrap_one(sample_weight, n), dtype=model.dtype)
         if sw.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), received {sw.shape}")
         if not np.all(np.isfinite(sw)) or np.any(sw < 0):
@@ -321,10 +321,19 @@ def sample_weights(model, y, n, sample_weight=None, class_weight=None):
     return sw
 
 
+def _unwrap_one(v, n):
+    """[v] -> v for a one-element list/tuple holding an array of n samples (a single
+    output's targets or weights wrapped as a single input's [x]); with n == 1 the list is
+    itself a valid batch of one sample, as before, so it stays as it is."""
+    if (isinstance(v, (list, tuple)) and len(v) == 1 and isinstance(v[0], np.ndarray)
+            and v[0].ndim >= 1 and n != 1 and len(v[0]) == n):
+        return v[0]
+    return v
+
+
 def _check_lengths(x, y, sw=None):
     """y with as many samples as x; a one-element list of arrays [y] is y (as [x] is x)."""
-    if isinstance(y, (list, tuple)) and len(y) == 1 and isinstance(y[0], np.ndarray):
-        y = y[0]
+    y = _unwrap_one(y, batch_len(x))
     if y is not None and len(y) != batch_len(x):
         raise ValueError(f"x and y have different numbers of samples: x has {batch_len(x)}, "
                          f"y has {len(y)}")

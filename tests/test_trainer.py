@@ -600,3 +600,13 @@ def test_targets_wrapped_in_a_one_element_list():
     assert b.test_on_batch(x, [y]) == a.test_on_batch(x, y)
     with pytest.raises(ValueError, match="x has 50, y has 2"):
         b.fit(x, [y, y], verbose=0)
+    sw = np.linspace(0.5, 1.5, len(x))
+    assert (b.evaluate(x, [y], sample_weight=[sw], verbose=0)
+            == a.evaluate(x, y, sample_weight=sw, verbose=0))
+    # a batch of one sample given as a list is that sample's targets, as before [y]
+    m = pynn.Sequential([layers.Input(shape=(4,)), layers.Dense(2)], backend="reference")
+    m.compile("sgd", "mse")
+    m.train_on_batch(np.ones((1, 4)), [np.array([1.0, 2.0])])      # y (1, 2)
+    m1 = pynn.Sequential([layers.Input(shape=(4,)), layers.Dense(1)], backend="reference")
+    m1.compile("sgd", "mse")
+    m1.train_on_batch(np.ones((1, 4)), [np.array(3.0)])             # y (1,)
