@@ -112,14 +112,16 @@ void pynn_max_pool2d_backward_##SUF##ISA(T *dx, const T *x, const T *dy, pynn_co
                         }                                                                            \
                     T *d0 = dxb + ((oh * g.sh + i0 - g.pt) * g.W + ow * g.sw + j0 - g.pl) * C + c0;  \
                     if (disjoint) {                                                                  \
-                        /* each tap written once: dy where it is the argmax, else 0 (a vector        \
-                           select per tap instead of zeroing and a scatter) */                       \
+                        /* each tap written once: 0 + dy where it is the argmax (the twin's sum    \
+                           into zeros: a dy of -0 gives +0), else 0 (a vector select per tap         \
+                           instead of zeroing and a scatter) */                                      \
                         for (pynn_idx i = i0; i < i1; i++)                                           \
                             for (pynn_idx j = j0; j < j1; j++) {                                     \
                                 int t = (int)((i - i0) * g.W + (j - j0));                            \
                                 T *dst = d0 + (pynn_idx)t * C;                                       \
                                 const T *src = dyp + c0;                                             \
-                                for (int c = 0; c < cn; c++) dst[c] = at[c] == t ? src[c] : (T)0;    \
+                                for (int c = 0; c < cn; c++)                                         \
+                                    dst[c] = at[c] == t ? (T)0 + src[c] : (T)0;                      \
                             }                                                                        \
                     } else {                                                                         \
                         for (int c = 0; c < cn; c++) d0[(pynn_idx)at[c] * C + c] += dyp[c0 + c];     \

@@ -720,8 +720,9 @@ class Model:
                 show_trainable=False, layer_range=None):
         """Print layers with output shapes and parameter counts, then the totals.
 
-        Keras 3's arguments, in its order: line_length (default 72); positions, the end of
-        the name, shape and count columns (fractions of line_length when all <= 1);
+        Keras 3's arguments, in its order: line_length (default 72); positions, the
+        increasing ends of the name, shape and count columns (fractions of line_length when
+        the last is <= 1; a column never gets narrower than its header or entries);
         print_fn (called once with the whole table); expand_nested lists the layers of a
         nested model under it, indented; show_trainable adds a Trainable column (Y/N);
         layer_range, (first name, last name), prints only those layers, both included.
@@ -753,24 +754,32 @@ class Model:
                     yield from rows_of(layer, layer.layers, depth + 1)
         rows = list(rows_of(self, layers, 0))
         # columns widen past their share of line_length to fit long names and list shapes
-        w0 = max([line_length * 45 // 100] + [len(r[0]) + 2 for r in rows])
-        w1 = max([line_length * 35 // 100] + [len(r[1]) + 2 for r in rows])
-        w2 = max([len("Param #") + 2] + [len(r[2]) + 2 for r in rows])
+        # every column fits its header and its widest entry, with 2 spaces after
+        fit0 = [len("Layer (type)") + 2] + [len(r[0]) + 2 for r in rows]
+        fit1 = [len("Output Shape") + 2] + [len(r[1]) + 2 for r in rows]
+        fit2 = [len("Param #") + 2] + [len(r[2]) + 2 for r in rows]
+        w0 = max([line_length * 45 // 100] + fit0)
+        w1 = max([line_length * 35 // 100] + fit1)
+        w2 = max(fit2)
         if positions is not None:
             pos = list(positions)
-            if not 1 <= len(pos) <= 4 or any(not isinstance(v, (int, float)) or v <= 0
-                                             for v in pos):
-                raise ValueError(f"positions must be 1 to 4 positive column ends (fractions "
-                                 f"of line_length when all <= 1), received {positions!r}")
-            if all(v <= 1 for v in pos):
+            if (not 1 <= len(pos) <= 4
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+                           for v in pos)
+                    or any(b <= a for a, b in zip(pos, pos[1:]))):
+                raise ValueError(f"positions must be 1 to 4 increasing positive column ends "
+                                 f"(fractions of line_length when the last is <= 1), "
+                                 f"received {positions!r}")
+            if pos[-1] <= 1:                                     # Keras' rule
                 pos = [int(line_length * v) for v in pos]
-            ends = [int(v) for v in pos] + [None] * (3 - len(pos))
-            # a column still fits its widest entry (Keras would cut it)
-            w0 = max([ends[0]] + [len(r[0]) + 2 for r in rows])
+            ends = [int(v) for v in pos[:3]] + [None] * (3 - len(pos[:3]))
+            # a column still fits its header and widest entry (Keras would cut it); a 4th
+            # position (the Trainable column's end) is accepted, that column fits its header
+            w0 = max([ends[0]] + fit0)
             if ends[1] is not None:
-                w1 = max([ends[1] - w0] + [len(r[1]) + 2 for r in rows])
+                w1 = max([ends[1] - w0] + fit1)
             if ends[2] is not None:
-                w2 = max([ends[2] - w0 - w1] + [len(r[2]) + 2 for r in rows])
+                w2 = max([ends[2] - w0 - w1] + fit2)
         extra = "Trainable" if show_trainable else ""
         line_length = max(line_length, w0 + w1 + (w2 if show_trainable else len("Param #"))
                           + len(extra))

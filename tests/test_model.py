@@ -238,6 +238,19 @@ def test_summary_takes_keras_arguments():
     rows = lines[0].splitlines()
     assert [r.split()[0] for r in rows[4:-5]] == ["inner", "head"]
     assert rows[2].index("Output Shape") == int(72 * 0.3)
+    # headers never run together: narrow positions (0.5 is not a fraction next to 40) and
+    # a short line with the Trainable column
+    for kw in ({"positions": [0.5, 40]}, {"line_length": 30, "show_trainable": True},
+               {"positions": [0.1, 0.2, 0.3, 0.4], "show_trainable": True}):
+        lines.clear()
+        m.summary(print_fn=lines.append, **kw)
+        head = next(r for r in lines[0].splitlines() if r.startswith("Layer (type)"))
+        assert head.split("  ")[0] == "Layer (type)", kw
+        assert [w for w in head.split("  ") if w.strip()][:3] == [
+            "Layer (type)", "Output Shape", "Param #"], kw
+    for bad in ([40, 20, 60], [0.5, 0.5], [0, 10], [True, 0.5]):
+        with pytest.raises(ValueError, match="increasing positive"):
+            m.summary(positions=bad)
     with pytest.raises(ValueError, match="layer_range.*'nope'"):
         m.summary(layer_range=("nope", "head"))
     with pytest.raises(ValueError, match="comes after"):

@@ -6,7 +6,7 @@ import pytest
 import pynn
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, check_grad, compare, layouts, rand
+from helpers import ARCHS, C, REF, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 BACKENDS = pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
@@ -345,3 +345,21 @@ def test_overlapping_backward_adds_in_output_order(kind, dtype):
             with pynn.num_threads(nt):
                 got = getattr(C, f"{kind}_pool2d_backward")(x, dy, ps, s, p)
             np.testing.assert_array_equal(got, want, err_msg=f"{ps} {s} {p} threads={nt}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_zero_signs_match_the_reference(kind, dtype):
+    # disjoint windows: C wrote dy itself at the argmax, so a dy of -0 stayed -0 where the
+    # twin's sum into zeros gives +0 (assert_array_equal does not see the sign of zero)
+    x = np.arange(24, dtype=dtype).reshape(2, 2, 6, 1)
+    for ps, s in [((1, 2), (1, 2)), ((2, 2), (2, 2)), ((1, 2), (1, 3))]:
+        y = getattr(REF, f"{kind}_pool2d_forward")(x, ps, s, "valid")
+        dy = np.full(y.shape, -0.0, dtype)
+        want = getattr(REF, f"{kind}_pool2d_backward")(x, dy, ps, s, "valid")
+        for arch in ARCHS:
+            for nt in (1, 2):
+                with pynn.arch(arch), pynn.num_threads(nt):
+                    got = getattr(C, f"{kind}_pool2d_backward")(x, dy, ps, s, "valid")
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(want),
+                                              err_msg=f"{ps} {s} arch={arch} threads={nt}")
