@@ -184,3 +184,26 @@ def test_one_feature_backward_is_zero(dtype):
         with pynn.arch(arch):
             dx = C.layernorm_backward(x, gamma, mean, rstd, dy)[0]
         np.testing.assert_array_equal(dx, 0, err_msg=arch)
+
+
+@pytest.mark.parametrize("beta", [True, False])
+def test_float_rows_in_groups_give_the_row_bits(beta):
+    # AVX-512 runs contiguous float rows 8 at a time (vector trees); rows read with a
+    # column stride take the per-row code: the same values must give the same bits,
+    # tails of every width, leftover rows, NaN/inf and constant rows included
+    rng = np.random.default_rng(5)
+    for n, c in [(9, 1), (8, 7), (17, 16), (23, 29), (16, 129), (11, 255)]:
+        x = rand(rng, (n, c), np.float32, -3, 3) * np.float32(1e3)
+        x[1] = 2.5                                           # constant row
+        if c > 2:
+            x[2, 1], x[3, 0] = np.nan, np.inf
+        g, b = rand(rng, (c,), np.float32), rand(rng, (c,), np.float32) if beta else None
+        wide = np.zeros((n, 2 * c), np.float32)
+        wide[:, ::2] = x
+        for arch in ARCHS:
+            with pynn.arch(arch):
+                got = C.layernorm_forward(x, g, b)
+                want = C.layernorm_forward(wide[:, ::2], g, b)
+            for a, w, what in zip(got, want, ("y", "mean", "rstd")):
+                np.testing.assert_array_equal(a.view(np.uint32), w.view(np.uint32),
+                                              err_msg=f"{what} ({n}, {c}) arch={arch}")
