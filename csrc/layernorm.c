@@ -163,7 +163,7 @@ typedef void (*pynn_ln_fwd_fn_##SUF)(T *, T *, T *, const T *, const T *, const 
                                      double);                                                \
 typedef void (*pynn_ln_bwd_fn_##SUF)(T *, const T *, const T *, const T *, const T *,        \
                                      const T *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
-                                     pynn_idx, const T *, int);                                         \
+                                     pynn_idx, const T *, int);                              \
 typedef void (*pynn_ln_cols_fn_##SUF)(T *, T *, const T *, const T *, const T *, const T *,  \
                                       pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx,      \
                                       pynn_idx);                                             \

@@ -14,9 +14,10 @@ least one value (D, K >= 1).
 
 Probability losses clip to [eps, 1 - eps] (computed in the input dtype) and have zero
 gradient where a value was clipped; eps is a real number in [0, 0.5) (0: no clipping, log 0
-gives inf), None is refused (TypeError) rather than read as 0 or as the default. The categorical ones follow Keras and first divide each
-row by its sum. The softmax pairs work on logits with max subtraction, so logits of
-magnitude 1e4 give finite, exact-to-rounding values.
+gives inf), None is refused (TypeError) rather than read as 0 or as the default. The
+categorical ones follow Keras and first divide each row by its sum. The softmax pairs work on
+logits with max subtraction, so logits of magnitude 1e4 give finite, exact-to-rounding
+values.
 Checks: dtypes (TypeError), shapes, NaN/inf in targets or weights, labels out of range,
 NaN or fractional (ValueError), the same in both backends (pynn/_checks.py).
 """
