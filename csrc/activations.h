@@ -269,6 +269,8 @@ static inline double pynn_erfc_f64(double x) {
 
 /* activations Dense can fuse: their derivative follows from the output y */
 enum { PYNN_ACT_LINEAR = 0, PYNN_ACT_RELU = 1, PYNN_ACT_SIGMOID = 2, PYNN_ACT_TANH = 3 };
+/* ... and forward only (dense_forward writes gelu' beside y when asked: dz = dy * grad) */
+enum { PYNN_ACT_GELU = 4, PYNN_ACT_GELU_TANH = 5 };
 
 /* Per-element math for one dtype. T: float/double; SUF: f32/f64; F: the libm suffix (f or
  * nothing). Forward functions take x; backward ones take x and dy and return dx. */
@@ -494,6 +496,8 @@ void pynn_softplus_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx); 
 void pynn_softplus_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx); \
 void pynn_silu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
 void pynn_silu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
+void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const T *b,      \
+                          const T *res, pynn_idx rsr, pynn_idx m, pynn_idx n, int isa);     \
 void pynn_softmax_forward_##SUF(T *out, const T *x, pynn_idx R, pynn_idx N, pynn_ctx ctx);  \
 void pynn_softmax_backward_##SUF(T *dx, const T *y, const T *dy, pynn_idx R, pynn_idx N,    \
                                  pynn_ctx ctx);                                             \

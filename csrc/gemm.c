@@ -37,6 +37,9 @@
  * its bits), so the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
  * PYNN_ENOMEM if it cannot be allocated (C untouched).
+ * Epilogue (pynn_gemm_ep, gemm.h): on the tiled paths (C not transposed) the caller's
+ * function runs on each A sliver's row panel right after the panel's last depth block, on
+ * the thread that computed it; the other paths call it row by row after the product.
  */
 #include <stdlib.h>
 #ifdef _OPENMP
@@ -165,10 +168,12 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre) {                                            \
+                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd,      \
+                                 pynn_idx ci, pynn_idx cj) {                                 \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle; bpre: all  \
      * of B packed already (depth block pc at bpre + pc * N rounded up to nr, its slivers   \
-     * as pack_bs lays them out), shared by the row chunks of one call */                    \
+     * as pack_bs lays them out), shared by the row chunks of one call; ep (or NULL): the   \
+     * epilogue on each tile once its last depth block is in, the rectangle at (ci, cj) */  \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     const pynn_idx npad = (N + nr - 1) / nr * nr;                                            \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
@@ -199,6 +204,8 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                             rsc, csc,                                                        \
                             alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
                 }                                                                            \
+                if (ep && pc + kcur == K) /* the sliver's row panel, still in L1 / L2 */     \
+                    ep(epd, cr, rsc, ci + ir, cj + jc, mcur, ncur);                          \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
@@ -209,7 +216,8 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
                                    const T *A, pynn_idx rsa, pynn_idx csa,                   \
                                    const T *B, pynn_idx rsb, pynn_idx csb,                   \
                                    pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,      \
-                                   pynn_idx kc, pynn_idx nc) {                               \
+                                   pynn_idx kc, pynn_idx nc, pynn_gemm_epfn_##SUF ep,          \
+                                   const void *epd) {                                        \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, run by every thread of the team:      \
      * each packed B block is shared (slivers packed by all threads, then a barrier), the A  \
      * slivers are taken two at a time by whichever thread is free; a barrier before the     \
@@ -237,9 +245,12 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
                     ap = wa, ca = mr;                                                        \
                 }                                                                            \
                 T *cr = C + ir * rsc + jc * csc;                                             \
-                for (pynn_idx jr = 0; jr < ncur; jr += nr)                                   \
+                for (pynn_idx jr = 0; jr < ncur; jr += nr) {                                 \
                     kr->ukr(kcur, ap, 1, ca, wb + jr * kcur, nr, cr + jr * csc, rsc, csc,    \
                             alpha, bet, mcur, PYNN_MIN(nr, ncur - jr));                      \
+                }                                                                            \
+                if (ep && pc + kcur == K)                                                    \
+                    ep(epd, cr, rsc, ir, jc, mcur, ncur);                                    \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
@@ -254,7 +265,7 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre) {                                            \
+                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd) {    \
     /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
      * owns slice t of the scratch; bpre: B packed once for all row chunks (or NULL) */      \
     PYNN_FTZ_BEGIN;                                                                          \
@@ -265,12 +276,12 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
         pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
                              rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, pack_a, pack_b,   \
-                             NULL);                                                          \
+                             NULL, ep, epd, 0, n0);                                          \
     } else {                                                                                 \
         pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, B,  \
                              rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_a, pack_b,   \
-                             bpre);                                                          \
+                             bpre, ep, epd, m0, 0);                                          \
     }                                                                                        \
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
@@ -304,11 +315,13 @@ static void pynn_gemm_narrow_part_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, 
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
                                                                                              \
-int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,              \
-                    pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,        \
-                    pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx) {                 \
-    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C (beta == 0: written, never read) */    \
-    if (M <= 0 || N <= 0) return PYNN_OK;                                                    \
+static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, \
+                                pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb,        \
+                                pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,         \
+                                pynn_ctx ctx, pynn_gemm_epfn_##SUF ep, const void *epd,        \
+                                int *ep_done) {                                              \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C (beta == 0: written, never read); the \
+     * tile paths apply ep per tile (and set *ep_done) while C is not transposed */          \
     if (K <= 0) {                                                                            \
         for (pynn_idx i = 0; i < M; i++)                                                     \
             for (pynn_idx j = 0; j < N; j++) {                                               \
@@ -380,7 +393,10 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         pynn_idx ti = M, trs = rsa, tcs = csa;                                               \
         A = B, rsa = csb, csa = rsb, B = t, rsb = tcs, csb = trs, M = N, N = ti;              \
         ti = rsc, rsc = csc, csc = ti;                                                       \
+        ep = NULL;                                     /* C^T: the caller's pass after */    \
     }                                                                                        \
+    if (csc != 1) ep = NULL;                                                                 \
+    *ep_done = ep != NULL;                                                                   \
     /* path and depth blocking from the shapes alone (see the header comment); the depth    \
      * blocks from K and N only: the bits of a row of C do not depend on how many rows share \
      * the call (a convolution's pixel blocks and the fused conv + pool kernel's rows) */    \
@@ -431,7 +447,7 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
         T *swork = (T *)sbuf, *swb = swork + (size_t)nt * la;                                \
         _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                   \
         pynn_gemm_shared_##SUF(kr, swb, swork, la, C, rsc, csc, A, rsa, csa, B, rsb, csb,    \
-                               M, N, K, alpha, beta, kc, ncs);                               \
+                               M, N, K, alpha, beta, kc, ncs, ep, epd);                      \
         free(sbuf);                                                                          \
         return PYNN_OK;                                                                      \
     }                                                                                        \
@@ -457,7 +473,7 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
             for (pynn_idx ch = 0; ch < nch; ch++)                                            \
                 pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, swork, la, la, parts, 0, C, \
                                      rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
-                                     beta, kc, nc, 0, 1, bpk);                               \
+                                     beta, kc, nc, 0, 1, bpk, ep, epd);                      \
         }                                                                                    \
         free(sbuf);                                                                          \
         return PYNN_OK;                                                                      \
@@ -468,16 +484,42 @@ int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, 
     if (nt == 1)                                                                             \
         pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
-                             !small, pack_b, NULL);                                          \
+                             !small, pack_b, NULL, ep, epd);                                 \
     else {                                                                                   \
         _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")          \
         for (pynn_idx ch = 0; ch < nch; ch++)                                                \
             pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, work, la + lb, la, parts,       \
                                  split_n, C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K,    \
-                                 alpha, beta, kc, nc, !small, pack_b, NULL);                 \
+                                 alpha, beta, kc, nc, !small, pack_b, NULL, ep, epd);        \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \
+}                                                                                            \
+                                                                                             \
+int pynn_gemm_ep_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,           \
+                       pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,     \
+                       pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx,                \
+                       pynn_gemm_epfn_##SUF ep, const void *epd) {                             \
+    if (M <= 0 || N <= 0) return PYNN_OK;                                                    \
+    if (ep && csc != 1) return PYNN_EINVAL;                                                  \
+    int done = 0;                                                                            \
+    int st = pynn_gemm_body_##SUF(C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
+                                  beta, ctx, ep, epd, &done);                                \
+    if (st != PYNN_OK || !ep || done) return st;                                             \
+    /* paths without tiles of C (dot products, narrow C, C^T): the epilogue row by row,      \
+     * each row one call over all N columns (which rows share a thread changes nothing) */   \
+    int nt = pynn_threads_for(ctx, (double)M * (double)N * 4.0);                             \
+    (void)nt;                                                                                \
+    _Pragma("omp parallel for num_threads(nt) schedule(static) if(nt > 1)")                  \
+    for (pynn_idx i = 0; i < M; i++) ep(epd, C + i * rsc, rsc, i, 0, 1, N);                  \
+    return PYNN_OK;                                                                          \
+}                                                                                            \
+                                                                                             \
+int pynn_gemm_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,              \
+                    pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,        \
+                    pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx) {                 \
+    return pynn_gemm_ep_##SUF(C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta,   \
+                              ctx, NULL, NULL);                                              \
 }
 
 PYNN_GEMM_NAIVE(float, f32)

@@ -20,6 +20,31 @@ int pynn_gemm_f64(double *C, pynn_idx rsc, pynn_idx csc,
                   const double *B, pynn_idx rsb, pynn_idx csb,
                   pynn_idx M, pynn_idx N, pynn_idx K, double alpha, double beta, pynn_ctx ctx);
 
+/* The same with an epilogue: ep(epd, c, rsc, i0, j0, m, n) is called on every finished block
+ * of C (all of K summed in): rows i0..i0+m-1 and columns j0..j0+n-1 of C, the block at c
+ * (row stride rsc, contiguous columns), each element in exactly one call, in any order and
+ * on any thread; it may rewrite the block in place (a bias, an activation, a residual) and
+ * write other arrays at the same positions. On the tiled paths a block is the row panel of
+ * one A sliver (up to MR rows) across one block of columns (up to the kernel's nc), called
+ * right after its tiles, still in L1 / L2 (per 12 x 32 tile the calls cost more than the
+ * pass they save); elsewhere it is a row of C (columns 0..N-1). Which blocks a call sees
+ * depends on the shapes, strides, dtype and ISA only. Needs csc == 1 (else PYNN_EINVAL, C
+ * untouched). The tiled paths run under flush-to-zero, the others do not. */
+typedef void (*pynn_gemm_epfn_f32)(const void *epd, float *c, pynn_idx rsc, pynn_idx i0,
+                                 pynn_idx j0, pynn_idx m, pynn_idx n);
+typedef void (*pynn_gemm_epfn_f64)(const void *epd, double *c, pynn_idx rsc, pynn_idx i0,
+                                 pynn_idx j0, pynn_idx m, pynn_idx n);
+int pynn_gemm_ep_f32(float *C, pynn_idx rsc, pynn_idx csc,
+                     const float *A, pynn_idx rsa, pynn_idx csa,
+                     const float *B, pynn_idx rsb, pynn_idx csb,
+                     pynn_idx M, pynn_idx N, pynn_idx K, float alpha, float beta, pynn_ctx ctx,
+                     pynn_gemm_epfn_f32 ep, const void *epd);
+int pynn_gemm_ep_f64(double *C, pynn_idx rsc, pynn_idx csc,
+                     const double *A, pynn_idx rsa, pynn_idx csa,
+                     const double *B, pynn_idx rsb, pynn_idx csb,
+                     pynn_idx M, pynn_idx N, pynn_idx K, double alpha, double beta,
+                     pynn_ctx ctx, pynn_gemm_epfn_f64 ep, const void *epd);
+
 /* the naive triple loop: fallback and oracle for the tuned path */
 void pynn_gemm_naive_f32(float *C, pynn_idx rsc, pynn_idx csc,
                          const float *A, pynn_idx rsa, pynn_idx csa,

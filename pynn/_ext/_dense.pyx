@@ -21,11 +21,12 @@ from pynn._ext cimport _fast
 cnp.import_array()
 
 cdef extern from "dense.h" nogil:
-    int pynn_dense_forward_f32(float *out, const float *x, pynn_idx rsx, pynn_idx csx,
+    int pynn_dense_forward_f32(float *out, float *grad, const float *x, pynn_idx rsx, pynn_idx csx,
                                const float *w, pynn_idx rsw, pynn_idx csw, const float *b,
                                const float *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
                                pynn_ctx ctx)
-    int pynn_dense_forward_f64(double *out, const double *x, pynn_idx rsx, pynn_idx csx,
+    int pynn_dense_forward_f64(double *out, double *grad, const double *x, pynn_idx rsx,
+                               pynn_idx csx,
                                const double *w, pynn_idx rsw, pynn_idx csw, const double *b,
                                const double *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,
                                pynn_ctx ctx)
@@ -42,7 +43,9 @@ cdef extern from "dense.h" nogil:
 
 __all__ = ["dense_forward", "dense_backward"]
 
-DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")  # codes 0..3 = PYNN_ACT_* in C
+# codes 0..3 = PYNN_ACT_* in C; 4, 5 = PYNN_ACT_GELU, PYNN_ACT_GELU_TANH (forward only)
+DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+FORWARD_ACTIVATIONS = DENSE_ACTIVATIONS + ("gelu", "gelu_tanh")
 
 
 cdef inline void *_d(a, bint nonempty) noexcept:
@@ -60,6 +63,7 @@ cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
                   cnp.ndarray w,           # IN  (C, OC), any strides
                   b,                       # IN  (OC,) contiguous, or None
                   res,                     # IN  (B, OC) C-contiguous, or None
+                  grad,                    # OUT (B, OC) C-contiguous, or None (GELU)
                   int act, pynn_ctx ctx) noexcept:
     cdef pynn_idx B = cnp.PyArray_DIM(x, 0), C = cnp.PyArray_DIM(x, 1)
     cdef pynn_idx OC = cnp.PyArray_DIM(w, 1)
@@ -69,14 +73,15 @@ cdef int _forward(cnp.ndarray out,         # OUT (B, OC), C-contiguous
     cdef const void *pb = _d(b, OC > 0)
     cdef const void *pr = _d(res, B > 0 and OC > 0)
     cdef void *po = _d(out, B > 0 and OC > 0)
+    cdef void *pg = _d(grad, B > 0 and OC > 0)
     cdef int st
     with nogil:
         if cnp.PyArray_ITEMSIZE(x) == 4:
-            st = pynn_dense_forward_f32(<float *>po, <const float *>px, rsx, csx,
+            st = pynn_dense_forward_f32(<float *>po, <float *>pg, <const float *>px, rsx, csx,
                                         <const float *>pw, rsw, csw, <const float *>pb,
                                         <const float *>pr, B, C, OC, act, ctx)
         else:
-            st = pynn_dense_forward_f64(<double *>po, <const double *>px, rsx, csx,
+            st = pynn_dense_forward_f64(<double *>po, <double *>pg, <const double *>px, rsx, csx,
                                         <const double *>pw, rsw, csw, <const double *>pb,
                                         <const double *>pr, B, C, OC, act, ctx)
     return st
@@ -94,10 +99,10 @@ def _status(int st):
         raise RuntimeError(f"dense: the C kernel failed with status {st}")
 
 
-cdef int _act_code(activation) noexcept:
-    """Index of an exact str activation in DENSE_ACTIVATIONS, -1 otherwise (checked later)."""
+cdef int _act_code(activation, tuple names) noexcept:
+    """Index of an exact str activation in names, -1 otherwise (checked later)."""
     if type(activation) is str:
-        for i, a in enumerate(DENSE_ACTIVATIONS):
+        for i, a in enumerate(names):
             if activation == a:
                 return i
     return -1
@@ -125,16 +130,16 @@ cdef bint _apart(o, tuple ins) noexcept:
     return True
 
 
-def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
+def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, grad=None):
     """y = act(x @ w + b) + residual: x (B, C), w (C, OC), b (OC,) or None, residual (B, OC)
-    or None -> out (B, OC).
+    or None -> out (B, OC); with a GELU, grad (B, OC) may also receive its derivative.
 
     See pynn.reference.dense_forward."""
-    cdef int act = _act_code(activation)
+    cdef int act = _act_code(activation, FORWARD_ACTIVATIONS)
     cdef cnp.npy_intp dims[2]
     cdef int t
     checked = None
-    if act >= 0 and _plain_xw(x, w):
+    if act >= 0 and grad is None and _plain_xw(x, w):
         t = cnp.PyArray_TYPE(<cnp.ndarray>x)
         dims[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
         dims[1] = cnp.PyArray_DIM(<cnp.ndarray>w, 1)
@@ -146,11 +151,12 @@ def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
             if checked is not None and not (out is None or _apart(out, (x, w, b, residual))):
                 checked = None
     if checked is None:
-        x, w, b, checked, residual = forward_args(x, w, b, activation, out, residual)
-        act = DENSE_ACTIVATIONS.index(activation)
+        x, w, b, checked, residual, grad = forward_args(x, w, b, activation, out, residual,
+                                                        grad)
+        act = FORWARD_ACTIVATIONS.index(activation)
         b = _checks.contiguous(b) if b is not None else None
         residual = _checks.contiguous(residual) if residual is not None else None
-    _status(_forward(checked, x, w, b, residual, act, get_ctx()))
+    _status(_forward(checked, x, w, b, residual, grad, act, get_ctx()))
     return checked
 
 
@@ -227,7 +233,7 @@ def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=N
     """Gradients of dense_forward: (dx (B, C) or None, dw (C, OC), db (OC,)).
 
     See pynn.reference.dense_backward."""
-    cdef int act = _act_code(activation)
+    cdef int act = _act_code(activation, DENSE_ACTIVATIONS)
     checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db)
     if checked is not None:
         dx, dw, db = checked

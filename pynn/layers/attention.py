@@ -403,8 +403,9 @@ class TransformerBlock(MaskCounter, Layer):
             layer.grads[w] = self.grads[full]
 
     def _ff1_forward(self, h, training):
-        # GELU MLP: z = h @ kernel + bias, then gelu and its derivative in one pass (in place
-        # over z), so the backward is dz = dy * gelu'(z) without a second erfc
+        # GELU MLP: y = gelu(h @ kernel + bias) and its derivative g, both written by the
+        # GEMM's epilogue (dense_forward with grad=) while each tile is in cache, so the
+        # backward is dz = dy * g without a second erfc or a pass of its own
         ff1 = self._subs["ff1"]
         act = ff1._act()
         if act.kernel != "gelu":
@@ -412,15 +413,12 @@ class TransformerBlock(MaskCounter, Layer):
             return ff1.forward(h, training)
         h2 = h.reshape(-1, h.shape[-1])                                 # (B*T,C)
         n, units = h2.shape[0], ff1.units
-        z = self.ops.dense_forward(h2, ff1.params["kernel"], ff1.params.get("bias"), "linear",
-                                   out=self._buffer("ff1_y", (n, units)))  # (B*T,ff)
-        if is_inference_only():  # predict/evaluate: no backward, so no gelu'
-            self._ff1_cache = False
-            y = self.ops.gelu_forward(z, out=z, **act.kwargs)           # (B*T,ff)
-            return y.reshape(h.shape[:-1] + (units,))
-        y, g = self.ops.gelu_forward_grad(z, out=z, grad=self._buffer("ff1_g", (n, units)),
-                                          **act.kwargs)                 # (B*T,ff) twice
-        self._ff1_cache = (h2, g, h.shape)
+        name = "gelu_tanh" if act.kwargs.get("approximate") else "gelu"
+        inference = is_inference_only()  # predict/evaluate: no backward, so no gelu'
+        g = None if inference else self._buffer("ff1_g", (n, units))
+        y = self.ops.dense_forward(h2, ff1.params["kernel"], ff1.params.get("bias"), name,
+                                   out=self._buffer("ff1_y", (n, units)), grad=g)  # (B*T,ff)
+        self._ff1_cache = False if inference else (h2, g, h.shape)
         return y.reshape(h.shape[:-1] + (units,))
 
     def _ff1_backward(self, dy):

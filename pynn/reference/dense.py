@@ -4,17 +4,21 @@
     backward  dz = dy * act'(y);  dw = x^T dz;  db = column sums of dz;  dx = dz w^T
 
 activation is one of DENSE_ACTIVATIONS, those whose derivative follows from the output y
-(others run as a separate activation op). Gradients are written, not accumulated; dw and db
-may be views into a model's flat gradient buffer.
+(others run as a separate activation op). The forward also takes "gelu" and "gelu_tanh"
+(FORWARD_ACTIVATIONS), whose derivative it can write beside y (grad=): the backward is then
+dense_backward(..., dy * grad, "linear"), as a Transformer block's MLP runs it. Gradients are
+written, not accumulated; dw and db may be views into a model's flat gradient buffer.
 """
 import numpy as np
 
 from .. import _checks
-from .activations import _sigmoid
+from .activations import _sigmoid, gelu_forward, gelu_forward_grad
 
 __all__ = ["dense_forward", "dense_backward"]
 
 DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+GELU_ACTIVATIONS = ("gelu", "gelu_tanh")
+FORWARD_ACTIVATIONS = DENSE_ACTIVATIONS + GELU_ACTIVATIONS
 
 
 def _weights(x, w, b):
@@ -31,9 +35,13 @@ def _weights(x, w, b):
     return x, w, b
 
 
-def forward_args(x, w, b, activation, out, residual=None):
-    """Checked arguments of dense_forward (both backends): (x, w, b, out, residual)."""
-    _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
+def forward_args(x, w, b, activation, out, residual=None, grad=None):
+    """Checked arguments of dense_forward (both backends): (x, w, b, out, residual, grad)."""
+    _checks.one_of(activation, "activation", FORWARD_ACTIVATIONS)
+    if grad is not None and activation not in GELU_ACTIVATIONS:
+        raise ValueError(f"grad= is written only for activation 'gelu' or 'gelu_tanh' (the "
+                         f"derivative of {activation!r} follows from the output y); received "
+                         f"activation={activation!r}")
     x, w, b = _weights(x, w, b)
     shape = (x.shape[0], w.shape[1])
     if residual is not None:
@@ -41,7 +49,9 @@ def forward_args(x, w, b, activation, out, residual=None):
         _checks.same_shape(shape, residual=residual)
         _checks.same_dtype(x.dtype, residual=residual)
     out = _checks.out_array(out, shape, x.dtype, inputs=(x, w, b, residual))
-    return x, w, b, out, residual
+    if grad is not None:
+        grad = _checks.out_array(grad, shape, x.dtype, "grad", inputs=(x, w, b, residual, out))
+    return x, w, b, out, residual, grad
 
 
 def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
@@ -68,11 +78,16 @@ def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
     return x, w, y, dy, dx, dw, db
 
 
-def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
+def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, grad=None):
     """y = act(x @ w + b) + residual: x (B, C), w (C, OC), b (OC,) or None, residual (B, OC)
     or None (a skip connection added after the activation, in the same pass as the bias for
-    "linear"; it may not overlap out) -> out (B, OC)."""
-    x, w, b, out, residual = forward_args(x, w, b, activation, out, residual)
+    "linear"; it may not overlap out) -> out (B, OC).
+
+    activation: "linear", "relu", "sigmoid", "tanh", or (forward only) "gelu" / "gelu_tanh"
+    (gelu_forward's exact and approximate=True forms). grad (B, OC), only with a GELU: also
+    receives gelu'(x @ w + b), so the backward is dense_backward with dy * grad and
+    "linear"; it may not overlap out or the inputs. Returns out."""
+    x, w, b, out, residual, grad = forward_args(x, w, b, activation, out, residual, grad)
     z = x @ w                               # (B, OC)
     if b is not None:
         z = z + b                           # (B, OC)
@@ -82,6 +97,12 @@ def dense_forward(x, w, b=None, activation="linear", out=None, residual=None):
         z = _sigmoid(z)                     # (B, OC)
     elif activation == "tanh":
         z = np.tanh(z)                      # (B, OC)
+    elif activation in GELU_ACTIVATIONS:
+        approximate = activation == "gelu_tanh"
+        if grad is not None:
+            z, _ = gelu_forward_grad(z, approximate=approximate, out=z, grad=grad)  # (B, OC)
+        else:
+            z = gelu_forward(z, approximate=approximate, out=z)                     # (B, OC)
     if residual is not None:
         z = z + residual                    # (B, OC)
     out[...] = z                            # (B, OC)

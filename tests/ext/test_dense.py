@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import C, REF, check_grad, compare, layouts, rand
+import pynn
+from helpers import ARCHS, C, REF, THREADS, assert_close, check_grad, compare, layouts, rand
 
 DTYPES = (np.float32, np.float64)
 ACTS = ("linear", "relu", "sigmoid", "tanh")
@@ -240,3 +241,123 @@ def test_bad_input(be):
         be.dense_backward(x, w, y, dy, "tanh", dw=ro)
     with pytest.raises(TypeError, match="dtype"):
         be.dense_backward(x, w, y, dy, "tanh", db=np.empty(2, np.float32))
+
+
+# GELU, forward only, with its derivative (grad=) written by the GEMM's epilogue. The shapes
+# take every GEMM path: tiles on the small path (and its shared packed B at 2 threads), the
+# packed path in depth blocks (600 deep, B past 512 KB in float32: the epilogue only after
+# the last block; 300 rows: threads share each B block), dot products (one row with w^T read
+# in place), narrow C from rows of x (OC = 3), and C^T (x Fortran-ordered, OC = 5): the
+# last three apply the epilogue row by row after the product
+GELUS = ("gelu", "gelu_tanh")
+GELU_SHAPES = SHAPES + [(300, 600, 300), (50, 100, 3), (1, 70, 33)]
+
+
+def _gelu_both(be, x, w, b, act, residual=None):
+    B, OC = x.shape[0], w.shape[1]
+    grad = np.full((B, OC), np.nan, x.dtype)
+    out = be.dense_forward(x, w, b, act, residual=residual, grad=grad)
+    return out, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", GELU_SHAPES, ids=str)
+@pytest.mark.parametrize("act", GELUS)
+def test_gelu_against_reference(act, shape, dtype):
+    B, Cin, OC = shape
+    rng = np.random.default_rng(sum(shape) + 5)
+    x, w, b, _ = _problem(rng, B, Cin, OC, dtype)
+    r = rand(rng, (B, OC), dtype)
+    xs = [x, np.asfortranarray(x)]
+    ws = [w, np.asfortranarray(w)] if B == 1 else [w]
+    if (B, Cin, OC) == (50, 100, 3):
+        xs.append(np.asfortranarray(rand(rng, (40, Cin), dtype)))   # C^T with OC = 3
+    for xv in xs:
+        for wv in ws:
+            for bias, res in ((b, None), (None, None), (b, r[:xv.shape[0]])):
+                want = _gelu_both(REF, xv, wv, bias, act, res)
+                # without grad= the same output
+                compare("dense_forward", xv, wv, bias, act, residual=res, k=Cin + 2)
+                for arch in ARCHS:
+                    first = None
+                    for nt in THREADS:
+                        with pynn.arch(arch), pynn.num_threads(nt):
+                            got = _gelu_both(C, xv, wv, bias, act, res)
+                        for g, e, name in zip(got, want, ("out", "grad")):
+                            assert_close(g, e, dtype, Cin + 2, f"{name} {arch} {nt} {shape}")
+                        if first is None:
+                            first = got
+                        else:
+                            for g, f in zip(got, first):
+                                np.testing.assert_array_equal(g, f)   # any thread count
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", GELUS)
+def test_gelu_fused_gives_the_bits_of_the_separate_kernels(act, dtype):
+    """the epilogue runs the vector loops of gelu_forward_grad on rows of the GEMM's tiles:
+    the fused call and linear + gelu_forward_grad (+ residual) agree to the bit, but for
+    values near the bottom of the range: the epilogue runs under the GEMM's flush-to-zero
+    (pre-activations near -13 in float32, whose GELU is subnormal or is the product of a
+    subnormal Phi, come out 0 there)"""
+    rng = np.random.default_rng(8)
+    for B, Cin, OC in ((2048 // 8, 128, 512), (37, 19, 77), (300, 600, 300)):
+        x, w, b, _ = _problem(rng, B, Cin, OC, dtype)
+        x *= dtype(6 / np.sqrt(Cin))                             # pre-activations: sd 2
+        r = rand(rng, (B, OC), dtype)
+        for arch in ARCHS:
+            with pynn.arch(arch):
+                y, g = _gelu_both(C, x, w, b, act)
+                z = C.dense_forward(x, w, b)
+                y2, g2 = C.gelu_forward_grad(z, approximate=act == "gelu_tanh")
+                for fused, alone in ((y, y2), (g, g2)):
+                    big = np.abs(alone) > 1e4 * np.finfo(dtype).tiny
+                    assert big.mean() > 0.9
+                    np.testing.assert_array_equal(fused[big], alone[big])
+                    assert np.all(np.abs(fused[~big]) <= 1e4 * np.finfo(dtype).tiny)
+                yr, gr = _gelu_both(C, x, w, b, act, residual=r)
+                np.testing.assert_array_equal(yr, y + r)
+                np.testing.assert_array_equal(gr, g)
+
+
+@BACKENDS
+def test_gelu_central_differences(be):
+    """d/dz of the fused output is grad: x @ w + b moved by h in one entry of b"""
+    x, w, b, _ = _problem(np.random.default_rng(6), 5, 4, 3, np.float64)
+    for act in GELUS:
+        y, g = _gelu_both(be, x, w, b, act)
+        h = 1e-6
+        for j in range(3):
+            bp, bm = b.copy(), b.copy()
+            bp[j] += h
+            bm[j] -= h
+            fd = (be.dense_forward(x, w, bp, act)[:, j] - be.dense_forward(x, w, bm, act)[:, j])
+            np.testing.assert_allclose(fd / (2 * h), g[:, j], rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(y, REF.gelu_forward(x @ w + b, approximate=act != "gelu"),
+                                   rtol=1e-14, atol=1e-15)
+
+
+@BACKENDS
+def test_gelu_bad_input(be):
+    x, w, b, _ = _problem(np.random.default_rng(0), 4, 3, 2, np.float64)
+    with pytest.raises(ValueError, match="grad= is written only for activation 'gelu'"):
+        be.dense_forward(x, w, b, "relu", grad=np.empty((4, 2)))
+    with pytest.raises(ValueError, match="grad= is written only"):
+        be.dense_forward(x, w, b, grad=np.empty((4, 2)))
+    with pytest.raises(ValueError, match=r"grad must have shape \(4, 2\)"):
+        be.dense_forward(x, w, b, "gelu", grad=np.empty((4, 3)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_forward(x, w, b, "gelu", grad=np.empty((4, 2), np.float32))
+    out = np.empty((4, 2))
+    with pytest.raises(ValueError, match="grad overlaps"):
+        be.dense_forward(x, w, b, "gelu", out=out, grad=out)
+    with pytest.raises(ValueError, match="grad overlaps"):
+        be.dense_forward(x, w, b, "gelu_tanh", residual=out, grad=out)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        be.dense_forward(x, w, b, "gelu", grad=np.empty((2, 4)).T)
+    ro = np.empty((4, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        be.dense_forward(x, w, b, "gelu", grad=ro)
+    with pytest.raises(ValueError, match="unknown activation"):
+        be.dense_backward(x, w, None, np.ones((4, 2)), "gelu_tanh")
