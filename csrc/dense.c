@@ -20,6 +20,16 @@
 #include "gemm.h"
 #include "reduce.h"
 
+/* backward with two threads: dw and dx run side by side from this many multiply-adds (each
+ * GEMM would take both threads: pynn_gemm's 16 x 65536 flop threshold) */
+#define PYNN_DENSE_PAIR (16.0 * 65536.0)
+/* ... up to this many weights: measured 2 threads, side by side against one after the other
+ * (B x C -> OC, B = 256..2048, C = 64..512, OC = 64..1024): 0.78-0.98 of the time with
+ * C x OC <= 64K (Transformer widths: 2048 x 128 -> 384 0.94, 2048 x 128 -> 512 0.94), but
+ * 1.05-1.21 with larger w (2048 x 256 -> 1024 1.19, 32 x 784 -> 128 1.57), whose GEMMs
+ * scale well on two threads and share their packed B between them */
+#define PYNN_DENSE_PAIR_W 65536.0
+
 /* the epilogue's arguments (pynn_gemm_ep): the tile of out at rows i0.., columns j0.. */
 #define PYNN_DENSE_EP(T, SUF)                                                               \
 typedef struct {                                                                            \
@@ -89,10 +99,35 @@ int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                              
         }                                                                                   \
         dz = scratch;                                                                       \
     }                                                                                       \
-    pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, ctx);                                       \
-    int st = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1, (T)0, ctx); \
-    if (st == PYNN_OK && dx)                                                                \
-        st = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, (T)0, ctx);  \
+    int st = PYNN_OK;                                                                       \
+    if (dx && ctx.nthreads == 2 && (double)B * (double)C * (double)OC >= PYNN_DENSE_PAIR     \
+        && (double)C * (double)OC <= PYNN_DENSE_PAIR_W) {                                   \
+        /* two threads: dw and dx side by side, one thread each (the same FLOPs; where w is  \
+         * small, two threads on one GEMM scale poorly and meet at barriers), db on          \
+         * whichever frees first. A GEMM's bits do not depend on its thread count, so the    \
+         * results are those of the calls one after the other. */                           \
+        pynn_ctx one = ctx;                                                                 \
+        one.nthreads = 1;                                                                   \
+        int s[3] = {PYNN_OK, PYNN_OK, PYNN_OK};                                             \
+        _Pragma("omp parallel for num_threads(2) schedule(dynamic, 1)")                     \
+        for (int q = 0; q < 3; q++) {                                                       \
+            if (q == 0)                                                                     \
+                s[0] = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1,   \
+                                       (T)0, one);                                          \
+            else if (q == 1)                                                                \
+                s[1] = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1,    \
+                                       (T)0, one);                                          \
+            else                                                                            \
+                pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, one);                           \
+        }                                                                                   \
+        st = s[0] != PYNN_OK ? s[0] : s[1];                                                 \
+    } else {                                                                                \
+        pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, ctx);                                   \
+        st = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1, (T)0, ctx); \
+        if (st == PYNN_OK && dx)                                                            \
+            st = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, (T)0,    \
+                                 ctx);                                                      \
+    }                                                                                       \
     free(scratch);                                                                          \
     return st;                                                                              \
 }
