@@ -1,8 +1,9 @@
 """Core layers: InputLayer (Input), Dense, Flatten, Dropout, Activation, Reshape.
 
 Dense runs one fused kernel per step for linear/relu/sigmoid/tanh (dense_forward applies
-the activation; dense_backward folds its derivative in from the output); other activations
-run as a separate activation kernel on the pre-activation buffer. A model that fuses the
+the activation; dense_backward folds its derivative in from the output) and for GELU
+(dense_forward also writes gelu' for the backward, dz = dy * gelu'); other activations run
+as a separate activation kernel on the pre-activation buffer. A model that fuses the
 output activation into the loss sets `_output_logits` during its train and test steps, and
 then this layer's forward stops at the logits (softmax + cross-entropy train through softmax_cross_entropy).
 """
@@ -11,7 +12,7 @@ import math
 import numpy as np
 
 from .. import activations, initializers, regularizers, _checks
-from .base import Layer, MaskCounter
+from .base import Layer, MaskCounter, is_inference_only
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "Reshape"]
 
@@ -119,6 +120,14 @@ class Dense(Layer):
         elif act.fusable:
             y = self.ops.dense_forward(x2, w, bias, act.name, out=self._buffer("y", (b, oc)))
             z = None
+        elif act.kernel == "gelu":
+            # the GELU in the GEMM's epilogue, with its derivative for the backward (then
+            # dy * gelu', no second erfc); predict/evaluate skip the derivative
+            name = "gelu_tanh" if act.kwargs.get("approximate") else "gelu"
+            z = None if is_inference_only() else self._buffer("gelu_grad", (b, oc))
+            y = self.ops.dense_forward(x2, w, bias, name, out=self._buffer("y", (b, oc)), grad=z)
+            self._cache = (x2, z, y, act, x.shape)
+            return y if x.ndim == 2 else y.reshape(lead + (oc,))
         else:
             z = self.ops.dense_forward(x2, w, bias, "linear", out=self._buffer("z", (b, oc)))
             y = act.forward(self.ops, z, out=self._buffer("y", (b, oc)))
@@ -136,7 +145,14 @@ class Dense(Layer):
                                                need_dx=self._need_dx, dx=dx,
                                                dw=self.grads["kernel"], db=db)
         else:
-            dz = act.backward(self.ops, z, y, dy2, out=self._buffer("dz", (b, self.units)))
+            if act.kernel != "gelu":
+                dz = act.backward(self.ops, z, y, dy2, out=self._buffer("dz", (b, self.units)))
+            elif z is None:
+                raise RuntimeError(f"{self.name}: backward after a forward for inference only "
+                                   "(predict/evaluate); call the model with training or "
+                                   "model(x) first")
+            else:  # z holds gelu'(x @ kernel + bias)
+                dz = self.ops.grad_mul(z, dy2, out=self._buffer("dz", (b, self.units)))
             dx, _, _ = self.ops.dense_backward(x2, self.params["kernel"], None, dz, "linear",
                                                need_dx=self._need_dx, dx=dx,
                                                dw=self.grads["kernel"], db=db)

@@ -46,6 +46,40 @@ def test_dense_gradients(backend, activation):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_gelu_fused_and_predict(backend, monkeypatch):
+    """Dense(gelu) runs one dense_forward with the GELU fused (grad= for the backward, none
+    under predict/evaluate), never a separate GELU kernel; predict gives the bits of model(x);
+    a backward right after an inference-only forward is refused, model(x) enables it again"""
+    pynn.utils.set_random_seed(7)
+    m = pynn.Sequential([layers.Input(shape=(7,)),
+                         layers.Dense(5, activation="gelu", bias_initializer="random_normal"),
+                         layers.Dense(3)], backend=backend)
+    m.compile(optimizer="sgd", loss="mse")
+    dense = m.layers[0]
+    calls = []
+
+    def spy(*a, _f=dense.ops.dense_forward, **k):
+        if (k.get("activation", a[3] if len(a) > 3 else "linear")) == "gelu":
+            calls.append("grad" if k.get("grad") is not None else "no grad")
+        return _f(*a, **k)
+    monkeypatch.setattr(dense.ops, "dense_forward", spy)
+    for name in ("gelu_forward", "gelu_backward", "gelu_forward_grad"):
+        monkeypatch.setattr(dense.ops, name, lambda *a, **k: calls.append("separate"))
+    x = np.random.default_rng(3).standard_normal((4, 7))
+    want = np.array(m(x))
+    np.testing.assert_array_equal(m.predict(x, verbose=0), want)
+    m.evaluate(x, np.zeros((4, 3)), verbose=0)
+    assert calls == ["grad", "no grad", "no grad"]
+    with pytest.raises(RuntimeError, match="inference only"):
+        dense.backward(np.ones((4, 5), np.float32))
+    m(x)
+    dense.backward(np.ones((4, 5), np.float32))        # the first layer: no dx, grads only
+    assert np.all(np.isfinite(dense.grads["kernel"])) and np.any(dense.grads["kernel"] != 0)
+    m.fit(x, np.zeros((4, 3)), epochs=1, verbose=0)      # trains through the fused path
+    assert calls[-1] == "grad"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_dense_rank3_and_no_bias_gradients(backend):
     rng = np.random.default_rng(2)
     layer = built(layers.Dense(4, activation="tanh", use_bias=False), (3, 6), backend)
