@@ -231,6 +231,13 @@ void pynn_silu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_c
     /* dx (n) = dy s (1 + x (1 - s)), s = sigmoid(x) */                                     \
     pynn_ew_run_##SUF(silu_b_##SUF##_table, dx, x, dy, 0, n, 10, ctx);                      \
 }                                                                                           \
+void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx m,          \
+                          pynn_idx n, int isa) {                                            \
+    /* rows i < m, columns j < n: y = y * g (grad_mul's loop and order, y as its dy) */     \
+    const int k = isa < 0 ? 0 : isa > 2 ? 2 : isa;                                          \
+    for (pynn_idx i = 0; i < m; i++)                                                        \
+        grad_mul_##SUF##_table[k](y + i * rsy, g + i * rsg, y + i * rsy, 0, n);             \
+}                                                                                           \
 void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const T *b,      \
                           const T *res, pynn_idx rsr, pynn_idx m, pynn_idx n, int isa) {   \
     /* rows i < m, columns j < n, on the calling thread (a fused GEMM's epilogue, dense.c):  \

@@ -47,6 +47,22 @@ static void pynn_dense_tile_##SUF(const void *epd, T *c, pynn_idx rsc, pynn_idx 
                          e->oc, m, n, e->isa);                                              \
 }
 
+/* dense_backward's dx = (dz w^T) * dxm: each block of dx times dxm's at its place */
+#define PYNN_DENSE_MUL(T, SUF)                                                              \
+typedef struct {                                                                            \
+    const T *m;                                                                             \
+    pynn_idx c;                                                                             \
+    int isa;                                                                                \
+} pynn_dense_mul_##SUF;                                                                     \
+                                                                                            \
+static void pynn_dense_mul_tile_##SUF(const void *epd, T *c, pynn_idx rsc, pynn_idx i0,     \
+                                      pynn_idx j0, pynn_idx m, pynn_idx n) {                \
+    const pynn_dense_mul_##SUF *e = (const pynn_dense_mul_##SUF *)epd;                      \
+    pynn_mul_block_##SUF(c, rsc, e->m + i0 * e->c + j0, e->c, m, n, e->isa);                \
+}
+
+PYNN_DENSE_MUL(float, f32)
+PYNN_DENSE_MUL(double, f64)
 PYNN_DENSE_EP(float, f32)
 PYNN_DENSE_EP(double, f64)
 
@@ -68,9 +84,12 @@ int pynn_dense_forward_##SUF(T *out, T *grad, const T *x, pynn_idx rsx, pynn_idx
 int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                                          \
                               const T *x, pynn_idx rsx, pynn_idx csx,                       \
                               const T *w, pynn_idx rsw, pynn_idx csw,                       \
-                              const T *y, const T *dy,                                      \
+                              const T *y, const T *dy, const T *dxm,                        \
                               pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx) { \
-    /* dz (B,OC) = dy * act'(y); dw (C,OC) = x^T dz; db (OC) = sum_b dz; dx (B,C) = dz w^T */ \
+    /* dz (B,OC) = dy * act'(y); dw (C,OC) = x^T dz; db (OC) = sum_b dz; dx (B,C) = dz w^T, \
+     * times dxm (B,C) when given (the GEMM's epilogue) */                                  \
+    pynn_dense_mul_##SUF em = {dxm, C, ctx.isa};                                            \
+    pynn_gemm_epfn_##SUF ep = dxm ? pynn_dense_mul_tile_##SUF : NULL;                       \
     const T *dz = dy;                                                                       \
     T *scratch = NULL;                                                                      \
     if (act != PYNN_ACT_LINEAR && B > 0 && OC > 0) {                                        \
@@ -115,8 +134,8 @@ int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                              
                 s[0] = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1,   \
                                        (T)0, one);                                          \
             else if (q == 1)                                                                \
-                s[1] = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1,    \
-                                       (T)0, one);                                          \
+                s[1] = pynn_gemm_ep_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, \
+                                          (T)0, one, ep, &em);                              \
             else                                                                            \
                 pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, one);                           \
         }                                                                                   \
@@ -125,8 +144,8 @@ int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                              
         pynn_column_sum_##SUF(db, dz, B, OC, OC, 1, ctx);                                   \
         st = pynn_gemm_##SUF(dw, OC, 1, x, csx, rsx, dz, OC, 1, C, OC, B, (T)1, (T)0, ctx); \
         if (st == PYNN_OK && dx)                                                            \
-            st = pynn_gemm_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, (T)0,    \
-                                 ctx);                                                      \
+            st = pynn_gemm_ep_##SUF(dx, C, 1, dz, OC, 1, w, csw, rsw, B, C, OC, (T)1, (T)0, \
+                                    ctx, ep, &em);                                          \
     }                                                                                       \
     free(scratch);                                                                          \
     return st;                                                                              \

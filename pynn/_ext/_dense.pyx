@@ -33,12 +33,12 @@ cdef extern from "dense.h" nogil:
     int pynn_dense_backward_f32(float *dx, float *dw, float *db,
                                 const float *x, pynn_idx rsx, pynn_idx csx,
                                 const float *w, pynn_idx rsw, pynn_idx csw,
-                                const float *y, const float *dy,
+                                const float *y, const float *dy, const float *dxm,
                                 pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx)
     int pynn_dense_backward_f64(double *dx, double *dw, double *db,
                                 const double *x, pynn_idx rsx, pynn_idx csx,
                                 const double *w, pynn_idx rsw, pynn_idx csw,
-                                const double *y, const double *dy,
+                                const double *y, const double *dy, const double *dxm,
                                 pynn_idx B, pynn_idx C, pynn_idx OC, int act, pynn_ctx ctx)
 
 __all__ = ["dense_forward", "dense_backward"]
@@ -167,6 +167,7 @@ cdef int _backward(dx,                     # OUT (B, C) or None, C-contiguous
                    cnp.ndarray w,          # IN  (C, OC), any strides
                    y,                      # IN  (B, OC) C-contiguous, or None ("linear")
                    cnp.ndarray dy,         # IN  (B, OC), C-contiguous
+                   dxm,                    # IN  (B, C) C-contiguous, or None
                    int act, pynn_ctx ctx) noexcept:
     cdef pynn_idx B = cnp.PyArray_DIM(x, 0), C = cnp.PyArray_DIM(x, 1)
     cdef pynn_idx OC = cnp.PyArray_DIM(w, 1)
@@ -178,18 +179,19 @@ cdef int _backward(dx,                     # OUT (B, C) or None, C-contiguous
     cdef void *pdx = _d(dx, B > 0 and C > 0)
     cdef void *pdw = _d(dw, C > 0 and OC > 0)
     cdef void *pdb = _d(db, OC > 0)
+    cdef const void *pm = _d(dxm, B > 0 and C > 0)
     cdef int st
     with nogil:
         if cnp.PyArray_ITEMSIZE(x) == 4:
             st = pynn_dense_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb,
                                          <const float *>px, rsx, csx, <const float *>pw, rsw,
                                          csw, <const float *>py, <const float *>pdy,
-                                         B, C, OC, act, ctx)
+                                         <const float *>pm, B, C, OC, act, ctx)
         else:
             st = pynn_dense_backward_f64(<double *>pdx, <double *>pdw, <double *>pdb,
                                          <const double *>px, rsx, csx, <const double *>pw,
                                          rsw, csw, <const double *>py, <const double *>pdy,
-                                         B, C, OC, act, ctx)
+                                         <const double *>pm, B, C, OC, act, ctx)
     return st
 
 
@@ -229,18 +231,23 @@ cdef tuple _plain_backward(x, w, y, dy, int act, need_dx, dx, dw, db):
     return cdx, cdw, cdb
 
 
-def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
-    """Gradients of dense_forward: (dx (B, C) or None, dw (C, OC), db (OC,)).
+def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None,
+                   dx_mul=None):
+    """Gradients of dense_forward: (dx (B, C) or None, dw (C, OC), db (OC,)); dx times dx_mul
+    (B, C) when given.
 
     See pynn.reference.dense_backward."""
     cdef int act = _act_code(activation, DENSE_ACTIVATIONS)
-    checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db)
+    checked = None
+    if dx_mul is None:
+        checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db)
     if checked is not None:
         dx, dw, db = checked
     else:
-        x, w, y, dy, dx, dw, db = backward_args(x, w, y, dy, activation, need_dx, dx, dw, db)
+        x, w, y, dy, dx, dw, db, dx_mul = backward_args(x, w, y, dy, activation, need_dx, dx,
+                                                        dw, db, dx_mul)
         act = DENSE_ACTIVATIONS.index(activation)
         dy = _checks.contiguous(dy)
         y = _checks.contiguous(y) if act != 0 else None
-    _status(_backward(dx, dw, db, x, w, y if act != 0 else None, dy, act, get_ctx()))
+    _status(_backward(dx, dw, db, x, w, y if act != 0 else None, dy, dx_mul, act, get_ctx()))
     return dx, dw, db

@@ -421,19 +421,19 @@ class TransformerBlock(MaskCounter, Layer):
         self._ff1_cache = False if inference else (h2, g, h.shape)
         return y.reshape(h.shape[:-1] + (units,))
 
-    def _ff1_backward(self, dy):
+    def _ff2_ff1_backward(self, df):
+        # ff2's backward, then ff1's. With the GELU fused into ff1's forward, ff2's dx GEMM
+        # multiplies by the saved gelu' in its epilogue: its dx is ff1's dz (no pass of its
+        # own over the (B*T, ff) gradient)
         if self._ff1_cache is False:
             raise RuntimeError(f"{self.name}: backward after a forward for inference only "
                                "(predict/evaluate); call the model with training or "
                                "model(x) first")
-        if self._ff1_cache is None:
-            return self._subs["ff1"].backward(dy)
+        if self._ff1_cache is None:      # not a GELU: each Dense on its own
+            return self._subs["ff1"].backward(self._subs["ff2"].backward(df))
         ff1 = self._subs["ff1"]
         h2, g, hshape = self._ff1_cache
-        # dz = dy * gelu'(z), in place over dy (ff2's dx buffer, still in cache); one
-        # threaded kernel pass (NumPy's multiply runs on one core: 0.58 ms at 2048 x 512)
-        dy2 = dy.reshape(g.shape)
-        dz = self.ops.grad_mul(g, dy2, out=dy2)
+        dz = self._subs["ff2"].backward(df, dx_mul=g).reshape(g.shape)  # (B*T, ff)
         db = ff1.grads["bias"] if ff1.use_bias else self._buffer("ff1_db", (ff1.units,))
         dx, _, _ = self.ops.dense_backward(h2, ff1.params["kernel"], None, dz, "linear",
                                            need_dx=True, dx=self._buffer("ff1_dx", h2.shape),
@@ -463,7 +463,7 @@ class TransformerBlock(MaskCounter, Layer):
         self._sync_grads()
         s = self._subs
         df = s["drop2"].backward(dy) if "drop2" in s else dy
-        dh2 = self._ff1_backward(s["ff2"].backward(df))
+        dh2 = self._ff2_ff1_backward(df)
         # dx1 = dy + ln2'(dh2): the layer norm's dx added onto the skip path's dy in its pass
         dx1 = s["ln2"].backward(dh2, dx=self._buffer("dx1", dy.shape), residual=dy)
         da = s["drop1"].backward(dx1) if "drop1" in s else dx1

@@ -134,16 +134,21 @@ class Dense(Layer):
         self._cache = (x2, z, y, act, x.shape)
         return y if x.ndim == 2 else y.reshape(lead + (oc,))
 
-    def backward(self, dy):
+    def backward(self, dy, dx_mul=None):
+        # dx_mul (internal: a Transformer block's MLP): dx times the previous layer's saved
+        # gelu', in the dx GEMM's epilogue (a fused activation only); None: plain dx
         x2, z, y, act, xshape = self._cache
         dy2 = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
         b = x2.shape[0]
         db = self.grads["bias"] if self.use_bias else self._buffer("db", (self.units,))
         dx = self._buffer("dx", x2.shape) if self._need_dx else None
+        if dx_mul is not None and not (act.fusable and self._need_dx):
+            raise ValueError(f"{self.name}: dx_mul needs a fused activation and a dx")
         if act.fusable:
             dx, _, _ = self.ops.dense_backward(x2, self.params["kernel"], y, dy2, act.name,
                                                need_dx=self._need_dx, dx=dx,
-                                               dw=self.grads["kernel"], db=db)
+                                               dw=self.grads["kernel"], db=db,
+                                               dx_mul=dx_mul)
         else:
             if act.kernel != "gelu":
                 dz = act.backward(self.ops, z, y, dy2, out=self._buffer("dz", (b, self.units)))

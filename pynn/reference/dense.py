@@ -54,8 +54,8 @@ def forward_args(x, w, b, activation, out, residual=None, grad=None):
     return x, w, b, out, residual, grad
 
 
-def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
-    """Checked arguments of dense_backward (both backends): (x, w, y, dy, dx, dw, db)."""
+def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db, dx_mul=None):
+    """Checked arguments of dense_backward (both backends): (x, w, y, dy, dx, dw, db, dx_mul)."""
     _checks.one_of(activation, "activation", DENSE_ACTIVATIONS)
     x, w, _ = _weights(x, w, None)
     B, C, OC = x.shape[0], x.shape[1], w.shape[1]
@@ -71,11 +71,18 @@ def backward_args(x, w, y, dy, activation, need_dx, dx, dw, db):
     _checks.same_dtype(x.dtype, w=w, y=y, dy=dy)
     if not need_dx and dx is not None:
         raise ValueError("dx was passed but need_dx=False; pass need_dx=True or drop dx")
-    ins = (x, w, y, dy)
+    if dx_mul is not None:
+        if not need_dx:
+            raise ValueError("dx_mul multiplies dx, but need_dx=False; pass need_dx=True")
+        dx_mul = _checks.float_array(dx_mul, "dx_mul", ndim=2)
+        _checks.same_shape((B, C), dx_mul=dx_mul)
+        _checks.same_dtype(x.dtype, dx_mul=dx_mul)
+        dx_mul = _checks.contiguous(dx_mul)
+    ins = (x, w, y, dy, dx_mul)
     dx = _checks.out_array(dx, (B, C), x.dtype, "dx", inputs=ins) if need_dx else None
     dw = _checks.out_array(dw, (C, OC), x.dtype, "dw", inputs=ins + (dx,))
     db = _checks.out_array(db, (OC,), x.dtype, "db", inputs=ins + (dx, dw))
-    return x, w, y, dy, dx, dw, db
+    return x, w, y, dy, dx, dw, db, dx_mul
 
 
 def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, grad=None):
@@ -109,12 +116,17 @@ def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, gr
     return out
 
 
-def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None):
+def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=None, db=None,
+                   dx_mul=None):
     """Gradients of dense_forward: returns (dx (B, C) or None, dw (C, OC), db (OC,)).
 
     y is the forward output (B, OC), needed for every activation but "linear" (may be None).
+    dx_mul (B, C), optional: dx is multiplied by it elementwise, (dz @ w.T) * dx_mul, e.g. the
+    gelu' that the previous layer's dense_forward saved (grad=): dx is then that layer's dz.
+    It may not overlap dx.
     """
-    x, w, y, dy, dx, dw, db = backward_args(x, w, y, dy, activation, need_dx, dx, dw, db)
+    x, w, y, dy, dx, dw, db, dx_mul = backward_args(x, w, y, dy, activation, need_dx, dx, dw,
+                                                    db, dx_mul)
     if activation == "relu":
         dz = np.where(y > 0, dy, 0)         # (B, OC)
     elif activation == "sigmoid":
@@ -126,5 +138,8 @@ def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=N
     dw[...] = x.T @ dz                      # (C, OC)
     db[...] = np.sum(dz, axis=0)            # (OC,)
     if dx is not None:
-        dx[...] = dz @ w.T                  # (B, C)
+        if dx_mul is not None:
+            dx[...] = (dz @ w.T) * dx_mul   # (B, C)
+        else:
+            dx[...] = dz @ w.T              # (B, C)
     return dx, dw, db

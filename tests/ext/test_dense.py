@@ -361,3 +361,41 @@ def test_gelu_bad_input(be):
         be.dense_forward(x, w, b, "gelu", grad=ro)
     with pytest.raises(ValueError, match="unknown activation"):
         be.dense_backward(x, w, None, np.ones((4, 2)), "gelu_tanh")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", GELU_SHAPES, ids=str)
+def test_dx_mul_against_reference(shape, dtype):
+    """dx = (dz @ w.T) * dx_mul in the dx GEMM's epilogue (on both threads' paths: one GEMM
+    on two threads, or dw and dx side by side), for a linear and a fused activation; the
+    same bits as dense_backward then grad_mul"""
+    B, Cin, OC = shape
+    rng = np.random.default_rng(sum(shape) + 9)
+    x, w, b, dy = _problem(rng, B, Cin, OC, dtype)
+    m = rand(rng, (B, Cin), dtype)
+    for act in ("linear", "tanh"):
+        y = REF.dense_forward(x, w, b, act)
+        got = compare("dense_backward", x, w, y, dy, act, dx_mul=m, k=max(B, OC, 1))
+        np.testing.assert_array_equal(got[0], REF.dense_backward(x, w, y, dy, act)[0] * m)
+        for arch in ARCHS:
+            with pynn.arch(arch):
+                fused = C.dense_backward(x, w, y, dy, act, dx_mul=m)
+                plain = C.dense_backward(x, w, y, dy, act)
+                np.testing.assert_array_equal(fused[0], C.grad_mul(m, plain[0]))
+                np.testing.assert_array_equal(fused[1], plain[1])
+                np.testing.assert_array_equal(fused[2], plain[2])
+    compare("dense_backward", x, w, None, dy, dx_mul=np.asfortranarray(m), k=max(B, OC, 1))
+
+
+@BACKENDS
+def test_dx_mul_bad_input(be):
+    x, w, b, dy = _problem(np.random.default_rng(0), 4, 3, 2, np.float64)
+    with pytest.raises(ValueError, match="need_dx=False"):
+        be.dense_backward(x, w, None, dy, need_dx=False, dx_mul=np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"dx_mul must have shape \(4, 3\)"):
+        be.dense_backward(x, w, None, dy, dx_mul=np.ones((4, 2)))
+    with pytest.raises(TypeError, match="dtype"):
+        be.dense_backward(x, w, None, dy, dx_mul=np.ones((4, 3), np.float32))
+    m = np.ones((4, 3))
+    with pytest.raises(ValueError, match="dx overlaps"):
+        be.dense_backward(x, w, None, dy, dx=m, dx_mul=m)
