@@ -139,7 +139,7 @@ def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, gr
     cdef cnp.npy_intp dims[2]
     cdef int t
     checked = None
-    if act >= 0 and grad is None and _plain_xw(x, w):
+    if act >= 0 and (grad is None or act >= 4) and _plain_xw(x, w):
         t = cnp.PyArray_TYPE(<cnp.ndarray>x)
         dims[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
         dims[1] = cnp.PyArray_DIM(<cnp.ndarray>w, 1)
@@ -150,6 +150,10 @@ def dense_forward(x, w, b=None, activation="linear", out=None, residual=None, gr
             checked = _fast.new_or_out(out, 2, dims, t)
             if checked is not None and not (out is None or _apart(out, (x, w, b, residual))):
                 checked = None
+            if checked is not None and grad is not None:  # GELU's derivative, given
+                if (_fast.new_or_out(grad, 2, dims, t) is None
+                        or not _apart(grad, (x, w, b, residual, checked))):
+                    checked = None
     if checked is None:
         x, w, b, checked, residual, grad = forward_args(x, w, b, activation, out, residual,
                                                         grad)
@@ -195,9 +199,13 @@ cdef int _backward(dx,                     # OUT (B, C) or None, C-contiguous
     return st
 
 
-cdef tuple _plain_backward(x, w, y, dy, int act, need_dx, dx, dw, db):
+cdef tuple _plain_backward(x, w, y, dy, int act, need_dx, dx, dw, db, dx_mul):
     """(dx, dw, db) checked or allocated when the call is plainly valid, else None."""
     if act < 0 or not (need_dx is True or need_dx is False) or not _plain_xw(x, w):
+        return None
+    if dx_mul is not None and (need_dx is False or not _fast.plain_2d(
+            dx_mul, cnp.PyArray_TYPE(<cnp.ndarray>x)) or not cnp.PyArray_SAMESHAPE(
+            <cnp.ndarray>dx_mul, <cnp.ndarray>x)):
         return None
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>x)
     cdef cnp.npy_intp d[3]
@@ -225,7 +233,7 @@ cdef tuple _plain_backward(x, w, y, dy, int act, need_dx, dx, dw, db):
     cdb = _fast.new_or_out(db, 1, &d[2], t)
     if cdw is None or cdb is None:
         return None
-    ins = (x, w, y, dy)
+    ins = (x, w, y, dy, dx_mul)
     if not (_apart(dx, ins) and _apart(dw, ins + (cdx,)) and _apart(db, ins + (cdx, cdw))):
         return None
     return cdx, cdw, cdb
@@ -238,9 +246,7 @@ def dense_backward(x, w, y, dy, activation="linear", need_dx=True, dx=None, dw=N
 
     See pynn.reference.dense_backward."""
     cdef int act = _act_code(activation, DENSE_ACTIVATIONS)
-    checked = None
-    if dx_mul is None:
-        checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db)
+    checked = _plain_backward(x, w, y, dy, act, need_dx, dx, dw, db, dx_mul)
     if checked is not None:
         dx, dw, db = checked
     else:
