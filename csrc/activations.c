@@ -145,7 +145,7 @@ PYNN_EW_OP(T, softplus_f_##SUF, pynn_softplus_##SUF(a[i]))                      
 PYNN_EW_OP(T, softplus_b_##SUF, pynn_softplus_grad_##SUF(a[i], b[i]))                       \
 PYNN_EW_OP(T, silu_f_##SUF, pynn_silu_##SUF(a[i]))                                          \
 PYNN_EW_OP(T, silu_b_##SUF, pynn_silu_grad_##SUF(a[i], b[i]))                             \
-PYNN_EW_OP(T, grad_mul_##SUF, b[i] * a[i])                                                 \
+PYNN_EW_OP(T, grad_mul_##SUF, b[i] * a[i])                                                  \
 PYNN_EW_OP(T, add_##SUF, a[i] + b[i])
 
 #define PYNN_ACT_KERNELS(T, SUF)                                                            \
@@ -231,7 +231,7 @@ void pynn_silu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_c
     /* dx (n) = dy s (1 + x (1 - s)), s = sigmoid(x) */                                     \
     pynn_ew_run_##SUF(silu_b_##SUF##_table, dx, x, dy, 0, n, 10, ctx);                      \
 }                                                                                           \
-void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx m,          \
+void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx m,         \
                           pynn_idx n, int isa) {                                            \
     /* rows i < m, columns j < n: y = y * g (grad_mul's loop and order, y as its dy) */     \
     const int k = isa < 0 ? 0 : isa > 2 ? 2 : isa;                                          \
@@ -239,8 +239,8 @@ void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx
         grad_mul_##SUF##_table[k](y + i * rsy, g + i * rsg, y + i * rsy, 0, n);             \
 }                                                                                           \
 void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const T *b,      \
-                          const T *res, pynn_idx rsr, pynn_idx m, pynn_idx n, int isa) {   \
-    /* rows i < m, columns j < n, on the calling thread (a fused GEMM's epilogue, dense.c):  \
+                          const T *res, pynn_idx rsr, pynn_idx m, pynn_idx n, int isa) {    \
+    /* rows i < m, columns j < n, on the calling thread (a fused GEMM's epilogue, dense.c): \
      * y = act(y + b[j]), then + res; GELU also writes g = gelu'(y + b[j]). Each step on a  \
      * row is one call of the vector loops of the whole-array kernels above, picked by isa  \
      * (a linear layer: (y + b) + res, as dense.c's former pass computed it). */            \
@@ -248,7 +248,7 @@ void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const
     for (pynn_idx i = 0; i < m; i++) {                                                      \
         T *yr = y + i * rsy;                                                                \
         const T *rr = res ? res + i * rsr : NULL;                                           \
-        if (b) add_##SUF##_table[k](yr, yr, b, 0, n);                                      \
+        if (b) add_##SUF##_table[k](yr, yr, b, 0, n);                                       \
         switch (act) {                                                                      \
         case PYNN_ACT_RELU: relu_f_##SUF##_table[k](yr, yr, NULL, 0, n); break;             \
         case PYNN_ACT_SIGMOID: sigmoid_f_##SUF##_table[k](yr, yr, NULL, 0, n); break;       \
@@ -263,7 +263,7 @@ void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const
             break;                                                                          \
         default: break;                                                                     \
         }                                                                                   \
-        if (rr) add_##SUF##_table[k](yr, yr, rr, 0, n);                                    \
+        if (rr) add_##SUF##_table[k](yr, yr, rr, 0, n);                                     \
     }                                                                                       \
 }
 

@@ -496,7 +496,7 @@ void pynn_softplus_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx); 
 void pynn_softplus_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx); \
 void pynn_silu_forward_##SUF(T *out, const T *x, pynn_idx n, pynn_ctx ctx);                 \
 void pynn_silu_backward_##SUF(T *dx, const T *x, const T *dy, pynn_idx n, pynn_ctx ctx);    \
-void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx m,          \
+void pynn_mul_block_##SUF(T *y, pynn_idx rsy, const T *g, pynn_idx rsg, pynn_idx m,         \
                           pynn_idx n, int isa);                                             \
 void pynn_act_block_##SUF(int act, T *y, pynn_idx rsy, T *g, pynn_idx rsg, const T *b,      \
                           const T *res, pynn_idx rsr, pynn_idx m, pynn_idx n, int isa);     \

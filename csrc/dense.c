@@ -71,7 +71,7 @@ int pynn_dense_forward_##SUF(T *out, T *grad, const T *x, pynn_idx rsx, pynn_idx
                              const T *w, pynn_idx rsw, pynn_idx csw, const T *b,            \
                              const T *res, pynn_idx B, pynn_idx C, pynn_idx OC, int act,    \
                              pynn_ctx ctx) {                                                \
-    /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) + res (B,OC); grad (GELU): act'(z) */   \
+    /* out (B,OC) = act(x (B,C) @ w (C,OC) + b (OC)) + res (B,OC); grad (GELU): act'(z) */  \
     if (B == 0 || OC == 0) return PYNN_OK;                                                  \
     if (act == PYNN_ACT_LINEAR && !b && !res)                                               \
         return pynn_gemm_##SUF(out, OC, 1, x, rsx, csx, w, rsw, csw, B, OC, C, (T)1, (T)0,  \
@@ -119,11 +119,11 @@ int pynn_dense_backward_##SUF(T *dx, T *dw, T *db,                              
         dz = scratch;                                                                       \
     }                                                                                       \
     int st = PYNN_OK;                                                                       \
-    if (dx && ctx.nthreads == 2 && (double)B * (double)C * (double)OC >= PYNN_DENSE_PAIR     \
+    if (dx && ctx.nthreads == 2 && (double)B * (double)C * (double)OC >= PYNN_DENSE_PAIR    \
         && (double)C * (double)OC <= PYNN_DENSE_PAIR_W) {                                   \
-        /* two threads: dw and dx side by side, one thread each (the same FLOPs; where w is  \
-         * small, two threads on one GEMM scale poorly and meet at barriers), db on          \
-         * whichever frees first. A GEMM's bits do not depend on its thread count, so the    \
+        /* two threads: dw and dx side by side, one thread each (the same FLOPs; where w is \
+         * small, two threads on one GEMM scale poorly and meet at barriers), db on         \
+         * whichever frees first. A GEMM's bits do not depend on its thread count, so the   \
          * results are those of the calls one after the other. */                           \
         pynn_ctx one = ctx;                                                                 \
         one.nthreads = 1;                                                                   \

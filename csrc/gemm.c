@@ -168,12 +168,13 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd,      \
+                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd,    \
                                  pynn_idx ci, pynn_idx cj) {                                 \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle; bpre: all  \
      * of B packed already (depth block pc at bpre + pc * N rounded up to nr, its slivers   \
-     * as pack_bs lays them out), shared by the row chunks of one call; ep (or NULL): the   \
-     * epilogue on each tile once its last depth block is in, the rectangle at (ci, cj) */  \
+     * as pack_bs lays them out), shared by the row chunks of one call; ep (or NULL): the    \
+     * epilogue on each A sliver's row panel once its last depth block is in; the            \
+     * rectangle sits at (ci, cj) of C */                                                    \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     const pynn_idx npad = (N + nr - 1) / nr * nr;                                            \
     for (pynn_idx jc = 0; jc < N; jc += nc) {                                                \
@@ -216,7 +217,7 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
                                    const T *A, pynn_idx rsa, pynn_idx csa,                   \
                                    const T *B, pynn_idx rsb, pynn_idx csb,                   \
                                    pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,      \
-                                   pynn_idx kc, pynn_idx nc, pynn_gemm_epfn_##SUF ep,          \
+                                   pynn_idx kc, pynn_idx nc, pynn_gemm_epfn_##SUF ep,        \
                                    const void *epd) {                                        \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C, run by every thread of the team:      \
      * each packed B block is shared (slivers packed by all threads, then a barrier), the A  \
@@ -265,7 +266,7 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd) {    \
+                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd) {  \
     /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
      * owns slice t of the scratch; bpre: B packed once for all row chunks (or NULL) */      \
     PYNN_FTZ_BEGIN;                                                                          \
@@ -315,13 +316,13 @@ static void pynn_gemm_narrow_part_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, 
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
                                                                                              \
-static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa, \
+static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,  \
                                 pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb,        \
                                 pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,         \
-                                pynn_ctx ctx, pynn_gemm_epfn_##SUF ep, const void *epd,        \
+                                pynn_ctx ctx, pynn_gemm_epfn_##SUF ep, const void *epd,      \
                                 int *ep_done) {                                              \
-    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C (beta == 0: written, never read); the \
-     * tile paths apply ep per tile (and set *ep_done) while C is not transposed */          \
+    /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C (beta == 0: written, never read); the  \
+     * tiled paths apply ep per row panel (and set *ep_done) while C is not transposed */    \
     if (K <= 0) {                                                                            \
         for (pynn_idx i = 0; i < M; i++)                                                     \
             for (pynn_idx j = 0; j < N; j++) {                                               \
@@ -499,7 +500,7 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
 int pynn_gemm_ep_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, pynn_idx rsa,           \
                        pynn_idx csa, const T *B, pynn_idx rsb, pynn_idx csb, pynn_idx M,     \
                        pynn_idx N, pynn_idx K, T alpha, T beta, pynn_ctx ctx,                \
-                       pynn_gemm_epfn_##SUF ep, const void *epd) {                             \
+                       pynn_gemm_epfn_##SUF ep, const void *epd) {                           \
     if (M <= 0 || N <= 0) return PYNN_OK;                                                    \
     if (ep && csc != 1) return PYNN_EINVAL;                                                  \
     int done = 0;                                                                            \
