@@ -2,8 +2,10 @@
  * whole backward pass (dz, dw, db, dx) in one call. Contract in dense.h.
  *
  * Forward is one GEMM whose epilogue (pynn_gemm_ep) adds the bias and applies the activation
- * to each tile of the output as the micro-kernel finishes it, while the tile is in L1 (the
- * vector loops of the activation kernels, row by row: activations.c's pynn_act_block). An
+ * to each row panel of the output (an A sliver's rows across a block of columns) right after
+ * its last depth block, while it is in L1 / L2 (the vector loops of the activation kernels,
+ * row by row: activations.c's pynn_act_block; elementwise, so the bits do not depend on how
+ * the panels are cut, which varies with the thread count). An
  * optional residual (B,OC) is added last, in the same pass (a Transformer block's
  * x + proj(.) costs no pass of its own); GELU can also write its derivative (grad) beside
  * the output, for a backward of dy * grad. Before, the epilogue was a pass of its own over

@@ -27,9 +27,14 @@ int pynn_gemm_f64(double *C, pynn_idx rsc, pynn_idx csc,
  * write other arrays at the same positions. On the tiled paths a block is the row panel of
  * one A sliver (up to MR rows) across one block of columns (up to the kernel's nc), called
  * right after its tiles, still in L1 / L2 (per 12 x 32 tile the calls cost more than the
- * pass they save); elsewhere it is a row of C (columns 0..N-1). Which blocks a call sees
- * depends on the shapes, strides, dtype and ISA only. Needs csc == 1 (else PYNN_EINVAL, C
- * untouched). The tiled paths run under flush-to-zero, the others do not. */
+ * pass they save); elsewhere it is a row of C (columns 0..N-1). Which path (tiled or by
+ * rows) depends on the shapes, strides, dtype and ISA only, but the blocks themselves also
+ * on the thread count: where threads split C by columns, a chunk's columns start at its own
+ * tile boundary (generic f64, 16 x 64 @ 64 x 3000: 24 blocks on one thread, 40 on two), so an
+ * epilogue whose result for an element depends on the block it came in (a row sum, an
+ * offset-dependent loop) has thread-count-dependent bits; an elementwise one has not. Needs
+ * csc == 1 (else PYNN_EINVAL, C untouched). The tiled paths run under flush-to-zero, the
+ * others do not. */
 typedef void (*pynn_gemm_epfn_f32)(const void *epd, float *c, pynn_idx rsc, pynn_idx i0,
                                  pynn_idx j0, pynn_idx m, pynn_idx n);
 typedef void (*pynn_gemm_epfn_f64)(const void *epd, double *c, pynn_idx rsc, pynn_idx i0,
