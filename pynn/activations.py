@@ -73,14 +73,37 @@ _REGISTRY = {a.name: a for a in (linear, relu, sigmoid, tanh, softmax, log_softm
                                  elu, gelu, softplus, silu, swish)}
 
 
+# the options each kernel takes (an activation object built with them, e.g.
+# ActivationFunction("gelu", approximate=True), saves them in its config)
+_OPTIONS = {"leaky_relu": ("alpha",), "elu": ("alpha",), "gelu": ("approximate",)}
+
+
+def _from_config(d):
+    """{"class_name": name, "config": {option: value}} (serialize's form with options)."""
+    if set(d) != {"class_name", "config"} or not isinstance(d["config"], dict):
+        raise ValueError(f"an activation config is {{'class_name': name, 'config': {{...}}}}, "
+                         f"received {d!r}")
+    base = lookup(_REGISTRY, d["class_name"], "activation")
+    allowed = _OPTIONS.get(base.kernel, ())
+    bad = sorted(set(d["config"]) - set(allowed))
+    if bad:
+        raise ValueError(f"activation {base.name!r} takes no option {', '.join(map(repr, bad))}"
+                         f" (its options: {', '.join(allowed) or 'none'})")
+    return ActivationFunction(base.name, kernel=base.kernel, uses_output=base.uses_output,
+                              **d["config"])
+
+
 def get(identifier):
-    """Resolve None, a Keras name or a pynn activation object to an ActivationFunction."""
+    """Resolve None, a Keras name, a config dict (serialize's form for an activation with
+    options) or a pynn activation object to an ActivationFunction."""
     if identifier is None:
         return linear
     if isinstance(identifier, ActivationFunction):
         return identifier
     if isinstance(identifier, str):
         return lookup(_REGISTRY, identifier, "activation")
+    if isinstance(identifier, dict):
+        return _from_config(identifier)
     if callable(identifier):
         raise ValueError(f"activation {identifier!r} is not a pynn activation: pass a name "
                          f"({', '.join(sorted(_REGISTRY))}) or a pynn.activations object; "
@@ -89,7 +112,10 @@ def get(identifier):
 
 
 def serialize(activation):
-    return get(activation).name
+    """The Keras name; with options (ActivationFunction("gelu", approximate=True)) the dict
+    {"class_name": name, "config": options}, so a saved model keeps them."""
+    a = get(activation)
+    return {"class_name": a.name, "config": dict(a.kwargs)} if a.kwargs else a.name
 
 
 def deserialize(name):

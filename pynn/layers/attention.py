@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .. import initializers, _checks
+from .. import activations, initializers, _checks
 from .base import Layer, MaskCounter, is_inference_only
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
@@ -344,7 +344,7 @@ class TransformerBlock(MaskCounter, Layer):
         self.num_heads, self.key_dim, self.ff_dim = num_heads, key_dim, ff_dim
         self.dropout = _checks.finite_scalar(dropout, "dropout", 0.0, 1.0, high_open=True)
         self.causal = bool(causal)
-        self.activation = activation
+        self.activation = activations.get(activation)
         self.epsilon = _checks.finite_scalar(epsilon, "epsilon", 0.0, low_open=True)
         self._init_masks(seed)
         self._subs = None
@@ -483,4 +483,5 @@ class TransformerBlock(MaskCounter, Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "ff_dim": self.ff_dim, "dropout": self.dropout, "causal": self.causal,
-                "activation": self.activation, "epsilon": self.epsilon, **self._mask_config()}
+                "activation": activations.serialize(self.activation), "epsilon": self.epsilon,
+                **self._mask_config()}

@@ -213,6 +213,38 @@ def test_dense_argument_errors():
         layers.Dense(3, activation=lambda x: x)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_activation_options_survive_save_and_load(backend, tmp_path):
+    """an activation built with options (the tanh-form GELU, a leaky ReLU's alpha) keeps them
+    in its config and in a saved model: the reloaded model predicts the same bits; names
+    stay plain strings; bad option dicts get clear errors"""
+    AF = pynn.activations.ActivationFunction
+    assert pynn.activations.serialize("gelu") == "gelu"
+    for act in (AF("gelu", approximate=True), AF("leaky_relu", alpha=0.05), AF("elu", alpha=2.0)):
+        pynn.utils.set_random_seed(4)
+        m = pynn.Sequential([layers.Input(shape=(6,)), layers.Dense(5, activation=act),
+                             layers.Dense(2)], backend=backend)
+        assert m.layers[0].get_config()["activation"] == {"class_name": act.name,
+                                                          "config": act.kwargs}
+        x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+        y = m.predict(x, verbose=0)
+        m.save(tmp_path / f"{act.name}.pynn")
+        m2 = pynn.models.load_model(tmp_path / f"{act.name}.pynn")
+        np.testing.assert_array_equal(m2.predict(x, verbose=0), y)
+        assert m2.layers[0].activation.kwargs == act.kwargs
+    exact = pynn.activations.get({"class_name": "gelu", "config": {}})
+    assert exact.kwargs == {} and exact.name == "gelu"
+    blk = layers.TransformerBlock(2, activation=AF("gelu", approximate=True))
+    assert blk.get_config()["activation"] == {"class_name": "gelu",
+                                              "config": {"approximate": True}}
+    with pytest.raises(ValueError, match="'relu' takes no option 'alpha'"):
+        pynn.activations.get({"class_name": "relu", "config": {"alpha": 1}})
+    with pytest.raises(ValueError, match="class_name"):
+        pynn.activations.get({"name": "gelu"})
+    with pytest.raises(ValueError, match="unknown activation"):
+        pynn.activations.get({"class_name": "swoosh", "config": {}})
+
+
 def test_config_round_trip_and_registry():
     for layer in [layers.Dense(3, activation="relu", kernel_regularizer="l2",
                                kernel_initializer=pynn.initializers.HeNormal(seed=3)),
