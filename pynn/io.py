@@ -364,14 +364,19 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
       pynn's own classes of the same name. Anything else (instances, plain functions...) is
       a TypeError. A class the file names that neither pynn nor custom_objects knows is a
       ModelFileError saying which name to pass in custom_objects. Nothing is imported or
-      unpickled: only the classes given here and pynn's closed registries resolve."""
+      unpickled: only the classes given here and pynn's closed registries resolve.
+    While the architecture is rebuilt, no layer may create more weight values than the file
+    holds (checked before each weight is allocated): an altered config that asks for huge
+    layers is a ModelFileError, not gigabytes allocated first."""
     kinds = _custom_kinds()
     own = _split_custom_objects(custom_objects, kinds)
     doc, weights, state = _read(path)
     if doc.get("kind") != "model":
         raise ModelFileError(f"{path}: holds weights only ({doc.get('kind')!r}): build the "
                              f"model and call load_weights(model, path)")
-    with _scopes(kinds[:3], own[:3]):
+    from .layers.base import weight_budget
+    # no weight larger than what the file can fill is allocated while rebuilding
+    with _scopes(kinds[:3], own[:3]), weight_budget(sum(int(w.size) for w in weights)):
         model = _rebuild(doc, path, backend)
     _set_weights(model, weights, path)
     cc = doc.get("compile_config")

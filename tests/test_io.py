@@ -435,6 +435,32 @@ def test_real_registry_refuses_unknown_layer(tmp_path, monkeypatch):
         io.load_model(p)
 
 
+def test_altered_config_asking_for_huge_layers_allocates_nothing(tmp_path, monkeypatch):
+    """a file whose config was altered (valid zip, valid JSON) to ask for a Dense of 2**22
+    units (2**26 values, 256 MB): refused by add_weight before that weight is allocated or
+    initialized, as the file holds only the small model's weight values"""
+    monkeypatch.undo()
+    model, _, _ = real_mlp()
+    p = tmp_path / "mlp.pynn"
+    io.save_model(model, p)
+    doc, arrays = good_doc(p)
+    layer = next(c for c in doc["config"]["config"]["layers"] if c["class_name"] == "Dense")
+    layer["config"]["units"] = 2**22
+    arrays["meta"] = np.frombuffer(json.dumps(doc).encode(), np.uint8)
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    calls = []
+    orig = np.ascontiguousarray
+    monkeypatch.setattr(pynn.layers.base.np, "ascontiguousarray",
+                        lambda a, *k, **kw: calls.append(np.size(a)) or orig(a, *k, **kw))
+    with pytest.raises(ModelFileError, match=r"more than the [\d,]+ left of the [\d,]+ "
+                                             r"weight values the file holds"):
+        io.load_model(p)
+    assert max(calls, default=0) < 2**20                  # no huge weight was initialized
+    # the budget holds only while loading: the same architecture builds as usual
+    assert pynn.layers.Dense(3)._build_for((None, 4), pynn.ops.get_backend(), np.float32)
+
+
 @pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
 def test_compiled_but_untrained_model_round_trip(tmp_path, monkeypatch, opt):
     # saved before the first step: the optimizer has no state yet, and loading then training

@@ -43,6 +43,23 @@ def is_inference_only():
     return _INFERENCE.get()
 
 
+# set while pynn.io rebuilds a model from a file: [values left, values in the file]. A layer's
+# add_weight refuses, before allocating, a weight that takes the architecture past the weight
+# values the file holds (a damaged or altered config asking for a huge layer fails with a
+# clear error instead of allocating and initializing gigabytes first)
+_WEIGHT_BUDGET = contextvars.ContextVar("pynn_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(values):
+    """Within the block, the weights created may hold at most `values` values in all."""
+    token = _WEIGHT_BUDGET.set([int(values), int(values)])
+    try:
+        yield
+    finally:
+        _WEIGHT_BUDGET.reset(token)
+
+
 class MaskCounter:
     """Counter-based dropout masks of a layer (Dropout, the recurrent layers' input dropout,
     MultiHeadAttention's): mask number `step` of (seed, step), a pure function of those, so
@@ -192,6 +209,14 @@ class Layer:
             raise ValueError(f"weight {name!r} of layer {self.name!r} would have shape {shape} "
                              f"({size:,} values); pynn limits one weight to "
                              f"{MAX_WEIGHT_SIZE:,} values")
+        budget = _WEIGHT_BUDGET.get()
+        if budget is not None:
+            if size > budget[0]:
+                raise ValueError(f"weight {name!r} of layer {self.name!r} would have shape "
+                                 f"{shape} ({size:,} values), more than the "
+                                 f"{budget[0]:,} left of the {budget[1]:,} weight values the "
+                                 f"file holds")
+            budget[0] -= size
         w = np.ascontiguousarray(init(tuple(shape), dtype=self.dtype))
         self.params[name] = w
         self.grads[name] = np.zeros_like(w)
