@@ -126,8 +126,6 @@ class Dense(Layer):
             name = "gelu_tanh" if act.kwargs.get("approximate") else "gelu"
             z = None if is_inference_only() else self._buffer("gelu_grad", (b, oc))
             y = self.ops.dense_forward(x2, w, bias, name, out=self._buffer("y", (b, oc)), grad=z)
-            self._cache = (x2, z, y, act, x.shape)
-            return y if x.ndim == 2 else y.reshape(lead + (oc,))
         else:
             z = self.ops.dense_forward(x2, w, bias, "linear", out=self._buffer("z", (b, oc)))
             y = act.forward(self.ops, z, out=self._buffer("y", (b, oc)))
