@@ -15,6 +15,11 @@ __all__ = ["get", "serialize", "deserialize", "ActivationFunction", "linear", "r
 DENSE_FUSED = ("linear", "relu", "sigmoid", "tanh")
 
 
+# the options each kernel takes (an activation object built with them, e.g.
+# ActivationFunction("gelu", approximate=True), saves them in its config)
+_OPTIONS = {"leaky_relu": ("alpha",), "elu": ("alpha",), "gelu": ("approximate",)}
+
+
 class ActivationFunction:
     """One named activation: forward/backward through a backend namespace.
 
@@ -24,11 +29,20 @@ class ActivationFunction:
         Keras name (also the kernel prefix: `<kernel>_forward` / `<kernel>_backward`).
     uses_output : bool
         Backward takes the forward output y instead of the input x (softmax family).
+    **kwargs
+        The kernel's options: alpha (leaky_relu, elu), approximate (gelu: the tanh form).
+        Others are refused; a saved model keeps them (serialize).
     """
 
     def __init__(self, name, kernel=None, uses_output=False, **kwargs):
         self.name = name
         self.kernel = kernel or name
+        allowed = _OPTIONS.get(self.kernel, ())
+        bad = sorted(set(kwargs) - set(allowed))
+        if bad:  # refused here, not at the first call or when a saved model is loaded
+            raise ValueError(f"activation {name!r} takes no option "
+                             f"{', '.join(map(repr, bad))} (its options: "
+                             f"{', '.join(allowed) or 'none'})")
         self.uses_output = uses_output
         self.kwargs = kwargs
         self.fusable = name in DENSE_FUSED
@@ -73,22 +87,12 @@ _REGISTRY = {a.name: a for a in (linear, relu, sigmoid, tanh, softmax, log_softm
                                  elu, gelu, softplus, silu, swish)}
 
 
-# the options each kernel takes (an activation object built with them, e.g.
-# ActivationFunction("gelu", approximate=True), saves them in its config)
-_OPTIONS = {"leaky_relu": ("alpha",), "elu": ("alpha",), "gelu": ("approximate",)}
-
-
 def _from_config(d):
     """{"class_name": name, "config": {option: value}} (serialize's form with options)."""
     if set(d) != {"class_name", "config"} or not isinstance(d["config"], dict):
         raise ValueError(f"an activation config is {{'class_name': name, 'config': {{...}}}}, "
                          f"received {d!r}")
     base = lookup(_REGISTRY, d["class_name"], "activation")
-    allowed = _OPTIONS.get(base.kernel, ())
-    bad = sorted(set(d["config"]) - set(allowed))
-    if bad:
-        raise ValueError(f"activation {base.name!r} takes no option {', '.join(map(repr, bad))}"
-                         f" (its options: {', '.join(allowed) or 'none'})")
     return ActivationFunction(base.name, kernel=base.kernel, uses_output=base.uses_output,
                               **d["config"])
 

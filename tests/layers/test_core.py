@@ -239,6 +239,9 @@ def test_activation_options_survive_save_and_load(backend, tmp_path):
                                               "config": {"approximate": True}}
     with pytest.raises(ValueError, match="'relu' takes no option 'alpha'"):
         pynn.activations.get({"class_name": "relu", "config": {"alpha": 1}})
+    with pytest.raises(ValueError, match=r"'gelu' takes no option 'alpah' \(its options: "
+                                         r"approximate\)"):
+        AF("gelu", alpah=0.1)               # at construction, not when the file is loaded
     with pytest.raises(ValueError, match="class_name"):
         pynn.activations.get({"name": "gelu"})
     with pytest.raises(ValueError, match="unknown activation"):
