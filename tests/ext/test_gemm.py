@@ -104,12 +104,24 @@ def test_rows_do_not_depend_on_the_row_count(nk, dtype):
     N, K = nk
     rng = np.random.default_rng(14)
     a, b = rand(rng, (40, K), dtype), rand(rng, (K, N), dtype)
+    at = np.ascontiguousarray(a.T)                       # A^T read in place (trans_a)
+    bias = rand(rng, (N,), dtype)
     for arch in ARCHS:
         with pynn.arch(arch):
             full = C.gemm(a, b)
-            for m in (1, 2, 3, 4, 5, 8, 13, 20, 24, 25):
+            # the bias + relu epilogue: an edge sliver computed as the last full sliver
+            # (repeating rows of the panel before it) must leave every row with one pass
+            dense = C.dense_forward(a, b, bias, "relu")
+            for m in (1, 2, 3, 4, 5, 8, 13, 14, 17, 20, 23, 24, 25, 35):
                 np.testing.assert_array_equal(C.gemm(a[:m], b), full[:m],
                                               err_msg=f"arch={arch} M={m}")
+                if N > 16 and m > 12:   # tiles (narrower C or fewer rows take other paths)
+                    np.testing.assert_array_equal(
+                        C.gemm(np.ascontiguousarray(at[:, :m]), b, trans_a=True), full[:m],
+                        err_msg=f"arch={arch} M={m} trans_a")
+                np.testing.assert_array_equal(C.dense_forward(a[:m], b, bias, "relu"),
+                                              dense[:m], err_msg=f"arch={arch} M={m} dense")
+            assert_close(dense, np.maximum(a.astype(np.float64) @ b + bias, 0), dtype, K)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
