@@ -13,7 +13,9 @@
  * Small path (the shapes of neural layers: B fits in L2, or M is a few rows): nothing is
  * packed. The kernel reads A by its strides and B in place (B is packed only when its
  * columns are not contiguous, or its rows are off the cache lines and M is large; an A
- * sliver only at the bottom edge), K is split past 2048 where B fits in L2 (else in blocks
+ * sliver only at the bottom edge, and there not where C is written in one pass: then the
+ * edge runs as the last MR rows, repeating rows of the panel before it with the same bits),
+ * K is split past 2048 where B fits in L2 (else in blocks
  * of the kernel's kc, as on the packed path: the blocks follow K and N only), and threads
  * enter only when the work pays for the parallel region.
  * Shape paths before the loops: M == 1, N == 1, or M <= 4 with K >= 64, with contiguous rows

@@ -172,7 +172,7 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
             PYNN_UKR_LOOP1(ROWS, PYNN_UKR_STEP1_PACKED, csa)                                 \
         else                                                                                 \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_PACKED, MLOADZ(m0, b), MLOADZ(m1, b + VL), csa) \
-    } else { /* A read in place (small path; the driver packs edge slivers, m < MR) */       \
+    } else { /* A in place (small path; 2..MR-1 edge rows are packed or run as MR) */      \
         if (n == 2 * VL)                                                                     \
             PYNN_UKR_LOOP(ROWS, PYNN_UKR_STEP_STRIDED, LOADU(b), LOADU(b + VL), csa)         \
         else if (n <= VL)                                                                    \
