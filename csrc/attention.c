@@ -246,7 +246,7 @@ static const pynn_att_softmax_fn_##SUF pynn_att_softmax_##SUF[3] = {            
     pynn_att_softmax_##SUF##_generic, pynn_att_softmax_##SUF##_avx2,                         \
     pynn_att_softmax_##SUF##_best};                                                          \
 static const pynn_att_grad_fn_##SUF pynn_att_grad_##SUF[3] = {                               \
-    pynn_att_grad_##SUF##_generic, pynn_att_grad_##SUF##_avx2, pynn_att_grad_##SUF##_avx512};
+    pynn_att_grad_##SUF##_generic, pynn_att_grad_##SUF##_avx2, pynn_att_grad_##SUF##_best};
 
 /* The AVX-512 slot of the softmax tables: float rows without a mask run on intrinsics
  * (below), everything else on the compiled rows above */
@@ -254,10 +254,14 @@ static const pynn_att_grad_fn_##SUF pynn_att_grad_##SUF[3] = {                  
 static void pynn_att_softmax_f32_best(float *P, pynn_idx S, pynn_idx t0, pynn_idx t1,
                                       int causal, const uint8_t *mask, pynn_idx smt,
                                       pynn_idx sms);
+static void pynn_att_grad_f32_best(float *dS, const float *P, pynn_idx S, pynn_idx t0,
+                                   pynn_idx t1, pynn_idx nc);
 #else
 #define pynn_att_softmax_f32_best pynn_att_softmax_f32_avx512
+#define pynn_att_grad_f32_best pynn_att_grad_f32_avx512
 #endif
 #define pynn_att_softmax_f64_best pynn_att_softmax_f64_avx512
+#define pynn_att_grad_f64_best pynn_att_grad_f64_avx512
 
 PYNN_ATT_ROW_TABLES(float, f32)
 PYNN_ATT_ROW_TABLES(double, f64)
@@ -440,6 +444,49 @@ PYNN_ATT_TARGET_AVX512 static void pynn_att_softmax_f32_best(
         for (j = lim; j < S; j += 16)                          /* columns past lim: 0 */
             _mm512_mask_storeu_ps(row + j, PYNN_ATT_LANES(j, S), _mm512_setzero_ps());
     }
+}
+
+/* pynn_att_grad_f32 (the compiled rows) on four rows at a time, nc <= 64: each row's dot
+ * product with its lanes summed by the same tree, then its dS, side by side (one row was a
+ * chain of dependent steps the core could not overlap). The same operations per row in the
+ * same order (the compiled loop's multiply-adds are fused, its tail on the first lanes), so
+ * the same bits; other rows and wider blocks on the compiled rows. */
+PYNN_ATT_TARGET_AVX512 static void pynn_att_grad_f32_best(float *dS, const float *P,
+                                                          pynn_idx S, pynn_idx t0, pynn_idx t1,
+                                                          pynn_idx nc) {
+    pynn_idx t = t0;
+    if (nc <= 64) {
+        const pynn_idx nf = nc / 16;
+        const __mmask16 tm = (__mmask16)((1u << (nc % 16)) - 1u);
+        for (; t + 4 <= t1; t += 4) {
+            __m512 dot[4];
+            for (int r = 0; r < 4; r++) {
+                const float *p = P + (t + r) * S, *d = dS + (t + r) * S;
+                __m512 acc = _mm512_setzero_ps();
+                for (pynn_idx g = 0; g < nf; g++)
+                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(p + 16 * g), _mm512_loadu_ps(d + 16 * g),
+                                          acc);
+                if (tm)
+                    acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(tm, p + 16 * nf),
+                                                _mm512_maskz_loadu_ps(tm, d + 16 * nf), acc, tm);
+                dot[r] = _mm512_set1_ps(pynn_att_tree_sum(acc));
+            }
+            for (int r = 0; r < 4; r++) {
+                const float *p = P + (t + r) * S;
+                float *d = dS + (t + r) * S;
+                for (pynn_idx g = 0; g < nf; g++)
+                    _mm512_storeu_ps(d + 16 * g, _mm512_mul_ps(_mm512_loadu_ps(p + 16 * g),
+                        _mm512_sub_ps(_mm512_loadu_ps(d + 16 * g), dot[r])));
+                if (tm)
+                    _mm512_mask_storeu_ps(d + 16 * nf, tm, _mm512_mul_ps(
+                        _mm512_maskz_loadu_ps(tm, p + 16 * nf),
+                        _mm512_sub_ps(_mm512_maskz_loadu_ps(tm, d + 16 * nf), dot[r])));
+                for (pynn_idx j = nc; j < S; j += 16)        /* columns past nc: 0 */
+                    _mm512_mask_storeu_ps(d + j, PYNN_ATT_LANES(j, S), _mm512_setzero_ps());
+            }
+        }
+    }
+    if (t < t1) pynn_att_grad_f32_avx512(dS, P, S, t, t1, nc);
 }
 #endif
 

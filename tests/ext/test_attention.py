@@ -313,7 +313,8 @@ def test_avx512_softmax_rows_match_compiled_rows(causal):
     # float rows without a mask run four at a time on AVX-512 intrinsics, and one at a time
     # from a group with a row that has no finite score; the AVX2 build runs the compiled
     # rows on the same scores (both products use FMAs in the same order): the probabilities
-    # agree bit for bit, for row lengths around the 16-lane groups and past 64
+    # agree bit for bit, for row lengths around the 16-lane groups and past 64, and so do the
+    # gradients
     import pynn
     rng = np.random.default_rng(11)
     for T, S in [(1, 1), (4, 4), (5, 3), (7, 16), (9, 17), (13, 33), (16, 48), (21, 63),
@@ -322,11 +323,16 @@ def test_avx512_softmax_rows_match_compiled_rows(causal):
         k[..., 0] = np.abs(k[..., 0]) + 0.5
         q[0, 1, min(2, T - 1), 0] = -np.inf       # a row of -inf scores
         q[1, 0, T // 2, 1] = np.nan               # a row of NaN scores
-        got = {}
+        got, grads = {}, {}
+        dout = rand(rng, (2, 2, T, 2), np.float32)
         for arch in ("avx2", "avx512"):
             with pynn.arch(arch):
                 got[arch] = C.attention_forward(q, k, v, causal=causal)[1]
+                # the backward's softmax Jacobian rows also run four at a time there
+                grads[arch] = C.attention_backward(q, k, v, got[arch], dout, causal=causal)
         assert np.array_equal(got["avx2"], got["avx512"], equal_nan=True), (T, S)
+        for g2, g5 in zip(grads["avx2"], grads["avx512"]):
+            assert np.array_equal(g2, g5, equal_nan=True), (T, S)
         p = got["avx512"]
         assert not p[0, 1, min(2, T - 1)].any()   # nothing finite: zeros
         assert np.isnan(p[1, 0, T // 2, :(T // 2 + 1 if causal else S)]).all()
