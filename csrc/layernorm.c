@@ -170,7 +170,7 @@ typedef void (*pynn_ln_cols_fn_##SUF)(T *, T *, const T *, const T *, const T *,
 static const pynn_ln_fwd_fn_##SUF pynn_ln_fwd_##SUF[3] = {                                   \
     pynn_ln_fwd_##SUF##_generic, pynn_ln_fwd_##SUF##_avx2, pynn_ln_fwd_##SUF##_best};        \
 static const pynn_ln_bwd_fn_##SUF pynn_ln_bwd_##SUF[3] = {                                   \
-    pynn_ln_bwd_##SUF##_generic, pynn_ln_bwd_##SUF##_avx2, pynn_ln_bwd_##SUF##_avx512};      \
+    pynn_ln_bwd_##SUF##_generic, pynn_ln_bwd_##SUF##_avx2, pynn_ln_bwd_##SUF##_best};        \
 static const pynn_ln_cols_fn_##SUF pynn_ln_cols_##SUF[3] = {                                 \
     pynn_ln_cols_##SUF##_generic, pynn_ln_cols_##SUF##_avx2, pynn_ln_cols_##SUF##_avx512};   \
                                                                                              \
@@ -212,17 +212,23 @@ void pynn_layernorm_backward_##SUF(T *dx, T *dgamma, T *dbeta, const T *x, const
             accumulate);                                                                     \
 }
 
-/* The AVX-512 slot of the forward table: float rows with contiguous columns run on the
- * intrinsics below, everything else on the compiled rows above */
+/* The AVX-512 slots of the forward and backward tables: float rows with contiguous columns
+ * run on the intrinsics below, everything else on the compiled rows above */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 static void pynn_ln_fwd_f32_best(float *y, float *mean, float *rstd, const float *x,
                                  const float *gamma, const float *beta, pynn_idx n0,
                                  pynn_idx n1, pynn_idx C, pynn_idx rsx, pynn_idx csx,
                                  double eps);
+static void pynn_ln_bwd_f32_best(float *dx, const float *x, const float *dy,
+                                 const float *gamma, const float *mean, const float *rstd,
+                                 pynn_idx n0, pynn_idx n1, pynn_idx C, pynn_idx rsx,
+                                 pynn_idx csx, const float *res, int accumulate);
 #else
 #define pynn_ln_fwd_f32_best pynn_ln_fwd_f32_avx512
+#define pynn_ln_bwd_f32_best pynn_ln_bwd_f32_avx512
 #endif
 #define pynn_ln_fwd_f64_best pynn_ln_fwd_f64_avx512
+#define pynn_ln_bwd_f64_best pynn_ln_bwd_f64_avx512
 
 PYNN_LAYERNORM_FAMILY(float, f32)
 PYNN_LAYERNORM_FAMILY(double, f64)
@@ -336,5 +342,78 @@ PYNN_LN_TARGET_AVX512 static void pynn_ln_fwd_f32_best(
     }
     if (n < n1)                                          /* the last rows, one by one */
         pynn_ln_fwd_f32_avx512(y, mean, rstd, x, gamma, beta, n, n1, C, rsx, csx, eps);
+}
+
+/* the sum of a row's 16 lanes by PYNN_LN_REDUCE16's tree (acc[i] += acc[i + k], k = 8, 4,
+ * 2, 1) */
+PYNN_LN_TARGET_AVX512 static inline float pynn_ln_tree16(__m512 v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+/* pynn_ln_row_bwd_f32 on 4 rows at a time (contiguous columns, C > 1): each row's two sums
+ * and divisions, then its dx, side by side (a row by itself was a chain of dependent steps,
+ * two lane sums and two divisions, that the core could not overlap). The operations of the
+ * compiled rows as gcc fuses them: the sums' multiply-adds (the tail on the first lanes),
+ * dy gamma - ma and the - xhat mb that follows as fused steps, and the residual's add onto
+ * r (...) fused with that product, so the same bits (a test compares with the AVX2 rows). */
+PYNN_LN_TARGET_AVX512 static void pynn_ln_bwd_f32_best(
+        float *dx, const float *x, const float *dy, const float *gamma, const float *mean,
+        const float *rstd, pynn_idx n0, pynn_idx n1, pynn_idx C, pynn_idx rsx, pynn_idx csx,
+        const float *res, int accumulate) {
+    pynn_idx n = n0;
+    if (csx == 1 && C > 1) {
+        const pynn_idx cv = C - C % 16;
+        const __mmask16 tail = (__mmask16)((1u << (C % 16)) - 1u);
+        for (; n + 4 <= n1; n += 4) {
+            __m512 ma[4], mb[4];
+            for (int r = 0; r < 4; r++) {
+                const float *xr = x + (n + r) * rsx, *dyr = dy + (n + r) * C;
+                const __m512 m = _mm512_set1_ps(mean[n + r]), rs = _mm512_set1_ps(rstd[n + r]);
+                __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+                for (pynn_idx j = 0; j < cv; j += 16)
+                    a = _mm512_fmadd_ps(_mm512_loadu_ps(dyr + j), _mm512_loadu_ps(gamma + j), a);
+                if (tail)
+                    a = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(tail, dyr + cv),
+                                              _mm512_maskz_loadu_ps(tail, gamma + cv), a, tail);
+                for (pynn_idx j = 0; j < cv; j += 16) {
+                    __m512 dg = _mm512_mul_ps(_mm512_loadu_ps(dyr + j), _mm512_loadu_ps(gamma + j));
+                    __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + j), m), rs);
+                    b = _mm512_fmadd_ps(dg, xh, b);
+                }
+                if (tail) {
+                    __m512 dg = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, dyr + cv),
+                                              _mm512_maskz_loadu_ps(tail, gamma + cv));
+                    __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + cv),
+                                                            m), rs);
+                    b = _mm512_mask3_fmadd_ps(dg, xh, b, tail);
+                }
+                ma[r] = _mm512_set1_ps(pynn_ln_tree16(a) / (float)C);
+                mb[r] = _mm512_set1_ps(pynn_ln_tree16(b) / (float)C);
+            }
+            for (int r = 0; r < 4; r++) {
+                const float *xr = x + (n + r) * rsx, *dyr = dy + (n + r) * C;
+                float *dxr = dx + (n + r) * C;
+                const float *rr = res ? res + (n + r) * C : accumulate ? dxr : NULL;
+                const __m512 m = _mm512_set1_ps(mean[n + r]), rs = _mm512_set1_ps(rstd[n + r]);
+                for (pynn_idx j = 0; j < C; j += 16) {
+                    __mmask16 k = j < cv ? (__mmask16)0xFFFF : tail;
+                    __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xr + j), m),
+                                              rs);
+                    __m512 z = _mm512_fnmadd_ps(xh, mb[r], _mm512_fmsub_ps(
+                        _mm512_maskz_loadu_ps(k, dyr + j), _mm512_maskz_loadu_ps(k, gamma + j),
+                        ma[r]));
+                    z = rr ? _mm512_fmadd_ps(rs, z, _mm512_maskz_loadu_ps(k, rr + j))
+                           : _mm512_mul_ps(rs, z);
+                    _mm512_mask_storeu_ps(dxr + j, k, z);
+                }
+            }
+        }
+    }
+    if (n < n1)                                          /* the other rows, one by one */
+        pynn_ln_bwd_f32_avx512(dx, x, dy, gamma, mean, rstd, n, n1, C, rsx, csx, res,
+                               accumulate);
 }
 #endif
