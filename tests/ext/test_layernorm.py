@@ -231,3 +231,45 @@ def test_float_backward_rows_in_groups_give_the_row_bits(mode):
         for a, w, what in zip(got["avx512"], got["avx2"], ("dx", "dgamma", "dbeta")):
             np.testing.assert_array_equal(a.view(np.uint32), w.view(np.uint32),
                                           err_msg=f"{what} ({n}, {c}) {mode}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_plain_calls_skip_the_checks_with_the_same_results(dtype):
+    # contiguous arrays go straight to C (pynn/_ext/_layernorm.pyx): the same bits as the
+    # checked path (taken here by passing x and dy as strided views of the same values),
+    # the outputs it was given, and the checked path's errors for outputs that meet
+    rng = np.random.default_rng(8)
+    x, dy, res = (rand(rng, (3, 5, 7), dtype) for _ in range(3))
+    g, b = rand(rng, (7,), dtype), rand(rng, (7,), dtype)
+
+    def strided(a):
+        w = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype)
+        w[..., ::2] = a
+        return w[..., ::2]
+    y, m, r = C.layernorm_forward(x, g, b, 1e-3)
+    for got, want in zip((y, m, r), C.layernorm_forward(strided(x), g, b, 1e-3)):
+        np.testing.assert_array_equal(got, want)
+    outs = np.empty_like(x), np.empty((3, 5), dtype), np.empty((3, 5), dtype)
+    assert all(a is b_ for a, b_ in zip(C.layernorm_forward(x, g, b, 1e-3, *outs), outs))
+    for kw in ({}, {"residual": res}, {"dx": res.copy(), "accumulate": True}):
+        want = C.layernorm_backward(strided(x), g, m, r, strided(dy), **kw)
+        if "dx" in kw:
+            kw["dx"] = res.copy()
+        got = C.layernorm_backward(x, g, m, r, dy, **kw)
+        for a, w in zip(got, want):
+            np.testing.assert_array_equal(a, w)
+    inplace = res.copy()                             # dx may be the residual itself
+    got = C.layernorm_backward(x, g, m, r, dy, dx=inplace, residual=inplace)
+    assert got[0] is inplace
+    np.testing.assert_array_equal(inplace, C.layernorm_backward(x, g, m, r, dy,
+                                                                residual=res)[0])
+    buf = np.zeros(64, dtype)
+    with pytest.raises(ValueError, match="overlaps"):       # rstd meets mean
+        C.layernorm_forward(x, g, b, mean=buf[:15].reshape(3, 5),
+                            rstd=buf[10:25].reshape(3, 5))
+    with pytest.raises(ValueError, match="overlaps"):       # dbeta meets dgamma
+        C.layernorm_backward(x, g, m, r, dy, dgamma=buf[:7], dbeta=buf[3:10])
+    with pytest.raises(ValueError, match="overlaps"):       # dx meets dy
+        C.layernorm_backward(x, g, m, r, dy, dx=dy)
+    with pytest.raises(ValueError, match="eps must be >"):
+        C.layernorm_forward(x, g, b, -1.0)
