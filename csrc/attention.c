@@ -272,6 +272,7 @@ PYNN_ATT_ROW_TABLES(double, f64)
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
+#include "transpose_avx512.h"
 /* pynn_exp_f32 (activations.h) on 16 lanes, operation for operation; NaN passes through */
 PYNN_ATT_TARGET_AVX512 static inline __m512 pynn_att_exp_avx512(__m512 x) {
     const __m512 c = _mm512_set1_ps(12582912.0f);                    /* 1.5 * 2^23 */
@@ -493,33 +494,6 @@ PYNN_ATT_TARGET_AVX512 static void pynn_att_grad_f32_best(float *dS, const float
     if (t < t1) pynn_att_grad_f32_avx512(dS, P, S, t, t1, nc);
 }
 
-/* v[i] lane j -> v[j] lane i: a 16 x 16 transpose in registers (pairs of lanes, pairs of
- * pairs, then 128-bit quarters twice) */
-PYNN_ATT_TARGET_AVX512 static inline void pynn_att_tr16(__m512 *v) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        v[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        v[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        v[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        v[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int h = 0; h < 2; h++)
-        for (int i = 0; i < 4; i++) {
-            t[8 * h + i] = _mm512_shuffle_f32x4(v[8 * h + i], v[8 * h + 4 + i], 0x88);
-            t[8 * h + 4 + i] = _mm512_shuffle_f32x4(v[8 * h + i], v[8 * h + 4 + i], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        v[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        v[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-    }
-}
-
 /* The float pack with a transposing read (rs == 1: each column of the source contiguous,
  * as in the copies k^T and v^T of a head) by 16 x 16 blocks transposed in registers: the
  * compiled loop gathered each strided column (14% of the forward, 11% of the backward,
@@ -540,7 +514,7 @@ PYNN_ATT_TARGET_AVX512 static void pynn_att_pack_f32_best(float *dst, pynn_idx l
             for (int i = 0; i < 16; i++)         /* columns past Cc: the zero padding */
                 v[i] = c0 + i < Cc ? _mm512_maskz_loadu_ps(kr, src + (c0 + i) * cs + r0)
                                    : _mm512_setzero_ps();
-            pynn_att_tr16(v);
+            pynn_tr16_avx512_f32(v);
             __mmask16 kw = PYNN_ATT_LANES(c0, ld);
             for (int i = 0; i < nrow; i++)
                 _mm512_mask_storeu_ps(dst + (r0 + i) * ld + c0, kw, v[i]);

@@ -147,6 +147,12 @@ static void pynn_gemm_pack_bs_##SUF(const pynn_gemm_kernel_##SUF *kr, T *dst, co
         kr->packrows(dst, B, rsb, k, n, s0, s1);                                             \
         return;                                                                              \
     }                                                                                        \
+    if (csb != 1 && rsb == 1 && kr->packcols) { /* B^T: in vectors (gemm_ukr.h) */          \
+        for (pynn_idx s = s0; s < s1; s++)                                                   \
+            kr->packcols(dst + s * nr * k, B + s * nr * csb, csb, k,                         \
+                         PYNN_MIN(nr, n - s * nr));                                          \
+        return;                                                                              \
+    }                                                                                        \
     if (csb != 1) {                                                                          \
         for (pynn_idx s = s0; s < s1; s++)                                                   \
             pynn_gemm_pack_b_##SUF(dst + s * nr * k, B + s * nr * csb, rsb, csb, k,          \

@@ -55,6 +55,14 @@ typedef void (*pynn_gemm_packrows_f32)(float *dst, const float *B, pynn_idx rsb,
 typedef void (*pynn_gemm_packrows_f64)(double *dst, const double *B, pynn_idx rsb, pynn_idx k,
                                        pynn_idx n, pynn_idx s0, pynn_idx s1);
 
+/* one sliver dst (k, nr) from B (k, n <= nr) whose columns are contiguous (B[p + j csb], a
+ * transposed operand such as W^T in dx = dz W^T), columns past n zero: the portable loop's
+ * values, read along the columns and transposed in registers (AVX-512 f32 only, nr = 32) */
+typedef void (*pynn_gemm_packcols_f32)(float *dst, const float *B, pynn_idx csb, pynn_idx k,
+                                       pynn_idx n);
+typedef void (*pynn_gemm_packcols_f64)(double *dst, const double *B, pynn_idx csb, pynn_idx k,
+                                       pynn_idx n);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
@@ -62,6 +70,7 @@ typedef struct {
     pynn_gemm_dot_f32 dot;
     pynn_gemm_narrow_f32 narrow; /* NULL: narrow C takes the tile path */
     pynn_gemm_packrows_f32 packrows; /* NULL: the portable loop */
+    pynn_gemm_packcols_f32 packcols; /* NULL: the portable loop */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -71,6 +80,7 @@ typedef struct {
     pynn_gemm_dot_f64 dot;
     pynn_gemm_narrow_f64 narrow;
     pynn_gemm_packrows_f64 packrows;
+    pynn_gemm_packcols_f64 packcols;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */
