@@ -400,3 +400,25 @@ def test_dx_mul_bad_input(be):
     m = np.ones((4, 3))
     with pytest.raises(ValueError, match="dx overlaps"):
         be.dense_backward(x, w, None, dy, dx=m, dx_mul=m)
+
+
+@BACKENDS
+@pytest.mark.parametrize("act", ["linear", "tanh"])
+def test_dx_mul_central_differences(be, act):
+    """dx_mul chains a previous GELU: with u the pre-activation, x = gelu(u) saved with its
+    derivative (dense_forward grad=), dense_backward(dx_mul=gelu'(u)) is d/du of
+    sum(dy * dense(gelu(u))), against central differences in float64"""
+    rng = np.random.default_rng(12)
+    u, w = rand(rng, (3, 4), np.float64), rand(rng, (4, 5), np.float64)
+    b = rand(rng, (5,), np.float64)
+
+    def forward(u):
+        return be.dense_forward(be.gelu_forward(u), w, b, act)
+
+    def grads(u, dy):
+        g = np.empty_like(u)
+        x = be.dense_forward(u, np.eye(4), None, "gelu", grad=g)    # gelu(u) and gelu'(u)
+        y = be.dense_forward(x, w, b, act)
+        return be.dense_backward(x, w, y, dy, act, dx_mul=g)[0]
+
+    check_grad(forward, grads, [u])
