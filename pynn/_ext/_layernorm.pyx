@@ -12,7 +12,7 @@ import numpy as np
 cimport numpy as cnp
 
 from pynn import _checks
-from pynn.reference.layernorm import residual_arg
+from pynn.reference.layernorm import backward_args
 from pynn._ext._csrc cimport pynn_idx, pynn_ctx
 from pynn._ext._runtime cimport get_ctx
 from pynn._ext cimport _fast
@@ -196,15 +196,8 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
         dx, dgamma, dbeta = plain
         x2 = (<cnp.ndarray>x).reshape(-1, x.shape[x.ndim - 1])
     else:
-        x, gamma, mean, rstd, dy = _checks.layernorm_grad_args(x, gamma, mean, rstd, dy)
-        C_ = x.shape[x.ndim - 1]
-        ins = (x, gamma, mean, rstd, dy)
-        if accumulate and dx is None:
-            raise ValueError("accumulate=True needs dx, the array to add into")
-        dgamma = _checks.out_array(dgamma, (C_,), x.dtype, "dgamma", inputs=ins)
-        dbeta = _checks.out_array(dbeta, (C_,), x.dtype, "dbeta", inputs=ins + (dgamma,))
-        dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
-        residual = residual_arg(residual, x, dx, accumulate, dgamma, dbeta)
+        x, gamma, mean, rstd, dy, dx, dgamma, dbeta, residual = backward_args(
+            x, gamma, mean, rstd, dy, dx, dgamma, dbeta, accumulate, residual)
         if residual is not None:
             residual = _checks.contiguous(residual)
         x2 = _rows(x)

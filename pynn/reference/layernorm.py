@@ -48,11 +48,9 @@ def residual_arg(residual, x, dx, accumulate, dgamma=None, dbeta=None):
     return residual
 
 
-def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=None,
-                       accumulate=False, residual=None):
-    """(dx (..., C), dgamma (C,), dbeta (C,)); accumulate=True adds into the given dx;
-    residual (..., C) gives dx = residual + the layer norm's gradient (a skip connection's
-    gradient, with no copy of it into dx first)."""
+def backward_args(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, accumulate, residual):
+    """Checked arguments of layernorm_backward (both backends): (x, gamma, mean, rstd, dy,
+    dx, dgamma, dbeta, residual), the outputs allocated where not given."""
     x, gamma, mean, rstd, dy = _checks.layernorm_grad_args(x, gamma, mean, rstd, dy)
     C = x.shape[-1]
     ins = (x, gamma, mean, rstd, dy)
@@ -62,6 +60,17 @@ def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=Non
     dbeta = _checks.out_array(dbeta, (C,), x.dtype, "dbeta", inputs=ins + (dgamma,))
     dx = _checks.out_array(dx, x.shape, x.dtype, "dx", inputs=ins + (dgamma, dbeta))
     residual = residual_arg(residual, x, dx, accumulate, dgamma, dbeta)
+    return x, gamma, mean, rstd, dy, dx, dgamma, dbeta, residual
+
+
+def layernorm_backward(x, gamma, mean, rstd, dy, dx=None, dgamma=None, dbeta=None,
+                       accumulate=False, residual=None):
+    """(dx (..., C), dgamma (C,), dbeta (C,)); accumulate=True adds into the given dx;
+    residual (..., C) gives dx = residual + the layer norm's gradient (a skip connection's
+    gradient, with no copy of it into dx first)."""
+    x, gamma, mean, rstd, dy, dx, dgamma, dbeta, residual = backward_args(
+        x, gamma, mean, rstd, dy, dx, dgamma, dbeta, accumulate, residual)
+    C = x.shape[-1]
     xhat = (x - mean[..., None]) * rstd[..., None]                       # (..., C)
     dnorm = dy * gamma                                                   # (..., C)
     a = dnorm.mean(axis=-1, keepdims=True)                               # (..., 1)
