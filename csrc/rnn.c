@@ -9,16 +9,24 @@
  * bias is added to xproj in the fused pass, and its gradient is that db_rec: no separate
  * sweep over the (B*T, 4H) arrays for either.
  *
- * Parallel split: one parallel region for the whole sequence; each thread owns a block of
- * hidden units (multiples of 16) and, for those, the columns of every gate. It packs its
- * columns of w_rec (w_rec^T backward) once per call into micro-kernel slivers (they stay in
- * its L2 across steps); per step it runs its column slice of the recurrent GEMM on the
- * micro-kernel against the step's A packed by the whole team, then the fused pass for its
- * units, packs its columns of the next step's A, then one barrier (the next step reads all
- * of h_t). Backward needs dz_t of all columns before the GEMM, so the barrier sits between
- * the fused pass (and packing) and the GEMM. Every output element is computed by one thread
- * with an order fixed by the shapes (one FMA chain over k), so the bits do not depend on the
- * thread count.
+ * Parallel split: one parallel region for the whole sequence, split one of two ways.
+ * - By batch rows, where each thread gets at least PYNN_RNN_BROWS of them: a thread packs
+ *   all of w_rec (w_rec^T backward) once per call into micro-kernel slivers (1 MB for
+ *   H = 256, LSTM: in its own L2), and runs its rows' whole recurrence alone, packing its
+ *   rows of A itself: no barrier, nothing shared per step. (Measured against the units
+ *   split, LSTM B x 64 x 256 at 2 threads, forward / backward, medians of 21 alternating
+ *   rounds: B = 16 0.88 / 0.93 of the time, B = 32 0.93 / 0.83, B = 64 0.66 / 0.80; the
+ *   units split also lost more when the other core was busy. B = 8, 4 rows a thread:
+ *   0.89 / 0.99, within noise; B = 4: 1.6 / 1.3 slower, so below 8 rows a thread it stays
+ *   on units.)
+ * - Else by hidden units (multiples of 16): each thread owns a block of units and, for
+ *   those, the columns of every gate, packed once per call. Per step it runs its column
+ *   slice of the recurrent GEMM against the step's A packed by the whole team, then the
+ *   fused pass for its units, packs its columns of the next step's A, then one barrier (the
+ *   next step reads all of h_t). Backward needs dz_t of all columns before the GEMM, so the
+ *   barrier sits between the fused pass (and packing) and the GEMM.
+ * Every output element is computed by one thread with an order fixed by the shapes (one FMA
+ * chain over k), so the bits do not depend on the thread count or the split.
  *
  * Masks (rnn.h): a skipped step's row still goes through the step's GEMM (one row of a
  * product the other rows need anyway); the fused pass then copies the previous state into
@@ -81,10 +89,11 @@
 #define PYNN_RNN_ROWS(T, SUF, ISA, ATTR)                                                    \
 ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                                           \
         int cell, T *h, T *c, T *gates, const T *zs, const T *xproj, const T *h0,            \
-        const T *c0, const T *b_rec, const uint8_t *mask, pynn_idx B, pynn_idx TN,           \
-        pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                                  \
-    /* h_t (and c_t, gates_t) = cell(xproj_t + z) for units j0..j1-1; z holds h_{t-1} @ w */ \
-    for (pynn_idx b = 0; b < B; b++) {                                                      \
+        const T *c0, const T *b_rec, const uint8_t *mask, pynn_idx b0, pynn_idx b1,          \
+        pynn_idx TN, pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {                     \
+    /* h_t (and c_t, gates_t) = cell(xproj_t + z) for batch rows b0..b1-1, units j0..j1-1;  \
+     * z holds h_{t-1} @ w */                                                               \
+    for (pynn_idx b = b0; b < b1; b++) {                                                    \
         pynn_idx r = b * TN + t;                    /* row (b, t) of the (B*T, .) arrays */ \
         T *hr = h + r * H;                                                                  \
         if (mask && !mask[r]) {         /* a skipped step: the state carries over */        \
@@ -145,13 +154,15 @@ ATTR static void pynn_rnn_fwd_rows_##SUF##_##ISA(                               
 ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                                           \
         int cell, T *dxproj, T *drp, T *carry, T *dcn, const T *h0, const T *c0,            \
         const T *h, const T *c, const T *gates, const T *dh, const uint8_t *mask,           \
-        pynn_idx B, pynn_idx TN, pynn_idx H, pynn_idx t, pynn_idx j0, pynn_idx j1) {        \
-    /* dxproj_t (and drp_t, dcn, carry) for units j0..j1-1; carry holds dh from step t+1. \
+        pynn_idx b0, pynn_idx b1, pynn_idx TN, pynn_idx H, pynn_idx t, pynn_idx j0,         \
+        pynn_idx j1) {                                                                      \
+    /* dxproj_t (and drp_t, dcn, carry) for batch rows b0..b1-1, units j0..j1-1; carry     \
+     * holds dh from step t+1.                                                              \
      * With a mask the step's GEMM accumulates onto carry (beta 1): a skipped step leaves   \
      * dh_t + carry there (and dxproj_t = 0, dcn as it is), a computed step of a cell      \
      * whose carry is all GEMM (tanh, relu, LSTM) leaves 0 */                               \
     const int G = cell == PYNN_RNN_LSTM ? 4 : cell == PYNN_RNN_GRU ? 3 : 1;                 \
-    for (pynn_idx b = 0; b < B; b++) {                                                      \
+    for (pynn_idx b = b0; b < b1; b++) {                                                    \
         pynn_idx r = b * TN + t;                                                            \
         const T *hr = h + r * H, *dhr = dh + r * H;                                         \
         T *cr = carry + b * H;                                                              \
@@ -208,20 +219,20 @@ ATTR static void pynn_rnn_bwd_rows_##SUF##_##ISA(                               
 typedef void (*pynn_rnn_fwd_f32_fn)(int, float *, float *, float *, const float *,
                                     const float *, const float *, const float *,
                                     const float *, const uint8_t *, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_fwd_f64_fn)(int, double *, double *, double *, const double *,
                                     const double *, const double *, const double *,
                                     const double *, const uint8_t *, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_bwd_f32_fn)(int, float *, float *, float *, float *, const float *,
                                     const float *, const float *, const float *,
                                     const float *, const float *, const uint8_t *, pynn_idx,
-                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
+                                    pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx, pynn_idx);
 typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
                                     const double *, const double *, const double *,
                                     const double *, const double *, const double *,
                                     const uint8_t *, pynn_idx, pynn_idx, pynn_idx, pynn_idx,
-                                    pynn_idx, pynn_idx);
+                                    pynn_idx, pynn_idx, pynn_idx);
 
 #if PYNN_RNN_TARGETS
 #define PYNN_RNN_ALL_ROWS(T, SUF)                                                           \
@@ -238,8 +249,9 @@ typedef void (*pynn_rnn_bwd_f64_fn)(int, double *, double *, double *, double *,
 
 /* The per-step GEMMs run on the micro-kernels (gemm_ukr.h) directly. The recurrent weights
  * are packed ONCE per call into NR-wide slivers contiguous in k (B-panel layout), each
- * thread packing the columns it owns (they stay in its L2 across steps); the step's A
- * (h_{t-1} forward, dz_t backward: B rows of K) is packed into MR-row slivers shared by the
+ * thread packing the columns it computes (they stay in its L2 across steps); the step's A
+ * (h_{t-1} forward, dz_t backward) is packed into MR-row slivers: split by batch rows, each
+ * thread packs its own rows; split by units, the slivers of all B rows are shared by the
  * team, each thread packing its own k columns right after its fused pass (double-buffered:
  * step t reads one buffer while threads fill the other for the next step). Each element is
  * one FMA chain over k in order, split into blocks of at most PYNN_RNN_KC (as pynn_gemm's
@@ -311,6 +323,14 @@ static void pynn_rnn_tile_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx
 PYNN_RNN_PACK(float, f32)
 PYNN_RNN_PACK(double, f64)
 
+/* the split by batch rows (header comment) from this many rows per thread */
+#ifndef PYNN_RNN_BROWS
+#define PYNN_RNN_BROWS 8
+#endif
+static int pynn_rnn_bsplit(pynn_idx B, int nt) {
+    return nt > 1 && B >= (pynn_idx)nt * PYNN_RNN_BROWS;
+}
+
 #define PYNN_RNN_FAMILY(T, SUF)                                                             \
 PYNN_RNN_ALL_ROWS(T, SUF)                                                                   \
                                                                                             \
@@ -324,45 +344,68 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
     pynn_rnn_fwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_fwd_rows, SUF);                   \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
-    if (nt > nblk) nt = (int)nblk;                                                          \
-    /* scratch: GRU's z (B,G*H); two packed A (h_{t-1}); packed w_rec, thread tid's         \
-     * slivers from G*H*(j0 + tid*nr) (at most G*H*(j1 - j0 + nr) each) */                  \
+    const int bsplit = pynn_rnn_bsplit(B, nt);                                              \
+    if (!bsplit && nt > nblk) nt = (int)nblk;                                               \
+    /* scratch: GRU's z (B,G*H); packed A (h_{t-1}): two shared (units split) or one per    \
+     * thread (batch split), each room for B rows; packed w_rec: units split, thread tid's  \
+     * slivers from G*H*(j0 + tid*nr) (at most G*H*(j1 - j0 + nr) each); batch split, all  \
+     * of it (G*H*nsw*nr) per thread */                                                     \
+    const pynn_idx nsw = (H + nr - 1) / nr;                                                 \
     const size_t lz = cell == PYNN_RNN_GRU ? ((size_t)(B * GH) + 15) & ~(size_t)15 : 0;     \
     const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * H) + 15) & ~(size_t)15;          \
-    const size_t lw = (size_t)(G * H) * (size_t)(16 * nblk + (pynn_idx)nt * nr);            \
+    const size_t na = bsplit ? (size_t)nt : 2;                                              \
+    const size_t lwt = ((size_t)GH * (size_t)(nsw * nr) + 15) & ~(size_t)15;                \
+    const size_t lw = bsplit ? (size_t)nt * lwt                                             \
+                             : (size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr);        \
     void *buf = NULL;                                                                       \
-    if (posix_memalign(&buf, 64, (lz + 2 * la + lw) * sizeof(T)) != 0) return PYNN_ENOMEM;  \
-    T *zs = (T *)buf, *apk[2] = {zs + lz, zs + lz + la}, *wpk = zs + lz + 2 * la;           \
-    memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
+    if (posix_memalign(&buf, 64, (lz + na * la + lw) * sizeof(T)) != 0) return PYNN_ENOMEM; \
+    T *zs = (T *)buf, *apk = zs + lz, *wpk = apk + na * la;                                 \
+    memset(apk, 0, na * la * sizeof(T));             /* padding rows of the A slivers */    \
     _Pragma("omp parallel num_threads(nt) if(nt > 1)")                                      \
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
-        const pynn_idx j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                           \
-        const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
+        pynn_idx b0 = 0, b1 = B, j0 = 0, j1 = H;                                            \
+        T *wp, *apb[2];                                                                     \
+        if (bsplit) {                                                                       \
+            b0 = B * tid / nth, b1 = B * (tid + 1) / nth;                                   \
+            wp = wpk + (size_t)tid * lwt;                                                   \
+            apb[0] = apb[1] = apk + (size_t)tid * la;                                       \
+        } else {                                                                            \
+            j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                                      \
+            j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                                \
+            wp = wpk + (size_t)(G * H) * (size_t)(j0 + (pynn_idx)tid * nr);                 \
+            apb[0] = apk, apb[1] = apk + la;                                                \
+        }                                                                                   \
+        const pynn_idx M = b1 - b0;                                                         \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;    /* slivers per gate */             \
-        T *wp = wpk + (size_t)(G * H) * (size_t)(j0 + (pynn_idx)tid * nr);                  \
         for (pynn_idx q = 0; q < G; q++)                                                    \
             for (pynn_idx s = 0; s < nsl; s++)                                              \
                 pynn_rnn_pack_b_##SUF(wp + (q * nsl + s) * H * nr, w_rec + q * H + j0 + s * nr, \
                                       GH, 1, H, PYNN_MIN(nr, j1 - j0 - s * nr), nr);        \
-        pynn_rnn_pack_a_##SUF(apk[0], h0, H, B, H, mr, j0, j1);                             \
-        _Pragma("omp barrier")                                                              \
+        pynn_rnn_pack_a_##SUF(apb[0], h0 + b0 * H, H, M, H, mr, j0, j1);                    \
+        if (!bsplit) {                                                                      \
+            _Pragma("omp barrier")                                                          \
+        }                                                                                   \
         for (pynn_idx t = 0; t < TN; t++) {                                                 \
-            const T *ap = apk[t & 1];                                                       \
+            const T *ap = apb[t & 1];                                                       \
             T *z = cell == PYNN_RNN_LSTM ? gates + t * GH : cell == PYNN_RNN_GRU ? zs       \
                  : h + t * H;                                                               \
             const pynn_idx rsz = cell == PYNN_RNN_GRU ? GH                                  \
                                : TN * (cell == PYNN_RNN_LSTM ? GH : H);                     \
             for (pynn_idx q = 0; q < G; q++)                                                \
                 for (pynn_idx s = 0; s < nsl; s++)                                          \
-                    pynn_rnn_tile_##SUF(kr, z + q * H + j0 + s * nr, rsz, ap,               \
-                                        wp + (q * nsl + s) * H * nr, B,                     \
+                    pynn_rnn_tile_##SUF(kr, z + b0 * rsz + q * H + j0 + s * nr, rsz, ap,    \
+                                        wp + (q * nsl + s) * H * nr, M,                     \
                                         PYNN_MIN(nr, j1 - j0 - s * nr), H, (T)0);           \
-            rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, mask, B, TN, H, t, j0, j1);   \
+            rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, mask, b0, b1, TN, H, t, j0,   \
+                 j1);                                                                       \
             if (t + 1 < TN)                                                                 \
-                pynn_rnn_pack_a_##SUF(apk[(t + 1) & 1], h + t * H, TN * H, B, H, mr, j0, j1); \
-            _Pragma("omp barrier")                                                          \
+                pynn_rnn_pack_a_##SUF(apb[(t + 1) & 1], h + (b0 * TN + t) * H, TN * H, M, H, \
+                                      mr, j0, j1);                                          \
+            if (!bsplit) {                                                                  \
+                _Pragma("omp barrier")                                                      \
+            }                                                                               \
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \
@@ -382,30 +425,37 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     const int mr = kr->mr, nr = kr->nr;                                                     \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
-    if (nt > nblk) nt = (int)nblk;                                                          \
+    const int bsplit = pynn_rnn_bsplit(B, nt);                                              \
+    if (!bsplit && nt > nblk) nt = (int)nblk;                                               \
     /* db_rec (the column sums of drp) comes out of the dw_rec GEMM as one more row: hprev   \
      * gets a column of ones, [hprev 1]^T @ drp = [dw_rec; db_rec] (H+1, G*H), in scratch;  \
      * H = 256 is no multiple of the micro-kernel's rows, so the extra row costs nothing,   \
      * where a separate sum would sweep drp (B*T, G*H) once more */                          \
     const int ones = db_rec != NULL && cell != PYNN_RNN_TANH && cell != PYNN_RNN_RELU;      \
     const pynn_idx H1 = H + ones;                                                           \
-    /* scratch: two packed A (dz_t, B x G*H); packed w_rec^T, thread tid's slivers from     \
-     * G*H*(j0 + tid*nr); [h_{t-1} 1] (B,T,H1) for dw_rec (and db_rec); [dw_rec; db_rec] */  \
+    /* scratch: packed A (dz_t, B x G*H), two shared (units split) or one per thread (batch \
+     * split); packed w_rec^T, units split: thread tid's slivers from G*H*(j0 + tid*nr),    \
+     * batch split: all of it per thread; [h_{t-1} 1] (B,T,H1) for dw_rec (and db_rec);    \
+     * [dw_rec; db_rec] */                                                                  \
+    const pynn_idx nsw = (H + nr - 1) / nr;                                                 \
     const size_t la = ((size_t)(((B + mr - 1) / mr) * mr * GH) + 15) & ~(size_t)15;         \
-    const size_t lw = ((size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr) + 15) & ~(size_t)15; \
+    const size_t na = bsplit ? (size_t)nt : 2;                                              \
+    const size_t lwt = ((size_t)GH * (size_t)(nsw * nr) + 15) & ~(size_t)15;                \
+    const size_t lw = bsplit ? (size_t)nt * lwt                                             \
+        : ((size_t)GH * (size_t)(16 * nblk + (pynn_idx)nt * nr) + 15) & ~(size_t)15;        \
     const size_t lh = ((size_t)(B * TN * H1) + 15) & ~(size_t)15;                           \
     const size_t ld = ones ? (size_t)(H1 * GH) : 0;                                         \
     void *buf = NULL;                                                                       \
-    if (posix_memalign(&buf, 64, (2 * la + lw + lh + ld) * sizeof(T)) != 0)                 \
+    if (posix_memalign(&buf, 64, (na * la + lw + lh + ld) * sizeof(T)) != 0)                \
         return PYNN_ENOMEM;                                                                 \
-    T *apk[2] = {(T *)buf, (T *)buf + la}, *wpk = (T *)buf + 2 * la, *hprev = wpk + lw;     \
+    T *apk = (T *)buf, *wpk = apk + na * la, *hprev = wpk + lw;                             \
     T *dwd = ones ? hprev + lh : dw_rec;                                                    \
     T *drp = cell == PYNN_RNN_GRU ? (T *)malloc((size_t)(B * TN * GH) * sizeof(T)) : dxproj; \
     if (!drp) {                                                                             \
         free(buf);                                                                          \
         return PYNN_ENOMEM;                                                                 \
     }                                                                                       \
-    memset(apk[0], 0, 2 * la * sizeof(T));           /* padding rows of the A slivers */    \
+    memset(apk, 0, na * la * sizeof(T));             /* padding rows of the A slivers */    \
     T *carry = dh0;                        /* dh flowing back into step t from t+1 */       \
     for (pynn_idx e = 0; e < B * H; e++) carry[e] = dh_last ? dh_last[e] : (T)0;            \
     if (cell == PYNN_RNN_LSTM)                                                              \
@@ -417,10 +467,20 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
-        const pynn_idx j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                           \
-        const pynn_idx j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                     \
+        pynn_idx b0 = 0, b1 = B, j0 = 0, j1 = H;                                            \
+        T *wp, *apb[2];                                                                     \
+        if (bsplit) {                                                                       \
+            b0 = B * tid / nth, b1 = B * (tid + 1) / nth;                                   \
+            wp = wpk + (size_t)tid * lwt;                                                   \
+            apb[0] = apb[1] = apk + (size_t)tid * la;                                       \
+        } else {                                                                            \
+            j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                                      \
+            j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                                \
+            wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                      \
+            apb[0] = apk, apb[1] = apk + la;                                                \
+        }                                                                                   \
+        const pynn_idx M = b1 - b0;                                                         \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;                                       \
-        T *wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                       \
         /* [h_{t-1} 1] for the dw_rec GEMM after the region: batch rows split by thread */  \
         for (pynn_idx b = B * tid / nth; b < B * (tid + 1) / nth; b++)                      \
             for (pynn_idx t = 0; t < TN; t++) {                                             \
@@ -432,16 +492,22 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
             pynn_rnn_pack_b_##SUF(wp + s * GH * nr, w_rec + (j0 + s * nr) * GH, 1, GH, GH,  \
                                   PYNN_MIN(nr, j1 - j0 - s * nr), nr);                      \
         for (pynn_idx t = TN - 1; t >= 0; t--) {                                            \
-            T *ap = apk[t & 1];                                                             \
-            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, mask, B, TN, H, t,  \
-                 j0, j1);                                                                   \
-            for (pynn_idx q = 0; q < G; q++)                                                \
-                pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0,     \
-                                      q * H + j1);                                          \
-            _Pragma("omp barrier")                                                          \
+            T *ap = apb[t & 1];                                                             \
+            rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, mask, b0, b1, TN,  \
+                 H, t, j0, j1);                                                             \
+            if (bsplit) {                                                                   \
+                pynn_rnn_pack_a_##SUF(ap, drp + (b0 * TN + t) * GH, TN * GH, M, GH, mr, 0,  \
+                                      GH);                                                  \
+            } else {                                                                        \
+                for (pynn_idx q = 0; q < G; q++)                                            \
+                    pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0, \
+                                          q * H + j1);                                      \
+                _Pragma("omp barrier")                                                      \
+            }                                                                               \
             for (pynn_idx s = 0; s < nsl; s++)                                              \
-                pynn_rnn_tile_##SUF(kr, carry + j0 + s * nr, H, ap, wp + s * GH * nr, B,    \
-                                    PYNN_MIN(nr, j1 - j0 - s * nr), GH, beta);              \
+                pynn_rnn_tile_##SUF(kr, carry + b0 * H + j0 + s * nr, H, ap,                \
+                                    wp + s * GH * nr, M, PYNN_MIN(nr, j1 - j0 - s * nr),    \
+                                    GH, beta);                                              \
         }                                                                                   \
         PYNN_FTZ_END;                                                                       \
     }                                                                                       \

@@ -10,9 +10,11 @@ DTYPES = (np.float32, np.float64)
 # (B, T, H): one step, one sample, odd and prime widths, wide enough for 2 threads, and wide
 # enough that a per-step GEMM slice must be split (same bits for 1 and 2 threads); batches
 # past one micro-kernel row sliver with 1- and 2-row edges (13, 26), and an LSTM whose
-# backward depth 4H = 2080 is split into two blocks
+# backward depth 4H = 2080 is split into two blocks; at 2 threads, batches of 16 rows and
+# more are split by rows (26: 13 + 13; 17: 8 + 9; 20 for SimpleRNN, whose step has less work
+# to share), fewer by units
 SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 4), (2, 7, 13), (5, 3, 17), (8, 4, 64), (3, 2, 200),
-          (26, 3, 48), (13, 2, 520)]
+          (26, 3, 48), (13, 2, 520), (17, 3, 40), (20, 2, 64)]
 
 
 def _inputs(rng, shape, gates, dtype, scale=0.4):
@@ -318,7 +320,8 @@ def _cell_call(be, cell, rng, shape, dtype, mask):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 4), (5, 3, 17), (13, 4, 40), (26, 3, 48)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 4), (5, 3, 17), (13, 4, 40), (26, 3, 48),
+                                   (17, 3, 40)])
 @pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
 def test_masked_against_reference(dtype, shape, cell):
     """C against the twin under every arch and thread count (bit-identical across threads);
