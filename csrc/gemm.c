@@ -435,7 +435,15 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
     pynn_idx tm = (M + mr - 1) / mr, tn = (N + nr - 1) / nr;                                 \
     int split_n = tn >= tm;                                                                  \
     pynn_idx parts = split_n ? tn : tm;                                                      \
-    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);                \
+    /* threads from 1M multiply-adds (pynn_threads_for's 65536 x 16), split by rows from    \
+     * 256K: a row chunk reads its own rows of A and shares B, where a column chunk reads all \
+     * of A (and packs it, for the C^T of a narrow A^T B). Measured 2 threads against 1      \
+     * (medians of 15 alternating rounds): 512 x 128 @ 128 x 10 (h @ W2) 0.78 of the time,   \
+     * 512 x 10 @ (128 x 10)^T (dy W2^T) 0.81, ten row-split shapes of 0.5-1M multiply-adds  \
+     * 0.59-0.90 (e.g. 96^3 0.59, 64 x 784 @ 784 x 16 0.90) and eight of 256-512K 0.69-0.99; \
+     * from 128K they were 0.82-1.09, and column splits from 256K lost (h^T dy, 128 x 512 @  \
+     * 512 x 10: 1.08) */                                                                    \
+    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / (split_n ? 16.0 : 4.0)); \
     if (nt > parts) nt = (int)parts;                                                         \
     /* with threads, C is cut into up to PYNN_GEMM_CHUNKS chunks per thread, each handed to  \
      * the next free thread: a thread that starts late or is preempted (another process, a   \
