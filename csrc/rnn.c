@@ -10,15 +10,15 @@
  * sweep over the (B*T, 4H) arrays for either.
  *
  * Parallel split: one parallel region for the whole sequence, split one of two ways.
- * - By batch rows, where each thread gets at least PYNN_RNN_BROWS of them: a thread packs
- *   all of w_rec (w_rec^T backward) once per call into micro-kernel slivers (1 MB for
- *   H = 256, LSTM: in its own L2), and runs its rows' whole recurrence alone, packing its
- *   rows of A itself: no barrier, nothing shared per step. (Measured against the units
- *   split, LSTM B x 64 x 256 at 2 threads, forward / backward, medians of 21 alternating
- *   rounds: B = 16 0.88 / 0.93 of the time, B = 32 0.93 / 0.83, B = 64 0.66 / 0.80; the
- *   units split also lost more when the other core was busy. B = 8, 4 rows a thread:
- *   0.89 / 0.99, within noise; B = 4: 1.6 / 1.3 slower, so below 8 rows a thread it stays
- *   on units.)
+ * - By batch rows, where each thread gets at least PYNN_RNN_BROWS of them and w_rec takes
+ *   at most PYNN_RNN_BSPLIT_BYTES: a thread packs all of w_rec (w_rec^T backward) once per
+ *   call into micro-kernel slivers (1 MB for H = 256, LSTM: in its own L2), and runs its
+ *   rows' whole recurrence alone, packing its rows of A itself: no barrier, nothing
+ *   shared per step. (Measured against the units split, LSTM B x 64 x 256 at 2 threads,
+ *   forward / backward, medians of 21 alternating rounds: B = 16 0.88 / 0.93 of the time,
+ *   B = 32 0.93 / 0.83, B = 64 0.66 / 0.80; the units split also lost more when the other
+ *   core was busy. B = 8, 4 rows a thread: 0.89 / 0.99, within noise; B = 4: 1.6 / 1.3
+ *   slower, so below 8 rows a thread it stays on units.)
  * - Else by hidden units (multiples of 16): each thread owns a block of units and, for
  *   those, the columns of every gate, packed once per call. Per step it runs its column
  *   slice of the recurrent GEMM against the step's A packed by the whole team, then the
@@ -323,12 +323,15 @@ static void pynn_rnn_tile_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx
 PYNN_RNN_PACK(float, f32)
 PYNN_RNN_PACK(double, f64)
 
-/* the split by batch rows (header comment) from this many rows per thread */
-#ifndef PYNN_RNN_BROWS
+/* the split by batch rows (header comment) from this many rows per thread, and while each
+ * thread's copy of w_rec takes at most this many bytes: every step streams all of it through
+ * each core (the split by units, a 1/nt share). Measured 2 threads, LSTM B = 32, against the
+ * units split, forward / backward: H = 512 (4 MB) 0.80 / 0.94 of the time, H = 384 and 640
+ * within 3-6% either way, H = 768 (9.4 MB) 1.21 / 1.13, H = 1024 (16 MB) 1.44 / 1.13 */
 #define PYNN_RNN_BROWS 8
-#endif
-static int pynn_rnn_bsplit(pynn_idx B, int nt) {
-    return nt > 1 && B >= (pynn_idx)nt * PYNN_RNN_BROWS;
+#define PYNN_RNN_BSPLIT_BYTES (4.0 * 1024.0 * 1024.0)
+static int pynn_rnn_bsplit(pynn_idx B, int nt, double wbytes) {
+    return nt > 1 && B >= (pynn_idx)nt * PYNN_RNN_BROWS && wbytes <= PYNN_RNN_BSPLIT_BYTES;
 }
 
 #define PYNN_RNN_FAMILY(T, SUF)                                                             \
@@ -344,7 +347,7 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
     pynn_rnn_fwd_##SUF##_fn rows = PYNN_RNN_PICK(pynn_rnn_fwd_rows, SUF);                   \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
-    const int bsplit = pynn_rnn_bsplit(B, nt);                                              \
+    const int bsplit = pynn_rnn_bsplit(B, nt, (double)GH * (double)H * sizeof(T));        \
     if (!bsplit && nt > nblk) nt = (int)nblk;                                               \
     /* scratch: GRU's z (B,G*H); packed A (h_{t-1}): two shared (units split) or one per    \
      * thread (batch split), each room for B rows; packed w_rec: units split, thread tid's  \
@@ -425,7 +428,7 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     const int mr = kr->mr, nr = kr->nr;                                                     \
     const pynn_idx nblk = (H + 15) / 16;                                                    \
     int nt = pynn_threads_for(ctx, (double)B * (double)GH * (double)H);                     \
-    const int bsplit = pynn_rnn_bsplit(B, nt);                                              \
+    const int bsplit = pynn_rnn_bsplit(B, nt, (double)GH * (double)H * sizeof(T));        \
     if (!bsplit && nt > nblk) nt = (int)nblk;                                               \
     /* db_rec (the column sums of drp) comes out of the dw_rec GEMM as one more row: hprev   \
      * gets a column of ones, [hprev 1]^T @ drp = [dw_rec; db_rec] (H+1, G*H), in scratch;  \
