@@ -318,6 +318,27 @@ static void pynn_rnn_tile_##SUF(const pynn_gemm_kernel_##SUF *kr, T *C, pynn_idx
         for (pynn_idx pc = 0; pc < K; pc += kc)                                             \
             kr->ukr(PYNN_MIN(kc, K - pc), ap + ir * K + pc * mr, 1, mr, bp + pc * nr, nr,   \
                     C + ir * rsc, rsc, 1, (T)1, pc ? (T)1 : beta, PYNN_MIN(mr, M - ir), n);  \
+}                                                                                            \
+                                                                                            \
+static void pynn_rnn_part_##SUF(int bsplit, int tid, int nth, pynn_idx B, pynn_idx H,       \
+                                pynn_idx GH, int nr, T *wpk, size_t lwt, T *apk, size_t la, \
+                                pynn_idx *b0, pynn_idx *b1, pynn_idx *j0, pynn_idx *j1,     \
+                                T **wp, T **apb) {                                          \
+    /* thread tid's share (header comment): batch rows b0..b1-1 and units j0..j1-1, its     \
+     * packed w_rec slivers wp (G*H = GH columns a unit) and its A buffers apb[0..1]: batch  \
+     * split, its own (one buffer of la, its rows); units split, the team's two */          \
+    const pynn_idx nblk = (H + 15) / 16;                                                    \
+    *b0 = 0, *b1 = B, *j0 = 0, *j1 = H;                                                     \
+    if (bsplit) {                                                                           \
+        *b0 = B * tid / nth, *b1 = B * (tid + 1) / nth;                                     \
+        *wp = wpk + (size_t)tid * lwt;                                                      \
+        apb[0] = apb[1] = apk + (size_t)tid * la;                                           \
+    } else {                                                                                \
+        *j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                                         \
+        *j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                                   \
+        *wp = wpk + (size_t)GH * (size_t)(*j0 + (pynn_idx)tid * nr);                        \
+        apb[0] = apk, apb[1] = apk + la;                                                    \
+    }                                                                                       \
 }
 
 PYNN_RNN_PACK(float, f32)
@@ -368,18 +389,10 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
-        pynn_idx b0 = 0, b1 = B, j0 = 0, j1 = H;                                            \
+        pynn_idx b0, b1, j0, j1;                                                            \
         T *wp, *apb[2];                                                                     \
-        if (bsplit) {                                                                       \
-            b0 = B * tid / nth, b1 = B * (tid + 1) / nth;                                   \
-            wp = wpk + (size_t)tid * lwt;                                                   \
-            apb[0] = apb[1] = apk + (size_t)tid * la;                                       \
-        } else {                                                                            \
-            j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                                      \
-            j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                                \
-            wp = wpk + (size_t)(G * H) * (size_t)(j0 + (pynn_idx)tid * nr);                 \
-            apb[0] = apk, apb[1] = apk + la;                                                \
-        }                                                                                   \
+        pynn_rnn_part_##SUF(bsplit, tid, nth, B, H, GH, nr, wpk, lwt, apk, la, &b0, &b1,    \
+                            &j0, &j1, &wp, apb);                                            \
         const pynn_idx M = b1 - b0;                                                         \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;    /* slivers per gate */             \
         for (pynn_idx q = 0; q < G; q++)                                                    \
@@ -470,18 +483,10 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
     {                                                                                       \
         PYNN_FTZ_BEGIN;                                                                     \
         const int tid = PYNN_TID, nth = PYNN_NTH;                                           \
-        pynn_idx b0 = 0, b1 = B, j0 = 0, j1 = H;                                            \
+        pynn_idx b0, b1, j0, j1;                                                            \
         T *wp, *apb[2];                                                                     \
-        if (bsplit) {                                                                       \
-            b0 = B * tid / nth, b1 = B * (tid + 1) / nth;                                   \
-            wp = wpk + (size_t)tid * lwt;                                                   \
-            apb[0] = apb[1] = apk + (size_t)tid * la;                                       \
-        } else {                                                                            \
-            j0 = PYNN_MIN(H, 16 * (nblk * tid / nth));                                      \
-            j1 = PYNN_MIN(H, 16 * (nblk * (tid + 1) / nth));                                \
-            wp = wpk + (size_t)GH * (size_t)(j0 + (pynn_idx)tid * nr);                      \
-            apb[0] = apk, apb[1] = apk + la;                                                \
-        }                                                                                   \
+        pynn_rnn_part_##SUF(bsplit, tid, nth, B, H, GH, nr, wpk, lwt, apk, la, &b0, &b1,    \
+                            &j0, &j1, &wp, apb);                                            \
         const pynn_idx M = b1 - b0;                                                         \
         const pynn_idx nsl = (j1 - j0 + nr - 1) / nr;                                       \
         /* [h_{t-1} 1] for the dw_rec GEMM after the region: batch rows split by thread */  \
