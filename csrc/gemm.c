@@ -89,15 +89,21 @@ void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                    
 }
 
 #define PYNN_GEMM_DRIVER(T, SUF)                                                             \
-static void pynn_gemm_pack_a_##SUF(T *dst, const T *A, pynn_idx rsa, pynn_idx csa,           \
-                                   pynn_idx m, pynn_idx k, int mr) {                         \
+static void pynn_gemm_pack_a_##SUF(const pynn_gemm_kernel_##SUF *kr, T *dst, const T *A,     \
+                                   pynn_idx rsa, pynn_idx csa, pynn_idx m, pynn_idx k,       \
+                                   int mr) {                                                 \
     /* dst (k, mr) = A (m, k)^T, rows m..mr-1 zero: the sliver column by column. Also for   \
      * rows of A contiguous in k, column by column: the m rows are read as m streams at     \
      * once, whose misses overlap, and dst is written in order (row by row, each row of a   \
      * large A, 1-8 KB, missed line after line before its stream was detected: the packing  \
      * took 9-12% of a 1024^3 or 2048^3 product, 3-5% this way). An edge sliver's zero     \
      * rows in the same pass: as a loop of their own gcc made them a memset call per column \
-     * (h^T dy, 128x10x512: 6% of the product in memset, 11% in the packing) */              \
+     * (h^T dy, 128x10x512: 6% of the product in memset, 11% in the packing). Columns of A \
+     * contiguous (A^T read as A): the kernel table's vector copy where it has one */         \
+    if (rsa == 1 && kr->packa) {                                                             \
+        kr->packa(dst, A, csa, m, k);                                                        \
+        return;                                                                              \
+    }                                                                                        \
     if (m == mr) {                                                                           \
         for (pynn_idx p = 0; p < k; p++)                                                     \
             for (pynn_idx i = 0; i < mr; i++) dst[p * mr + i] = A[i * rsa + p * csa];        \
@@ -176,13 +182,14 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd,    \
-                                 pynn_idx ci, pynn_idx cj) {                                 \
+                                 const T *bpre, const T *apre, pynn_gemm_epfn_##SUF ep,      \
+                                 const void *epd, pynn_idx ci, pynn_idx cj) {                \
     /* C (M,N) = alpha * A (M,K) @ B (K,N) + beta * C on one thread's rectangle; bpre: all  \
      * of B packed already (depth block pc at bpre + pc * N rounded up to nr, its slivers   \
-     * as pack_bs lays them out), shared by the row chunks of one call; ep (or NULL): the    \
-     * epilogue on each A sliver's row panel once its last depth block is in; the            \
-     * rectangle sits at (ci, cj) of C */                                                    \
+     * as pack_bs lays them out), shared by the row chunks of one call; apre: all of A      \
+     * (M <= mr rows) packed already as one sliver (K, mr) by this thread, for its column   \
+     * chunks; ep (or NULL): the epilogue on each A sliver's row panel once its last depth  \
+     * block is in; the rectangle sits at (ci, cj) of C */                                   \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     const pynn_idx npad = (N + nr - 1) / nr * nr;                                            \
     /* an edge sliver (M not a multiple of mr) of a product written in one pass (beta 0, one \
@@ -213,8 +220,10 @@ static void pynn_gemm_rect_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wa, T *wb,
                 /* packed: a full sliver of A unless its columns are contiguous (A^T of a    \
                  * row-major array: the kernel reads mr values a column in place), and an   \
                  * edge sliver of 2..mr-1 rows; one row is read in place */                 \
-                if ((pack_a && (rsa != 1 || mcur < mr)) || (mcur < mr && mcur > 1)) {        \
-                    pynn_gemm_pack_a_##SUF(wa, ap, rsa, csa, mcur, kcur, mr);                \
+                if (apre) {                                                                  \
+                    ap = apre + pc * mr, ra = 1, ca = mr;                                    \
+                } else if ((pack_a && (rsa != 1 || mcur < mr)) || (mcur < mr && mcur > 1)) { \
+                    pynn_gemm_pack_a_##SUF(kr, wa, ap, rsa, csa, mcur, kcur, mr);            \
                     ap = wa, ra = 1, ca = mr;                                                \
                 }                                                                            \
                 T *cr = C + ir * rsc + jc * csc;                                             \
@@ -261,7 +270,7 @@ static void pynn_gemm_shared_##SUF(const pynn_gemm_kernel_##SUF *kr, T *wb, T *w
                 const T *ap = A + ir * rsa + pc * csa;                                       \
                 pynn_idx ca = csa;                                                           \
                 if (rsa != 1 || mcur < mr) { /* as in the rect path */                       \
-                    pynn_gemm_pack_a_##SUF(wa, ap, rsa, csa, mcur, kcur, mr);                \
+                    pynn_gemm_pack_a_##SUF(kr, wa, ap, rsa, csa, mcur, kcur, mr);            \
                     ap = wa, ca = mr;                                                        \
                 }                                                                            \
                 T *cr = C + ir * rsc + jc * csc;                                             \
@@ -285,9 +294,11 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
                                  const T *B, pynn_idx rsb, pynn_idx csb,                     \
                                  pynn_idx M, pynn_idx N, pynn_idx K, T alpha, T beta,        \
                                  pynn_idx kc, pynn_idx nc, int pack_a, int pack_b,           \
-                                 const T *bpre, pynn_gemm_epfn_##SUF ep, const void *epd) {  \
+                                 const T *bpre, const T *apre, pynn_gemm_epfn_##SUF ep,      \
+                                 const void *epd) {                                          \
     /* chunk ch of nch (whole tiles of the rows or of the columns of C) on thread t, which   \
-     * owns slice t of the scratch; bpre: B packed once for all row chunks (or NULL) */      \
+     * owns slice t of the scratch; bpre: B packed once for all row chunks, apre: A (one     \
+     * sliver) packed once by thread t for its column chunks (or NULL) */                   \
     PYNN_FTZ_BEGIN;                                                                          \
     const int mr = kr->mr, nr = kr->nr;                                                      \
     T *wa = work + (size_t)t * lw, *wb = wa + la;                                            \
@@ -296,12 +307,12 @@ static void pynn_gemm_part_##SUF(pynn_idx ch, pynn_idx nch, int t,              
         pynn_idx n0 = p0 * nr, n1 = PYNN_MIN(N, p1 * nr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + n0 * csc, rsc, csc, A, rsa, csa, B + n0 * csb,  \
                              rsb, csb, M, n1 - n0, K, alpha, beta, kc, nc, pack_a, pack_b,   \
-                             NULL, ep, epd, 0, n0);                                          \
+                             NULL, apre, ep, epd, 0, n0);                                    \
     } else {                                                                                 \
         pynn_idx m0 = p0 * mr, m1 = PYNN_MIN(M, p1 * mr);                                    \
         pynn_gemm_rect_##SUF(kr, wa, wb, C + m0 * rsc, rsc, csc, A + m0 * rsa, rsa, csa, B,  \
                              rsb, csb, m1 - m0, N, K, alpha, beta, kc, nc, pack_a, pack_b,   \
-                             bpre, ep, epd, m0, 0);                                          \
+                             bpre, NULL, ep, epd, m0, 0);                                    \
     }                                                                                        \
     PYNN_FTZ_END;                                                                            \
 }                                                                                            \
@@ -504,24 +515,45 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
             for (pynn_idx ch = 0; ch < nch; ch++)                                            \
                 pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, swork, la, la, parts, 0, C, \
                                      rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
-                                     beta, kc, nc, 0, 1, bpk, ep, epd);                      \
+                                     beta, kc, nc, 0, 1, bpk, NULL, ep, epd);                \
         }                                                                                    \
         free(sbuf);                                                                          \
         return PYNN_OK;                                                                      \
     }                                                                                        \
+    /* column chunks of a single A sliver that needs packing (the C^T = B^T A^T of a narrow \
+     * A^T B: h^T dy, 128 x 2048 @ 2048 x 10, is dy^T h, 10 rows) pack it once per thread,  \
+     * at its first chunk, instead of once per chunk (measured 2 threads, against packing  \
+     * per chunk, two runs: 8 x 1024 @ 1024 x 256 0.55 and 0.55 of the time, 128 x 2048 @  \
+     * 2048 x 10 0.56 and 0.63, 10 x 4096 @ 4096 x 64 0.69 and 0.84, 7 x 300 @ 300 x 2000   \
+     * 0.83 and 0.88). One copy shared by the team lost where it is large: its lines cross  \
+     * to the other core on every call (8 x 1024 @ 1024 x 64: 1.4x the time). */            \
+    const int own_a = nch > 1 && split_n && M <= mr                                          \
+        && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1));                          \
+    const size_t lap = own_a ? ((size_t)(K * mr) + 15) & ~(size_t)15 : 0;                     \
     void *buf = NULL;                                                                        \
-    if (posix_memalign(&buf, 64, (size_t)nt * (la + lb) * sizeof(T)) != 0) return PYNN_ENOMEM; \
-    T *work = (T *)buf;                                                                      \
+    if (posix_memalign(&buf, 64, (size_t)nt * (la + lb + lap) * sizeof(T)) != 0)             \
+        return PYNN_ENOMEM;                                                                  \
+    T *work = (T *)buf, *apk = work + (size_t)nt * (la + lb);                                \
     if (nt == 1)                                                                             \
         pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
-                             !small, pack_b, NULL, ep, epd);                                 \
+                             !small, pack_b, NULL, NULL, ep, epd);                           \
     else {                                                                                   \
-        _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")          \
-        for (pynn_idx ch = 0; ch < nch; ch++)                                                \
-            pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, work, la + lb, la, parts,       \
-                                 split_n, C, rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K,    \
-                                 alpha, beta, kc, nc, !small, pack_b, NULL, ep, epd);        \
+        _Pragma("omp parallel num_threads(nt)")                                              \
+        {                                                                                    \
+            const int tid = PYNN_GEMM_TID;                                                   \
+            T *mya = NULL;                         /* this thread's packed A, once made */   \
+            _Pragma("omp for schedule(dynamic, 1)")                                          \
+            for (pynn_idx ch = 0; ch < nch; ch++) {                                          \
+                if (own_a && !mya) {                                                         \
+                    mya = apk + (size_t)tid * lap;                                           \
+                    pynn_gemm_pack_a_##SUF(kr, mya, A, rsa, csa, M, K, mr);                  \
+                }                                                                            \
+                pynn_gemm_part_##SUF(ch, nch, tid, kr, work, la + lb, la, parts, split_n, C, \
+                                     rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
+                                     beta, kc, nc, !small, pack_b, NULL, mya, ep, epd);      \
+            }                                                                                \
+        }                                                                                    \
     }                                                                                        \
     free(buf);                                                                               \
     return PYNN_OK;                                                                          \

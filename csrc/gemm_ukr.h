@@ -63,6 +63,14 @@ typedef void (*pynn_gemm_packcols_f32)(float *dst, const float *B, pynn_idx csb,
 typedef void (*pynn_gemm_packcols_f64)(double *dst, const double *B, pynn_idx csb, pynn_idx k,
                                        pynn_idx n);
 
+/* one A sliver dst (k, mr) from A (m <= mr rows, k columns) whose columns are contiguous
+ * (A[i + p csa], a transposed operand such as x^T in dw = x^T dz), rows m..mr-1 zero: the
+ * portable loop's values, a column per masked vector load and store (AVX-512 f32 only) */
+typedef void (*pynn_gemm_packa_f32)(float *dst, const float *A, pynn_idx csa, pynn_idx m,
+                                    pynn_idx k);
+typedef void (*pynn_gemm_packa_f64)(double *dst, const double *A, pynn_idx csa, pynn_idx m,
+                                    pynn_idx k);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
@@ -71,6 +79,7 @@ typedef struct {
     pynn_gemm_narrow_f32 narrow; /* NULL: narrow C takes the tile path */
     pynn_gemm_packrows_f32 packrows; /* NULL: the portable loop */
     pynn_gemm_packcols_f32 packcols; /* NULL: the portable loop */
+    pynn_gemm_packa_f32 packa;       /* NULL: the portable loop */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -81,6 +90,7 @@ typedef struct {
     pynn_gemm_narrow_f64 narrow;
     pynn_gemm_packrows_f64 packrows;
     pynn_gemm_packcols_f64 packcols;
+    pynn_gemm_packa_f64 packa;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */

@@ -87,6 +87,12 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (300, 3, 500, True, False), (300, 3, 500, True, True),  # C^T on every arch
          (200, 1, 300, True, False),  # N == 1 with a^T: C^T is one row, read in place
          (20, 10, 63, True, False),  # K < 64: stays untransposed
+         # one A sliver (M <= 12) that must be packed, C split by columns between threads,
+         # each thread packing it once for its chunks: h^T dy of a batch of 2048 (C^T, 10
+         # rows, A^T read by columns); 8 strided rows on the packed path (depth blocks of
+         # 256); 11 rows of A^T with K split in two blocks on the small path
+         (256, 10, 2048, True, False), (8, 300, 1024, False, False),
+         (11, 64, 2100, True, False),
          (37, 10, 300, False, False),  # narrow: 4 x 4 blocks, 1-row and 2-column edges
          (400, 6, 517, False, False),  # narrow, split between threads, k tail of 5
          (6, 3, 64, False, True),  # narrow from op(b) = b^T, k without tail
