@@ -452,8 +452,10 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
      * (medians of 15 alternating rounds): 512 x 128 @ 128 x 10 (h @ W2) 0.78 of the time,   \
      * 512 x 10 @ (128 x 10)^T (dy W2^T) 0.81, ten row-split shapes of 0.5-1M multiply-adds  \
      * 0.59-0.90 (e.g. 96^3 0.59, 64 x 784 @ 784 x 16 0.90) and eight of 256-512K 0.69-0.99; \
-     * from 128K they were 0.82-1.09, and column splits from 256K lost (h^T dy, 128 x 512 @  \
-     * 512 x 10: 1.08) */                                                                    \
+     * from 128K they were 0.82-1.09. Column splits from 256K lost with A packed per chunk  \
+     * (h^T dy, 128 x 512 @ 512 x 10: 1.08), and with A packed per thread (below) were mixed \
+     * from one process to the next (8 x 1024 @ 1024 x 64 1.07, 12 x 256 @ 256 x 256 0.65   \
+     * and 1.07) */                                                                          \
     int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / (split_n ? 16.0 : 4.0)); \
     if (nt > parts) nt = (int)parts;                                                         \
     /* with threads, C is cut into up to PYNN_GEMM_CHUNKS chunks per thread, each handed to  \
@@ -526,9 +528,11 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
      * per chunk, two runs: 8 x 1024 @ 1024 x 256 0.55 and 0.55 of the time, 128 x 2048 @  \
      * 2048 x 10 0.56 and 0.63, 10 x 4096 @ 4096 x 64 0.69 and 0.84, 7 x 300 @ 300 x 2000   \
      * 0.83 and 0.88). One copy shared by the team lost where it is large: its lines cross  \
-     * to the other core on every call (8 x 1024 @ 1024 x 64: 1.4x the time). */            \
+     * to the other core on every call (8 x 1024 @ 1024 x 64: 1.4x the time). The copy has  \
+     * all of K: up to 1 MB a thread, past that each chunk packs its depth blocks itself */  \
     const int own_a = nch > 1 && split_n && M <= mr                                          \
-        && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1));                          \
+        && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1))                           \
+        && (double)K * (double)mr * sizeof(T) <= 1048576.0;                                  \
     const size_t lap = own_a ? ((size_t)(K * mr) + 15) & ~(size_t)15 : 0;                     \
     void *buf = NULL;                                                                        \
     if (posix_memalign(&buf, 64, (size_t)nt * (la + lb + lap) * sizeof(T)) != 0)             \

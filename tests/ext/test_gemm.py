@@ -93,6 +93,7 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          # 256); 11 rows of A^T with K split in two blocks on the small path
          (256, 10, 2048, True, False), (8, 300, 1024, False, False),
          (11, 64, 2100, True, False),
+         (8, 64, 30000, False, False),  # K past the per-thread copy's 1 MB: packed per chunk
          (37, 10, 300, False, False),  # narrow: 4 x 4 blocks, 1-row and 2-column edges
          (400, 6, 517, False, False),  # narrow, split between threads, k tail of 5
          (6, 3, 64, False, True),  # narrow from op(b) = b^T, k without tail
