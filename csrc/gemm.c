@@ -38,7 +38,8 @@
  * out as threads free up (schedule(dynamic): which thread computes a chunk does not change
  * its bits), so the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
- * PYNN_ENOMEM if it cannot be allocated (C untouched).
+ * PYNN_ENOMEM if it cannot be allocated (C untouched). A single-threaded call needing at
+ * most PYNN_GEMM_STACK_BYTES takes it from its own stack frame (never shared between calls).
  * Epilogue (pynn_gemm_ep, gemm.h): on the tiled paths (C not transposed) the caller's
  * function runs on each A sliver's row panel right after the panel's last depth block, on
  * the thread that computed it; the other paths call it row by row after the product.
@@ -66,6 +67,16 @@
 /* ... and depth at least this: shorter dots cost their call and lane sums, not their FMAs (at
  * K = 64, M = 4 the two paths ran level) */
 #define PYNN_GEMM_DOT_K 64
+
+/* scratch of a single-threaded call up to this size lives on the caller's stack (64-byte
+ * aligned; 8 KB keeps the frame modest for Python threads with small stacks) */
+#if defined(__GNUC__)
+#define PYNN_GEMM_STACK_BYTES 8192
+#define PYNN_GEMM_STACK_SCRATCH(name) unsigned char name[PYNN_GEMM_STACK_BYTES] __attribute__((aligned(64)))
+#else
+#define PYNN_GEMM_STACK_BYTES 0
+#define PYNN_GEMM_STACK_SCRATCH(name) unsigned char name[1]
+#endif
 
 /* small-path limits: B (K x N) bytes that stay in L2 across all row slivers; depth */
 #define PYNN_GEMM_SMALL_B_BYTES (512.0 * 1024.0)
@@ -534,8 +545,15 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1))                           \
         && (double)K * (double)mr * sizeof(T) <= 1048576.0;                                  \
     const size_t lap = own_a ? ((size_t)(K * mr) + 15) & ~(size_t)15 : 0;                     \
+    /* one thread with a few KB of scratch (the small layer shapes: an A sliver of 12 x     \
+     * 128 floats) takes it from the stack: malloc and free were ~5% of a 32 x 128 @ 128 x 10 \
+     * call (1.7 us) */                                                                      \
+    PYNN_GEMM_STACK_SCRATCH(stk);                                                            \
+    size_t need = (size_t)nt * (la + lb + lap) * sizeof(T);                                  \
     void *buf = NULL;                                                                        \
-    if (posix_memalign(&buf, 64, (size_t)nt * (la + lb + lap) * sizeof(T)) != 0)             \
+    if (nt == 1 && need <= PYNN_GEMM_STACK_BYTES)                                            \
+        buf = stk;                                                                           \
+    else if (posix_memalign(&buf, 64, need) != 0)                                            \
         return PYNN_ENOMEM;                                                                  \
     T *work = (T *)buf, *apk = work + (size_t)nt * (la + lb);                                \
     if (nt == 1)                                                                             \
@@ -559,7 +577,7 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    free(buf);                                                                               \
+    if (buf != (void *)stk) free(buf);                                                       \
     return PYNN_OK;                                                                          \
 }                                                                                            \
                                                                                              \

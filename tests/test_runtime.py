@@ -90,6 +90,49 @@ def test_concurrent_python_threads_are_safe():
                 np.testing.assert_allclose(g, e, rtol=1e-12)
 
 
+def test_small_gemms_in_python_threads_with_small_stacks():
+    # a single-threaded product with a few KB of scratch keeps it on the calling thread's
+    # stack (32 x 10 @ (128 x 10)^T packs B^T there; 12 x 64 @ (40 x 64)^T needs 11 KB and
+    # allocates): threads with 64 KiB stacks, side by side, each get their own, same bits
+    import threading
+    rng = np.random.default_rng(1)
+    cases = [(rng.standard_normal((m, k)).astype(np.float32),
+              rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32), tb)
+             for m, k, n, tb in ((32, 10, 128, True), (37, 32, 10, True), (12, 64, 40, True),
+                                 (32, 128, 10, False), (5, 7, 3, False))]
+    expected = [C.gemm(a, b, trans_b=tb) for a, b, tb in cases]
+    for (a, b, tb), e in zip(cases, expected):
+        np.testing.assert_allclose(e, REF.gemm(a.astype(np.float64), b.astype(np.float64),
+                                               trans_b=tb), rtol=1e-4, atol=1e-4)
+    got, errors = {}, []
+
+    def work(t):
+        try:
+            for r in range(2000):
+                for i, (a, b, tb) in enumerate(cases):
+                    y = C.gemm(a, b, trans_b=tb)
+                    if r == 0:
+                        got[t, i] = y
+                    elif not np.array_equal(y, got[t, i]):
+                        errors.append((t, i, r))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    with pynn.num_threads(1):
+        old = threading.stack_size(65536)      # for the threads started while it is set
+        try:
+            for th in threads:
+                th.start()
+        finally:
+            threading.stack_size(old)
+        for th in threads:
+            th.join()
+    assert not errors
+    for (t, i), y in got.items():
+        np.testing.assert_array_equal(y, expected[i])
+
+
 def test_memory_mapped_input(tmp_path):
     path = tmp_path / "x.dat"
     mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(37, 11))

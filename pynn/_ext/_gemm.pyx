@@ -39,7 +39,7 @@ __all__ = ["gemm"]
 
 cdef inline bint _plain_input(object x, int typenum):
     """x is an exact, 2-D, aligned, native-order ndarray of type typenum."""
-    if type(x) is not np.ndarray:
+    if type(x) is not cnp.ndarray:
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>x
     return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_TYPE(arr) == typenum
@@ -78,7 +78,7 @@ cdef object _plain_call(a, b, bint ta, bint tb, alpha, beta, out):
         return None
     if not (isfinite(<double>alpha) and isfinite(<double>beta)):
         return None
-    if type(a) is not np.ndarray:
+    if type(a) is not cnp.ndarray:
         return None
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -97,7 +97,7 @@ cdef object _plain_call(a, b, bint ta, bint tb, alpha, beta, out):
         dims[0] = M
         dims[1] = N
         return cnp.PyArray_EMPTY(2, dims, typenum, 0)
-    if type(out) is not np.ndarray:
+    if type(out) is not cnp.ndarray:
         return None
     C = <cnp.ndarray>out
     if (cnp.PyArray_NDIM(C) != 2 or cnp.PyArray_TYPE(C) != typenum
