@@ -248,9 +248,10 @@ def test_bad_input(be):
 # packed path in depth blocks (600 deep, B past 512 KB in float32: the epilogue only after
 # the last block; 300 rows: threads share each B block), dot products (one row with w^T read
 # in place), narrow C from rows of x (OC = 3), and C^T (x Fortran-ordered, OC = 5): the
-# last three apply the epilogue row by row after the product
+# last three apply the epilogue row by row after the product. 128 x 300 @ 300 x 128 splits
+# the small path by column tiles at 2 threads (11 row slivers share unevenly)
 GELUS = ("gelu", "gelu_tanh")
-GELU_SHAPES = SHAPES + [(300, 600, 300), (50, 100, 3), (1, 70, 33)]
+GELU_SHAPES = SHAPES + [(300, 600, 300), (50, 100, 3), (1, 70, 33), (128, 300, 128)]
 
 
 def _gelu_both(be, x, w, b, act, residual=None):

@@ -100,7 +100,11 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (9, 16, 700, False, False), (50, 10, 128, False, False),  # narrow not taken
          # packed path split by rows: one B block shared by the threads, A slivers handed
          # out dynamically; edge sliver, edge columns, two depth blocks
-         (200, 450, 300, False, False), (203, 450, 300, True, True)]
+         (200, 450, 300, False, False), (203, 450, 300, True, True),
+         # small path, a few row slivers that share unevenly between 2 threads: split by
+         # column tiles instead (11 slivers, the last of 8 rows, against 4 or 8 tiles; 9
+         # slivers, the last of 4 rows, against 2 or 4)
+         (128, 128, 300, False, False), (100, 64, 300, False, False)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
