@@ -519,11 +519,15 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         free(sbuf);                                                                          \
         return PYNN_OK;                                                                      \
     }                                                                                        \
-    if (nt > 1 && small && pack_b && !split_n && nch > 1) {                                  \
+    if (nt > 1 && small && pack_b && !split_n && nch > 1                                     \
+        && (N > nr || (double)K * (double)nr * sizeof(T) > 32768.0)) {                       \
         /* row chunks on the small path would each pack all of B (a small B, but 4 copies   \
          * per call: 2048 x 128 @ 128 x 512 spent ~5% of its time packing): the team packs  \
          * it once, slivers split among threads, then takes the chunks; the same packed     \
-         * values and kernel calls, so the same bits */                                     \
+         * values and kernel calls, so the same bits. Not for one sliver of B of at most 32  \
+         * KB (a narrow C, h @ W2): each chunk packs that copy faster than the team meets at \
+         * a barrier for it (2 threads: 256 x 128 @ 128 x 10 0.86 of the time, 300 x 200 @ \
+         * 200 x 20 0.94, 512 x 128 @ 128 x 10 0.97; others 0.99-1.01) */                   \
         pynn_idx npad = (N + nr - 1) / nr * nr, nsl = npad / nr, nkb2 = (K + kc - 1) / kc;  \
         void *sbuf = NULL;                                                                   \
         if (posix_memalign(&sbuf, 64, ((size_t)nt * la + (size_t)(npad * K)) * sizeof(T)) != 0) \

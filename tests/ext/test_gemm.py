@@ -104,7 +104,10 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          # small path, a few row slivers that share unevenly between 2 threads: split by
          # column tiles instead (11 slivers, the last of 8 rows, against 4 or 8 tiles; 9
          # slivers, the last of 4 rows, against 2 or 4)
-         (128, 128, 300, False, False), (100, 64, 300, False, False)]
+         (128, 128, 300, False, False), (100, 64, 300, False, False),
+         # small path, B packed (rows off the cache lines) as one sliver of at most 32 KB:
+         # each row chunk packs its own copy
+         (300, 20, 200, False, False)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
