@@ -472,8 +472,9 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
     /* a few row slivers that do not share evenly among the threads, with A read in place:   \
      * split the columns instead where their tiles share better (each thread then reads all  \
      * of A, a few hundred KB; nothing is packed per chunk). 128 x 784 @ 784 x 128 is 11     \
-     * slivers (the last of 8 rows) against 4 column tiles: 2 threads, 0.94 and 0.95 of the  \
-     * time in two runs; the other layer shapes do not take it */                           \
+     * slivers (the last of 8 rows) against 4 column tiles: 2 threads, 0.92-0.95 of the time \
+     * in four runs; 84 x 512 @ 512 x 64 0.90, 128^3 0.94, 180 x 200 @ 200 x 256 1.02; the   \
+     * other layer shapes do not take it */                                                  \
     if (nt > 1 && !split_n && small && csa == 1 && tm < 16 && tn >= nt) {                   \
         double lr = (double)((tm + nt - 1) / nt * nt) / (double)tm;                          \
         double lc = (double)((tn + nt - 1) / nt * nt) / (double)tn;                          \
