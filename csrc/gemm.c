@@ -526,9 +526,8 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
          * per call: 2048 x 128 @ 128 x 512 spent ~5% of its time packing): the team packs  \
          * it once, slivers split among threads, then takes the chunks; the same packed     \
          * values and kernel calls, so the same bits. Not for one sliver of B of at most 32  \
-         * KB (a narrow C, h @ W2): each chunk packs that copy faster than the team meets at \
-         * a barrier for it (2 threads: 256 x 128 @ 128 x 10 0.86 of the time, 300 x 200 @ \
-         * 200 x 20 0.94, 512 x 128 @ 128 x 10 0.97; others 0.99-1.01) */                   \
+         * KB (a narrow C, h @ W2): each thread packs its own copy at its first chunk        \
+         * (own_b below), with no barrier */                                                 \
         pynn_idx npad = (N + nr - 1) / nr * nr, nsl = npad / nr, nkb2 = (K + kc - 1) / kc;  \
         void *sbuf = NULL;                                                                   \
         if (posix_memalign(&sbuf, 64, ((size_t)nt * la + (size_t)(npad * K)) * sizeof(T)) != 0) \
@@ -563,17 +562,26 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1))                           \
         && (double)K * (double)mr * sizeof(T) <= 1048576.0;                                  \
     const size_t lap = own_a ? ((size_t)(K * mr) + 15) & ~(size_t)15 : 0;                     \
+    /* row chunks with one small sliver of B to pack (the team path's exception above): each \
+     * thread packs all of K once, at its first chunk, for its chunks. Measured 2 threads:   \
+     * against the team's copy behind a barrier, packing per chunk was 0.86 (256 x 128 @ 128 \
+     * x 10), 0.94 (300 x 200 @ 200 x 20) and 0.97 (512 x 128 @ 128 x 10) of the time with  \
+     * both cores free, but 1.04-1.06 with the second core busy (the first thread repacked \
+     * for every chunk it took) */                                                           \
+    const int own_b = nt > 1 && small && pack_b && !split_n && nch > 1 && N <= nr            \
+        && (double)K * (double)nr * sizeof(T) <= 32768.0;                                    \
+    const size_t lbp = own_b ? ((size_t)(K * nr) + 15) & ~(size_t)15 : 0;                     \
     /* one thread with a few KB of scratch (the small layer shapes: an A sliver of 12 x     \
      * 128 floats) takes it from the stack: malloc and free were ~5% of a 32 x 128 @ 128 x 10 \
      * call (1.7 us) */                                                                      \
     PYNN_GEMM_STACK_SCRATCH(stk);                                                            \
-    size_t need = (size_t)nt * (la + lb + lap) * sizeof(T);                                  \
+    size_t need = (size_t)nt * (la + lb + lap + lbp) * sizeof(T);                            \
     void *buf = NULL;                                                                        \
     if (nt == 1 && need <= PYNN_GEMM_STACK_BYTES)                                            \
         buf = stk;                                                                           \
     else if (posix_memalign(&buf, 64, need) != 0)                                            \
         return PYNN_ENOMEM;                                                                  \
-    T *work = (T *)buf, *apk = work + (size_t)nt * (la + lb);                                \
+    T *work = (T *)buf, *apk = work + (size_t)nt * (la + lb), *bpk = apk + (size_t)nt * lap;   \
     if (nt == 1)                                                                             \
         pynn_gemm_part_##SUF(0, 1, 0, kr, work, la + lb, la, parts, split_n, C, rsc, csc,    \
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
@@ -583,15 +591,22 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         {                                                                                    \
             const int tid = PYNN_GEMM_TID;                                                   \
             T *mya = NULL;                         /* this thread's packed A, once made */   \
+            T *myb = NULL;                         /* ... and B (own_b) */                   \
             _Pragma("omp for schedule(dynamic, 1)")                                          \
             for (pynn_idx ch = 0; ch < nch; ch++) {                                          \
                 if (own_a && !mya) {                                                         \
                     mya = apk + (size_t)tid * lap;                                           \
                     pynn_gemm_pack_a_##SUF(kr, mya, A, rsa, csa, M, K, mr);                  \
                 }                                                                            \
+                if (own_b && !myb) {   /* the team path's layout: depth blocks of kc */      \
+                    myb = bpk + (size_t)tid * lbp;                                           \
+                    for (pynn_idx pc = 0; pc < K; pc += kc)                                  \
+                        pynn_gemm_pack_bs_##SUF(kr, myb + pc * nr, B + pc * rsb, rsb, csb,   \
+                                                PYNN_MIN(kc, K - pc), N, nr, 0, 1);          \
+                }                                                                            \
                 pynn_gemm_part_##SUF(ch, nch, tid, kr, work, la + lb, la, parts, split_n, C, \
                                      rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
-                                     beta, kc, nc, !small, pack_b, NULL, mya, ep, epd);      \
+                                     beta, kc, nc, !small, pack_b, myb, mya, ep, epd);       \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \

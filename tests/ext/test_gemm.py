@@ -106,7 +106,7 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          # slivers, the last of 4 rows, against 2 or 4)
          (128, 128, 300, False, False), (100, 64, 300, False, False),
          # small path, B packed (rows off the cache lines) as one sliver of at most 32 KB:
-         # each row chunk packs its own copy
+         # each thread packs its own copy at its first row chunk
          (300, 20, 200, False, False)]
 
 
