@@ -566,8 +566,9 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
      * thread packs all of K once, at its first chunk, for its chunks. Measured 2 threads:   \
      * against the team's copy behind a barrier, packing per chunk was 0.86 (256 x 128 @ 128 \
      * x 10), 0.94 (300 x 200 @ 200 x 20) and 0.97 (512 x 128 @ 128 x 10) of the time with  \
-     * both cores free, but 1.04-1.06 with the second core busy (the first thread repacked \
-     * for every chunk it took) */                                                           \
+     * both cores free, but 1.04-1.06 in a later run with the host slow (2-thread times near \
+     * 1-thread ones: the first thread repacked for every chunk it took); per thread, 0.82, \
+     * 0.89 and 0.91 */                                                                      \
     const int own_b = nt > 1 && small && pack_b && !split_n && nch > 1 && N <= nr            \
         && (double)K * (double)nr * sizeof(T) <= 32768.0;                                    \
     const size_t lbp = own_b ? ((size_t)(K * nr) + 15) & ~(size_t)15 : 0;                     \
