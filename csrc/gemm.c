@@ -115,6 +115,10 @@ static void pynn_gemm_pack_a_##SUF(const pynn_gemm_kernel_##SUF *kr, T *dst, con
         kr->packa(dst, A, csa, m, k);                                                        \
         return;                                                                              \
     }                                                                                        \
+    if (csa == 1 && kr->packar) {   /* rows contiguous: transposed in registers */           \
+        kr->packar(dst, A, rsa, m, k);                                                       \
+        return;                                                                              \
+    }                                                                                        \
     if (m == mr) {                                                                           \
         for (pynn_idx p = 0; p < k; p++)                                                     \
             for (pynn_idx i = 0; i < mr; i++) dst[p * mr + i] = A[i * rsa + p * csa];        \

@@ -71,6 +71,15 @@ typedef void (*pynn_gemm_packa_f32)(float *dst, const float *A, pynn_idx csa, py
 typedef void (*pynn_gemm_packa_f64)(double *dst, const double *A, pynn_idx csa, pynn_idx m,
                                     pynn_idx k);
 
+/* one A sliver dst (k, mr) from A (m <= mr rows, k columns) whose rows are contiguous
+ * (A[i rsa + p], a row-major operand such as dz in dx = dz W^T), rows m..mr-1 zero: the
+ * portable loop's values, 16 columns of the m rows a block, transposed in registers
+ * (AVX-512 f32 only, mr = 12) */
+typedef void (*pynn_gemm_packar_f32)(float *dst, const float *A, pynn_idx rsa, pynn_idx m,
+                                     pynn_idx k);
+typedef void (*pynn_gemm_packar_f64)(double *dst, const double *A, pynn_idx rsa, pynn_idx m,
+                                     pynn_idx k);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
@@ -80,6 +89,7 @@ typedef struct {
     pynn_gemm_packrows_f32 packrows; /* NULL: the portable loop */
     pynn_gemm_packcols_f32 packcols; /* NULL: the portable loop */
     pynn_gemm_packa_f32 packa;       /* NULL: the portable loop */
+    pynn_gemm_packar_f32 packar;     /* NULL: the portable loop */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -91,6 +101,7 @@ typedef struct {
     pynn_gemm_packrows_f64 packrows;
     pynn_gemm_packcols_f64 packcols;
     pynn_gemm_packa_f64 packa;
+    pynn_gemm_packar_f64 packar;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */

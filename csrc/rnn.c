@@ -269,15 +269,22 @@ static const pynn_gemm_kernel_##SUF *pynn_rnn_kernel_##SUF(pynn_ctx ctx) {      
          : ctx.isa >= PYNN_ISA_AVX2 ? &pynn_gemm_avx2_##SUF : &pynn_gemm_generic_##SUF;     \
 }                                                                                           \
                                                                                             \
-static void pynn_rnn_pack_a_##SUF(T *ap, const T *src, pynn_idx rs, pynn_idx M, pynn_idx K, \
-                                  int mr, pynn_idx k0, pynn_idx k1) {                       \
+static void pynn_rnn_pack_a_##SUF(const pynn_gemm_kernel_##SUF *kr, T *ap, const T *src,    \
+                                  pynn_idx rs, pynn_idx M, pynn_idx K, pynn_idx k0,         \
+                                  pynn_idx k1) {                                            \
     /* ap (ceil(M/mr) slivers of (K, mr)) columns k0..k1-1 = src (M, K; row stride rs),    \
      * written in order, mr values per p: each line of a sliver is filled at once (a sliver \
-     * of dz_t, K = 4H, is larger than L1; row by row it took twice as long) */             \
+     * of dz_t, K = 4H, is larger than L1; row by row it took twice as long); in registers \
+     * where the kernel table has it (gemm_ukr.h: the same values, zero rows past M) */     \
+    const int mr = kr->mr;                                                                  \
     for (pynn_idx i0 = 0; i0 < M; i0 += mr) {                                               \
         const pynn_idx m = PYNN_MIN(mr, M - i0);                                            \
         const T *si = src + i0 * rs;                                                        \
         T *di = ap + i0 * K;                                                                \
+        if (kr->packar) {                                                                   \
+            kr->packar(di + k0 * mr, si + k0, rs, m, k1 - k0);                              \
+            continue;                                                                       \
+        }                                                                                   \
         for (pynn_idx p = k0; p < k1; p++)                                                  \
             for (pynn_idx i = 0; i < m; i++) di[p * mr + i] = si[i * rs + p];               \
     }                                                                                       \
@@ -399,7 +406,7 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
             for (pynn_idx s = 0; s < nsl; s++)                                              \
                 pynn_rnn_pack_b_##SUF(wp + (q * nsl + s) * H * nr, w_rec + q * H + j0 + s * nr, \
                                       GH, 1, H, PYNN_MIN(nr, j1 - j0 - s * nr), nr);        \
-        pynn_rnn_pack_a_##SUF(apb[0], h0 + b0 * H, H, M, H, mr, j0, j1);                    \
+        pynn_rnn_pack_a_##SUF(kr, apb[0], h0 + b0 * H, H, M, H, j0, j1);                    \
         if (!bsplit) {                                                                      \
             _Pragma("omp barrier")                                                          \
         }                                                                                   \
@@ -417,8 +424,8 @@ int pynn_rnn_forward_##SUF(T *h, T *c, T *gates, const T *xproj, const T *h0, co
             rows(cell, h, c, gates, zs, xproj, h0, c0, b_rec, mask, b0, b1, TN, H, t, j0,   \
                  j1);                                                                       \
             if (t + 1 < TN)                                                                 \
-                pynn_rnn_pack_a_##SUF(apb[(t + 1) & 1], h + (b0 * TN + t) * H, TN * H, M, H, \
-                                      mr, j0, j1);                                          \
+                pynn_rnn_pack_a_##SUF(kr, apb[(t + 1) & 1], h + (b0 * TN + t) * H, TN * H, M, \
+                                      H, j0, j1);                                          \
             if (!bsplit) {                                                                  \
                 _Pragma("omp barrier")                                                      \
             }                                                                               \
@@ -504,11 +511,11 @@ int pynn_rnn_backward_##SUF(T *dxproj, T *dh0, T *dc0, T *dw_rec, T *db_rec, con
             rows(cell, dxproj, drp, carry, dc0, h0, c0, h, c, gates, dh, mask, b0, b1, TN,  \
                  H, t, j0, j1);                                                             \
             if (bsplit) {                                                                   \
-                pynn_rnn_pack_a_##SUF(ap, drp + (b0 * TN + t) * GH, TN * GH, M, GH, mr, 0,  \
+                pynn_rnn_pack_a_##SUF(kr, ap, drp + (b0 * TN + t) * GH, TN * GH, M, GH, 0,  \
                                       GH);                                                  \
             } else {                                                                        \
                 for (pynn_idx q = 0; q < G; q++)                                            \
-                    pynn_rnn_pack_a_##SUF(ap, drp + t * GH, TN * GH, B, GH, mr, q * H + j0, \
+                    pynn_rnn_pack_a_##SUF(kr, ap, drp + t * GH, TN * GH, B, GH, q * H + j0,  \
                                           q * H + j1);                                      \
                 _Pragma("omp barrier")                                                      \
             }                                                                               \

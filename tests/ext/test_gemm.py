@@ -107,7 +107,11 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (128, 128, 300, False, False), (100, 64, 300, False, False),
          # small path, B packed (rows off the cache lines) as one sliver of at most 32 KB:
          # each thread packs its own copy at its first row chunk
-         (300, 20, 200, False, False)]
+         (300, 20, 200, False, False),
+         # packed path, A slivers from rows of a packed in registers (avx512 f32: 16 columns
+         # a block, transposed): an 11-row edge and depth blocks of 171 (tails of 11
+         # columns); depth blocks of 129 and 128 (a tail of one column) and a 1-row edge
+         (23, 600, 513, False, False), (61, 700, 257, False, False)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
