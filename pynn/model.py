@@ -419,7 +419,7 @@ class Model:
         k = (key, shape)
         b = self._bufs.get(k)
         if b is None:
-            b = self._bufs[k] = np.empty(shape, self.dtype)
+            b = self._bufs[k] = _layers.base.empty_aligned(shape, self.dtype)
         return b
 
     def _metric_input(self, out):

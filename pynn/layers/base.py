@@ -28,6 +28,25 @@ MAX_WEIGHT_SIZE = 2**31  # a guard against absurd configs (e.g. from a damaged m
 _INFERENCE = contextvars.ContextVar("pynn_inference_only", default=False)
 
 
+def empty_aligned(shape, dtype):
+    """np.empty(shape, dtype) whose data starts on a 64-byte boundary (a cache line; NumPy's
+    large arrays start 16 bytes past one). The layers' and models' buffers are made by it:
+    the GEMM reads a B whose rows start on lines in place instead of packing it, and a C
+    row of whole vectors is stored a line a vector, not split over two. Measured against
+    np.empty in one process, same bits, medians of 11-21 alternating rounds, forward +
+    backward: Transformer block 0.971-0.975 of the time at 1 thread, 0.968-0.999 at 2; LSTM
+    0.975-0.989 at 2, 0.996 at 1; GRU 0.980 at 2; small CNN 0.965 at 2, 0.982 at 1; the
+    784-128-10 MLP at batch 128 0.926 at 2."""
+    dtype = np.dtype(dtype)
+    shape = tuple(shape) if np.iterable(shape) else (shape,)
+    n = math.prod(shape) * dtype.itemsize
+    if n == 0:                       # nothing to read or store (and NumPy moves its pointer)
+        return np.empty(shape, dtype)
+    raw = np.empty(n + 64, np.uint8)
+    off = -raw.ctypes.data % 64
+    return raw[off:off + n].view(dtype).reshape(shape)
+
+
 @contextlib.contextmanager
 def inference_only():
     """Within the block, layers run forward for inference only (no backward follows)."""
@@ -321,7 +340,7 @@ class Layer:
         k = (key, shape)
         b = self._bufs.get(k)
         if b is None:
-            b = np.empty(shape, dtype=self.dtype)
+            b = empty_aligned(shape, self.dtype)
             self._bufs[k] = b
         return b
 

@@ -301,3 +301,36 @@ def test_hostile_configs_raise_value_errors():
     huge = layers.deserialize({"class_name": "Dense", "config": {"units": 2**20}})
     with pytest.raises(ValueError, match="limits"):
         huge._build_for((None, 2**12), pynn.ops.get_backend("reference"), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_aligned(dtype):
+    """empty_aligned: np.empty's shape, dtype and flags (0-size too), data on a 64-byte line;
+    two buffers never share memory."""
+    from pynn.layers.base import empty_aligned
+    for shape in [(3, 4), (0,), (5,), 7, (2, 0, 3), (17, 33)]:
+        a = empty_aligned(shape, dtype)
+        want = np.empty(shape, dtype)
+        assert a.shape == want.shape and a.dtype == want.dtype
+        assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
+        assert a.size == 0 or a.ctypes.data % 64 == 0
+    a, b = empty_aligned((8, 8), dtype), empty_aligned((8, 8), dtype)
+    a[...], b[...] = 1, 2
+    assert not np.shares_memory(a, b) and (a == 1).all()
+
+
+def test_layer_and_model_buffers_start_on_cache_lines():
+    """Every buffer a training step leaves in the layers and the model starts on a 64-byte
+    line (the GEMM then reads B rows in place and stores whole lines of C)."""
+    rng = np.random.default_rng(0)
+    model = pynn.Sequential([layers.Input(shape=(12, 7)), layers.LSTM(9, return_sequences=True),
+                             layers.Flatten(), layers.Dense(13, activation="relu"),
+                             layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(rng.standard_normal((5, 12, 7)).astype(np.float32),
+                         rng.integers(0, 3, 5))
+    bufs = [b for layer in model.layers for b in layer._bufs.values()]
+    bufs += list(model._bufs.values())
+    assert len(bufs) > 5
+    for b in bufs:
+        assert b.ctypes.data % 64 == 0, b.shape
