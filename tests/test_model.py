@@ -246,7 +246,7 @@ def test_summary_takes_keras_arguments():
         m.summary(print_fn=lines.append, **kw)
         head = next(r for r in lines[0].splitlines() if r.startswith("Layer (type)"))
         assert head.split("  ")[0] == "Layer (type)", kw
-        assert [w for w in head.split("  ") if w.strip()][:3] == [
+        assert [w.strip() for w in head.split("  ") if w.strip()][:3] == [
             "Layer (type)", "Output Shape", "Param #"], kw
     for bad in ([40, 20, 60], [0.5, 0.5], [0, 10], [True, 0.5]):
         with pytest.raises(ValueError, match="increasing positive"):
