@@ -320,8 +320,9 @@ def test_empty_aligned(dtype):
 
 
 def test_layer_and_model_buffers_start_on_cache_lines():
-    """Every buffer a training step leaves in the layers and the model starts on a 64-byte
-    line (the GEMM then reads B rows in place and stores whole lines of C)."""
+    """Every buffer a training step leaves in the layers and the model, and the model's flat
+    weights and gradients, start on a 64-byte line (the GEMM then reads B rows in place and
+    stores whole lines of C)."""
     rng = np.random.default_rng(0)
     model = pynn.Sequential([layers.Input(shape=(12, 7)), layers.LSTM(9, return_sequences=True),
                              layers.Flatten(), layers.Dense(13, activation="relu"),
@@ -334,3 +335,11 @@ def test_layer_and_model_buffers_start_on_cache_lines():
     assert len(bufs) > 5
     for b in bufs:
         assert b.ctypes.data % 64 == 0, b.shape
+    # the flat weights and gradients too, also in a deep copy; the LSTM's kernel (7 x 36)
+    # and recurrent kernel (9 x 36) are multiples of 4 floats, not 16: only the first
+    # weight is sure to start on a line
+    import copy
+    for m in (model, copy.deepcopy(model)):
+        assert m._flat_params.ctypes.data % 64 == 0 and m._flat_grads.ctypes.data % 64 == 0
+        w = m.layers[0].params["kernel"]
+        assert np.shares_memory(w, m._flat_params) and w.ctypes.data % 64 == 0
