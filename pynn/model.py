@@ -117,9 +117,10 @@ class Model:
         A nested built model's buffers become a contiguous slice of these."""
         total = sum(u._flat_params.size if isinstance(u, Model) else
                     sum(w.size for w in u.params.values()) for u in self._units())
-        # on a cache line: with every size before it a multiple of 16 floats (a Dense kernel
-        # of 128 or 512 units, its bias, a layer norm's 128), a weight matrix's rows start on
-        # lines too, and the GEMM reads them in place (Layer's empty_aligned)
+        # on a cache line: a weight whose offset and row length are multiples of 16 floats
+        # (in a Transformer block all of them: its kernels of 128 or 512 units, their
+        # biases, the layer norms' 128) then has every row on a line, which the GEMM reads
+        # in place (Layer's empty_aligned)
         flat = _layers.base.empty_aligned(total, self.dtype)
         gflat = _layers.base.empty_aligned(total, self.dtype)
         gflat[...] = 0
