@@ -239,3 +239,20 @@ def test_epsilon_checked_when_made(cls):
     for bad in (-1e-7, 0.0, float("nan")):
         with pytest.raises(ValueError, match="epsilon"):
             cls(epsilon=bad)
+
+
+def test_state_buffers_start_on_cache_lines():
+    """The state slots start on 64-byte lines, as the flat weights and gradients do, both
+    when built and when restored from get_state (e.g. a loaded model file)."""
+    rng = np.random.default_rng(0)
+    for opt in (pynn.optim.Adam(), pynn.optim.RMSprop(momentum=0.9, centered=True),
+                pynn.optim.SGD(momentum=0.9), pynn.optim.Adagrad()):
+        m = pynn.Sequential([pynn.layers.Input(shape=(5,)), pynn.layers.Dense(3)])
+        m.compile(optimizer=opt, loss="mse")
+        m.train_on_batch(rng.standard_normal((4, 5)), rng.standard_normal((4, 3)))
+        assert opt._state and all(v.ctypes.data % 64 == 0 for v in opt._state.values())
+        state = opt.get_state()
+        fresh = type(opt).from_config(opt.get_config())
+        fresh.set_state(state)
+        for k, v in fresh._state.items():
+            assert v.ctypes.data % 64 == 0 and np.array_equal(v, state[k]), k

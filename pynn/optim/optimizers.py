@@ -17,6 +17,24 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "se
            "deserialize"]
 
 
+def _aligned_zeros(size, dtype):
+    """Zeros on a 64-byte line, as the model's flat weights and gradients are (Layer's
+    empty_aligned): the fused update's vector loads and stores then each touch one line.
+    Adam on 101,770 floats with all four arrays on lines, against NumPy's 16 bytes past
+    one: 35.7 against 43.2 us at 1 thread, 19.4 against 22.7 at 2."""
+    from ..layers.base import empty_aligned
+    out = empty_aligned(size, dtype)
+    out[...] = 0
+    return out
+
+
+def _aligned_copy(a):
+    """A copy of a on a 64-byte line (see _aligned_zeros)."""
+    out = _aligned_zeros(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def _positive(value, name, allow_none=True, allow_zero=False):
     if value is None and allow_none:
         return None
@@ -88,7 +106,7 @@ class Optimizer:
 
     def build(self, size, dtype=np.float32):
         """Allocate one zeroed state buffer of `size` entries per slot."""
-        self._state = {s: np.zeros(size, dtype=dtype) for s in self._active_slots()}
+        self._state = {s: _aligned_zeros(size, dtype) for s in self._active_slots()}
         self._size, self._dtype = size, np.dtype(dtype)
 
     @property
@@ -121,7 +139,7 @@ class Optimizer:
                                      f"parameters need {self._state[k].shape}")
                 self._state[k][...] = a
         elif slots:
-            self._state = {k: np.array(state[k], copy=True) for k in slots}
+            self._state = {k: _aligned_copy(np.asarray(state[k])) for k in slots}
             first = self._state[next(iter(slots))]
             self._size, self._dtype = first.shape[0], first.dtype
         # else: no slots (plain SGD): nothing to hold; the first step builds, the count stays
