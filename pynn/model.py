@@ -167,10 +167,8 @@ class Model:
         for k, v in self.__dict__.items():
             new.__dict__[k] = copy.deepcopy(v, memo)
         if new.__dict__.get("_flat_params") is not None:
-            flat, gflat = (_layers.base.empty_aligned(a.shape, a.dtype)
-                           for a in (new._flat_params, new._flat_grads))
-            flat[...], gflat[...] = new._flat_params, new._flat_grads
-            new._rebase(flat, gflat)
+            new._rebase(_layers.base.copy_aligned(new._flat_params),
+                        _layers.base.copy_aligned(new._flat_grads))
         if "_shared" in new.__dict__:   # a graph's shared layers, by id: the copies' ids
             new._shared = {id(memo[i]) for i in self._shared if i in memo}
         opt = new.__dict__.get("optimizer")

@@ -28,13 +28,6 @@ def _aligned_zeros(size, dtype):
     return out
 
 
-def _aligned_copy(a):
-    """A copy of a on a 64-byte line (see _aligned_zeros)."""
-    out = _aligned_zeros(a.shape, a.dtype)
-    out[...] = a
-    return out
-
-
 def _positive(value, name, allow_none=True, allow_zero=False):
     if value is None and allow_none:
         return None
@@ -139,7 +132,8 @@ class Optimizer:
                                      f"parameters need {self._state[k].shape}")
                 self._state[k][...] = a
         elif slots:
-            self._state = {k: _aligned_copy(np.asarray(state[k])) for k in slots}
+            from ..layers.base import copy_aligned
+            self._state = {k: copy_aligned(np.asarray(state[k])) for k in slots}
             first = self._state[next(iter(slots))]
             self._size, self._dtype = first.shape[0], first.dtype
         # else: no slots (plain SGD): nothing to hold; the first step builds, the count stays

@@ -317,6 +317,13 @@ def test_empty_aligned(dtype):
     a, b = empty_aligned((8, 8), dtype), empty_aligned((8, 8), dtype)
     a[...], b[...] = 1, 2
     assert not np.shares_memory(a, b) and (a == 1).all()
+    # np.empty's errors: a negative size (even two that multiply to a positive one), a
+    # fractional one
+    for bad in [(-1, 4), (-2, -3), -5]:
+        with pytest.raises(ValueError, match="negative"):
+            empty_aligned(bad, dtype)
+    with pytest.raises(TypeError):
+        empty_aligned((2.5, 3), dtype)
 
 
 def test_layer_and_model_buffers_start_on_cache_lines():
