@@ -34,9 +34,9 @@
  * the arithmetic of a row of C does not depend on M: a convolution's blocks of pixels and the
  * fused conv + max-pool kernel's rows give the same bits (the dot-product path for a few rows
  * needs B^T, the C^T path an A^T). Threads
- * split C into disjoint rectangles of whole tiles (never K), a few chunks per thread handed
- * out as threads free up (schedule(dynamic): which thread computes a chunk does not change
- * its bits), so the bits are the same for any thread count.
+ * split C into disjoint rectangles of whole tiles (never K), a few chunks per thread, each
+ * thread taking its own first and then the others' left over (pynn_gemm_next: which thread
+ * computes a chunk does not change its bits), so the bits are the same for any thread count.
  * Scratch: one 64-byte-aligned block per call, a slice per thread (and the shared B block);
  * PYNN_ENOMEM if it cannot be allocated (C untouched). A single-threaded call needing at
  * most PYNN_GEMM_STACK_BYTES takes it from its own stack frame (never shared between calls).
@@ -83,6 +83,41 @@
 #define PYNN_GEMM_SMALL_KC 2048
 /* small path: rows of A from which a B with rows off the 64-byte lines is packed */
 #define PYNN_GEMM_PACK_B_ROWS 256
+
+/* Chunks of C handed to threads with affinity: thread t owns chunks [nch t / nt, nch (t+1) /
+ * nt) and takes them in order; a thread out of its own chunks takes the next ones of the
+ * threads after it (a thread that starts late or is preempted costs its own chunks, not half
+ * the product, as with schedule(dynamic)). Unlike schedule(dynamic), a call whose threads
+ * keep pace computes the same rows on the same thread as the call before, so the lines of C
+ * stay in that core's cache, and the row chunks of one layer's output are read by the same
+ * thread in the next layer's product. Measured 2 threads against schedule(dynamic, 1),
+ * medians of 21 alternating rounds, same bits: x^T dh 784 x 128 @ 128 x 128 0.97 of the
+ * time, 784 x 32 @ 32 x 128 0.95, dy W2^T 512 x 10 @ (128 x 10)^T 0.95, h @ W2 512 x 128 @
+ * 128 x 10 0.95, 512 x 784 @ 784 x 128 0.98, the Transformer block's 2048-row products
+ * 0.99-1.01; a 784-128-10 MLP's forward and backward at batch 128 0.98. The dy W2^T called
+ * back to back in one loop: 11.1 us against 16.4 (its C, 256 KB, written by the other core
+ * the call before). A queue per thread, one cache line each. */
+typedef struct {
+    pynn_idx next;
+    char pad[64 - sizeof(pynn_idx)];
+} pynn_gemm_queue;
+#define PYNN_GEMM_QUEUE_BYTES(nt) ((size_t)(nt) * sizeof(pynn_gemm_queue))
+
+static void pynn_gemm_queues_init(pynn_gemm_queue *q, int nt, pynn_idx nch) {
+    for (int v = 0; v < nt; v++) q[v].next = nch * v / nt;
+}
+
+/* the next chunk for thread tid of nt (its own queue first, then the others' from tid + 1
+ * on; *v counts the queues it found empty, start at 0), or -1 when none is left */
+static inline pynn_idx pynn_gemm_next(pynn_gemm_queue *q, int nt, pynn_idx nch, int tid,
+                                      int *v) {
+    for (; *v < nt; (*v)++) {
+        int o = (tid + *v) % nt;
+        pynn_idx ch = __atomic_fetch_add(&q[o].next, (pynn_idx)1, __ATOMIC_RELAXED);
+        if (ch < nch * (o + 1) / nt) return ch;
+    }
+    return -1;
+}
 
 #define PYNN_GEMM_NAIVE(T, SUF)                                                              \
 void pynn_gemm_naive_##SUF(T *C, pynn_idx rsc, pynn_idx csc,                                 \
@@ -410,27 +445,34 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
          * cheaper: N <= 4 from K = 64, N <= 8 from K = 61, N <= 12 from K = 241, never 16   \
          * (measured 1 thread, 256 x 10 x 784: 108 against 80 GFLOPS; 512 x 10 x 128: 79    \
          * against 77, within noise, so it stays on tiles) */                                \
+        int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);            \
+        pynn_idx nb = (M + 3) / 4;                                                           \
+        if (nt > nb) nt = (int)nb;                                                           \
+        size_t lbt = ((size_t)(n4 * K) * sizeof(T) + 63) & ~(size_t)63;                      \
         void *bbuf = NULL;                                                                   \
-        if (posix_memalign(&bbuf, 64, (size_t)(n4 * K) * sizeof(T)) != 0) return PYNN_ENOMEM; \
+        if (posix_memalign(&bbuf, 64, lbt + PYNN_GEMM_QUEUE_BYTES(nt)) != 0) return PYNN_ENOMEM; \
         T *bt = (T *)bbuf;                                                                   \
         for (pynn_idx j = 0; j < n4; j++)                                                    \
             for (pynn_idx p = 0; p < K; p++) bt[j * K + p] = j < N ? B[p * rsb + j * csb] : (T)0; \
-        pynn_idx nb = (M + 3) / 4;                                                           \
-        int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);            \
-        if (nt > nb) nt = (int)nb;                                                           \
         if (nt == 1)                                                                         \
             pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha, beta,   \
                                         nb, 0, 1);                                           \
         else {                                                                               \
             pynn_idx nch = PYNN_MIN(nb, (pynn_idx)nt * PYNN_GEMM_CHUNKS);                    \
-            _Pragma("omp parallel for num_threads(nt) schedule(dynamic, 1) if(nt > 1)")      \
-            for (pynn_idx ch = 0; ch < nch; ch++)                                            \
-                pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha,     \
-                                            beta, nb, ch, nch);                              \
+            pynn_gemm_queue *qs = (pynn_gemm_queue *)((char *)bbuf + lbt);                   \
+            pynn_gemm_queues_init(qs, nt, nch);                                              \
+            _Pragma("omp parallel num_threads(nt)")                                          \
+            {                                                                                \
+                int qv = 0;                                                                  \
+                for (pynn_idx ch; (ch = pynn_gemm_next(qs, nt, nch, PYNN_GEMM_TID, &qv)) >= 0;) \
+                    pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha, \
+                                                beta, nb, ch, nch);                          \
+            }                                                                                \
         }                                                                                    \
         free(bbuf);                                                                          \
         return PYNN_OK;                                                                      \
     }                                                                                        \
+    int ct = 0;                                                                              \
     if (N <= nr / 2 && M > N && K >= 64 && rsa == 1 && csa != 1) {                           \
         /* narrow C and A with contiguous columns (A^T B in a backward pass): compute        \
          * C^T = B^T A^T, whose tiles fill both vectors of B^T's rows and read A^T's         \
@@ -440,6 +482,7 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         A = B, rsa = csb, csa = rsb, B = t, rsb = tcs, csb = trs, M = N, N = ti;              \
         ti = rsc, rsc = csc, csc = ti;                                                       \
         ep = NULL;                                     /* C^T: the caller's pass after */    \
+        ct = 1;                                                                              \
     }                                                                                        \
     if (csc != 1) ep = NULL;                                                                 \
     *ep_done = ep != NULL;                                                                   \
@@ -470,8 +513,11 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
      * from 128K they were 0.82-1.09. Column splits from 256K lost with A packed per chunk  \
      * (h^T dy, 128 x 512 @ 512 x 10: 1.08), and with A packed per thread (below) were mixed \
      * from one process to the next (8 x 1024 @ 1024 x 64 1.07, 12 x 256 @ 256 x 256 0.65   \
-     * and 1.07) */                                                                          \
-    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / (split_n ? 16.0 : 4.0)); \
+     * and 1.07). The C^T of a narrow A^T B (its A one sliver packed once per thread, its    \
+     * B^T rows fill the tiles' vectors) splits from 256K: 2 threads against 1, 15 rounds,   \
+     * h^T dy 128 x 512 @ 512 x 10 0.67 of the time, 128 x 256 @ 256 x 10 0.78, 64 x 1024 @ \
+     * 1024 x 10 0.68, 300 x 200 @ 200 x 16 0.63 */                                          \
+    int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / (split_n && !ct ? 16.0 : 4.0)); \
     if (nt > parts) nt = (int)parts;                                                         \
     /* a few row slivers that do not share evenly among the threads, with A read in place:   \
      * split the columns instead where their tiles share better (each thread then reads all  \
@@ -525,29 +571,33 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         return PYNN_OK;                                                                      \
     }                                                                                        \
     if (nt > 1 && small && pack_b && !split_n && nch > 1                                     \
-        && (N > nr || (double)K * (double)nr * sizeof(T) > 32768.0)) {                       \
+        && (double)K * (double)((N + nr - 1) / nr * nr) * sizeof(T) > 32768.0) {            \
         /* row chunks on the small path would each pack all of B (a small B, but 4 copies   \
          * per call: 2048 x 128 @ 128 x 512 spent ~5% of its time packing): the team packs  \
          * it once, slivers split among threads, then takes the chunks; the same packed     \
-         * values and kernel calls, so the same bits. Not for one sliver of B of at most 32  \
-         * KB (a narrow C, h @ W2): each thread packs its own copy at its first chunk        \
-         * (own_b below), with no barrier */                                                 \
+         * values and kernel calls, so the same bits. Not for a packed B of at most 32 KB   \
+         * (a narrow C, h @ W2, or a short depth, dy W2^T): each thread packs its own copy   \
+         * at its first chunk (own_b below), with no barrier */                              \
         pynn_idx npad = (N + nr - 1) / nr * nr, nsl = npad / nr, nkb2 = (K + kc - 1) / kc;  \
         void *sbuf = NULL;                                                                   \
-        if (posix_memalign(&sbuf, 64, ((size_t)nt * la + (size_t)(npad * K)) * sizeof(T)) != 0) \
+        size_t ls = (((size_t)nt * la + (size_t)(npad * K)) * sizeof(T) + 63) & ~(size_t)63; \
+        if (posix_memalign(&sbuf, 64, ls + PYNN_GEMM_QUEUE_BYTES(nt)) != 0)                  \
             return PYNN_ENOMEM;                                                              \
         T *swork = (T *)sbuf, *bpk = swork + (size_t)nt * la;                                \
+        pynn_gemm_queue *qs = (pynn_gemm_queue *)((char *)sbuf + ls);                        \
+        pynn_gemm_queues_init(qs, nt, nch);                                                  \
         _Pragma("omp parallel num_threads(nt)")                                              \
         {                                                                                    \
+            const int tid = PYNN_GEMM_TID;                                                   \
+            int qv = 0;                                                                      \
             _Pragma("omp for schedule(static)")                                              \
             for (pynn_idx q = 0; q < nkb2 * nsl; q++) {                                      \
                 pynn_idx pc = q / nsl * kc, sl = q % nsl;                                    \
                 pynn_gemm_pack_bs_##SUF(kr, bpk + pc * npad, B + pc * rsb, rsb, csb,         \
                                         PYNN_MIN(kc, K - pc), N, nr, sl, sl + 1);            \
             }                                                                                \
-            _Pragma("omp for schedule(dynamic, 1)")                                          \
-            for (pynn_idx ch = 0; ch < nch; ch++)                                            \
-                pynn_gemm_part_##SUF(ch, nch, PYNN_GEMM_TID, kr, swork, la, la, parts, 0, C, \
+            for (pynn_idx ch; (ch = pynn_gemm_next(qs, nt, nch, tid, &qv)) >= 0;)           \
+                pynn_gemm_part_##SUF(ch, nch, tid, kr, swork, la, la, parts, 0, C,           \
                                      rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \
                                      beta, kc, nc, 0, 1, bpk, NULL, ep, epd);                \
         }                                                                                    \
@@ -566,25 +616,30 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         && ((!small && (rsa != 1 || M < mr)) || (M < mr && M > 1))                           \
         && (double)K * (double)mr * sizeof(T) <= 1048576.0;                                  \
     const size_t lap = own_a ? ((size_t)(K * mr) + 15) & ~(size_t)15 : 0;                     \
-    /* row chunks with one small sliver of B to pack (the team path's exception above): each \
+    /* row chunks with a small B to pack (the team path's exception above): each          \
      * thread packs all of K once, at its first chunk, for its chunks. Measured 2 threads:   \
      * against the team's copy behind a barrier, packing per chunk was 0.86 (256 x 128 @ 128 \
      * x 10), 0.94 (300 x 200 @ 200 x 20) and 0.97 (512 x 128 @ 128 x 10) of the time with  \
      * both cores free, but 1.04-1.06 in a later run with the host slow (2-thread times near \
      * 1-thread ones: the first thread repacked for every chunk it took); per thread, 0.82, \
-     * 0.89 and 0.91 */                                                                      \
-    const int own_b = nt > 1 && small && pack_b && !split_n && nch > 1 && N <= nr            \
-        && (double)K * (double)nr * sizeof(T) <= 32768.0;                                    \
-    const size_t lbp = own_b ? ((size_t)(K * nr) + 15) & ~(size_t)15 : 0;                     \
+     * 0.89 and 0.91. The same for several slivers of B packed to at most 32 KB, against    \
+     * the team's copy (15 rounds): dy W2^T 512 x 10 @ (128 x 10)^T 0.79, 1024 x 10 @ (128  \
+     * x 10)^T 0.76, 512 x 10 @ (256 x 10)^T 0.80, 512 x 16 @ (512 x 16)^T 0.85, 256 x 32 @ \
+     * 32 x 128 (B's rows off the lines) 0.84 */                                             \
+    const pynn_idx npb = (N + nr - 1) / nr * nr;                                             \
+    const int own_b = nt > 1 && small && pack_b && !split_n && nch > 1                       \
+        && (double)K * (double)npb * sizeof(T) <= 32768.0;                                   \
+    const size_t lbp = own_b ? ((size_t)(K * npb) + 15) & ~(size_t)15 : 0;                    \
     /* one thread with a few KB of scratch (the small layer shapes: an A sliver of 12 x     \
      * 128 floats) takes it from the stack: malloc and free were ~5% of a 32 x 128 @ 128 x 10 \
      * call (1.7 us) */                                                                      \
     PYNN_GEMM_STACK_SCRATCH(stk);                                                            \
     size_t need = (size_t)nt * (la + lb + lap + lbp) * sizeof(T);                            \
+    const size_t lq = nt > 1 ? PYNN_GEMM_QUEUE_BYTES(nt) : 0;  /* need is 64-byte aligned */ \
     void *buf = NULL;                                                                        \
     if (nt == 1 && need <= PYNN_GEMM_STACK_BYTES)                                            \
         buf = stk;                                                                           \
-    else if (posix_memalign(&buf, 64, need) != 0)                                            \
+    else if (posix_memalign(&buf, 64, need + lq) != 0)                                       \
         return PYNN_ENOMEM;                                                                  \
     T *work = (T *)buf, *apk = work + (size_t)nt * (la + lb), *bpk = apk + (size_t)nt * lap;   \
     if (nt == 1)                                                                             \
@@ -592,13 +647,15 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
                              A, rsa, csa, B, rsb, csb, M, N, K, alpha, beta, kc, nc,         \
                              !small, pack_b, NULL, NULL, ep, epd);                           \
     else {                                                                                   \
+        pynn_gemm_queue *qs = (pynn_gemm_queue *)((char *)buf + need);                       \
+        pynn_gemm_queues_init(qs, nt, nch);                                                  \
         _Pragma("omp parallel num_threads(nt)")                                              \
         {                                                                                    \
             const int tid = PYNN_GEMM_TID;                                                   \
             T *mya = NULL;                         /* this thread's packed A, once made */   \
             T *myb = NULL;                         /* ... and B (own_b) */                   \
-            _Pragma("omp for schedule(dynamic, 1)")                                          \
-            for (pynn_idx ch = 0; ch < nch; ch++) {                                          \
+            int qv = 0;                                                                      \
+            for (pynn_idx ch; (ch = pynn_gemm_next(qs, nt, nch, tid, &qv)) >= 0;) {          \
                 if (own_a && !mya) {                                                         \
                     mya = apk + (size_t)tid * lap;                                           \
                     pynn_gemm_pack_a_##SUF(kr, mya, A, rsa, csa, M, K, mr);                  \
@@ -606,8 +663,8 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
                 if (own_b && !myb) {   /* the team path's layout: depth blocks of kc */      \
                     myb = bpk + (size_t)tid * lbp;                                           \
                     for (pynn_idx pc = 0; pc < K; pc += kc)                                  \
-                        pynn_gemm_pack_bs_##SUF(kr, myb + pc * nr, B + pc * rsb, rsb, csb,   \
-                                                PYNN_MIN(kc, K - pc), N, nr, 0, 1);          \
+                        pynn_gemm_pack_bs_##SUF(kr, myb + pc * npb, B + pc * rsb, rsb, csb,  \
+                                                PYNN_MIN(kc, K - pc), N, nr, 0, npb / nr);   \
                 }                                                                            \
                 pynn_gemm_part_##SUF(ch, nch, tid, kr, work, la + lb, la, parts, split_n, C, \
                                      rsc, csc, A, rsa, csa, B, rsb, csb, M, N, K, alpha,     \

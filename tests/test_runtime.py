@@ -79,6 +79,41 @@ def test_forked_child_does_not_hang():
         assert q.get(timeout=5) == expected
 
 
+_SHORT_TEAM = """
+import numpy as np, pynn
+from helpers import C
+rng = np.random.default_rng(5)
+bad = []
+# (M, N, K, trans_a, trans_b): small-path row chunks, B packed by each thread (dy W2^T),
+# B packed by the team, C^T split by columns, narrow C in 4-row blocks, the packed path
+for M, N, K, ta, tb in [(128, 128, 300, False, False), (512, 128, 10, False, True),
+                        (300, 100, 100, False, True), (128, 10, 512, True, False),
+                        (400, 6, 517, False, False), (200, 450, 300, False, False)]:
+    for dt in (np.float32, np.float64):
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(dt)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(dt)
+        with pynn.num_threads(1):
+            one = C.gemm(a, b, ta, tb)
+        with pynn.num_threads(2):
+            out = np.full((M, N), np.nan, dt)
+            C.gemm(a, b, ta, tb, out=out)
+        if not np.array_equal(out, one):
+            bad.append((M, N, K, ta, tb, dt.__name__))
+print(bad)
+"""
+
+
+@needs_openmp
+def test_kernels_finish_with_fewer_threads_than_asked():
+    """OpenMP may give a parallel region fewer threads than asked (OMP_THREAD_LIMIT, nested
+    regions): the chunks owned by the missing threads are taken by the others, and the
+    result is whole, with the bits of one thread."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    out = _run(f"import sys; sys.path.insert(0, {tests!r})\n" + _SHORT_TEAM,
+               OMP_THREAD_LIMIT="1")
+    assert out == "[]"
+
+
 def test_concurrent_python_threads_are_safe():
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(BIG) for _ in range(8)]

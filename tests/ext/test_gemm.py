@@ -108,6 +108,11 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          # small path, B packed (rows off the cache lines) as one sliver of at most 32 KB:
          # each thread packs its own copy at its first row chunk
          (300, 20, 200, False, False),
+         # ... and B^T packed to at most 32 KB in several slivers (dy W2^T, K = 10): each
+         # thread packs all of it; past 32 KB the team packs one copy behind a barrier
+         (512, 128, 10, False, True), (300, 100, 100, False, True),
+         # C^T (h^T dy of a batch of 512), split between threads from 256K multiply-adds
+         (128, 10, 512, True, False),
          # packed path, A slivers from rows of a packed in registers (avx512 f32: 16 columns
          # a block, transposed): an 11-row edge and depth blocks of 171 (tails of 11
          # columns); depth blocks of 129 and 128 (a tail of one column) and a 1-row edge
