@@ -122,8 +122,7 @@ class Model:
         # biases, the layer norms' 128) then has every row on a line, which the GEMM reads
         # in place (Layer's empty_aligned)
         flat = _layers.base.empty_aligned(total, self.dtype)
-        gflat = _layers.base.empty_aligned(total, self.dtype)
-        gflat[...] = 0
+        gflat = _layers.base.zeros_aligned(total, self.dtype)
         a = 0
         for u in self._units():
             if isinstance(u, Model):

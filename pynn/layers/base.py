@@ -51,6 +51,13 @@ def empty_aligned(shape, dtype):
     return raw[off:off + n].view(dtype).reshape(shape)
 
 
+def zeros_aligned(shape, dtype):
+    """np.zeros(shape, dtype) whose data starts on a 64-byte line (see empty_aligned)."""
+    out = empty_aligned(shape, dtype)
+    out[...] = 0
+    return out
+
+
 def copy_aligned(a):
     """A copy of the array `a` whose data starts on a 64-byte line (see empty_aligned)."""
     out = empty_aligned(a.shape, a.dtype)

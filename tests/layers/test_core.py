@@ -306,14 +306,18 @@ def test_hostile_configs_raise_value_errors():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_empty_aligned(dtype):
     """empty_aligned: np.empty's shape, dtype and flags (0-size too), data on a 64-byte line;
-    two buffers never share memory."""
-    from pynn.layers.base import empty_aligned
+    zeros_aligned the same, zeroed; two buffers never share memory."""
+    from pynn.layers.base import empty_aligned, zeros_aligned
     for shape in [(3, 4), (0,), (5,), 7, (2, 0, 3), (17, 33)]:
         a = empty_aligned(shape, dtype)
         want = np.empty(shape, dtype)
         assert a.shape == want.shape and a.dtype == want.dtype
         assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
         assert a.size == 0 or a.ctypes.data % 64 == 0
+    for shape in [(3, 4), (0,), 7, (17, 33)]:
+        z = zeros_aligned(shape, dtype)
+        assert z.shape == np.zeros(shape).shape and z.dtype == dtype and not z.any()
+        assert z.size == 0 or z.ctypes.data % 64 == 0
     a, b = empty_aligned((8, 8), dtype), empty_aligned((8, 8), dtype)
     a[...], b[...] = 1, 2
     assert not np.shares_memory(a, b) and (a == 1).all()
