@@ -23,8 +23,8 @@
  * C (N <= NR/2) with A transposed (contiguous columns) and K >= 64 is computed as
  * C^T = B^T A^T, whose rows fill the kernel's vectors; a narrow C (N <= 16) from rows of A
  * contiguous in k, where the kernel table has it (AVX-512 f32) and its cost model says so, is
- * dot products along k in 4 x 4 blocks against B^T packed once. A single row (M == 1, or a
- * one-row edge) is read in place.
+ * dot products along k in blocks of 4 rows x up to 5 columns against B^T packed once. A
+ * single row (M == 1, or a one-row edge) is read in place.
  *
  * Determinism: an element of C is the sum over the kc blocks in order, each block a
  * sequential FMA chain in the micro-kernel (or one dot product in its fixed order); kc
@@ -434,26 +434,32 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         }                                                                                    \
         return PYNN_OK;                                                                      \
     }                                                                                        \
-    pynn_idx n4 = (N + 3) & ~(pynn_idx)3;                                                    \
     if (kr->narrow && N <= PYNN_GEMM_NARROW_N && K >= 64 && csa == 1                         \
-        && (double)(K + 48) * (double)n4 * 10.0 < 144.0 * (double)K) {                       \
+        && (double)N * (double)(K + 60) < 16.5 * (double)K) {                                \
         /* narrow C from rows of A contiguous in k (a classifier head, h @ W2): dot products  \
          * of A's rows with B^T's rows (packed once, a few KB), vectors along k, so no lane   \
-         * is spent on columns past N; threads take chunks of 4-row blocks. Cost per element \
-         * of C in vector ops: tiles K / N (one lane per column, 16 lanes), this path        \
-         * (K + ~48) / 16 (the lane sums) over n4 / N padded columns; taken where it is 10%  \
-         * cheaper: N <= 4 from K = 64, N <= 8 from K = 61, N <= 12 from K = 241, never 16   \
-         * (measured 1 thread, 256 x 10 x 784: 108 against 80 GFLOPS; 512 x 10 x 128: 79    \
-         * against 77, within noise, so it stays on tiles) */                                \
-        int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 16.0);            \
+         * is spent on columns past N; threads take chunks of 4-row blocks from 256K         \
+         * multiply-adds, as the tiles' row splits do. Cost per element of C in vector ops:   \
+         * tiles K / N (one lane per column, 16 lanes), this path ~(K + 60) / 16 (the lane    \
+         * sums); taken where N (K + 60) < 16.5 K: N <= 4 from K = 64, 8 from 57, 10 from 93, \
+         * 12 from 161, 14 from 337, 16 from 1921 (medians of 15 alternating rounds, 1      \
+         * thread, 512 rows, this path / tiles: N = 10, K = 64 1.09, K = 96 0.72-0.89, K =   \
+         * 128 0.82; N = 8, K = 64 0.72-0.88; N = 12, K = 128 0.89-0.98, K = 192 0.90-0.95;  \
+         * N = 14, K = 256 1.01, K = 384 0.92; N = 15, K = 256 1.04, K = 512 0.98; N = 16, K \
+         * = 256 1.06, K = 1024 0.82-0.86; 2 threads: N = 10, K = 128 0.76, N = 12, K = 192  \
+         * 0.83) */                                                                          \
+        int nt = pynn_threads_for(ctx, (double)M * (double)N * (double)K / 4.0);             \
         pynn_idx nb = (M + 3) / 4;                                                           \
         if (nt > nb) nt = (int)nb;                                                           \
-        size_t lbt = ((size_t)(n4 * K) * sizeof(T) + 63) & ~(size_t)63;                      \
+        size_t lbt = ((size_t)(N * K) * sizeof(T) + 63) & ~(size_t)63;                       \
         void *bbuf = NULL;                                                                   \
         if (posix_memalign(&bbuf, 64, lbt + PYNN_GEMM_QUEUE_BYTES(nt)) != 0) return PYNN_ENOMEM; \
         T *bt = (T *)bbuf;                                                                   \
-        for (pynn_idx j = 0; j < n4; j++)                                                    \
-            for (pynn_idx p = 0; p < K; p++) bt[j * K + p] = j < N ? B[p * rsb + j * csb] : (T)0; \
+        if (kr->packbt && csb == 1)                                                          \
+            kr->packbt(bt, B, rsb, K, N);                                                    \
+        else                                                                                 \
+            for (pynn_idx j = 0; j < N; j++)                                                 \
+                for (pynn_idx p = 0; p < K; p++) bt[j * K + p] = B[p * rsb + j * csb];       \
         if (nt == 1)                                                                         \
             pynn_gemm_narrow_part_##SUF(kr, C, rsc, csc, A, rsa, bt, M, N, K, alpha, beta,   \
                                         nb, 0, 1);                                           \

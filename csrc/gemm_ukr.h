@@ -34,7 +34,7 @@ typedef double (*pynn_gemm_dot_f64)(pynn_idx k, const double *a, const double *b
 
 /* narrow C (n <= PYNN_GEMM_NARROW_N columns) from rows of A that are contiguous in k:
  *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p] * bt[j*rsbt + p] + beta * C[...], i < m, j < n
- * bt holds B^T, its rows padded with zero rows to a multiple of 4 (rows n..). Vectors run
+ * bt holds B^T (n rows of k). Vectors run
  * along k (all lanes useful however small n is); each element is one FMA chain per lane
  * over the k blocks, then its lanes summed by a fixed tree: the order depends on k only. */
 #define PYNN_GEMM_NARROW_N 16
@@ -80,6 +80,13 @@ typedef void (*pynn_gemm_packar_f32)(float *dst, const float *A, pynn_idx rsa, p
 typedef void (*pynn_gemm_packar_f64)(double *dst, const double *A, pynn_idx rsa, pynn_idx m,
                                      pynn_idx k);
 
+/* B^T (n, k) into bt from B (k, n <= PYNN_GEMM_NARROW_N) with contiguous rows (row stride
+ * rsb): the narrow path's operand, the portable loop's values (AVX-512 f32 only) */
+typedef void (*pynn_gemm_packbt_f32)(float *bt, const float *B, pynn_idx rsb, pynn_idx k,
+                                     pynn_idx n);
+typedef void (*pynn_gemm_packbt_f64)(double *bt, const double *B, pynn_idx rsb, pynn_idx k,
+                                     pynn_idx n);
+
 typedef struct {
     int mr, nr;          /* register tile */
     pynn_idx kc, nc;     /* packed block depth and width */
@@ -90,6 +97,7 @@ typedef struct {
     pynn_gemm_packcols_f32 packcols; /* NULL: the portable loop */
     pynn_gemm_packa_f32 packa;       /* NULL: the portable loop */
     pynn_gemm_packar_f32 packar;     /* NULL: the portable loop */
+    pynn_gemm_packbt_f32 packbt;     /* NULL: the portable loop */
 } pynn_gemm_kernel_f32;
 
 typedef struct {
@@ -102,6 +110,7 @@ typedef struct {
     pynn_gemm_packcols_f64 packcols;
     pynn_gemm_packa_f64 packa;
     pynn_gemm_packar_f64 packar;
+    pynn_gemm_packbt_f64 packbt;
 } pynn_gemm_kernel_f64;
 
 /* gemm_ukr_generic.c, gemm_ukr_avx2.c, gemm_ukr_avx512.c (constant tables, no state) */

@@ -46,57 +46,100 @@ static inline __m512 pynn_sum16_avx512_f32(const __m512 *v) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(y0, y1, 0x88), _mm512_shuffle_f32x4(y0, y1, 0xDD));
 }
 
+/* the 4 sums of v[0..3]'s lanes in lanes 0..3, each in pynn_sum16_avx512_f32's order */
+static inline __m512 pynn_sum4_avx512_f32(const __m512 *v) {
+    __m512 w0 = _mm512_add_ps(_mm512_unpacklo_ps(v[0], v[1]), _mm512_unpackhi_ps(v[0], v[1]));
+    __m512 w1 = _mm512_add_ps(_mm512_unpacklo_ps(v[2], v[3]), _mm512_unpackhi_ps(v[2], v[3]));
+    __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(w0), _mm512_castps_pd(w1));
+    __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(w0), _mm512_castps_pd(w1));
+    __m512 x = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi)); /* quarter sums */
+    __m512 y = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));       /* q0 + q1, q2 + q3 */
+    return _mm512_add_ps(y, _mm512_shuffle_f32x4(y, y, 0x4E));
+}
+
+/* one block of 4 rows x W columns (W <= 5, a constant where inlined): 4 W accumulators, the
+ * rows' vectors loaded once for the W columns; the sums into c (rows < m), alpha and beta */
+static inline __attribute__((always_inline)) void
+pynn_narrow_blk_avx512_f32(const int W, pynn_idx k, const float *const *ar, const float *b,
+                           pynn_idx rsbt, float *c, pynn_idx rsc, pynn_idx csc, float alpha,
+                           float beta, pynn_idx m) {
+    __mmask16 kt = (__mmask16)((1u << (k % 16)) - 1u);
+    pynn_idx kv = k - k % 16, p = 0;
+    __m512 acc[20];
+#pragma GCC unroll 20
+    for (int q = 0; q < 4 * W; q++) acc[q] = _mm512_setzero_ps();
+    /* acc[4 jj + r]: row r, column jj */
+#define PYNN_NARROW_STEP(LOAD, MK)                                                           \
+    {                                                                                        \
+        __m512 x0 = LOAD(MK, ar[0] + p), x1 = LOAD(MK, ar[1] + p);                           \
+        __m512 x2 = LOAD(MK, ar[2] + p), x3 = LOAD(MK, ar[3] + p);                           \
+        /* in registers: else GCC folds these loads into the FMAs, once per column */        \
+        __asm__("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3));                                \
+        _Pragma("GCC unroll 5")                                                              \
+        for (int jj = 0; jj < W; jj++) {                                                     \
+            __m512 y = LOAD(MK, b + jj * rsbt + p);                                          \
+            acc[4 * jj] = _mm512_fmadd_ps(x0, y, acc[4 * jj]);                               \
+            acc[4 * jj + 1] = _mm512_fmadd_ps(x1, y, acc[4 * jj + 1]);                       \
+            acc[4 * jj + 2] = _mm512_fmadd_ps(x2, y, acc[4 * jj + 2]);                       \
+            acc[4 * jj + 3] = _mm512_fmadd_ps(x3, y, acc[4 * jj + 3]);                       \
+        }                                                                                    \
+    }
+#define PYNN_NARROW_FULL(MK, P) _mm512_loadu_ps(P)
+    for (; p < kv; p += 16) PYNN_NARROW_STEP(PYNN_NARROW_FULL, 0)
+    if (p < k) PYNN_NARROW_STEP(_mm512_maskz_loadu_ps, kt)
+#undef PYNN_NARROW_FULL
+#undef PYNN_NARROW_STEP
+    /* columns 0..3 through the 16-sum (lane 4 r + jj; columns past W zero), column 4 through
+     * the 4-sum (lane r); each row's W sums gathered into lanes 0..W-1 by one permute and
+     * stored under a mask (scalar reads of the sums stored to memory stalled on the
+     * forwarding from the vector store: 11% of the kernel at 512 x 128 @ 128 x 10) */
+    __m512 s[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++) s[4 * (q % 4) + q / 4] = q / 4 < W ? acc[q] : _mm512_setzero_ps();
+    __m512 t16 = pynn_sum16_avx512_f32(s);
+    __m512 t4 = W == 5 ? pynn_sum4_avx512_f32(acc + 16) : _mm512_setzero_ps();
+    const __mmask16 wm = (__mmask16)((1u << W) - 1u);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i step = _mm512_setr_epi32(4, 4, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < 4 && r < m; r++, idx = _mm512_add_epi32(idx, step)) {
+        __m512 v = _mm512_mul_ps(va, _mm512_permutex2var_ps(t16, idx, t4));
+        float *cr = c + r * rsc;
+        if (csc == 1) {
+            if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(wm, cr), v);
+            _mm512_mask_storeu_ps(cr, wm, v);
+        } else {
+            float o[16] __attribute__((aligned(64)));
+            _mm512_store_ps(o, v);
+            for (int jj = 0; jj < W; jj++)
+                cr[jj * csc] = beta == 0.0f ? o[jj] : __builtin_fmaf(beta, cr[jj * csc], o[jj]);
+        }
+    }
+}
+
 static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa,
                                         const float *bt, pynn_idx rsbt, float *c,
                                         pynn_idx rsc, pynn_idx csc, float alpha, float beta,
                                         pynn_idx m, pynn_idx n) {
-    /* C (m,n) = alpha * A (m,k) @ BT (n,k)^T + beta * C, n <= 16: blocks of 4 rows x 4
-     * columns, 16 accumulators; rows past m repeat the block's first row (not stored) */
-    __mmask16 kt = (__mmask16)((1u << (k % 16)) - 1u);
-    pynn_idx kv = k - k % 16;
+    /* C (m,n) = alpha * A (m,k) @ BT (n,k)^T + beta * C, n <= 16: blocks of 4 rows x up to 5
+     * columns (ceil(n / 5) blocks, as even as can be: 10 as 5 + 5, 16 as 4 x 4); rows past
+     * m repeat the block's first row (not stored) */
+    pynn_idx nblk = (n + 4) / 5;
     for (pynn_idx i0 = 0; i0 < m; i0 += 4) {
         const float *ar[4];
         for (int r = 0; r < 4; r++) ar[r] = a + (i0 + (i0 + r < m ? r : 0)) * rsa;
-        __m512 s[16];
-        for (pynn_idx j0 = 0; j0 < n; j0 += 4) {
-            const float *b0 = bt + j0 * rsbt, *b1 = b0 + rsbt, *b2 = b1 + rsbt, *b3 = b2 + rsbt;
-            __m512 acc[16];
-            for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-#define PYNN_NARROW_STEP(LOAD, MK)                                                           \
-            {                                                                                \
-                __m512 x0 = LOAD(MK, ar[0] + p), x1 = LOAD(MK, ar[1] + p);                   \
-                __m512 x2 = LOAD(MK, ar[2] + p), x3 = LOAD(MK, ar[3] + p);                   \
-                __m512 y = LOAD(MK, b0 + p);                                                 \
-                acc[0] = _mm512_fmadd_ps(x0, y, acc[0]); acc[1] = _mm512_fmadd_ps(x1, y, acc[1]); \
-                acc[2] = _mm512_fmadd_ps(x2, y, acc[2]); acc[3] = _mm512_fmadd_ps(x3, y, acc[3]); \
-                y = LOAD(MK, b1 + p);                                                        \
-                acc[4] = _mm512_fmadd_ps(x0, y, acc[4]); acc[5] = _mm512_fmadd_ps(x1, y, acc[5]); \
-                acc[6] = _mm512_fmadd_ps(x2, y, acc[6]); acc[7] = _mm512_fmadd_ps(x3, y, acc[7]); \
-                y = LOAD(MK, b2 + p);                                                        \
-                acc[8] = _mm512_fmadd_ps(x0, y, acc[8]); acc[9] = _mm512_fmadd_ps(x1, y, acc[9]); \
-                acc[10] = _mm512_fmadd_ps(x2, y, acc[10]); acc[11] = _mm512_fmadd_ps(x3, y, acc[11]); \
-                y = LOAD(MK, b3 + p);                                                        \
-                acc[12] = _mm512_fmadd_ps(x0, y, acc[12]); acc[13] = _mm512_fmadd_ps(x1, y, acc[13]); \
-                acc[14] = _mm512_fmadd_ps(x2, y, acc[14]); acc[15] = _mm512_fmadd_ps(x3, y, acc[15]); \
+        for (pynn_idx jb = 0, j0 = 0; jb < nblk; jb++) {
+            int w = (int)(n / nblk + (jb < n % nblk));
+            const float *b = bt + j0 * rsbt;
+            float *cb = c + i0 * rsc + j0 * csc;
+            switch (w) {
+            case 1: pynn_narrow_blk_avx512_f32(1, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
+            case 2: pynn_narrow_blk_avx512_f32(2, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
+            case 3: pynn_narrow_blk_avx512_f32(3, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
+            case 4: pynn_narrow_blk_avx512_f32(4, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
+            default: pynn_narrow_blk_avx512_f32(5, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
             }
-#define PYNN_NARROW_FULL(MK, P) _mm512_loadu_ps(P)
-            pynn_idx p = 0;
-            for (; p < kv; p += 16) PYNN_NARROW_STEP(PYNN_NARROW_FULL, 0)
-            if (p < k) PYNN_NARROW_STEP(_mm512_maskz_loadu_ps, kt)
-#undef PYNN_NARROW_FULL
-#undef PYNN_NARROW_STEP
-            /* acc[4 jj + r] is (row r, column j0 + jj): into s[] by row, 16 columns a row */
-            for (int jj = 0; jj < 4; jj++)
-                for (int r = 0; r < 4; r++) s[4 * r + jj] = acc[4 * jj + r];
-            __m512 t = pynn_sum16_avx512_f32(s); /* lane 4 r + jj */
-            float out[16] __attribute__((aligned(64)));
-            _mm512_store_ps(out, t);
-            for (int r = 0; r < 4 && i0 + r < m; r++)
-                for (int jj = 0; jj < 4 && j0 + jj < n; jj++) {
-                    float *cc = c + (i0 + r) * rsc + (j0 + jj) * csc;
-                    float v = out[4 * r + jj];
-                    *cc = beta == 0.0f ? alpha * v : alpha * v + beta * *cc;
-                }
+            j0 += w;
         }
     }
 }
@@ -185,6 +228,23 @@ static void pynn_gemm_packar_avx512_f32(float *dst, const float *A, pynn_idx rsa
     }
 }
 
+/* pynn_gemm_packbt_f32: 16 rows of B a block (n lanes each, masked), transposed in
+ * registers, a column of B per masked store (the portable loop wrote every element alone:
+ * for one row, 1 x 128 @ 128 x 10, the packing took longer than the product) */
+static void pynn_gemm_packbt_avx512_f32(float *bt, const float *B, pynn_idx rsb, pynn_idx k,
+                                        pynn_idx n) {
+    __mmask16 nm = (__mmask16)((1u << n) - 1u);
+    for (pynn_idx p0 = 0; p0 < k; p0 += 16) {
+        int np = k - p0 < 16 ? (int)(k - p0) : 16;
+        __mmask16 km = (__mmask16)((1u << np) - 1u);
+        __m512 v[16];
+        for (int i = 0; i < 16; i++)
+            v[i] = i < np ? _mm512_maskz_loadu_ps(nm, B + (p0 + i) * rsb) : _mm512_setzero_ps();
+        pynn_tr16_avx512_f32(v);
+        for (pynn_idx j = 0; j < n; j++) _mm512_mask_storeu_ps(bt + j * k + p0, km, v[j]);
+    }
+}
+
 /* kc x nr of packed B stays in L2 with the A sliver in L1; nc x kc of B in L2 (2 MB) */
 const pynn_gemm_kernel_f32 pynn_gemm_avx512_f32 = {MR, 32, 256, 1024, pynn_gemm_ukr_avx512_f32,
                                                pynn_gemm_dot_avx512_f32,
@@ -192,7 +252,8 @@ const pynn_gemm_kernel_f32 pynn_gemm_avx512_f32 = {MR, 32, 256, 1024, pynn_gemm_
                                                pynn_gemm_packrows_avx512_f32,
                                                pynn_gemm_packcols_avx512_f32,
                                                pynn_gemm_packa_avx512_f32,
-                                               pynn_gemm_packar_avx512_f32};
+                                               pynn_gemm_packar_avx512_f32,
+                                               pynn_gemm_packbt_avx512_f32};
 const pynn_gemm_kernel_f64 pynn_gemm_avx512_f64 = {MR, 16, 256, 512, pynn_gemm_ukr_avx512_f64,
                                                pynn_gemm_dot_avx512_f64, NULL,
                                                pynn_gemm_packrows_avx512_f64};

@@ -68,8 +68,8 @@ def test_against_reference(shape, exact, dtype):
 # avx2 f32, 4 avx2 f64 and generic) with trans_a and K >= 64: C^T = op(b)^T op(a)^T; one row
 # (M == 1, or a one-row edge sliver) read in place by the 1-row kernel, 2..4-row edges by
 # the 4-row kernel; narrow C from rows of op(a) contiguous in k (avx512 f32, where the
-# per-element cost is lower: N <= 8 from K = 64, N <= 12 from K = 241): dot products with
-# op(b)^T's rows in 4 x 4 blocks, a masked k tail, row and column edges of the blocks
+# per-element cost is lower: N (K + 60) < 16.5 K, e.g. N <= 10 from K = 93): dot products
+# with op(b)^T's rows in blocks of 4 rows x up to 5 columns, a masked k tail, row edges
 PATHS = [(1, 1, 101770, False, False),  # the dot product
          (1, 1, 77, False, False),  # dot: vector blocks, single vectors, masked tail
          (1, 300, 250, False, True),  # row vector @ op(b) with contiguous columns: dots
@@ -94,10 +94,15 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (256, 10, 2048, True, False), (8, 300, 1024, False, False),
          (11, 64, 2100, True, False),
          (8, 64, 30000, False, False),  # K past the per-thread copy's 1 MB: packed per chunk
-         (37, 10, 300, False, False),  # narrow: 4 x 4 blocks, 1-row and 2-column edges
-         (400, 6, 517, False, False),  # narrow, split between threads, k tail of 5
+         (37, 10, 300, False, False),  # narrow: 4 x 5 blocks, a 1-row edge
+         (400, 6, 517, False, False),  # narrow, 3 + 3 columns, threads, k tail of 5
          (6, 3, 64, False, True),  # narrow from op(b) = b^T, k without tail
-         (9, 16, 700, False, False), (50, 10, 128, False, False),  # narrow not taken
+         # narrow column blocks of every width (5; 4 + 3; 5 + 4; 5 + 4 + 4; 5 + 5 + 4; 2),
+         # 1-, 2- and 3-row edges, k tails of 4 and 13 (b^T packed 16 rows of b a block)
+         (45, 5, 128, False, False), (46, 7, 100, False, False), (47, 9, 77, False, False),
+         (64, 13, 256, False, False), (30, 14, 400, False, False), (33, 2, 64, False, False),
+         (300, 10, 128, False, False),  # h @ W2 of a batch of 300: narrow, 2 threads
+         (9, 16, 700, False, False), (50, 10, 90, False, False),  # narrow not taken
          # packed path split by rows: one B block shared by the threads, A slivers handed
          # out dynamically; edge sliver, edge columns, two depth blocks
          (200, 450, 300, False, False), (203, 450, 300, True, True),
