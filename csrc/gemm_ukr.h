@@ -120,8 +120,8 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
 /* One body for every SIMD kernel (gemm_ukr_avx2.c, gemm_ukr_avx512.c): a tile of ROWS(...)
  * rows by two vectors of VL lanes. Before instantiating, the including file defines T, VT
  * (vector), MT (lane mask), VL, MR and the operations ZERO() SET1(x) LOADU(p) MLOADZ(mask, p)
- * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count), and for the dot product ADD(a, b)
- * and STORE(p, v) (aligned). Edge columns use lane masks
+ * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count), for the dot product ADD(a, b)
+ * and STORE(p, v) (aligned), and TRANSPOSE_OK with TRANSPOSE(v) (see PYNN_UKR_TSTORE). Edge columns use lane masks
  * (never reading B or C past column n); edge rows are computed on zero padding and not
  * stored; a strided C goes through a row buffer with the same vector arithmetic. */
 #define PYNN_UKR_DECL(i) VT c##i##a = ZERO(), c##i##b = ZERO();
@@ -196,6 +196,26 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
         for (pynn_idx j = 0; j < n; j++) cr[j * csc] = tmp[j];                               \
     }
 
+/* A C^T tile (the C^T = B^T A^T of a narrow A^T B: rows of the tile are columns of C, so
+ * rsc == 1) is transposed in registers and stored a column of C per masked vector where the
+ * including file has TRANSPOSE_OK 1 and TRANSPOSE(v) (VL x VL in place, VL >= MR; AVX-512
+ * f32): the scalar copies out of a row buffer took ~20% of h^T dy, 128 x 128 @ 128 x 10.
+ * beta == 0 only, with the row path's values (alpha times the accumulator). */
+#define PYNN_UKR_TV(i) tv[i] = MUL(va, c##i##a), tw[i] = MUL(va, c##i##b);
+#define PYNN_UKR_TSTORE(ROWS)                                                                \
+    {                                                                                        \
+        VT tv[VL], tw[VL];                                                                   \
+        for (int i = 0; i < VL; i++) tv[i] = tw[i] = ZERO();                                 \
+        ROWS(PYNN_UKR_TV)                                                                    \
+        TRANSPOSE(tv);                                                                       \
+        MT mm = MASK(m);                                                                     \
+        for (pynn_idx j = 0; j < n && j < VL; j++) MSTORE(c + j * csc, mm, tv[j]);           \
+        if (n > VL) {                                                                        \
+            TRANSPOSE(tw);                                                                   \
+            for (pynn_idx j = VL; j < n; j++) MSTORE(c + j * csc, mm, tw[j - VL]);           \
+        }                                                                                    \
+    }
+
 #define PYNN_GEMM_UKR_SIMD(NAME, ROWS)                                                       \
 static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
                  pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
@@ -223,6 +243,8 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     VT va = SET1(alpha), vb = SET1(beta);                                                    \
     if (csc == 1) {                                                                          \
         ROWS(PYNN_UKR_STORE)                                                                 \
+    } else if (TRANSPOSE_OK && rsc == 1 && beta == (T)0) {                                   \
+        PYNN_UKR_TSTORE(ROWS)                                                                \
     } else {                                                                                 \
         T tmp[2 * VL] __attribute__((aligned(64)));                                          \
         ROWS(PYNN_UKR_STORE_STRIDED)                                                         \
@@ -238,6 +260,7 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
 #define PYNN_GEMM_UKR_SIMD_ALL(NAME, ROWS)                                                   \
 PYNN_GEMM_UKR_SIMD(NAME##_full, ROWS)                                                        \
 PYNN_GEMM_UKR_SIMD(NAME##_r8, PYNN_ROWS8)                                                    \
+PYNN_GEMM_UKR_SIMD(NAME##_r10, PYNN_ROWS10)                                                  \
 PYNN_GEMM_UKR_SIMD(NAME##_r4, PYNN_ROWS4)                                                    \
 PYNN_GEMM_UKR_SIMD(NAME##_r1, PYNN_ROWS1)                                                    \
 static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
@@ -250,6 +273,8 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
         NAME##_r4(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
     else if (MR > 8 && m <= 8)                                                               \
         NAME##_r8(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                   \
+    else if (MR > 10 && m <= 10)                                                             \
+        NAME##_r10(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                  \
     else                                                                                     \
         NAME##_full(k, a, rsa, csa, b, rsb, c, rsc, csc, alpha, beta, m, n);                 \
 }
@@ -309,6 +334,7 @@ static void NAME(T *dst, const T *B, pynn_idx rsb, pynn_idx k, pynn_idx n, pynn_
 #define PYNN_ROWS4(X) X(0) X(1) X(2) X(3)
 #define PYNN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define PYNN_ROWS8(X) PYNN_ROWS6(X) X(6) X(7)
+#define PYNN_ROWS10(X) PYNN_ROWS8(X) X(8) X(9)
 #define PYNN_ROWS12(X) PYNN_ROWS6(X) X(6) X(7) X(8) X(9) X(10) X(11)
 #define PYNN_ROWS14(X) PYNN_ROWS12(X) X(12) X(13)
 

@@ -21,6 +21,8 @@
 #define VT __m256
 #define MT __m256i
 #define VL 8
+#define TRANSPOSE_OK 0
+#define TRANSPOSE(v) ((void)(v))
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f32, PYNN_ROWS6)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f32)
 PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f32)
@@ -38,6 +40,8 @@ PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f32)
 #undef T
 #undef VT
 #undef VL
+#undef TRANSPOSE_OK
+#undef TRANSPOSE
 
 #define ZERO() _mm256_setzero_pd()
 #define SET1(x) _mm256_set1_pd(x)
@@ -54,6 +58,8 @@ PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f32)
 #define T double
 #define VT __m256d
 #define VL 4
+#define TRANSPOSE_OK 0
+#define TRANSPOSE(v) ((void)(v))
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx2_f64, PYNN_ROWS6)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx2_f64)
 PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx2_f64)

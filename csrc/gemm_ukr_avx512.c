@@ -22,6 +22,8 @@
 #define VT __m512
 #define MT __mmask16
 #define VL 16
+#define TRANSPOSE_OK 1
+#define TRANSPOSE(v) pynn_tr16_avx512_f32(v)
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f32, PYNN_ROWS12)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f32)
 PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx512_f32)
@@ -158,6 +160,8 @@ static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa
 #undef VT
 #undef MT
 #undef VL
+#undef TRANSPOSE_OK
+#undef TRANSPOSE
 
 #define ZERO() _mm512_setzero_pd()
 #define SET1(x) _mm512_set1_pd(x)
@@ -174,6 +178,8 @@ static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa
 #define VT __m512d
 #define MT __mmask8
 #define VL 8
+#define TRANSPOSE_OK 0
+#define TRANSPOSE(v) ((void)(v))
 PYNN_GEMM_UKR_SIMD_ALL(pynn_gemm_ukr_avx512_f64, PYNN_ROWS12)
 PYNN_GEMM_DOT_SIMD(pynn_gemm_dot_avx512_f64)
 PYNN_GEMM_PACKROWS_SIMD(pynn_gemm_packrows_avx512_f64)

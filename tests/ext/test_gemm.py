@@ -84,6 +84,9 @@ PATHS = [(1, 1, 101770, False, False),  # the dot product
          (32, 40, 70, False, False), (29, 40, 70, True, False),  # 8- and 5-row edges: the
          # 8-row body where the kernel has more rows (avx512), a batch of 32 as 12 + 12 + 8
          (130, 10, 100, True, False),  # h^T dy: C^T = dy^T h for avx512 f32
+         # C^T tiles of 9 and 10 rows (the 10-row body), stored transposed in registers
+         # (avx512 f32, beta == 0), a last tile of 20 columns (both 16-column halves)
+         (180, 10, 100, True, False), (70, 9, 128, True, False),
          (300, 3, 500, True, False), (300, 3, 500, True, True),  # C^T on every arch
          (200, 1, 300, True, False),  # N == 1 with a^T: C^T is one row, read in place
          (20, 10, 63, True, False),  # K < 64: stays untransposed
