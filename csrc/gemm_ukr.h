@@ -34,9 +34,9 @@ typedef double (*pynn_gemm_dot_f64)(pynn_idx k, const double *a, const double *b
 
 /* narrow C (n <= PYNN_GEMM_NARROW_N columns) from rows of A that are contiguous in k:
  *   C[i*rsc + j*csc] = alpha * sum_p a[i*rsa + p] * bt[j*rsbt + p] + beta * C[...], i < m, j < n
- * bt holds B^T (n rows of k). Vectors run
- * along k (all lanes useful however small n is); each element is one FMA chain per lane
- * over the k blocks, then its lanes summed by a fixed tree: the order depends on k only. */
+ * bt holds B^T (n rows of k). Vectors run along k (all lanes useful however small n is);
+ * each element is one FMA chain per lane over the k blocks, then its lanes summed by a fixed
+ * tree: the order depends on k only. */
 #define PYNN_GEMM_NARROW_N 16
 typedef void (*pynn_gemm_narrow_f32)(pynn_idx k, const float *a, pynn_idx rsa,
                                      const float *bt, pynn_idx rsbt, float *c, pynn_idx rsc,
@@ -121,9 +121,10 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
  * rows by two vectors of VL lanes. Before instantiating, the including file defines T, VT
  * (vector), MT (lane mask), VL, MR and the operations ZERO() SET1(x) LOADU(p) MLOADZ(mask, p)
  * MSTORE(p, mask, v) FMADD(a, b, c) MUL(a, b) MASK(count), for the dot product ADD(a, b)
- * and STORE(p, v) (aligned), and TRANSPOSE_OK with TRANSPOSE(v) (see PYNN_UKR_TSTORE). Edge columns use lane masks
- * (never reading B or C past column n); edge rows are computed on zero padding and not
- * stored; a strided C goes through a row buffer with the same vector arithmetic. */
+ * and STORE(p, v) (aligned), and TRANSPOSE_OK with TRANSPOSE(v) (see PYNN_UKR_TSTORE).
+ * Edge columns use lane masks (never reading B or C past column n); edge rows are computed
+ * on zero padding and not stored; a strided C goes through a row buffer with the same
+ * vector arithmetic (or, a C^T tile, through a register transpose). */
 #define PYNN_UKR_DECL(i) VT c##i##a = ZERO(), c##i##b = ZERO();
 #define PYNN_UKR_STEP(i, AI) {                                                               \
         VT ai = SET1(AI);                                                                    \
@@ -204,7 +205,7 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
 #define PYNN_UKR_TV(i) tv[i] = MUL(va, c##i##a), tw[i] = MUL(va, c##i##b);
 #define PYNN_UKR_TSTORE(ROWS)                                                                \
     {                                                                                        \
-        VT tv[VL], tw[VL];                                                                   \
+        VT tv[VL > MR ? VL : MR], tw[VL > MR ? VL : MR];   /* MR rows; VL for TRANSPOSE */   \
         for (int i = 0; i < VL; i++) tv[i] = tw[i] = ZERO();                                 \
         ROWS(PYNN_UKR_TV)                                                                    \
         TRANSPOSE(tv);                                                                       \
@@ -251,12 +252,13 @@ static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,
     }                                                                                        \
 }
 
-/* One kernel per ISA from four bodies: the full MR rows, and 1, 4 or 8 rows (8 only where
- * MR > 8) for short edge slivers and single-row products (M == 1), so a short sliver costs
- * its own rows' FMAs, not MR rows' (a batch of 32 is slivers of 12, 12 and 8 rows with
- * MR = 12: the 8-row body saves a ninth of its FMAs). A row's accumulation is the same FMA
- * chain in every body (the bits do not change). The 1-row body reads only row 0, so a
- * single row is read in place, never packed. */
+/* One kernel per ISA from five bodies: the full MR rows, and 1, 4, 8 or 10 rows (8 and 10
+ * only where MR is larger) for short edge slivers and single-row products (M == 1), so a
+ * short sliver costs its own rows' FMAs, not MR rows' (a batch of 32 is slivers of 12, 12
+ * and 8 rows with MR = 12: the 8-row body saves a ninth of its FMAs; the C^T of a 10-class
+ * head's h^T dy is one sliver of 10 rows: the 10-row body, a sixth). A row's accumulation
+ * is the same FMA chain in every body (the bits do not change). The 1-row body reads only
+ * row 0, so a single row is read in place, never packed. */
 #define PYNN_GEMM_UKR_SIMD_ALL(NAME, ROWS)                                                   \
 PYNN_GEMM_UKR_SIMD(NAME##_full, ROWS)                                                        \
 PYNN_GEMM_UKR_SIMD(NAME##_r8, PYNN_ROWS8)                                                    \

@@ -134,13 +134,16 @@ static void pynn_gemm_narrow_avx512_f32(pynn_idx k, const float *a, pynn_idx rsa
             int w = (int)(n / nblk + (jb < n % nblk));
             const float *b = bt + j0 * rsbt;
             float *cb = c + i0 * rsc + j0 * csc;
-            switch (w) {
-            case 1: pynn_narrow_blk_avx512_f32(1, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
-            case 2: pynn_narrow_blk_avx512_f32(2, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
-            case 3: pynn_narrow_blk_avx512_f32(3, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
-            case 4: pynn_narrow_blk_avx512_f32(4, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
-            default: pynn_narrow_blk_avx512_f32(5, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0); break;
+#define PYNN_NARROW_BLK(W) \
+    pynn_narrow_blk_avx512_f32(W, k, ar, b, rsbt, cb, rsc, csc, alpha, beta, m - i0)
+            switch (w) {   /* W a constant in each: the accumulators stay in registers */
+            case 1: PYNN_NARROW_BLK(1); break;
+            case 2: PYNN_NARROW_BLK(2); break;
+            case 3: PYNN_NARROW_BLK(3); break;
+            case 4: PYNN_NARROW_BLK(4); break;
+            default: PYNN_NARROW_BLK(5); break;
             }
+#undef PYNN_NARROW_BLK
             j0 += w;
         }
     }
