@@ -183,6 +183,24 @@ def _at_offset(a, offset):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_b_with_row_stride(dtype):
+    """Narrow C (h @ W2) with B's rows contiguous but a row stride past N (a column slice of
+    a wider array, or rows off their natural alignment): B^T is packed from B's strides
+    (avx512 f32 in registers, 16 rows a block), the same bits as from a contiguous copy."""
+    rng = np.random.default_rng(21)
+    for M, N, K in ((37, 10, 128), (64, 5, 77), (9, 13, 300)):
+        a = rand(rng, (M, K), dtype)
+        wide = rand(rng, (K, N + 7), dtype)
+        for b in (wide[:, :N], wide[:, 3:3 + N]):
+            assert b.strides[1] == b.itemsize and b.strides[0] > N * b.itemsize
+            compare("gemm", a, b, k=K)
+            for arch in ARCHS:
+                with pynn.arch(arch):
+                    np.testing.assert_array_equal(C.gemm(a, b), C.gemm(a, b.copy()),
+                                                  err_msg=f"arch={arch} {(M, N, K)}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [255, 256, 300])
 def test_small_path_b_off_the_lines(M, dtype):
     """Small path: B read in place when its rows start on 64-byte lines, packed when they
