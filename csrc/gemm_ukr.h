@@ -217,8 +217,15 @@ extern const pynn_gemm_kernel_f64 pynn_gemm_generic_f64, pynn_gemm_avx2_f64, pyn
         }                                                                                    \
     }
 
+/* the bodies inline into the one kernel that picks among them (gemm_ukr.h's dispatch below):
+ * as separate functions, reached by a jump, the K = 10 tiles of dY W^T ran 4-9% slower */
+#if defined(__GNUC__)
+#define PYNN_UKR_BODY static inline __attribute__((always_inline))
+#else
+#define PYNN_UKR_BODY static
+#endif
 #define PYNN_GEMM_UKR_SIMD(NAME, ROWS)                                                       \
-static void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,             \
+PYNN_UKR_BODY void NAME(pynn_idx k, const T *a, pynn_idx rsa, pynn_idx csa, const T *b,      \
                  pynn_idx rsb, T *c, pynn_idx rsc, pynn_idx csc, T alpha, T beta,            \
                  pynn_idx m, pynn_idx n) {                                                   \
     /* C (m,n) = alpha * A (m,k; strides rsa, csa) @ B (k,n; row stride rsb) + beta * C */   \
