@@ -452,8 +452,14 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
         pynn_idx nb = (M + 3) / 4;                                                           \
         if (nt > nb) nt = (int)nb;                                                           \
         size_t lbt = ((size_t)(N * K) * sizeof(T) + 63) & ~(size_t)63;                       \
+        /* one thread and a B^T of a few KB (h @ W2: 10 x 128 floats): from the stack, as   \
+         * the tile paths' scratch below */                                                  \
+        PYNN_GEMM_STACK_SCRATCH(nstk);                                                       \
         void *bbuf = NULL;                                                                   \
-        if (posix_memalign(&bbuf, 64, lbt + PYNN_GEMM_QUEUE_BYTES(nt)) != 0) return PYNN_ENOMEM; \
+        if (nt == 1 && lbt <= PYNN_GEMM_STACK_BYTES)                                         \
+            bbuf = nstk;                                                                     \
+        else if (posix_memalign(&bbuf, 64, lbt + PYNN_GEMM_QUEUE_BYTES(nt)) != 0)            \
+            return PYNN_ENOMEM;                                                              \
         T *bt = (T *)bbuf;                                                                   \
         if (kr->packbt && csb == 1)                                                          \
             kr->packbt(bt, B, rsb, K, N);                                                    \
@@ -475,7 +481,7 @@ static int pynn_gemm_body_##SUF(T *C, pynn_idx rsc, pynn_idx csc, const T *A, py
                                                 beta, nb, ch, nch);                          \
             }                                                                                \
         }                                                                                    \
-        free(bbuf);                                                                          \
+        if (bbuf != (void *)nstk) free(bbuf);                                                \
         return PYNN_OK;                                                                      \
     }                                                                                        \
     int ct = 0;                                                                              \
