@@ -261,10 +261,17 @@ double pynn_clip_by_global_norm_##SUF(T *grad, pynn_idx n, double max_norm, pynn
         double sd = max_norm / norm;                                                        \
         T s = (T)sd;                                                                        \
         if (sd < (sizeof(T) == 4 ? (double)FLT_MIN : DBL_MIN)) {                            \
-            /* a subnormal factor would be flushed to 0 (FTZ/DAZ): two normal factors */    \
+            /* a subnormal factor would be flushed to 0 (FTZ/DAZ): two normal factors, or  \
+             * 0 where even its square root rounds to 0 in T (max_norm / norm below ~1e-90  \
+             * in float32, or 0 in double): zeros, as the factor's (T) rounding gives the   \
+             * reference, not 0 * (sd / 0) = NaN */                                          \
             T s1 = (T)sqrt(sd);                                                             \
-            PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s1); \
-            s = (T)(sd / (double)s1);                                                       \
+            if (s1 > (T)0) {                                                                \
+                PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len,  \
+                             s1);                                                           \
+                s = (T)(sd / (double)s1);                                                   \
+            } else                                                                          \
+                s = (T)0;                                                                   \
         }                                                                                   \
         PYNN_OPT_RUN(pynn_scale_range, SUF, ctx, n, 8.0 * (double)n, grad + i0, len, s);    \
     }                                                                                       \
@@ -299,6 +306,13 @@ static PYNN_TGT_AVX512 void pynn_adam_rcp_f32_avx512(float *restrict p, float *r
     const __m512 ONE = _mm512_set1_ps(1.0f), HALF = _mm512_set1_ps(0.5f);
     const __m512 THREE = _mm512_set1_ps(3.0f), TINY = _mm512_set1_ps(0x1p-126f);
     const __m512 INF = _mm512_set1_ps(INFINITY);
+    /* an epsilon past float's range makes sqrt(v) + eps inf, whose reciprocal the Newton
+     * step turns into inf * 0 = NaN: the plain loop's division gives the 0 update that the
+     * other paths and the reference give */
+    if (!(eps <= FLT_MAX)) {
+        pynn_adam_range_f32_avx512(p, m, v, g, n, b1, c1, b2, c2, alpha, eps, lwd, decay);
+        return;
+    }
     pynn_idx i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 gi = _mm512_loadu_ps(g + i), pi = _mm512_loadu_ps(p + i);

@@ -163,6 +163,9 @@ def state_array(a, name, like=None):
                         f"received {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, received {a.dtype}")
+    if isinstance(a, np.ma.MaskedArray):  # a kernel would read and update the masked values
+        raise TypeError(f"{name} is a numpy masked array: kernels read every value, masked "
+                        f"or not; pass {name}.filled(value) or np.asarray({name})")
     if like is not None:
         if a.dtype != like.dtype:
             raise TypeError(f"{name} has dtype {a.dtype} but param is {like.dtype}; "

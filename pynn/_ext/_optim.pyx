@@ -66,8 +66,9 @@ cdef inline void *_p(a) noexcept:
 cdef bint _plain_buffers(tuple arrs) noexcept:
     """arrs = (param, grad, state...; None for absent state) is plainly valid: plain arrays
     (pynn/_ext/_fast.pxd) of one float type and param's shape, all but grad writeable,
-    pairwise disjoint -- what the reference checks pass through unchanged."""
-    if not _fast.float_type(arrs[0]):
+    pairwise disjoint -- what the reference checks pass through unchanged. grad is never
+    absent (None there takes the reference checks, which raise)."""
+    if not _fast.float_type(arrs[0]) or arrs[1] is None:
         return False
     cdef cnp.ndarray P = <cnp.ndarray>arrs[0]
     cdef Py_ssize_t i, j, n = len(arrs)

@@ -460,9 +460,59 @@ def test_bad_input(be):
         be.global_norm(np.ones(3, np.int32))
     with pytest.raises(TypeError, match="ndarray"):
         be.global_norm([3.0, 4.0])
+    # a missing gradient: the C fast path let None through and read a NULL pointer (SIGSEGV)
+    for q in (p, np.zeros(0)):
+        with pytest.raises(TypeError, match="grad must be a numpy.ndarray"):
+            be.sgd_update(q, None, None, 0.1)
+        with pytest.raises(TypeError, match="grad must be a numpy.ndarray"):
+            be.adam_update(q, None, np.zeros_like(q), np.zeros_like(q), 0.1)
+        with pytest.raises(TypeError, match="grad must be a numpy.ndarray"):
+            be.rmsprop_update(q, None, np.zeros_like(q), 0.1)
+        with pytest.raises(TypeError, match="grad must be a numpy.ndarray"):
+            be.adagrad_update(q, None, np.zeros_like(q), 0.1)
+    # a masked array would be read (and scaled) masked values and all
+    gm = np.ma.masked_array(np.array([3.0, 4.0, 1e6]), mask=[False, False, True])
+    with pytest.raises(TypeError, match="masked array"):
+        be.clip_by_global_norm(gm, 1.0)
+    np.testing.assert_array_equal(gm.data, [3.0, 4.0, 1e6])
     # nothing was modified by the refused calls
     np.testing.assert_array_equal(p, 1.0)
     np.testing.assert_array_equal(m, 0.0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("dtype,max_norm", [(np.float32, 1e-60), (np.float32, 1e-300),
+                                            (np.float64, 5e-324)])
+def test_clip_by_a_factor_below_the_dtype_gives_zeros(arch, dtype, max_norm):
+    # max_norm / norm whose square root also rounds to 0 in the dtype: C split the factor in
+    # two, the first 0, the second sd / 0 = inf, and 0 * inf left NaN where the reference's
+    # factor, rounded to the dtype, gives zeros
+    for n in (4, 37):
+        g, g2 = np.full(n, 3.0, dtype), np.full(n, 3.0, dtype)
+        with pynn.arch(arch):
+            norm = C.clip_by_global_norm(g, max_norm)
+        assert norm == REF.clip_by_global_norm(g2, max_norm)
+        np.testing.assert_array_equal(g, g2)
+        np.testing.assert_array_equal(g, 0.0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_adam_epsilon_past_float32_range(arch):
+    # epsilon 1e308 is inf in float32: sqrt(v) + eps = inf; the AVX-512 reciprocal's Newton
+    # step made inf * 0 = NaN of 48 of 50 parameters; the update is 0 as on the other paths
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(50).astype(np.float32)
+    g = rng.standard_normal(50).astype(np.float32)
+    p2 = p.copy()
+    m, v, m2, v2 = (np.zeros_like(p) for _ in range(4))
+    with pynn.arch(arch):
+        C.adam_update(p, g, m, v, 0.01, epsilon=1e308)
+    with np.errstate(over="ignore"):  # the reference's float32(epsilon) is inf, as in C
+        REF.adam_update(p2, g, m2, v2, 0.01, epsilon=1e308)
+    np.testing.assert_array_equal(p, p2)
+    assert not np.isnan(p).any()
+    assert_close(m, m2, np.float32)
+    assert_close(v, v2, np.float32)
 
 
 def test_global_norm_of_subnormals_and_clip_by_a_subnormal_factor():
