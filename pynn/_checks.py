@@ -445,6 +445,9 @@ def batch_norm_args(x, gamma, beta, running_mean, running_var, training, momentu
     epsilon = finite_scalar(epsilon, "epsilon", 0.0, low_open=True)
     if training and x.size == 0:
         raise ValueError(f"batch_norm in training needs at least one row, received shape {x.shape}")
+    if training:  # the running statistics are updated in place, from x, gamma and beta
+        no_overlap(running_mean=running_mean, running_var=running_var, x=x, gamma=gamma,
+                   beta=beta)
     if not training and not np.all(running_var >= 0):
         raise ValueError("running_var must be >= 0 (and not NaN) in inference")
     return x, gamma, beta, momentum, epsilon
@@ -579,6 +582,20 @@ def layernorm_grad_args(x, gamma, mean, rstd, dy):
     return x, gamma, mean, rstd, dy
 
 
+def _self_overlapping(a):
+    """True unless a's strides give each element its own bytes: with the axes of more than
+    one element sorted by |stride|, each stride must step past everything the smaller ones
+    span (C and F order, transposes and slices pass; a broadcast (0) stride fails)."""
+    if a.size == 0:
+        return False
+    span = a.itemsize
+    for st, n in sorted((abs(st), n) for st, n in zip(a.strides, a.shape) if n > 1):
+        if st < span:
+            return True
+        span += st * (n - 1)
+    return False
+
+
 def strided_out(out, shape, dtype, name="out", inputs=()):
     """Like out_array, but `out` may be any writeable aligned strided view (attention writes
     through strides, e.g. a (B, T, H, d) buffer seen as (B, H, T, d))."""
@@ -588,6 +605,9 @@ def strided_out(out, shape, dtype, name="out", inputs=()):
     _given_out(out, shape, dtype, name)
     if not out.flags.aligned or not out.dtype.isnative:
         raise ValueError(f"{name} must be aligned and in native byte order")
+    if _self_overlapping(out):
+        raise ValueError(f"{name} has elements that share memory (strides {out.strides}, e.g. "
+                         f"a broadcast view); pass a buffer with one place per element")
     for a in inputs:
         if a is not None and np.may_share_memory(out, a):
             # interleaved views of one buffer (the column blocks of a fused projection) may

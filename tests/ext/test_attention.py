@@ -253,6 +253,20 @@ def test_bad_input(be):
                               dropout=0.1, step=-1)
     with pytest.raises(ValueError, match="overlaps"):
         be.attention_forward(q, q, q, out=q)
+    # outputs whose elements share memory (a broadcast view) were written element over
+    # element: each out value was the last one computed
+    shared = np.lib.stride_tricks.as_strided(np.zeros(1), (1, 2, 3, 6), (0, 0, 0, 0),
+                                             writeable=True)
+    with pytest.raises(ValueError, match="out has elements that share memory"):
+        be.attention_forward(q, k, v, out=shared)
+    rows = np.lib.stride_tricks.as_strided(np.zeros(6), (1, 2, 3, 6), (0, 0, 0, 8),
+                                           writeable=True)
+    with pytest.raises(ValueError, match="out has elements that share memory"):
+        be.attention_forward(q, k, v, out=rows)
+    dk = np.lib.stride_tricks.as_strided(np.zeros(4), (1, 2, 5, 4), (0, 0, 0, 8),
+                                         writeable=True)
+    with pytest.raises(ValueError, match="dk has elements that share memory"):
+        be.attention_backward(q, k, v, np.ones((1, 2, 3, 5)), np.ones((1, 2, 3, 6)), dk=dk)
     ro = np.empty((1, 2, 3, 6))
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):

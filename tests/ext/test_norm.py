@@ -173,6 +173,16 @@ def test_bad_input(be):
         be.batch_norm_forward(x, g, b, rm, -rv, False)
     with pytest.raises(ValueError, match="overlaps"):
         be.batch_norm_forward(x, g, b, rm, rv, True, out=x)
+    # running statistics that share memory (with each other or with an input) were updated
+    # one over the other, differently in C and in the reference
+    buf = np.array([0.0, 0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="running_mean and running_var share memory"):
+        be.batch_norm_forward(x, g, b, buf[:3], buf[1:], True)
+    with pytest.raises(ValueError, match="running_var and gamma share memory"):
+        be.batch_norm_forward(x, g, b, rm, g, True)
+    np.testing.assert_array_equal(buf, [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(g, 1.0)
+    be.batch_norm_forward(x, g, b, rm, rm, False)  # inference only reads them
     with pytest.raises(ValueError, match="at least one channel"):
         be.batch_norm_forward(np.ones((4, 0)), np.ones(0), None, np.zeros(0), np.ones(0), False)
     with pytest.raises(ValueError, match="dy must have shape"):
