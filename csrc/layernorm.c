@@ -71,9 +71,12 @@ PYNN_LN_INLINE void pynn_ln_row_bwd_##SUF(T *dxr, const T *xr, const T *dyr, con
     PYNN_LN_REDUCE16(a, dyr[jj] * gamma[jj]);                                                \
     PYNN_LN_REDUCE16(b, dyr[jj] * gamma[jj] * ((xr[jj * csx] - m) * r));                     \
     T ma = a[0] / (T)C, mb = b[0] / (T)C;                                                    \
-    if (C == 1) {   /* exactly 0 (NaN stays): gcc's fused dy*gamma - ma left the product's   \
-                     * rounding error, times rstd = 1/sqrt(eps) when the row is constant */   \
-        T z = (dyr[0] * gamma[0] - ma) * (T)0;                                               \
+    if (C == 1) {   /* dnorm - mean(dnorm) is exactly 0 (its NaN stays): gcc's fused        \
+                     * dy*gamma - ma left the product's rounding error, times rstd =         \
+                     * 1/sqrt(eps) when the row is constant; the xhat term stays, so x, mean \
+                     * or rstd that are NaN or disagree give what the reference gives */     \
+        T xh = (xr[0] - m) * r;                                                              \
+        T z = r * ((dyr[0] * gamma[0] - ma) * (T)0 - xh * mb);                               \
         dxr[0] = rr ? rr[0] + z : z;                                                         \
         return;                                                                              \
     }                                                                                        \

@@ -186,6 +186,21 @@ def test_one_feature_backward_is_zero(dtype):
         np.testing.assert_array_equal(dx, 0, err_msg=arch)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_feature_backward_with_other_statistics(dtype):
+    # mean and rstd that are not x's own, or NaN: the xhat term of the gradient stays (C
+    # returned 0 for any x, also a NaN one, where the reference gives -rstd xhat^2 dy gamma)
+    x = np.array([[np.nan], [2.0], [0.0], [-3.0]], dtype)
+    gamma, mean, rstd = np.array([1.5], dtype), np.zeros(4, dtype), np.array([1, 1, 1, 2], dtype)
+    dy = np.array([[1.0], [1.0], [4.0], [0.5]], dtype)
+    want = REF.layernorm_backward(x, gamma, mean, rstd, dy)[0]
+    assert np.isnan(want[0, 0]) and want[1, 0] == -6.0
+    for arch in ARCHS:
+        with pynn.arch(arch):
+            dx = C.layernorm_backward(x, gamma, mean, rstd, dy)[0]
+        np.testing.assert_array_equal(dx, want, err_msg=arch)
+
+
 @pytest.mark.parametrize("beta", [True, False])
 def test_float_rows_in_groups_give_the_row_bits(beta):
     # AVX-512 runs contiguous float rows 8 at a time (vector trees); rows read with a
