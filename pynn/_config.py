@@ -56,6 +56,8 @@ def set_num_threads(n):
     """Use `n` threads in every kernel from now on (n >= 1)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads needs an integer >= 1, received {n!r}")
+    if n > 2**31 - 1:  # a C int in the kernels (checked before anything is stored)
+        raise ValueError(f"set_num_threads needs an integer <= 2**31 - 1, received {n!r}")
     _state["threads"] = n
     try:
         _runtime().set_threads(n)

@@ -189,3 +189,12 @@ def test_bad_thread_counts_raise_even_without_openmp():
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="integer >= 1"):
             pynn.set_num_threads(bad)
+    # past a C int: refused before it is stored (it was stored, then the conversion raised
+    # OverflowError, and every later `with pynn.num_threads(..)` raised it again on exit)
+    before = pynn.get_num_threads()
+    with pytest.raises(ValueError, match="<= 2\\*\\*31 - 1"):
+        pynn.set_num_threads(2**31)
+    assert pynn.get_num_threads() == before
+    with pynn.num_threads(1):
+        assert pynn.get_num_threads() == 1
+    assert pynn.get_num_threads() == before
