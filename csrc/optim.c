@@ -83,7 +83,7 @@ static ATTR void pynn_rmsprop_range_##SUF##_##ISA(T *restrict p, T *restrict sq,
         T *restrict vel, T *restrict mg, const T *restrict g, pynn_idx n, T lr, T rho,      \
         T c, T eps, T mom, T lwd, int decay) {                                              \
     /* sq (n) = rho sq + (1-rho) g^2; [mg = rho mg + (1-rho) g]; inc = lr g / sqrt(sq       \
-     * [- mg^2] + eps); [vel = mom vel + inc; p -= vel] or p -= inc */                      \
+     * [- mg^2, at least 0] + eps); [vel = mom vel + inc; p -= vel] or p -= inc */          \
     for (pynn_idx i = 0; i < n; i++) {                                                      \
         T gi = g[i], pi = p[i];                                                             \
         T si = rho * sq[i] + c * (gi * gi);                                                 \
@@ -92,7 +92,8 @@ static ATTR void pynn_rmsprop_range_##SUF##_##ISA(T *restrict p, T *restrict sq,
         if (mg) {                                                                           \
             T ai = rho * mg[i] + c * gi;                                                    \
             mg[i] = ai;                                                                     \
-            den = si - ai * ai + eps;                                                       \
+            T d0 = si - ai * ai;    /* >= 0 in exact arithmetic; rounding: clamp */          \
+            den = (d0 < (T)0 ? (T)0 : d0) + eps;                                            \
         } else {                                                                            \
             den = si + eps;                                                                 \
         }                                                                                   \

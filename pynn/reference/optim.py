@@ -92,9 +92,12 @@ def rmsprop_update(param, grad, sq_avg, lr, rho=0.9, epsilon=1e-7, momentum=0.0,
                    velocity=None, centered=False, mean_grad=None, weight_decay=0.0):
     """RMSprop step in place (Keras 3: epsilon inside the square root).
 
-    sq = rho sq + (1-rho) g^2; centered: mg = rho mg + (1-rho) g, den = sq - mg^2 + eps,
-    else den = sq + eps; inc = lr g / sqrt(den); momentum > 0: vel = momentum vel + inc,
-    p -= vel; else p -= inc. velocity is needed iff momentum > 0, mean_grad iff centered.
+    sq = rho sq + (1-rho) g^2; centered: mg = rho mg + (1-rho) g, den = max(sq - mg^2, 0)
+    + eps, else den = sq + eps; inc = lr g / sqrt(den); momentum > 0: vel = momentum vel +
+    inc, p -= vel; else p -= inc. velocity is needed iff momentum > 0, mean_grad iff
+    centered. sq >= mg^2 in exact arithmetic (Keras computes sq - mg^2 + eps as is); with
+    steady gradients their difference decays to 0 and rounding takes it below -eps (float32,
+    |g| of 1 and more), where the square root would be NaN.
     """
     param, grad, sq_avg, velocity, mean_grad, lr, rho, epsilon, momentum, wd = check_rmsprop(
         param, grad, sq_avg, lr, rho, epsilon, momentum, velocity, centered, mean_grad,
@@ -103,7 +106,7 @@ def rmsprop_update(param, grad, sq_avg, lr, rho=0.9, epsilon=1e-7, momentum=0.0,
     if mean_grad is not None:
         mean_grad[...] = rho * mean_grad + (1.0 - rho) * grad  # (n,)
         _flush(mean_grad)
-        den = sq_avg - np.square(mean_grad) + epsilon  # (n,)
+        den = np.maximum(sq_avg - np.square(mean_grad), 0) + epsilon  # (n,)
     else:
         den = sq_avg + epsilon  # (n,)
     _flush(sq_avg)

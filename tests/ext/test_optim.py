@@ -515,6 +515,19 @@ def test_adam_epsilon_past_float32_range(arch):
     assert_close(v, v2, np.float32)
 
 
+@pytest.mark.parametrize("be", [C, REF], ids=["c", "reference"])
+@pytest.mark.parametrize("rho", [0.0, 0.9])
+def test_centered_rmsprop_with_steady_gradients_stays_finite(be, rho):
+    # sq - mg^2 decays to 0 under a steady gradient and its rounding went below -eps: the
+    # square root of the denominator was NaN (after 1 step with rho = 0 on the FMA paths,
+    # ~130 steps with rho = 0.9 in the reference)
+    g = np.linspace(1.0, 40.0, 50).astype(np.float32)
+    p, sq, mg = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)
+    for _ in range(300):
+        be.rmsprop_update(p, g, sq, 1e-3, rho=rho, centered=True, mean_grad=mg)
+    assert np.isfinite(p).all()
+
+
 def test_global_norm_of_subnormals_and_clip_by_a_subnormal_factor():
     # subnormal float64 gradients: the rescale by 2^-e overflowed to inf; a float32 clip
     # factor below the normal range (norm / max_norm > ~8.5e37) was flushed to 0 and zeroed
