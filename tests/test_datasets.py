@@ -115,6 +115,12 @@ def corrupt_cases():
         "huge": (bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3, "corrupt header"),
         "truncated gzip": (gzip.compress(good * 50)[:-30], "gzip"),
         "html page": (b"<html>404 Not Found</html>", "magic"),
+        # a zero size beside sizes NumPy cannot index: NumPy's "array is too big" leaked
+        "empty but huge": (bytes([0, 0, 8, 3, 0, 0, 0, 0]) + b"\xff\xff\xff\xff" * 2,
+                           "NumPy cannot hold"),
+        "gzip trailing": (gzip.compress(good + bytes(100)), "trailing bytes.*holds more"),
+        "gzip huge header": (gzip.compress(bytes([0, 0, 8, 1, 0x40, 0, 0, 0]) + bytes(4096)),
+                             "in [0-9]+ bytes of gzip data: corrupt header"),
     }
 
 
@@ -126,6 +132,32 @@ def test_idx_corrupt_files(tmp_path, case):
     with pytest.raises(DatasetFileError, match=msg) as e:
         read_idx(p)
     assert str(p) in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_idx_gzip_bomb_is_not_unpacked(tmp_path):
+    # ~1 MB of gzip that expands to 1 GiB of zeros behind a header declaring one byte: the
+    # whole file was gunzipped before any check (2 GB of memory for this one); now only the
+    # header and the declared bytes are
+    import resource
+    import zlib
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [c.compress(bytes([0, 0, 8, 1, 0, 0, 0, 1]))]
+    parts += [c.compress(bytes(1 << 24)) for _ in range(64)]
+    p = tmp_path / "bomb.gz"
+    p.write_bytes(b"".join(parts) + c.flush())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DatasetFileError, match="trailing bytes"):
+        read_idx(p)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 200_000, f"peak memory grew by {grown_kb} KB"
+
+
+def test_idx_gzip_members_one_after_another(tmp_path):
+    a = np.arange(60, dtype=np.uint8).reshape(6, 10)
+    p = tmp_path / "two-members.gz"
+    p.write_bytes(gzip.compress(bytes([0, 0, 8, 2, 0, 0, 0, 6, 0, 0, 0, 10]))
+                  + gzip.compress(a.tobytes()))
+    np.testing.assert_array_equal(read_idx(p), a)
 
 
 def test_idx_bit_flipped_gzip(tmp_path):

@@ -29,27 +29,48 @@ class DatasetFileError(DatasetError):
     """An IDX file is truncated, corrupt or not an IDX file; the message names the file."""
 
 
-def _read_bytes(path):
-    """The file's bytes, gunzipped when they start with the gzip magic number."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+# deflate expands at most ~1032:1; a header declaring more than this many bytes per byte
+# of gzip data describes data the file cannot hold
+_GZIP_RATIO = 1100
+_HEAD_MAX = 4 + 4 * 8     # the longest IDX header (8 dimensions)
+
+
+def _gunzip(raw, path, limit):
+    """The gunzipped bytes of raw (gzip members one after another), stopping once they pass
+    `limit` bytes: at most limit + 1 bytes are made, whatever the data expand to."""
+    out = bytearray()
+    data = raw
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:   # BadGzipFile is an OSError
+        while data:
+            d = zlib.decompressobj(wbits=31)
+            while True:
+                out += d.decompress(data, limit + 1 - len(out))
+                if len(out) > limit:
+                    return bytes(out)
+                data = d.unconsumed_tail
+                if d.eof or not data:
+                    break
+            if not d.eof:
+                raise EOFError("the gzip stream ends before its end marker")
+            data = d.unused_data
+    except (EOFError, zlib.error) as e:
         raise DatasetFileError(f"{path}: broken gzip data ({e}); the file is truncated or "
                                f"corrupt: delete it and download it again") from None
+    return bytes(out)
 
 
 def read_idx(path):
     """Read an IDX file (raw or gzip) into a native-endian ndarray of its shape.
 
     Raises DatasetFileError (a ValueError) naming `path` if the file is not a well-formed IDX
-    file; FileNotFoundError if it does not exist.
+    file; FileNotFoundError if it does not exist. Gzip data are unpacked only as far as the
+    header declares (a small file of highly compressed zeros cannot fill the memory).
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    gz = raw[:2] == _GZIP_MAGIC
+    data = _gunzip(raw, path, _HEAD_MAX) if gz else raw
     if len(data) < 4:
         raise DatasetFileError(f"{path}: {len(data)} bytes, too short for an IDX header")
     if data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES or not 1 <= data[3] <= 8:
@@ -63,15 +84,23 @@ def read_idx(path):
                                f"{head} needed for {ndim} dimensions)")
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", ndim, 4))
     nbytes = dtype.itemsize * int(np.prod(shape, dtype=object))
-    if nbytes > _MAX_BYTES:
-        raise DatasetFileError(f"{path}: IDX header declares shape {shape} ({nbytes} bytes): "
+    if nbytes > _MAX_BYTES or (gz and nbytes > _GZIP_RATIO * len(raw)):
+        raise DatasetFileError(f"{path}: IDX header declares shape {shape} ({nbytes} bytes)"
+                               f"{f' in {len(raw)} bytes of gzip data' if gz else ''}: "
                                f"corrupt header")
+    if gz:
+        data = _gunzip(raw, path, head + nbytes)
     if len(data) - head != nbytes:
-        what = "truncated" if len(data) - head < nbytes else "has trailing bytes"
-        raise DatasetFileError(f"{path}: {what}: header declares shape {shape} of "
-                               f"{dtype.name} ({nbytes} data bytes) but the file holds "
-                               f"{len(data) - head}")
-    arr = np.frombuffer(data, dtype, offset=head).reshape(shape)
+        short = len(data) - head < nbytes
+        held = f"{len(data) - head}" if short or not gz else "more"  # gunzipping stopped
+        raise DatasetFileError(f"{path}: {'truncated' if short else 'has trailing bytes'}: "
+                               f"header declares shape {shape} of {dtype.name} ({nbytes} "
+                               f"data bytes) but the file holds {held}")
+    try:
+        arr = np.frombuffer(data, dtype, offset=head).reshape(shape)
+    except ValueError:  # empty, with other sizes past what NumPy can index: (0, 2^32-1, ..)
+        raise DatasetFileError(f"{path}: IDX header declares shape {shape}, which NumPy "
+                               f"cannot hold: corrupt header") from None
     return arr.astype(dtype.newbyteorder("="))  # a writeable native-endian copy
 
 
