@@ -81,14 +81,21 @@ def _fsync_dir(folder):
 def _atomic_savez(path, arrays, overwrite=True):
     """np.savez(path, **arrays) through a temp file + fsync + rename in path's folder.
     overwrite=False: FileExistsError if `path` exists (checked again at the final link)."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("cannot save to an empty path")
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if os.path.islink(path):  # write through the link, as open() would, not over it
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):   # say so about `path`, not about the temp file's name
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot save to {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device, pipe or socket: the rename below would replace it (as root, /dev/null)
+        raise OSError(f"cannot save to {path}: it exists and is not a regular file")
     # created like open() would (mode 0666 less the umask: mkstemp's 0600 made every saved
     # model private), exclusively, under a fresh name
     while True:
@@ -241,9 +248,11 @@ def _check_entries(path, entries, arrays, prefix, named):
 
 def _read(path):
     """(doc, weights list, optimizer state dict or None) of a checked model file."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model file at {path}")
+    if not os.path.isfile(path):  # a pipe would block the read forever, a device stream
+        raise ModelFileError(f"{path}: not a regular file, so not a pynn model file")
     try:
         arrays = _read_archive(path)
         meta = arrays.pop(_META, None)

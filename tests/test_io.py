@@ -209,6 +209,36 @@ def test_save_into_a_missing_folder_or_over_a_directory_names_the_path(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["d.pynn"] and not os.listdir(tmp_path / "d.pynn")
 
 
+def test_save_through_a_symlink_and_never_over_a_special_file(tmp_path):
+    # the rename of the temp file replaced whatever `path` was: a symlink became a plain file
+    # (its target kept the old model), and as root `save('/dev/null')` replaced the device
+    m, x, _ = make_model(seed=6)
+    real, link = tmp_path / "real.pynn", tmp_path / "link.pynn"
+    real.write_bytes(b"old")
+    os.symlink("real.pynn", link)
+    io.save_model(m, link)
+    assert os.path.islink(link)
+    np.testing.assert_array_equal(io.load_model(real).predict(x), m.predict(x))
+    fifo = tmp_path / "pipe.pynn"
+    os.mkfifo(fifo)
+    for save in (io.save_model, io.save_weights):
+        with pytest.raises(OSError, match="not a regular file"):
+            save(m, fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(ValueError, match="empty path"):
+        io.save_model(m, "")
+    io.save_model(m, os.fsencode(tmp_path / "bytes.pynn"))   # a bytes path, as open() takes
+    assert sorted(os.listdir(tmp_path)) == ["bytes.pynn", "link.pynn", "pipe.pynn", "real.pynn"]
+
+
+def test_load_from_a_pipe_is_refused_not_blocked(tmp_path):
+    # open() on a FIFO waits for a writer: load_model hung forever
+    fifo = tmp_path / "pipe.pynn"
+    os.mkfifo(fifo)
+    with pytest.raises(io.ModelFileError, match="not a regular file"):
+        io.load_model(fifo)
+
+
 def test_save_rejects_non_numeric(tmp_path):
     m, _, _ = make_model()
     m.weights[1] = np.array(["a", "b", "c"])
