@@ -5,6 +5,7 @@ gradient into the gradient buffer in place (after the layer's backward wrote it)
 """
 import numpy as np
 
+from . import _checks
 from ._registry import UserClasses, lookup
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
@@ -12,7 +13,10 @@ __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
 class Regularizer:
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = float(l1), float(l2)
+        # finite and >= 0 (a NaN factor made every weight NaN at the first step, a negative
+        # one a loss falling without bound), as Keras checks
+        self.l1 = _checks.finite_scalar(l1, "l1", low=0.0)
+        self.l2 = _checks.finite_scalar(l2, "l2", low=0.0)
 
     def __call__(self, w):
         return self.penalty(w)

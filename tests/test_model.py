@@ -497,3 +497,21 @@ def test_deepcopy_of_a_trained_model_trains_on_its_own():
     gc = copy.deepcopy(g)
     gc.fit(x, y, epochs=1, verbose=0)
     assert not np.array_equal(gc.get_weights()[0], g.get_weights()[0])
+
+
+@pytest.mark.parametrize("cls,kw", [(pynn.regularizers.L2, {"l2": float("nan")}),
+                                    (pynn.regularizers.L2, {"l2": float("inf")}),
+                                    (pynn.regularizers.L1, {"l1": -10.0}),
+                                    (pynn.regularizers.L1L2, {"l1": float("nan")}),
+                                    (pynn.regularizers.L1L2, {"l2": -1e-3})])
+def test_regularizer_factors_must_be_finite_and_non_negative(cls, kw):
+    # a NaN factor made every weight NaN at the first step, a negative one a loss falling
+    # without bound; both were accepted
+    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be"):
+        cls(**kw)
+    with pytest.raises(TypeError, match="real number"):
+        cls(**{next(iter(kw)): "abc"})
+    with pytest.raises(ValueError, match="must be"):
+        pynn.regularizers.get({"class_name": cls.__name__, "config": kw})
+    assert cls(**{next(iter(kw)): 0.0}).penalty(np.ones(3, np.float32)) == 0.0
+
