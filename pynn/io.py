@@ -394,6 +394,13 @@ def load_model(path, compile=True, backend=None, custom_objects=None):
             with _scopes(kinds[3:], own[3:]):
                 model.compile_from_config(cc)
             if state is not None and getattr(model, "optimizer", None) is not None:
+                params = getattr(model, "_flat_params", None)
+                for k, a in state.items():  # slots follow the model's flat parameters
+                    if k != "iterations" and params is not None and (
+                            a.shape != params.shape or a.dtype != params.dtype):
+                        raise ValueError(f"optimizer state {k!r} is {a.dtype} of shape "
+                                         f"{a.shape}, the model's parameters are "
+                                         f"{params.dtype} of shape {params.shape}")
                 model.optimizer.set_state(state)
                 # the state follows this model's arrangement of its weights from now on
                 model.optimizer._model_layout = getattr(model, "_layout", None)

@@ -256,3 +256,53 @@ def test_state_buffers_start_on_cache_lines():
         fresh.set_state(state)
         for k, v in fresh._state.items():
             assert v.ctypes.data % 64 == 0 and np.array_equal(v, state[k]), k
+
+
+def _adam_model(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    m = pynn.Sequential([pynn.layers.Dense(5, activation="relu", input_shape=(4,)),
+                         pynn.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    return m, x, y
+
+
+@pytest.mark.parametrize("case", ["negative v", "nan m", "inf v", "short m", "2-D m",
+                                  "float64 m", "negative iterations", "float iterations"])
+def test_bad_optimizer_state_is_refused_by_set_state_and_at_load(tmp_path, case):
+    # a model file's optimizer state (checksummed, but a file can be rewritten whole) was set
+    # as it came: a negative v or a NaN m turned every weight NaN at the first fit, other
+    # cases failed there with messages about the kernels' arguments
+    m, x, y = _adam_model()
+    good = m.optimizer.get_state()
+    bad = {k: v.copy() for k, v in good.items()}
+    n = good["m"].shape[0]
+    if case == "negative v":
+        bad["v"][3] = -1.0
+    elif case == "nan m":
+        bad["m"][0] = np.nan
+    elif case == "inf v":
+        bad["v"][-1] = np.inf
+    elif case == "short m":
+        bad["m"], bad["v"] = bad["m"][:-1], bad["v"][:-1]
+    elif case == "2-D m":
+        bad["m"], bad["v"] = bad["m"].reshape(1, n), bad["v"].reshape(1, n)
+    elif case == "float64 m":
+        bad["m"], bad["v"] = bad["m"].astype(np.float64), bad["v"].astype(np.float64)
+    elif case == "negative iterations":
+        bad["iterations"] = np.array(-4, np.int64)
+    else:
+        bad["iterations"] = np.array(2.5)
+    before = m.optimizer.get_state()
+    with pytest.raises(ValueError, match="optimizer state"):
+        m.optimizer.set_state(bad)
+    for k in before:
+        np.testing.assert_array_equal(m.optimizer.get_state()[k], before[k])
+    m.optimizer.get_state = lambda: bad      # save the bad state, with valid checksums
+    p = tmp_path / "m.pynn"
+    pynn.io.save_model(m, p)
+    with pytest.raises(pynn.io.ModelFileError, match="optimizer state"):
+        pynn.io.load_model(p)
+    assert pynn.io.load_model(p, compile=False).predict(x).shape == (16, 3)

@@ -107,11 +107,34 @@ class Optimizer:
             d[k] = v.copy()
         return d
 
+    # slots that hold running averages of squares: >= 0 (a negative one is a NaN step)
+    _NONNEG_SLOTS = ("v", "sq_avg", "accum")
+
     def set_state(self, state):
-        """Restore a dict from get_state (slots must match this optimizer's)."""
+        """Restore a dict from get_state (slots must match this optimizer's): 'iterations' an
+        integer >= 0, every slot a finite 1-D float32/float64 array of one length and dtype,
+        the averages of squares (v, sq_avg, accum) >= 0. ValueError otherwise (a model file's
+        state is checked here before anything is set)."""
         if "iterations" not in state:
             raise ValueError("optimizer state has no 'iterations' entry")
+        it = np.asarray(state["iterations"])
+        if it.shape != () or it.dtype.kind not in "iu" or not 0 <= int(it) < 2**62:
+            raise ValueError(f"optimizer state 'iterations' must be an integer >= 0, received "
+                             f"{it!r}")
         slots = set(state) - {"iterations"}
+        arrays = [np.asarray(state[k]) for k in sorted(slots)]
+        for k, a in zip(sorted(slots), arrays):
+            if a.ndim != 1 or a.dtype not in (np.float32, np.float64):
+                raise ValueError(f"optimizer state {k!r} must be a 1-D float32 or float64 "
+                                 f"array, received {a.dtype} of shape {a.shape}")
+            if a.shape != arrays[0].shape or a.dtype != arrays[0].dtype:
+                raise ValueError(f"optimizer state {k!r} ({a.dtype}, {a.shape}) differs from "
+                                 f"the other slots ({arrays[0].dtype}, {arrays[0].shape})")
+            if not np.isfinite(a).all():
+                raise ValueError(f"optimizer state {k!r} holds NaN or infinity")
+            if k in self._NONNEG_SLOTS and (a < 0).any():
+                raise ValueError(f"optimizer state {k!r} (an average of squares) holds "
+                                 f"negative values")
         if not slots and int(np.asarray(state["iterations"])) == 0:
             self.iterations = 0  # saved before its first step: nothing allocated yet
             return
@@ -121,9 +144,10 @@ class Optimizer:
         if self._state is not None:
             for k in slots:
                 a = np.asarray(state[k])
-                if a.shape != self._state[k].shape:
-                    raise ValueError(f"optimizer state {k!r} has shape {a.shape}, the model's "
-                                     f"parameters need {self._state[k].shape}")
+                if a.shape != self._state[k].shape or a.dtype != self._state[k].dtype:
+                    raise ValueError(f"optimizer state {k!r} is {a.dtype} of shape "
+                                     f"{a.shape}, the model's parameters need "
+                                     f"{self._state[k].dtype} of shape {self._state[k].shape}")
                 self._state[k][...] = a
         elif slots:
             from ..layers.base import copy_aligned
