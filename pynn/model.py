@@ -266,6 +266,20 @@ class Model:
         # everything is resolved and checked before the model changes: a refused compile
         # leaves the previous one in place
         self._check_compilable()
+        if loss_weights is not None:
+            # one output, one loss: only the weight that leaves it as it is (it was ignored,
+            # whatever it was)
+            ws = (list(loss_weights.values()) if isinstance(loss_weights, dict)
+                  else list(loss_weights) if isinstance(loss_weights, (list, tuple))
+                  else [loss_weights])
+            try:
+                one = len(ws) == 1 and float(ws[0]) == 1.0
+            except (TypeError, ValueError):
+                one = False
+            if not one:
+                raise ValueError(f"loss_weights={loss_weights!r}: a pynn model has one output "
+                                 f"and one loss, so only a weight of 1 is accepted; to weigh "
+                                 f"the loss, scale the learning rate or use a custom loss")
         opt = _optim.get(optimizer)
         loss_obj = _losses.get(loss)
         for arg, val in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):

@@ -515,3 +515,14 @@ def test_regularizer_factors_must_be_finite_and_non_negative(cls, kw):
         pynn.regularizers.get({"class_name": cls.__name__, "config": kw})
     assert cls(**{next(iter(kw)): 0.0}).penalty(np.ones(3, np.float32)) == 0.0
 
+
+
+def test_compile_loss_weights_other_than_one_are_refused():
+    # loss_weights was accepted and ignored, whatever it held ([0.0] still trained on the
+    # full loss, 'nonsense' passed)
+    m = pynn.Sequential([layers.Dense(2, input_shape=(3,))])
+    for ok in (1.0, [1.0], (1,), {"dense": 1.0}, None):
+        m.compile("sgd", "mse", loss_weights=ok)
+    for bad in (0.0, [0.5], [1.0, 1.0], {"a": 2.0}, "nonsense", [None]):
+        with pytest.raises(ValueError, match="only a weight of 1"):
+            m.compile("sgd", "mse", loss_weights=bad)
