@@ -22,6 +22,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 
 import numpy as np
@@ -183,10 +184,19 @@ class IdxImageDataset:
         if path is not None and os.fspath(path).endswith(".npz") and os.path.isfile(path):
             return (os.fspath(path),)
         img, lbl = self.files[split]
+        own = set(search_dirs(self.name, path)[:2]) if path is not None else set()
         for folder in search_dirs(self.name, path):
             pi, pl = self._find_file(folder, img), self._find_file(folder, lbl)
             if pi and pl:
                 return pi, pl
+            if (pi or pl) and folder in own:
+                # half a split in the folder the caller named: the search goes on (a split
+                # is read from one folder), but says so, rather than load the split from
+                # another folder without a word
+                miss = self._candidates(lbl if pi else img)
+                warnings.warn(f"{folder} holds {os.path.basename(pi or pl)} but not "
+                              f"{' or '.join(miss)}: its {split} split is looked for in the "
+                              f"next folders", stacklevel=3)
             if self.keras_npz and os.path.isfile(os.path.join(folder, self.keras_npz)):
                 return (os.path.join(folder, self.keras_npz),)
         return None
