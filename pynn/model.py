@@ -55,6 +55,18 @@ class Model:
         fit does (sample_weight over the positions)."""
         return self._out_mask
 
+    def __init_subclass__(cls, **kwargs):
+        # Keras' model subclassing (layers in __init__, the forward in call) has no backward
+        # here: say so where the class is defined, not with an AttributeError at predict
+        super().__init_subclass__(**kwargs)
+        if "call" in vars(cls) and cls.__module__ != __name__:
+            raise TypeError(f"{cls.__name__}: subclassing pynn.Model with a call() method "
+                            f"(Keras' model subclassing) is not supported; build the model "
+                            f"with pynn.Sequential([...]) or the functional API "
+                            f"pynn.Model(inputs, outputs). A custom training step works on "
+                            f"either: model(x, training=True), model.backward(dloss), "
+                            f"optimizer.apply_gradients(model)")
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
             return super().__new__(Functional)

@@ -526,3 +526,31 @@ def test_compile_loss_weights_other_than_one_are_refused():
     for bad in (0.0, [0.5], [1.0, 1.0], {"a": 2.0}, "nonsense", [None]):
         with pytest.raises(ValueError, match="only a weight of 1"):
             m.compile("sgd", "mse", loss_weights=bad)
+
+
+def test_model_subclassing_with_call_is_refused_where_the_class_is_defined():
+    # Keras' subclassing (layers in __init__, the forward in call) reached predict and failed
+    # there with AttributeError: 'M' object has no attribute 'build'
+    with pytest.raises(TypeError, match="subclassing pynn.Model with a call.*functional API"):
+        class M(pynn.Model):
+            def __init__(self):
+                super().__init__()
+                self.d = layers.Dense(2)
+
+            def call(self, x):
+                return self.d(x)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: layers.Dense(3), (None, 4)),
+    (lambda: layers.Conv2D(2, 3), (None, 6, 6, 1)),
+    (lambda: layers.LSTM(3), (None, 5, 2)),
+    (lambda: layers.LayerNormalization(), (None, 4)),
+])
+def test_layer_backward_before_forward_says_so(make, shape):
+    # it was AttributeError: 'Dense' object has no attribute '_cache'
+    lay = make()
+    lay.build(shape)
+    with pytest.raises(RuntimeError, match="backward before a forward pass"):
+        lay.backward(np.ones((2,) + tuple(shape[1:]), np.float32))
+    assert not hasattr(lay, "no_such_attribute")

@@ -210,6 +210,15 @@ class Layer:
         RNN's states) without."""
         return [self._output_masked(input_masked)] + [False] * (n - 1)
 
+    def __getattr__(self, name):
+        # reached only when the attribute is missing: a backward before any forward in
+        # training mode finds no _cache (it was AttributeError: no attribute '_cache')
+        if name == "_cache":
+            raise RuntimeError(f"{type(self).__name__} {self.__dict__.get('name', '')!r}: "
+                               f"backward before a forward pass in training mode; call "
+                               f"layer(x, training=True) (or model(x, training=True)) first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)
