@@ -45,6 +45,10 @@ class Loss:
         """
         if self.kind == "sparse":
             y = np.asarray(y)
+            if len(output_shape) < 1:   # (B,) scores: no class axis to index
+                raise ValueError(f"{self.name} needs a model output of shape (n, classes) "
+                                 f"(one score per class), received shape (n,); for one "
+                                 f"probability per sample use binary_crossentropy")
             lead = tuple(output_shape[:-1])    # () for (B, K) outputs, (T,) for (B, T, K)
             if y.ndim == len(lead) + 2 and y.shape[-1] == 1:
                 y = y[..., 0]

@@ -45,6 +45,10 @@ def test_loss_target_checks():
         l.prepare_targets(np.array([np.nan]), (3,), np.float32)
     with pytest.raises(ValueError, match="categorical_crossentropy"):
         l.prepare_targets(np.zeros((2, 3)), (3,), np.float32)
+    # an output of one score per sample: IndexError (tuple index out of range) before
+    with pytest.raises(ValueError, match=r"needs a model output of shape \(n, classes\)"):
+        losses.SparseCategoricalCrossentropy().value_and_grad(np.array([1, 1]),
+                                                              np.array([0.5, 0.5]))
     c = losses.get("categorical_crossentropy")
     with pytest.raises(ValueError, match="shape"):
         c.prepare_targets(np.zeros((2, 4)), (3,), np.float32)

@@ -49,6 +49,11 @@ class _Layout1D:
         if c is None:
             raise ValueError(f"{name} {self.name!r} needs a known number of channels, received "
                              f"input shape {tuple(input_shape)}")
+        if t == 0:   # before the 2-D shape rules speak of a padded 'valid' view (causal)
+            raise ValueError(f"{name} {self.name!r} received an empty sequence (0 steps): "
+                             f"input shape {tuple(input_shape)} with "
+                             f"data_format={self.data_format!r}; it needs at least one step "
+                             f"(drop empty sequences from the batch)")
         return 1, None if t is None else t + self._pad, c
 
     def _out_hw(self, h, w):

@@ -184,6 +184,16 @@ def test_empty_sequence_is_a_clear_error(backend, make):
     assert y.shape[0] == 0
 
 
+@pytest.mark.parametrize("padding", ["causal", "valid", "same"])
+def test_empty_sequence_builds_nothing_and_says_so(padding):
+    # called unbuilt on 0 steps, the layer built from the shape first, and a causal one
+    # failed there with the 2-D rule's "larger than the padded input (2) with
+    # padding='valid'", naming a padding the caller had not passed
+    layer = layers.Conv1D(2, 3, padding=padding)
+    with pytest.raises(ValueError, match=r"Conv1D '.*' received an empty sequence"):
+        layer(np.ones((2, 0, 1), np.float32))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_sequence_with_a_mask_and_in_a_model(backend):
     # masked: no step at all is refused as without a mask (it returned zeros)
