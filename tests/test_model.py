@@ -554,3 +554,21 @@ def test_layer_backward_before_forward_says_so(make, shape):
     with pytest.raises(RuntimeError, match="backward before a forward pass"):
         lay.backward(np.ones((2,) + tuple(shape[1:]), np.float32))
     assert not hasattr(lay, "no_such_attribute")
+
+
+def test_set_weights_refuses_lossy_values_and_changes_nothing():
+    # complex weights lost their imaginary part (a ComplexWarning only), float64 values past
+    # float32's range became inf, and a refused second array left the first one set
+    m = pynn.Sequential([layers.Dense(2, input_shape=(3,))])
+    w = m.get_weights()
+    bad = [([w[0] + 1j, w[1]], TypeError, "real numbers"),
+           ([np.full(w[0].shape, 1e300), w[1]], ValueError, "overflow float32"),
+           ([w[0] * 2, np.array(["a", "b"])], TypeError, "real numbers"),
+           ([w[0] * 2, np.zeros(3)], ValueError, "has shape")]
+    for arrays, exc, msg in bad:
+        with pytest.raises(exc, match=msg):
+            m.set_weights(arrays)
+        for a, b in zip(m.get_weights(), w):
+            np.testing.assert_array_equal(a, b)
+    m.set_weights([np.full(w[0].shape, np.inf), np.array([1, 2])])   # as given: inf, ints
+    assert np.isinf(m.get_weights()[0]).all() and m.get_weights()[1].tolist() == [1.0, 2.0]

@@ -305,11 +305,23 @@ class Layer:
         if len(weights) != len(self.params):
             raise ValueError(f"layer {self.name!r} has {len(self.params)} weight(s), received "
                              f"{len(weights)}")
+        # every array checked before any is set: a refused call changes nothing
+        checked = []
         for (k, w), v in zip(self.params.items(), weights):
             v = np.asarray(v)
             if v.shape != w.shape:
                 raise ValueError(f"weight {k!r} of layer {self.name!r} has shape {w.shape}, "
                                  f"received {v.shape}")
+            if v.dtype.kind not in "biuf":   # complex lost its imaginary part, with a warning
+                raise TypeError(f"weight {k!r} of layer {self.name!r} must be real numbers, "
+                                f"received dtype {v.dtype}")
+            if v.dtype.kind == "f" and v.dtype.itemsize > w.dtype.itemsize and v.size:
+                top = float(np.max(np.abs(v), where=np.isfinite(v), initial=0.0))
+                if top > float(np.finfo(w.dtype).max):  # finite values its dtype makes inf
+                    raise ValueError(f"weight {k!r} of layer {self.name!r}: values up to "
+                                     f"{top:.3g} overflow {w.dtype}")
+            checked.append((w, v))
+        for w, v in checked:
             w[...] = v
 
     def count_params(self):
