@@ -65,7 +65,11 @@ class Metric:
         self.update(_ops.get_backend(), y_pred, self._prepare(y_true, y_pred), sample_weight)
 
     def _prepare(self, y_true, y_pred):
-        return np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
+        y = np.asarray(y_true)
+        if y.size != y_pred.size:   # numpy's "cannot reshape array of size .." said less
+            raise ValueError(f"{self.name}: y_true of shape {y.shape} does not match y_pred "
+                             f"of shape {y_pred.shape}")
+        return y.astype(y_pred.dtype, copy=False).reshape(y_pred.shape)
 
     def get_config(self):
         return {"name": self.name}

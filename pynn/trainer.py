@@ -259,6 +259,11 @@ def _as_input(model, x, what, exp):
         raise ValueError(f"{what} is None; pass a numpy array of inputs")
     if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
         x = x[0]
+    if (isinstance(x, tuple) and len(x) in (2, 3) and all(isinstance(a, np.ndarray) for a in x)
+            and len({a.shape[1:] for a in x}) > 1):
+        # fit((x, y)): Keras takes (x, y) tuples from datasets, not as x
+        raise ValueError(f"{what} is a tuple of {len(x)} arrays of different shapes; pass "
+                         f"them as separate arguments, e.g. fit(x, y), not fit((x, y))")
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{what} must be numeric, received dtype {x.dtype}")
@@ -282,7 +287,10 @@ def _as_input(model, x, what, exp):
 def sample_weights(model, y, n, sample_weight=None, class_weight=None):
     sw = None
     if sample_weight is not None:
-        sw = np.asarray(_unwrap_one(sample_weight, n), dtype=model.dtype)
+        sw = np.asarray(_unwrap_one(sample_weight, n))
+        if sw.dtype.kind not in "fiub":
+            raise TypeError(f"sample_weight must be numeric, received dtype {sw.dtype}")
+        sw = sw.astype(model.dtype, copy=False)
         if sw.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), received {sw.shape}")
         if not np.all(np.isfinite(sw)) or np.any(sw < 0):

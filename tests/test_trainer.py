@@ -610,3 +610,26 @@ def test_targets_wrapped_in_a_one_element_list():
     m1 = pynn.Sequential([layers.Input(shape=(4,)), layers.Dense(1)], backend="reference")
     m1.compile("sgd", "mse")
     m1.train_on_batch(np.ones((1, 4)), [np.array(3.0)])             # y (1,)
+
+
+def test_numpy_messages_do_not_leak_from_bad_arguments():
+    # each of these reached NumPy and surfaced its message ("could not convert string to
+    # float", "inhomogeneous shape", "cannot reshape array of size ..") with no word on what
+    # the caller passed
+    m = pynn.Sequential([pynn.layers.Dense(2, input_shape=(3,))])
+    m.compile("sgd", "mse")
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    with pytest.raises(TypeError, match="sample_weight must be numeric"):
+        m.fit(x, y, sample_weight=np.array(["a"] * 4), verbose=0)
+    with pytest.raises(ValueError, match=r"not fit\(\(x, y\)\)"):
+        m.fit((x, y), verbose=0)
+    with pytest.raises(ValueError, match=r"y_true of shape \(2, 4\) does not match y_pred"):
+        pynn.metrics.CategoricalAccuracy().update_state(np.eye(4)[:2], np.full((2, 3), 1 / 3))
+    mha = pynn.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    q = np.ones((2, 5, 8), np.float32)
+    mha(q, q, training=True)
+    with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 5, 8\)"):
+        mha.backward(np.ones((2, 5, 6), np.float32))
+    with pytest.raises(TypeError, match="needs numeric arrays, received input 0"):
+        mha(np.full((2, 5, 8), "a"), q)
+    m.fit(x, y, verbose=0)   # the same call with the arguments as they should be

@@ -250,6 +250,10 @@ class MultiHeadAttention(MaskCounter, Layer):
         S, kd = Kh.shape[2], self.key_dim
         wo = self.params["output_kernel"]
         out_dim = wo.shape[-1]
+        dy = np.asarray(dy)
+        if dy.shape != (B, T, out_dim):   # numpy's "cannot reshape array of size .." said less
+            raise ValueError(f"MultiHeadAttention {self.name!r}: dy must have the output's "
+                             f"shape {(B, T, out_dim)}, received {dy.shape}")
         dy2 = dy.reshape(B * T, out_dim)
         db = self.grads["output_bias"] if self.use_bias else self._buffer("db_o", (out_dim,))
         datt, _, _ = self.ops.dense_backward(

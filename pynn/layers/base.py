@@ -405,6 +405,10 @@ class Layer:
             # layer([a, b]) or layer(a, b): several inputs (MultiHeadAttention(query, value))
             xs = [np.asarray(a) for a in
                   (list(x) if isinstance(x, (list, tuple)) else [x]) + list(args)]
+            for i, a in enumerate(xs):   # as for one input (strings reached float())
+                if a.dtype.kind not in "fiub":
+                    raise TypeError(f"layer {self.name!r} needs numeric arrays, received "
+                                    f"input {i} of dtype {a.dtype}")
             self._build_for([(None,) + a.shape[1:] for a in xs])
             xs = [a.astype(self.dtype) if a.dtype != self.dtype else a for a in xs]
             return self.forward(xs, training=training, **kwargs)
