@@ -632,4 +632,6 @@ def test_numpy_messages_do_not_leak_from_bad_arguments():
         mha.backward(np.ones((2, 5, 6), np.float32))
     with pytest.raises(TypeError, match="needs numeric arrays, received input 0"):
         mha(np.full((2, 5, 8), "a"), q)
+    with pytest.raises(ValueError, match="built for value inputs of 8 features"):
+        mha(q, np.ones((2, 5, 6), np.float32))
     m.fit(x, y, verbose=0)   # the same call with the arguments as they should be

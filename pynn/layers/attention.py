@@ -189,6 +189,11 @@ class MultiHeadAttention(MaskCounter, Layer):
                                  f"shape {a.shape}")
         B, T, _ = q_in.shape
         S = v_in.shape[1]
+        for name, a in (("query", q_in), ("value", v_in), ("key", k_in)):
+            c = self.params[name + "_kernel"].shape[0]
+            if a.shape[-1] != c:   # the projection's kernel-level message spoke of w and x
+                raise ValueError(f"MultiHeadAttention {self.name!r} was built for {name} "
+                                 f"inputs of {c} features, received shape {a.shape}")
         if v_in.shape[0] != B or k_in.shape[:2] != (B, S):
             raise ValueError(f"MultiHeadAttention query {q_in.shape}, value {v_in.shape} and "
                              f"key {k_in.shape} must share B, and key and value S")
