@@ -94,7 +94,10 @@ def out_array(out, shape, dtype, name="out", inputs=(), allow_inplace=False):
 
 
 def finite_scalar(value, name, low=None, high=None, low_open=False, high_open=False):
-    """A Python float in [low, high] (or open ends); ValueError otherwise."""
+    """A Python float in [low, high] (or open ends); ValueError otherwise. A string is a
+    TypeError (float('0.5') would take it)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a real number, received {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -306,3 +306,14 @@ def test_bad_optimizer_state_is_refused_by_set_state_and_at_load(tmp_path, case)
     with pytest.raises(pynn.io.ModelFileError, match="optimizer state"):
         pynn.io.load_model(p)
     assert pynn.io.load_model(p, compile=False).predict(x).shape == (16, 3)
+
+
+def test_numbers_given_as_strings_are_refused():
+    # float('0.1') took them: SGD('0.1'), Dropout('0.5') and L2('0.1') built as numbers
+    with pytest.raises(TypeError, match="learning_rate must be a real number"):
+        optimizers.SGD("0.1")
+    with pytest.raises(TypeError, match="rate must be a real number"):
+        pynn.layers.Dropout("0.5")
+    with pytest.raises(TypeError, match="l2 must be a real number"):
+        pynn.regularizers.L2("0.1")
+    assert optimizers.Adam(np.float32(0.5)).learning_rate == 0.5

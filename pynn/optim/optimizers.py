@@ -20,6 +20,8 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "se
 def _positive(value, name, allow_none=True, allow_zero=False):
     if value is None and allow_none:
         return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a real number, received {value!r}")
     v = float(value)
     if not (v > 0 or (allow_zero and v == 0)) or v != v or v == float("inf"):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, "
