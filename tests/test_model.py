@@ -572,3 +572,12 @@ def test_set_weights_refuses_lossy_values_and_changes_nothing():
             np.testing.assert_array_equal(a, b)
     m.set_weights([np.full(w[0].shape, np.inf), np.array([1, 2])])   # as given: inf, ints
     assert np.isinf(m.get_weights()[0]).all() and m.get_weights()[1].tolist() == [1.0, 2.0]
+
+
+def test_input_shapes_take_whole_numbers_only():
+    # input_shape='4' made the shape (4,) from the string's characters; (4.5,) became (4,)
+    for bad in ("4", (4.5,), (True,), 3.0, ("3",)):
+        with pytest.raises(TypeError, match="input_shape must be a tuple of integers"):
+            layers.Dense(2, input_shape=bad)
+    for ok, want in ((4, (4,)), ((4.0,), (4,)), ([2, 3], (2, 3)), ((np.int64(5),), (5,))):
+        assert layers.Dense(2, input_shape=ok).input_shape_arg == want
