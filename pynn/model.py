@@ -1439,8 +1439,11 @@ class Functional(Model):
             i = counts.get(name, 0)
             counts[name] = i + 1
             made[(name, i)] = out if isinstance(out, list) else [out]
-        ins = [tensor(r) for r in config["input_layers"]]
-        outs = [tensor(r) for r in config["output_layers"]]
+        ins = [tensor(r) for r in config.get("input_layers") or ()]
+        outs = [tensor(r) for r in config.get("output_layers") or ()]
+        if not ins or not outs:
+            raise ValueError(f"a Functional config needs at least one input and one output, "
+                             f"received {len(ins)} input(s) and {len(outs)} output(s)")
         return cls(ins if config.get("multi_input") else ins[0],
                    outs if config.get("multi_output") else outs[0],
                    name=config.get("name"), dtype=config.get("dtype"), backend=backend)

@@ -555,3 +555,15 @@ def test_fit_through_a_base_called_with_training_false_keeps_its_caches():
     num = numeric_grad(lambda: m._forward_backward(x, yt, None)[1], m._flat_params)
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
     m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_config_without_inputs_or_outputs_says_so():
+    # a hand-edited config with an empty input or output list: IndexError (list index out
+    # of range), which load_model wrapped in its ModelFileError
+    inp = pynn.Input(shape=(3,))
+    cfg = pynn.Model(inp, layers.Dense(2)(inp)).get_config()
+    for key in ("input_layers", "output_layers"):
+        c = copy.deepcopy(cfg)
+        c["config"][key] = []
+        with pytest.raises(ValueError, match="at least one input and one output"):
+            pynn.models.model_from_config(c)
