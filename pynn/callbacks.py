@@ -16,6 +16,22 @@ __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStoppin
            "CSVLogger", "LambdaCallback"]
 
 
+def _real(value, name):
+    """A finite float (a NaN min_delta or baseline made every epoch 'no improvement')."""
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a real number, received {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, received {value!r}")
+    return float(value)
+
+
+def _count(value, name):
+    """An integer >= 0 (patience=-5 or '2' were taken)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, received {value!r}")
+    return int(value)
+
+
 class _Monitor(Callback):
     """Shared 'is this value an improvement' logic (mode min/max/auto, min_delta).
 
@@ -30,6 +46,10 @@ class _Monitor(Callback):
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', received {mode!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a logged value (a string), received "
+                            f"{monitor!r}")
+        min_delta = _real(min_delta, "min_delta")
         if mode == "auto":
             mode = "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall")) \
                 else "min"
@@ -80,10 +100,10 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta)
-        self.patience, self.verbose = int(patience), verbose
-        self.baseline = None if baseline is None else float(baseline)
+        self.patience, self.verbose = _count(patience, "patience"), verbose
+        self.baseline = None if baseline is None else _real(baseline, "baseline")
         self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = int(start_from_epoch)
+        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
 
     def on_train_begin(self, logs=None):
         self._reset_monitor()
@@ -154,6 +174,10 @@ class ModelCheckpoint(_Monitor):
         logs = logs or {}
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (ValueError, IndexError, TypeError, AttributeError) as e:
+            raise ValueError(f"ModelCheckpoint cannot format its filepath {self.filepath!r} "
+                             f"at epoch {epoch + 1}: {type(e).__name__}: {e}; fields are "
+                             f"named, e.g. 'model_{{epoch:02d}}_{{val_loss:.3f}}.pynn'") from None
         except KeyError as e:
             raise KeyError(f"ModelCheckpoint cannot format its filepath {self.filepath!r} at "
                            f"epoch {epoch + 1}: {e} is not in the epoch logs; available "
@@ -233,17 +257,23 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be a function of (epoch, lr) or (epoch), received "
+                            f"{schedule!r}")
         self.schedule, self.verbose = schedule, verbose
+        self._two = _takes_two(schedule)
 
     def on_train_begin(self, logs=None):
         _check_settable_lr(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         lr = float(self.model.optimizer.learning_rate)
-        try:
-            new = self.schedule(epoch, lr)
-        except TypeError:
-            new = self.schedule(epoch)
+        # one or two arguments from the signature: retrying with one on any TypeError hid
+        # the schedule's own errors behind "missing 1 required positional argument"
+        new = self.schedule(epoch, lr) if self._two else self.schedule(epoch)
+        if isinstance(new, (str, bytes, bool)) or not isinstance(new, (int, float, np.number)):
+            raise TypeError(f"the schedule returned {new!r} at epoch {epoch}; it must return "
+                            f"the learning rate as a number")
         new = float(new)
         if not math.isfinite(new) or new < 0:
             raise ValueError(f"the schedule returned learning rate {new!r}; it must be a "
@@ -255,6 +285,22 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+def _takes_two(fn):
+    """Whether fn takes (epoch, lr): two positional parameters, or *args. A signature that
+    cannot be read (some builtins) is tried with two, as Keras calls it."""
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params) or len(pos) >= 2:
+        return True
+    if len(pos) == 1:
+        return False
+    raise TypeError(f"schedule {fn!r} must take (epoch, lr) or (epoch)")
 
 
 def _check_settable_lr(callback):
@@ -285,11 +331,17 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, received {separator!r}")
         self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
         self._file = None
 
     def on_train_begin(self, logs=None):
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
+        self._old_header = None
+        if exists:   # the columns already in the file: rows are checked against them
+            with open(self.filename, newline="") as f:
+                self._old_header = next(csv.reader(f, delimiter=self.sep), None)
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._writer = None
         self._header_done = bool(exists)
@@ -301,6 +353,12 @@ class CSVLogger(Callback):
             if not any(k.startswith("val_") for k in keys):
                 keys += ["val_" + k for k in keys if k != "learning_rate"]
             keys = sorted(keys)
+            if self._old_header is not None and self._old_header != ["epoch"] + keys:
+                # appended under the old header, the values would sit in the wrong columns
+                self.on_train_end()
+                raise ValueError(f"CSVLogger(append=True): {self.filename} has the columns "
+                                 f"{self._old_header}, this fit logs {['epoch'] + keys}; "
+                                 f"log to another file or pass append=False")
             self._writer = csv.writer(self._file, delimiter=self.sep)
             if not self._header_done:
                 self._writer.writerow(["epoch"] + keys)

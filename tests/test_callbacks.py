@@ -285,3 +285,68 @@ def test_missing_monitor_warns_once():
         warnings.simplefilter("error")
         make().fit(x, y, epochs=3, verbose=0, validation_data=(x, y), validation_freq=2,
                    callbacks=[callbacks.EarlyStopping(), callbacks.ReduceLROnPlateau()])
+
+
+def test_csv_logger_append_with_other_columns_is_refused(tmp_path):
+    # a second fit logging other keys appended its rows under the first fit's header, so
+    # values sat in the wrong columns without a word
+    x, y = data()
+    m = make()
+    p = tmp_path / "log.csv"
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.CSVLogger(p, append=True)])
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(p, append=True)])
+    rows = list(csv.reader(open(p)))
+    assert len(rows) == 4 and all(len(r) == len(rows[0]) for r in rows)
+    m.compile(pynn.optimizers.Adam(0.01), "sparse_categorical_crossentropy")  # no accuracy
+    with pytest.raises(ValueError, match="has the columns .* this fit logs"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(p, append=True)])
+    assert list(csv.reader(open(p))) == rows
+    with pytest.raises(ValueError, match="separator must be one character"):
+        callbacks.CSVLogger(p, separator=";;")
+
+
+def test_learning_rate_scheduler_keeps_the_schedules_own_error():
+    # a TypeError inside a two-argument schedule was retried as schedule(epoch), which
+    # raised "missing 1 required positional argument: 'lr'" instead
+    x, y = data()
+    m = make()
+
+    def buggy(epoch, lr):
+        return lr + "x"
+    with pytest.raises(TypeError, match="unsupported operand|can only concatenate|must be"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LearningRateScheduler(buggy)])
+    def returning(value):
+        return lambda epoch: value
+    for ret in ("0.1", None, np.array([0.1, 0.2])):
+        with pytest.raises(TypeError, match="the schedule returned"):
+            m.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[callbacks.LearningRateScheduler(returning(ret))])
+    with pytest.raises(TypeError, match="schedule must be a function"):
+        callbacks.LearningRateScheduler(0.1)
+    with pytest.raises(TypeError, match=r"must take \(epoch, lr\) or \(epoch\)"):
+        callbacks.LearningRateScheduler(lambda: 0.1)
+
+
+def test_monitor_arguments_are_checked():
+    # min_delta=nan made every epoch 'no improvement' (training stopped while the loss fell);
+    # baseline=nan, patience=-5 or '2' and monitor=None were taken
+    for kw, exc in ((dict(min_delta=float("nan")), ValueError),
+                    (dict(baseline=float("nan")), ValueError),
+                    (dict(patience=-5), ValueError), (dict(patience="2"), ValueError),
+                    (dict(start_from_epoch=1.5), ValueError),
+                    (dict(monitor=None), TypeError), (dict(monitor=3), TypeError)):
+        with pytest.raises(exc):
+            callbacks.EarlyStopping(**kw)
+    with pytest.raises(ValueError, match="min_delta must be finite"):
+        callbacks.ReduceLROnPlateau(min_delta=float("inf"))
+
+
+@pytest.mark.parametrize("template", ["{epoch:q}.pynn", "{loss:d}.pynn", "{}.pynn",
+                                      "{epoch[0]}.pynn", "{epoch.pynn"])
+def test_model_checkpoint_bad_template_names_the_filepath(tmp_path, template):
+    # str.format's own errors came raw from inside fit (IndexError: Replacement index 0 ..)
+    x, y = data()
+    m = make()
+    cb = callbacks.ModelCheckpoint(str(tmp_path / template), monitor="loss")
+    with pytest.raises(ValueError, match="ModelCheckpoint cannot format its filepath"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
