@@ -144,7 +144,7 @@ def main(argv=None):
     p.add_argument("--minutes", type=positive_float, default=None,
                    help="wall-time budget (default 5 when --steps is not given)")
     p.add_argument("--steps", type=positive_int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--eval-every", type=positive_int, default=200)
     p.add_argument("--eval-batches", type=positive_int, default=EVAL_BATCHES,
                    help="validation batches of 32 windows per evaluation")
@@ -155,6 +155,8 @@ def main(argv=None):
     p.add_argument("--threads", type=positive_int, default=None,
                    help="pynn threads (default: all)")
     a = p.parse_args(argv)
+    if a.data is not None and not pathlib.Path(a.data).exists():   # not the search, download
+        p.error(f"--data {a.data}: no such file or folder")
     if a.threads:
         pynn.set_num_threads(a.threads)
     minutes = a.minutes if a.minutes is not None or a.steps else 5.0

@@ -20,13 +20,13 @@ import numpy as np
 import pynn
 import pynn.plot
 from pynn import layers
-from _args import positive_int
+from _args import nonnegative_int, positive_int
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=positive_int, default=5)
 parser.add_argument("--quick", action="store_true", help="6,000 training images, 1 epoch")
 parser.add_argument("--out", default=".", help="folder for the PNG files and the model file")
-parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--seed", type=nonnegative_int, default=0)
 args = parser.parse_args()
 
 fashion = pynn.datasets.fashion_mnist

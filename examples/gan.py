@@ -20,14 +20,14 @@ import numpy as np
 import pynn
 import pynn.plot
 from pynn import layers
-from _args import positive_int
+from _args import nonnegative_int, positive_int
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=positive_int, default=20)
 parser.add_argument("--quick", action="store_true", help="6,000 training images, 2 epochs")
 parser.add_argument("--batch-size", type=positive_int, default=64)
 parser.add_argument("--out", default=".", help="folder for the PNG files")
-parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--seed", type=nonnegative_int, default=0)
 parser.add_argument("--threads", type=positive_int, default=None,
                     help="pynn threads (default: all cores; 1 is faster on a busy machine)")
 args = parser.parse_args()
@@ -42,6 +42,8 @@ if args.quick:
 pynn.utils.set_random_seed(args.seed)
 rng = np.random.default_rng(args.seed)
 latent, bs = 64, args.batch_size
+if bs > len(x_train):   # no whole batch an epoch: nothing to train on (it divided by 0)
+    parser.error(f"--batch-size {bs} is larger than the {len(x_train)} training images")
 
 G = pynn.Sequential([
     layers.Input(shape=(latent,)),

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import pynn  # noqa: E402
 from pynn import layers  # noqa: E402
-from _args import positive_int  # noqa: E402
+from _args import nonnegative_int, positive_int  # noqa: E402
 
 WINDOW, NOISE = 40, 0.1
 
@@ -49,8 +49,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--train", type=positive_int, default=8000, help="training windows")
     p.add_argument("--quick", action="store_true", help="1,000 windows, 2 epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     a = p.parse_args(argv)
+    if not a.quick and a.train < 10:   # fit holds out a tenth for validation
+        p.error(f"--train {a.train}: at least 10 windows (a tenth is held out for validation)")
     ntrain, epochs = (1000, 2) if a.quick else (a.train, a.epochs)
     rng = np.random.default_rng(a.seed)
     x, y, _ = make_windows(ntrain, rng)

@@ -162,7 +162,8 @@ def test_char_lm_model_shapes_and_learns(char_lm, tiny_corpus):
 @pytest.mark.parametrize("argv", [["--minutes", "0"], ["--steps", "0"], ["--steps", "-3"],
                                   ["--eval-every", "0"], ["--eval-batches", "0"],
                                   ["--threads", "0"], ["--sample-chars", "-5"],
-                                  ["--temperature", "0"], ["--steps", "two"]])
+                                  ["--temperature", "0"], ["--steps", "two"],
+                                  ["--seed", "-5"], ["--data", "/nonexistent/input.txt"]])
 def test_char_lm_refuses_bad_numbers_at_the_command_line(char_lm, argv, capsys):
     # --minutes 0 trained forever; --steps 0 crashed after training nothing; 0 evaluations
     # divided by zero: now argparse's usage message, before any data is read
@@ -182,6 +183,16 @@ def test_bench_options_are_checked(capsys):
         with pytest.raises(SystemExit):
             common.csv_arg(p, text, "--opt", **kw)
     assert "--opt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--seed", "-5"], ["--train", "1"]])
+def test_sine_forecast_refuses_bad_arguments_at_the_command_line(argv, capsys):
+    # a negative seed failed inside NumPy's generator; --train 1 failed inside fit with a
+    # validation_split the user never passed
+    ex = load("examples/sine_forecast.py")
+    with pytest.raises(SystemExit) as e:
+        ex.main(argv)
+    assert e.value.code == 2 and argv[0] in capsys.readouterr().err
 
 
 def test_sine_forecast_runs(capsys):

@@ -71,3 +71,24 @@ def test_one_optimizer_for_two_models_is_refused():
     d.backward(np.ones((2, 1)))
     with pytest.raises(ValueError, match="already updates model 'g'"):
         opt.apply_gradients(d)
+
+
+@pytest.mark.parametrize("argv,msg", [(["--seed", "-5"], "--seed"),
+                                      (["--batch-size", "100000"], "larger than the 6000")])
+def test_gan_example_refuses_bad_arguments(tmp_path, argv, msg):
+    # a batch larger than the data made zero steps an epoch and divided by zero; a negative
+    # seed failed inside NumPy's generator
+    import os
+    import subprocess
+    import sys
+    if msg.startswith("larger"):
+        try:
+            pynn.datasets.fashion_mnist.load_data(download=False)
+        except pynn.datasets.DatasetError:
+            pytest.skip("Fashion-MNIST is not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "examples", "gan.py"), "--quick",
+                        "--out", str(tmp_path)] + argv, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and msg in r.stderr, r.stderr[-500:]
+    assert not os.listdir(tmp_path)
