@@ -147,6 +147,9 @@ def show_config(file=None):
     except ImportError as e:
         info["C extension"] = f"not built ({e})"
     out = file or sys.stdout
+    if not callable(getattr(out, "write", None)):   # a path: AttributeError on .write
+        raise TypeError(f"show_config(file=...) takes a writable text stream such as "
+                        f"sys.stderr or an open file, received {file!r}")
     for k, v in info.items():
         print(f"{k:>16}: {v}", file=out)
     return info

@@ -38,6 +38,9 @@ class CompareReport:
         return float(max(vals, key=lambda v: (np.isnan(v), v))) if vals else 0.0
 
     def __getitem__(self, name):
+        if name not in self.diffs:
+            raise KeyError(f"no quantity {name!r} in this report; it has: "
+                           f"{', '.join(self.diffs)}")
         return self.diffs[name][0]
 
     def __str__(self):
@@ -78,6 +81,10 @@ def compare(model, x, y=None, backends=("c", "reference"), sample_weight=None):
     CompareReport: 'output' (inference), 'loss', 'grad <layer>/<weight>' for every weight,
     'param <layer>/<weight>' after one optimizer step.
     """
+    from .model import Model
+    if not isinstance(model, Model):   # it failed on a missing attribute (dtype)
+        raise TypeError(f"compare takes a pynn model (Sequential or Model(inputs, outputs)), "
+                        f"received {type(model).__name__}")
     if len(backends) != 2:
         raise ValueError(f"compare takes two backends, received {backends!r}")
     x = _trainer.as_inputs(model, x)

@@ -567,3 +567,18 @@ def test_config_without_inputs_or_outputs_says_so():
         c["config"][key] = []
         with pytest.raises(ValueError, match="at least one input and one output"):
             pynn.models.model_from_config(c)
+
+
+def test_compare_and_show_config_arguments_are_checked(capsys):
+    # compare(object()) failed on a missing attribute 'dtype'; report['nosuch'] was a bare
+    # KeyError; show_config(file='path') failed on a missing attribute 'write'
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(TypeError, match="compare takes a pynn model"):
+        pynn.compare(object(), x)
+    m = pynn.Sequential([layers.Input(shape=(3,)), layers.Dense(2)])
+    report = pynn.compare(m, x)
+    assert report["output"] >= 0
+    with pytest.raises(KeyError, match="no quantity 'nosuch' in this report; it has: output"):
+        report["nosuch"]
+    with pytest.raises(TypeError, match="writable text stream"):
+        pynn.show_config(file="/tmp/config.txt")
