@@ -2,6 +2,7 @@
 LearningRateScheduler, TerminateOnNaN, CSVLogger, LambdaCallback; the Callback base class
 and History live in pynn.trainer and are re-exported here."""
 import csv
+import inspect
 import math
 import os
 import warnings
@@ -290,7 +291,6 @@ class LearningRateScheduler(Callback):
 def _takes_two(fn):
     """Whether fn takes (epoch, lr): two positional parameters, or *args. A signature that
     cannot be read (some builtins) is tried with two, as Keras calls it."""
-    import inspect
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
