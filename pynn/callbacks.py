@@ -9,28 +9,13 @@ import warnings
 
 import numpy as np
 
+from . import _checks
 from .optim.schedules import LearningRateSchedule
 from .trainer import Callback, CallbackList, History, ProgbarLogger
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
            "CSVLogger", "LambdaCallback"]
-
-
-def _real(value, name):
-    """A finite float (a NaN min_delta or baseline made every epoch 'no improvement')."""
-    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a real number, received {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, received {value!r}")
-    return float(value)
-
-
-def _count(value, name):
-    """An integer >= 0 (patience=-5 or '2' were taken)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, received {value!r}")
-    return int(value)
 
 
 class _Monitor(Callback):
@@ -50,7 +35,7 @@ class _Monitor(Callback):
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be the name of a logged value (a string), received "
                             f"{monitor!r}")
-        min_delta = _real(min_delta, "min_delta")
+        min_delta = _checks.finite_scalar(min_delta, "min_delta")  # NaN: no improvement ever
         if mode == "auto":
             mode = "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall")) \
                 else "min"
@@ -101,10 +86,10 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta)
-        self.patience, self.verbose = _count(patience, "patience"), verbose
-        self.baseline = None if baseline is None else _real(baseline, "baseline")
+        self.patience, self.verbose = _checks.int_scalar(patience, "patience"), verbose
+        self.baseline = None if baseline is None else _checks.finite_scalar(baseline, "baseline")
         self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
+        self.start_from_epoch = _checks.int_scalar(start_from_epoch, "start_from_epoch")
 
     def on_train_begin(self, logs=None):
         self._reset_monitor()

@@ -332,8 +332,8 @@ def test_monitor_arguments_are_checked():
     # baseline=nan, patience=-5 or '2' and monitor=None were taken
     for kw, exc in ((dict(min_delta=float("nan")), ValueError),
                     (dict(baseline=float("nan")), ValueError),
-                    (dict(patience=-5), ValueError), (dict(patience="2"), ValueError),
-                    (dict(start_from_epoch=1.5), ValueError),
+                    (dict(patience=-5), ValueError), (dict(patience="2"), TypeError),
+                    (dict(start_from_epoch=1.5), TypeError),
                     (dict(monitor=None), TypeError), (dict(monitor=3), TypeError)):
         with pytest.raises(exc):
             callbacks.EarlyStopping(**kw)

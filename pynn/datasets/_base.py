@@ -184,8 +184,9 @@ class IdxImageDataset:
         if path is not None and os.fspath(path).endswith(".npz") and os.path.isfile(path):
             return (os.fspath(path),)
         img, lbl = self.files[split]
-        own = set(search_dirs(self.name, path)[:2]) if path is not None else set()
-        for folder in search_dirs(self.name, path):
+        dirs = search_dirs(self.name, path)
+        own = set(dirs[:2]) if path is not None else set()   # the caller's path (and sub)
+        for folder in dirs:
             pi, pl = self._find_file(folder, img), self._find_file(folder, lbl)
             if pi and pl:
                 return pi, pl

@@ -156,22 +156,17 @@ def _snake(name):
     return "".join(out)
 
 
-def _iter_or_none(shape):
-    try:
-        return list(shape)
-    except TypeError:
-        return [object()]   # not iterable: refused as not a tuple of integers
-
-
 def shape_tuple(shape, what="input_shape"):
     """A shape as a tuple of positive ints (None allowed, for the batch axis only)."""
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     # whole numbers only: int('4') of a string's characters, or int(4.5), made a shape
-    if isinstance(shape, (str, bytes)) or not all(
-            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool))
-            or (isinstance(d, (float, np.floating)) and float(d).is_integer())
-            for d in _iter_or_none(shape)):
+    def whole(d):
+        if isinstance(d, (float, np.floating)):
+            return float(d).is_integer()
+        return d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool))
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__") \
+            or not all(whole(d) for d in shape):
         raise TypeError(f"{what} must be a tuple of integers, received {shape!r}")
     try:
         shape = tuple(None if d is None else int(d) for d in shape)
