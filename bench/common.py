@@ -90,25 +90,29 @@ def calibrate(fn, target_s):
     return inner
 
 
-def race(contenders, repeats=7, warmup=2, target_s=0.02, settle_s=0.0):
+def race(contenders, repeats=7, warmup=2, target_s=0.02, settle_s=0.0, samples=None):
     """Time each of {name: fn} alternately; return {name: median seconds per call}.
 
     Each round calls every contender once in turn (sample = `inner` calls, calibrated per
     contender to last ~target_s); the first `warmup` rounds are dropped. settle_s > 0 idles
     that long (untimed) before each sample, so that thread pools left spinning by the
     previous contender (OpenBLAS workers busy-wait ~0.1 s after a call) are asleep and each
-    sample starts on idle cores, as a library called alone would.
+    sample starts on idle cores, as a library called alone would. samples: a dict to receive
+    {name: [seconds per call of each timed round]} (round i of every contender is one
+    round, so per-round ratios are paired).
     """
     inner = {name: calibrate(fn, target_s) for name, fn in contenders.items()}
-    samples = {name: [] for name in contenders}
+    got = {name: [] for name in contenders}
     for r in range(warmup + repeats):
         for name, fn in contenders.items():
             if settle_s > 0:
                 time.sleep(settle_s)
             t = _time_once(fn, inner[name])
             if r >= warmup:
-                samples[name].append(t)
-    return {name: statistics.median(s) for name, s in samples.items()}
+                got[name].append(t)
+    if samples is not None:
+        samples.update(got)
+    return {name: statistics.median(s) for name, s in got.items()}
 
 
 def print_table(headers, rows, file=None):

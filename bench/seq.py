@@ -142,8 +142,8 @@ def torch_forward(case, mod, x, mask):
 
 
 def run_case(case, threads, peak, use_ref, use_torch, rng, repeats, warmup):
-    """[case, threads, GFLOP, floor ms, pynn ms, ref ms, torch ms, torch/pynn, ref/pynn,
-    % of floor] and a check note."""
+    """[case, threads, GFLOP, floor ms, pynn ms, ref ms, torch ms, torch/pynn, its per-round
+    range, ref/pynn, % of floor] and a check note."""
     x = rng.standard_normal(input_shape(case)).astype(np.float32)
     dy = rng.standard_normal(input_shape(case)[:2] + (RNN_H if case != "transformer"
                                                       else TF_C,)).astype(np.float32)
@@ -187,8 +187,9 @@ def run_case(case, threads, peak, use_ref, use_torch, rng, repeats, warmup):
     with pinned_threads(threads):
         # with several threads, idle 0.2 s before each sample: the previous contender's pool
         # threads (OpenBLAS under the reference busy-waits ~0.1 s) would take a core
+        rounds = {}
         t = race(contenders, repeats=repeats, warmup=warmup, target_s=0.05,
-                 settle_s=0.2 if threads > 1 else 0.0) if contenders else {}
+                 settle_s=0.2 if threads > 1 else 0.0, samples=rounds) if contenders else {}
     fl = flops(case)
     floor = fl / peak
 
@@ -197,8 +198,16 @@ def run_case(case, threads, peak, use_ref, use_torch, rng, repeats, warmup):
 
     def ratio(a, b):
         return t[a] / t[b] if a in t and b in t else "n/a"
+
+    def spread(a, b):
+        # the rival's time varies from round to round more than pynn's does: the lowest and
+        # highest of the paired per-round ratios (each round times both)
+        if a not in rounds or b not in rounds:
+            return "n/a"
+        r = [x / y for x, y in zip(rounds[a], rounds[b])]
+        return f"{min(r):.2f}-{max(r):.2f}"
     return [case, threads, fl / 1e9, floor * 1e3, ms("c"), ms("reference"), ms("torch"),
-            ratio("torch", "c"), ratio("reference", "c"),
+            ratio("torch", "c"), spread("torch", "c"), ratio("reference", "c"),
             floor / t["c"] * 100 if "c" in t else "n/a"], "; ".join(notes)
 
 
@@ -231,7 +240,9 @@ def main():
                   flush=True)
     print()
     print_table(["case", "threads", "GFLOP", "floor ms", "pynn ms", "reference ms", "torch ms",
-                 "torch/pynn", "ref/pynn", "% of floor"], rows)
+                 "torch/pynn", "rounds", "ref/pynn", "% of floor"], rows)
+    print("torch/pynn: the ratio of the medians; rounds: the lowest and highest ratio of one "
+          "round's two times")
     print("\ntargets (issue 5): ref/pynn >= 10 on each; torch/pynn >= 1.3 for LSTM and GRU, "
           ">= 1.5 for the Transformer block (2 threads)")
 

@@ -185,6 +185,22 @@ def test_bench_options_are_checked(capsys):
     assert "--opt" in capsys.readouterr().err
 
 
+def test_bench_race_hands_back_paired_rounds(monkeypatch):
+    # seq.py's per-round torch/pynn range pairs round i of one contender with round i of the
+    # other: the samples are the timed rounds in order, warm-up dropped, medians from them
+    common = load("bench/common.py")
+    times = iter([0.0, 1.0] * 2 + [0.0, 3.0, 0.0, 4.0, 0.0, 2.0, 0.0, 9.0, 0.0, 1.0, 0.0, 5.0])
+    monkeypatch.setattr(common, "calibrate", lambda fn, target_s: 1)
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(times))
+    got = {}
+    med = common.race({"a": lambda: None, "b": lambda: None}, repeats=3, warmup=1,
+                      samples=got)
+    assert got == {"a": [3.0, 2.0, 1.0], "b": [4.0, 9.0, 5.0]}
+    assert med == {"a": 2.0, "b": 5.0}
+    times = iter([0.0, 7.0])
+    assert common.race({"a": lambda: None}, repeats=1, warmup=0) == {"a": 7.0}
+
+
 @pytest.mark.parametrize("argv", [["--seed", "-5"], ["--train", "1"]])
 def test_sine_forecast_refuses_bad_arguments_at_the_command_line(argv, capsys):
     # a negative seed failed inside NumPy's generator; --train 1 failed inside fit with a
