@@ -47,8 +47,13 @@ class _Monitor(Callback):
         self._seen, self._warned, self._keys, self._looked = False, False, [], False
 
     def _better(self, value, reference):
+        # As Keras: no best yet is +inf (min) or -inf (max), so the first finite value is an
+        # improvement and an infinite one is not; NaN never is (a NaN best, as the first
+        # value once became, is beaten by nothing: ModelCheckpoint(save_best_only) then kept
+        # the NaN epoch's model, EarlyStopping stopped and ReduceLROnPlateau cut the rate
+        # while the monitored value fell)
         if reference is None:
-            return True
+            reference = math.inf if self.mode == "min" else -math.inf
         if self.mode == "min":
             return value < reference - self.min_delta
         return value > reference + self.min_delta
@@ -147,7 +152,9 @@ class ModelCheckpoint(_Monitor):
         self.filepath = os.fspath(filepath)
         self.verbose, self.save_best_only = verbose, bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
-        self.best = initial_value_threshold
+        # NaN would be a threshold that nothing beats: nothing would ever be saved
+        self.best = None if initial_value_threshold is None else _checks.finite_scalar(
+            initial_value_threshold, "initial_value_threshold")
 
     def on_train_begin(self, logs=None):
         self._reset_monitor()
@@ -175,7 +182,9 @@ class ModelCheckpoint(_Monitor):
             if current is None or not self._better(current, self.best):
                 return
             if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to "
+                best = self.best if self.best is not None else \
+                    (math.inf if self.mode == "min" else -math.inf)
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to "
                       f"{current:.5f}, saving model to {path}")
             self.best = current
         if self.save_weights_only:

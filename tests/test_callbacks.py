@@ -178,6 +178,39 @@ def test_model_checkpoint(tmp_path, monkeypatch):
     assert saved == [("model", str(tmp_path / "best.pynn"))] * 2
 
 
+@pytest.mark.parametrize("mode,values", [("min", [np.nan, 1.0, 0.5, 0.7]),
+                                         ("max", [np.nan, 1.0, 2.0, 1.5])])
+def test_nan_first_value_is_never_the_best(tmp_path, monkeypatch, mode, values):
+    # a NaN first value became the best, which nothing beats: ModelCheckpoint kept the NaN
+    # epoch's model and never saved again, EarlyStopping stopped and ReduceLROnPlateau cut
+    # the rate while the value improved. As Keras: no best yet is -/+inf, NaN never improves
+    m = make()
+    saved = []
+    monkeypatch.setattr(m, "save", lambda p, **k: saved.append(m.get_weights()[0][0, 0]))
+    best = callbacks.ModelCheckpoint(str(tmp_path / "b.pynn"), monitor="val_loss",
+                                     save_best_only=True, mode=mode)
+    drive(best, m, values)
+    assert saved == [1.0, 2.0] and best.best == values[2]       # epochs 1 and 2 (weights)
+    es = callbacks.EarlyStopping(patience=2, mode=mode)
+    assert drive(es, m, values) is None and es.best == values[2]
+    rl = callbacks.ReduceLROnPlateau(patience=1, factor=0.5, mode=mode)
+    drive(rl, m, values[:3])
+    assert m.optimizer.learning_rate == pytest.approx(0.005)     # only after the NaN epoch
+
+
+def test_infinite_first_value_is_not_an_improvement(tmp_path, monkeypatch, capsys):
+    m = make()
+    saved = []
+    monkeypatch.setattr(m, "save", lambda p, **k: saved.append(m.get_weights()[0][0, 0]))
+    best = callbacks.ModelCheckpoint(str(tmp_path / "b.pynn"), monitor="val_loss",
+                                     save_best_only=True, verbose=1)
+    drive(best, m, [np.inf, 3.0])
+    assert saved == [1.0] and "improved from inf to 3.00000" in capsys.readouterr().out
+    for bad in (np.nan, "1"):
+        with pytest.raises((ValueError, TypeError), match="initial_value_threshold"):
+            callbacks.ModelCheckpoint("x.pynn", initial_value_threshold=bad)
+
+
 def test_model_checkpoint_filepath_key_missing_from_logs(tmp_path):
     # Keras raises KeyError saying which filepath could not be formatted, not a bare 'val_loss'
     x, y = data()
