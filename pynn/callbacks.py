@@ -328,42 +328,40 @@ class CSVLogger(Callback):
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"separator must be one character, received {separator!r}")
         self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
-        self._file = None
 
+    # The file is opened for each epoch's row and closed after it: no handle is held between
+    # epochs, so a fit that another callback (or Ctrl-C) ends leaves the file closed and
+    # complete up to the last epoch (it stayed open until the logger was collected).
     def on_train_begin(self, logs=None):
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename)
         self._old_header = None
         if exists:   # the columns already in the file: rows are checked against them
             with open(self.filename, newline="") as f:
                 self._old_header = next(csv.reader(f, delimiter=self.sep), None)
-        self._file = open(self.filename, "a" if self.append else "w", newline="")
-        self._writer = None
+        with open(self.filename, "a" if self.append else "w", newline=""):
+            pass     # created (or truncated) now, as Keras does, even if no epoch ends
+        self._keys = None
         self._header_done = bool(exists)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self._writer is None:
+        if self._keys is None:
             keys = list(logs)
             if not any(k.startswith("val_") for k in keys):
                 keys += ["val_" + k for k in keys if k != "learning_rate"]
             keys = sorted(keys)
             if self._old_header is not None and self._old_header != ["epoch"] + keys:
                 # appended under the old header, the values would sit in the wrong columns
-                self.on_train_end()
                 raise ValueError(f"CSVLogger(append=True): {self.filename} has the columns "
                                  f"{self._old_header}, this fit logs {['epoch'] + keys}; "
                                  f"log to another file or pass append=False")
-            self._writer = csv.writer(self._file, delimiter=self.sep)
-            if not self._header_done:
-                self._writer.writerow(["epoch"] + keys)
             self._keys = keys
-        self._writer.writerow([epoch] + [_num(logs.get(k, "NA")) for k in self._keys])
-        self._file.flush()
-
-    def on_train_end(self, logs=None):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with open(self.filename, "a", newline="") as f:
+            writer = csv.writer(f, delimiter=self.sep)
+            if not self._header_done:
+                writer.writerow(["epoch"] + self._keys)
+                self._header_done = True
+            writer.writerow([epoch] + [_num(logs.get(k, "NA")) for k in self._keys])
 
 
 def _num(v):

@@ -1,5 +1,6 @@
 """Callbacks with Keras 3 semantics, driven directly (exact logic) and through fit."""
 import csv
+import os
 import warnings
 
 import numpy as np
@@ -285,6 +286,42 @@ def test_on_batch_aliases():
     expect = [(e, b) for b in range(4) for e in ("begin", "end")]
     assert old.calls == expect and seen == expect
     assert both.calls == [(e, b) for b in range(4) for e in ("begin", "train_end")]
+
+
+def _open_fds_on(path):
+    fd_dir = "/proc/self/fd"
+    out = []
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) == str(path):
+                out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_csv_logger_holds_no_file_when_another_callback_ends_the_fit(tmp_path):
+    # on_train_end does not run when a callback raises (as in Keras): the logger's file
+    # stayed open until the logger was collected. Now each row is written and closed
+    class Boom(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("boom")
+    x, y = data()
+    path = (tmp_path / "log.csv").resolve()
+    m = make()
+    logger = callbacks.CSVLogger(path)
+    with pytest.raises(RuntimeError, match="boom"):
+        m.fit(x, y, epochs=4, verbose=0, callbacks=[logger, Boom()])
+    assert _open_fds_on(path) == []
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1"]
+    # the next fit starts the file afresh (append=False), as before
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[logger])
+    assert [r[0] for r in csv.reader(open(path))] == ["epoch", "0"]
+    assert _open_fds_on(path) == []
 
 
 def test_csv_logger_validation_freq(tmp_path):
