@@ -328,6 +328,7 @@ class CSVLogger(Callback):
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"separator must be one character, received {separator!r}")
         self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
+        self._keys, self._old_header, self._header_done = None, None, False
 
     # The file is opened for each epoch's row and closed after it: no handle is held between
     # epochs, so a fit that another callback (or Ctrl-C) ends leaves the file closed and

@@ -322,6 +322,12 @@ def test_csv_logger_holds_no_file_when_another_callback_ends_the_fit(tmp_path):
     m.fit(x, y, epochs=1, verbose=0, callbacks=[logger])
     assert [r[0] for r in csv.reader(open(path))] == ["epoch", "0"]
     assert _open_fds_on(path) == []
+    # driven by hand without on_train_begin (a custom loop): header, then rows
+    other = callbacks.CSVLogger(tmp_path / "hand.csv")
+    other.on_epoch_end(0, {"loss": 1.0})
+    other.on_epoch_end(1, {"loss": 0.5})
+    assert list(csv.reader(open(tmp_path / "hand.csv"))) == [
+        ["epoch", "loss", "val_loss"], ["0", "1.0", "NA"], ["1", "0.5", "NA"]]
 
 
 def test_csv_logger_validation_freq(tmp_path):
