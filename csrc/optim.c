@@ -323,6 +323,8 @@ static PYNN_TGT_AVX512 void pynn_adam_rcp_f32_avx512(float *restrict p, float *r
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
         if (decay) pi = _mm512_fnmadd_ps(W, pi, pi);
+        __mmask16 ok = _mm512_cmp_ps_mask(vi, TINY, _CMP_GE_OQ)
+                       & _mm512_cmp_ps_mask(vi, INF, _CMP_LT_OQ);
         __m512 y = _mm512_rsqrt14_ps(vi);                       /* y ~ 1 / sqrt(v) */
         y = _mm512_mul_ps(_mm512_mul_ps(HALF, y),
                           _mm512_fnmadd_ps(_mm512_mul_ps(vi, y), y, THREE));
@@ -331,11 +333,22 @@ static PYNN_TGT_AVX512 void pynn_adam_rcp_f32_avx512(float *restrict p, float *r
         r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, ONE), r);
         __m512 num = _mm512_mul_ps(A, mi);
         __m512 upd = _mm512_mul_ps(num, r);
-        __mmask16 ok = _mm512_cmp_ps_mask(vi, TINY, _CMP_GE_OQ)
-                       & _mm512_cmp_ps_mask(vi, INF, _CMP_LT_OQ);
-        if (ok != 0xFFFF)
-            upd = _mm512_mask_div_ps(upd, (__mmask16)~ok, num,
-                                     _mm512_add_ps(_mm512_sqrt_ps(vi), E));
+        if (ok != 0xFFFF) {
+            /* lanes where v is not a normal positive finite number. Where m is 0 too (the
+             * weights whose gradient stays 0, a digit's blank border: m and v decay to 0)
+             * the update is that 0, sign included, as num / (sqrt(v) + eps) gives for any
+             * v >= 0 or +inf (not NaN, -inf or < 0) and eps > 0: no square root and
+             * division there. The others take them exactly */
+            __mmask16 slow = (__mmask16)~ok;
+            if (eps > 0.0f) {
+                __mmask16 z = slow & _mm512_cmp_ps_mask(num, _mm512_setzero_ps(), _CMP_EQ_OQ)
+                              & (__mmask16)~_mm512_fpclass_ps_mask(vi, 0xD1); /* NaN, -inf, < 0 */
+                upd = _mm512_mask_mov_ps(upd, z, num);
+                slow &= (__mmask16)~z;
+            }
+            if (slow)
+                upd = _mm512_mask_div_ps(upd, slow, num, _mm512_add_ps(_mm512_sqrt_ps(vi), E));
+        }
         _mm512_storeu_ps(p + i, _mm512_sub_ps(pi, upd));
     }
     if (i < n)

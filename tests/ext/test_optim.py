@@ -540,3 +540,31 @@ def test_global_norm_of_subnormals_and_clip_by_a_subnormal_factor():
         REF.clip_by_global_norm(g2, max_norm)
         np.testing.assert_allclose(g, g2, rtol=1e-6 if dtype == np.float32 else 1e-12)
         assert (g > 0).all()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("eps", [1e-7, 1e-3])
+def test_adam_special_second_moments_bit_for_bit(arch, eps):
+    # lanes whose v is not a normal positive number skip the float32 AVX-512 loop's
+    # reciprocal estimates: a zero numerator there is returned as is (the weights of a
+    # digit's blank border, m = v = 0), the rest divides exactly. Every lane here is such a
+    # lane, so each path must give the reference's bits, zero signs and NaN included
+    rng = np.random.default_rng(1)
+    n = 16 * 12 + 5                     # whole vectors and a tail for the plain loop
+    vs = np.array([0.0, -0.0, np.inf, np.nan, -1.0, -np.inf], np.float32)
+    ms = np.array([0.0, -0.0, 1e-3, -2e-3], np.float32)
+    p = rng.standard_normal(n).astype(np.float32)
+    p[::7] = -0.0
+    p[3::7] = 0.0
+    m = ms[rng.integers(0, len(ms), n)]
+    v = vs[rng.integers(0, len(vs), n)]
+    g = np.zeros(n, np.float32)
+    got, want = [p.copy(), m.copy(), v.copy()], [p.copy(), m.copy(), v.copy()]
+    with pynn.arch(arch), np.errstate(invalid="ignore", divide="ignore"):
+        C.adam_update(got[0], g, got[1], got[2], 1e-3, epsilon=eps, step=3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        REF.adam_update(want[0], g, want[1], want[2], 1e-3, epsilon=eps, step=3)
+    for a, b in zip(got, want):
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(b)
+        np.testing.assert_array_equal(a[ok].view(np.uint32), b[ok].view(np.uint32))
