@@ -53,10 +53,14 @@ class _Monitor(Callback):
         # the NaN epoch's model, EarlyStopping stopped and ReduceLROnPlateau cut the rate
         # while the monitored value fell)
         if reference is None:
-            reference = math.inf if self.mode == "min" else -math.inf
+            reference = self._no_best()
         if self.mode == "min":
             return value < reference - self.min_delta
         return value > reference + self.min_delta
+
+    def _no_best(self):
+        """The best value before any: +inf (min) or -inf (max), as Keras starts."""
+        return math.inf if self.mode == "min" else -math.inf
 
     def _value(self, logs):
         logs = logs or {}
@@ -182,8 +186,7 @@ class ModelCheckpoint(_Monitor):
             if current is None or not self._better(current, self.best):
                 return
             if self.verbose:
-                best = self.best if self.best is not None else \
-                    (math.inf if self.mode == "min" else -math.inf)
+                best = self.best if self.best is not None else self._no_best()
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {best} to "
                       f"{current:.5f}, saving model to {path}")
             self.best = current
